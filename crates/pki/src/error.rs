@@ -1,0 +1,125 @@
+//! The one error type of the PKI crate.
+//!
+//! Every variant says what went wrong in words an operator can act on, and names the file
+//! or the certificate involved. Variants are `#[non_exhaustive]` so that new checks can be
+//! added without breaking callers.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `mtls-pki`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What we were doing: "reading", "writing", "creating directory", ...
+        action: &'static str,
+        /// The file involved.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+
+    /// A file or a value did not parse: bad PEM, truncated DER, not a certificate.
+    #[error("{what}: {detail}")]
+    Malformed {
+        /// What we were parsing, e.g. "certificate in pki/ca.crt".
+        what: String,
+        /// Why it failed.
+        detail: String,
+    },
+
+    /// A value given by the user is not acceptable (a SAN, a name, a number of days).
+    #[error("{0}")]
+    InvalidInput(String),
+
+    /// `init` found a CA already in place.
+    #[error(
+        "a CA already exists in {0} (use --force to replace it; its certificates will no longer verify)"
+    )]
+    CaExists(PathBuf),
+
+    /// A command that needs a CA found none.
+    #[error("no CA in {0}: run `mtls pki init` first (or pass --dir)")]
+    NoCa(PathBuf),
+
+    /// A private key does not belong to the certificate it is paired with.
+    #[error("the key {key} does not match the certificate {cert}")]
+    KeyMismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+    },
+
+    /// A certificate signing request's self-signature does not verify.
+    #[error("the CSR {0} has a bad signature: it was altered or not signed by the key it holds")]
+    CsrSignature(String),
+
+    /// A name or serial is not in the CA database.
+    #[error("no certificate named {0} in the CA database")]
+    UnknownName(String),
+
+    /// A serial is not in the CA database.
+    #[error("no certificate with serial {0} in the CA database")]
+    UnknownSerial(String),
+
+    /// A name is already used by a valid certificate.
+    #[error("a valid certificate named {0} already exists (revoke it first, or pick another name)")]
+    NameTaken(String),
+
+    /// The certificate is already revoked.
+    #[error("certificate {name} (serial {serial}) is already revoked")]
+    AlreadyRevoked {
+        /// Its name.
+        name: String,
+        /// Its serial, hex.
+        serial: String,
+    },
+
+    /// The CA database has a line we cannot read.
+    #[error("{path}:{line}: {message}")]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// A PKCS#12 file could not be opened with the given password.
+    #[error("wrong password for {0} (the PKCS#12 integrity check failed)")]
+    WrongPassword(String),
+
+    /// Building or reading a PKCS#12 file failed for another reason.
+    #[error("PKCS#12 {0}")]
+    Pkcs12(String),
+
+    /// The certificate generator refused the parameters.
+    #[error("generating {what}: {source}")]
+    Generate {
+        /// What we were generating.
+        what: &'static str,
+        /// rcgen's error.
+        source: rcgen::Error,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn malformed(what: impl Into<String>, detail: impl ToString) -> Self {
+        Error::Malformed {
+            what: what.into(),
+            detail: detail.to_string(),
+        }
+    }
+
+    pub(crate) fn generate(what: &'static str) -> impl FnOnce(rcgen::Error) -> Self {
+        move |source| Error::Generate { what, source }
+    }
+}

@@ -1,0 +1,38 @@
+//! `mtls-pki`: the certificate authority behind `mtls pki`.
+//!
+//! Everything a mutual-TLS deployment needs from a PKI, without a page of openssl commands
+//! (seed 001: private key -> CSR -> the CA signs it -> certificate; seed 003: .p12 for
+//! Java and browsers):
+//!
+//! ```text
+//!   key ──► csr ──► ca::Ca::sign_csr ─┐
+//!                                     ├─► certs/NAME.crt + chain ─► p12::export ─► NAME.p12
+//!   ca::Ca::issue (key made here) ────┘          │
+//!                                                ▼
+//!             ca::Ca::revoke ─► db (index.txt) ─► CRL (crl.pem)
+//!
+//!   show::describe(any file) ──► what it is, for humans or JSON
+//!   verify::verify(cert, roots, crls, purpose, name, time) ──► ok, or the precise reason
+//! ```
+//!
+//! This crate knows nothing of sockets: the `tls` crate turns its files into rustls
+//! configurations. Certificates are made with rcgen and read with x509-parser; signatures
+//! are checked with aws-lc-rs (through x509-parser's `verify-aws`).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod ca;
+pub mod db;
+pub mod error;
+pub mod fs;
+pub mod key;
+pub mod names;
+pub mod pem;
+pub mod show;
+
+pub use ca::{Ca, InitOptions, IssueRequest, Issued, LeafOptions, RevokeTarget, SignRequest};
+pub use db::{Entry, Profile, Reason, Status};
+pub use error::{Error, Result};
+pub use key::KeyType;
+pub use names::{San, Subject};
