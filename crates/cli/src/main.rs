@@ -1,1 +1,42 @@
-fn main() {}
+//! `mtls`: mutual TLS end to end, in one binary.
+//!
+//! This file only parses the command line and maps errors to exit codes; every command's
+//! logic lives in a library crate (`mtls-pki`, and later `mtls-gateway`, `mtls-client`,
+//! `mtls-inspect`). Exit codes: 0 success, 1 failure (including "certificate not valid"
+//! from `pki verify`), 2 bad usage.
+
+#![forbid(unsafe_code)]
+
+mod pki;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Mutual TLS end to end: certificates, gateway, client, dissector, load generator.
+#[derive(Debug, Parser)]
+#[command(name = "mtls", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Certificate authority: keys, CSRs, signing, revocation, CRLs, PKCS#12.
+    Pki(pki::PkiArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Pki(args) => pki::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

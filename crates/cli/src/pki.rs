@@ -1,0 +1,528 @@
+//! `mtls pki ...`: flags in, validated requests to `mtls-pki` out, results printed as text
+//! or `--json`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use mtls_pki::ca::{self, Ca, InitOptions, IssueRequest, LeafOptions, RevokeTarget, SignRequest};
+use mtls_pki::db::{Entry, Profile, Reason, Status};
+use mtls_pki::fs::{self as pkifs, Mode};
+use mtls_pki::{KeyType, San, Subject};
+
+/// Flags shared by every `mtls pki` command.
+#[derive(Debug, Args)]
+pub struct PkiArgs {
+    /// The CA directory.
+    #[arg(long, global = true, default_value = "pki", value_name = "DIR")]
+    dir: PathBuf,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: PkiCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum PkiCommand {
+    /// Create a root CA (and optionally an intermediate that signs every leaf).
+    Init {
+        /// The CA's common name.
+        #[arg(long, default_value = "mtls CA")]
+        cn: String,
+        /// Key type: p256, p384, ed25519, rsa2048, rsa3072, rsa4096.
+        #[arg(long, default_value = "p256")]
+        key_type: KeyType,
+        /// Lifetime of the root, in days.
+        #[arg(long, default_value_t = ca::DEFAULT_CA_DAYS)]
+        days: u32,
+        /// Also create an intermediate CA that signs all leaves (chains then include it).
+        #[arg(long)]
+        intermediate: bool,
+        /// Replace an existing CA (everything it issued stops verifying).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a key and certificate: `issue server NAME --san ...` or `issue client NAME`.
+    Issue {
+        /// server (serverAuth) or client (clientAuth).
+        profile: ProfileArg,
+        /// Short name: files are certs/NAME.crt and private/NAME.key.
+        name: String,
+        #[command(flatten)]
+        subject: SubjectArgs,
+        /// Subject alternative name: host, IP, dns:X, ip:X, email:X, uri:X (repeatable).
+        #[arg(long = "san", value_name = "SAN")]
+        sans: Vec<San>,
+        /// Key type: p256, p384, ed25519, rsa2048, rsa3072, rsa4096.
+        #[arg(long, default_value = "p256")]
+        key_type: KeyType,
+        #[command(flatten)]
+        leaf: LeafArgs,
+        /// Issue even if a valid certificate already has this name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make a private key and a certificate signing request (the requester's side).
+    Csr {
+        /// Writes NAME.key and NAME.csr.
+        name: String,
+        #[command(flatten)]
+        subject: SubjectArgs,
+        /// Subject alternative name to request (repeatable).
+        #[arg(long = "san", value_name = "SAN")]
+        sans: Vec<San>,
+        /// Key type.
+        #[arg(long, default_value = "p256")]
+        key_type: KeyType,
+        /// Directory to write NAME.key and NAME.csr into.
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+        /// Overwrite an existing NAME.key.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Sign a certificate signing request (from `mtls pki csr`, `openssl req`, keytool...).
+    Sign {
+        /// The CSR file (PEM or DER).
+        csr: PathBuf,
+        /// server or client.
+        #[arg(long)]
+        profile: ProfileArg,
+        /// Name in the CA database (default: the CSR file name without extension).
+        #[arg(long)]
+        name: Option<String>,
+        /// Extra subject alternative names to add to the requested ones.
+        #[arg(long = "san", value_name = "SAN")]
+        sans: Vec<San>,
+        #[command(flatten)]
+        leaf: LeafArgs,
+        /// Also write the certificate here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Sign even if a valid certificate already has this name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Revoke a certificate by name or serial and publish a new CRL.
+    Revoke {
+        /// The certificate's name.
+        #[arg(required_unless_present = "serial", conflicts_with = "serial")]
+        name: Option<String>,
+        /// The certificate's serial number (hex).
+        #[arg(long)]
+        serial: Option<String>,
+        /// keyCompromise, CACompromise, affiliationChanged, superseded, cessationOfOperation,
+        /// certificateHold, privilegeWithdrawn, unspecified.
+        #[arg(long, default_value = "unspecified")]
+        reason: Reason,
+    },
+    /// Publish a new CRL (its CRL number goes up by one each time).
+    Crl {
+        /// Time until nextUpdate, e.g. 7d, 12h, 30d.
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        next_update: std::time::Duration,
+    },
+    /// List every certificate the CA issued, with status and time to expiry.
+    List,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ProfileArg {
+    Server,
+    Client,
+}
+
+impl From<ProfileArg> for Profile {
+    fn from(p: ProfileArg) -> Profile {
+        match p {
+            ProfileArg::Server => Profile::Server,
+            ProfileArg::Client => Profile::Client,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct SubjectArgs {
+    /// Common name (default: the NAME).
+    #[arg(long)]
+    cn: Option<String>,
+    /// Organization (O).
+    #[arg(long)]
+    org: Option<String>,
+    /// Organizational unit (OU).
+    #[arg(long)]
+    ou: Option<String>,
+}
+
+impl SubjectArgs {
+    fn subject(&self, name: &str) -> Subject {
+        Subject {
+            common_name: self.cn.clone().unwrap_or_else(|| name.to_owned()),
+            organization: self.org.clone(),
+            organizational_unit: self.ou.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct LeafArgs {
+    /// Lifetime in days (default 397 for servers, 365 for clients).
+    #[arg(long)]
+    days: Option<u32>,
+    /// CRL distribution point URL to put in the certificate (repeatable).
+    #[arg(long = "crl-url", value_name = "URL")]
+    crl_urls: Vec<String>,
+    /// OCSP responder URL to put in the certificate.
+    #[arg(long = "ocsp-url", value_name = "URL")]
+    ocsp_url: Option<String>,
+}
+
+impl LeafArgs {
+    fn options(&self, profile: ProfileArg) -> LeafOptions {
+        LeafOptions {
+            profile: profile.into(),
+            days: self.days,
+            crl_urls: self.crl_urls.clone(),
+            ocsp_url: self.ocsp_url.clone(),
+        }
+    }
+}
+
+/// Run one `mtls pki` command.
+pub fn run(args: PkiArgs) -> Result<ExitCode> {
+    let dir = args.dir.as_path();
+    let json = args.json;
+    match args.command {
+        PkiCommand::Init {
+            cn,
+            key_type,
+            days,
+            intermediate,
+            force,
+        } => {
+            let options = InitOptions {
+                common_name: cn,
+                key_type,
+                days,
+                intermediate,
+                force,
+            };
+            let ca = Ca::init(dir, &options)
+                .with_context(|| format!("creating a CA in {}", dir.display()))?;
+            let layout = ca.layout();
+            let report = InitReport {
+                dir: dir.to_path_buf(),
+                ca_cert: layout.ca_cert(),
+                ca_key: layout.ca_key(),
+                intermediate: intermediate.then(|| layout.intermediate_cert()),
+                crl: layout.crl(),
+                key_type,
+                days,
+            };
+            emit(json, &report, || {
+                let mut s = format!(
+                    "Created CA {:?} ({}, {} days) in {}\n  certificate:  {}\n  key:          {} (0600)\n",
+                    options.common_name,
+                    key_type,
+                    days,
+                    dir.display(),
+                    report.ca_cert.display(),
+                    report.ca_key.display()
+                );
+                if let Some(i) = &report.intermediate {
+                    s += &format!("  intermediate: {} (signs every leaf)\n", i.display());
+                }
+                s += &format!(
+                    "  CRL:          {}\nNext: mtls pki issue server localhost --san 127.0.0.1 --dir {}\n",
+                    report.crl.display(),
+                    dir.display()
+                );
+                s
+            })
+        }
+        PkiCommand::Issue {
+            profile,
+            name,
+            subject,
+            sans,
+            key_type,
+            leaf,
+            force,
+        } => {
+            let mut ca = open(dir)?;
+            let request = IssueRequest {
+                subject: subject.subject(&name),
+                name,
+                sans,
+                key_type,
+                leaf: leaf.options(profile),
+                force,
+            };
+            let issued = ca.issue(&request).with_context(|| {
+                format!(
+                    "issuing {} certificate {}",
+                    profile_word(profile),
+                    request.name
+                )
+            })?;
+            emit(json, &issued, || issued_text(&issued))
+        }
+        PkiCommand::Csr {
+            name,
+            subject,
+            sans,
+            key_type,
+            out_dir,
+            force,
+        } => {
+            mtls_pki::names::check_name(&name)?;
+            let key_path = out_dir.join(format!("{name}.key"));
+            let csr_path = out_dir.join(format!("{name}.csr"));
+            if key_path.exists() && !force {
+                bail!(
+                    "{} already exists; it may be the only copy of a key in use (use --force to replace it)",
+                    key_path.display()
+                );
+            }
+            let subject = subject.subject(&name);
+            let (key, csr) = ca::make_csr(&subject, &sans, key_type)?;
+            pkifs::create_dir(&out_dir, Mode::Public)?;
+            pkifs::write_atomic(&key_path, key.serialize_pem().as_bytes(), Mode::Secret)?;
+            pkifs::write_atomic(&csr_path, csr.as_bytes(), Mode::Public)?;
+            let report = CsrReport {
+                key: key_path,
+                csr: csr_path,
+                subject: format!("CN={}", subject.common_name),
+                sans: sans.iter().map(ToString::to_string).collect(),
+                key_type,
+            };
+            emit(json, &report, || {
+                format!(
+                    "Wrote {} (0600) and {}\nSend the CSR to the CA: mtls pki sign {} --profile server|client\n",
+                    report.key.display(),
+                    report.csr.display(),
+                    report.csr.display()
+                )
+            })
+        }
+        PkiCommand::Sign {
+            csr,
+            profile,
+            name,
+            sans,
+            leaf,
+            out,
+            force,
+        } => {
+            let name = match name {
+                Some(n) => n,
+                None => csr
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .context("the CSR path has no file name; pass --name")?,
+            };
+            let data = pkifs::read(&csr)?;
+            let mut ca = open(dir)?;
+            let request = SignRequest {
+                name,
+                extra_sans: sans,
+                leaf: leaf.options(profile),
+                out,
+                force,
+            };
+            let issued = ca
+                .sign_csr(&data, &csr.display().to_string(), &request)
+                .with_context(|| format!("signing {}", csr.display()))?;
+            emit(json, &issued, || issued_text(&issued))
+        }
+        PkiCommand::Revoke {
+            name,
+            serial,
+            reason,
+        } => {
+            let target = match (name, serial) {
+                (_, Some(s)) => RevokeTarget::Serial(s),
+                (Some(n), None) => RevokeTarget::Name(n),
+                (None, None) => bail!("name the certificate to revoke, or pass --serial"),
+            };
+            let mut ca = open(dir)?;
+            let (entry, crl) = ca.revoke(&target, reason)?;
+            #[derive(Serialize)]
+            struct Report<'a> {
+                revoked: &'a Entry,
+                crl: &'a ca::CrlInfo,
+            }
+            emit(
+                json,
+                &Report {
+                    revoked: &entry,
+                    crl: &crl,
+                },
+                || {
+                    format!(
+                        "Revoked {} (serial {}, {}) for {}\nPublished {} (CRL number {}, {} revoked)\n",
+                        entry.name,
+                        entry.serial,
+                        entry.subject,
+                        reason,
+                        crl.path.display(),
+                        crl.number,
+                        crl.revoked
+                    )
+                },
+            )
+        }
+        PkiCommand::Crl { next_update } => {
+            let mut ca = open(dir)?;
+            let crl = ca.write_crl(next_update)?;
+            emit(json, &crl, || {
+                format!(
+                    "Published {} (CRL number {}, {} revoked, next update {})\n",
+                    crl.path.display(),
+                    crl.number,
+                    crl.revoked,
+                    mtls_pki::db::rfc3339(crl.next_update)
+                )
+            })
+        }
+        PkiCommand::List => {
+            let ca = open(dir)?;
+            let now = OffsetDateTime::now_utc();
+            let rows: Vec<ListRow> = ca
+                .database()?
+                .entries
+                .into_iter()
+                .map(|entry| ListRow {
+                    status: entry.status(now),
+                    days_left: (entry.not_after - now).whole_days(),
+                    entry,
+                })
+                .collect();
+            emit(json, &rows, || list_text(&rows, now))
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct InitReport {
+    dir: PathBuf,
+    ca_cert: PathBuf,
+    ca_key: PathBuf,
+    intermediate: Option<PathBuf>,
+    crl: PathBuf,
+    key_type: KeyType,
+    days: u32,
+}
+
+#[derive(Serialize)]
+struct CsrReport {
+    key: PathBuf,
+    csr: PathBuf,
+    subject: String,
+    sans: Vec<String>,
+    key_type: KeyType,
+}
+
+#[derive(Serialize)]
+struct ListRow {
+    #[serde(flatten)]
+    entry: Entry,
+    status: Status,
+    days_left: i64,
+}
+
+fn open(dir: &Path) -> Result<Ca> {
+    Ok(Ca::open(dir)?)
+}
+
+fn profile_word(p: ProfileArg) -> &'static str {
+    match p {
+        ProfileArg::Server => "server",
+        ProfileArg::Client => "client",
+    }
+}
+
+fn issued_text(issued: &ca::Issued) -> String {
+    let e = &issued.entry;
+    let mut s = format!(
+        "Issued {} certificate {}\n  subject:  {}\n  serial:   {}\n  expires:  {}\n",
+        e.profile,
+        e.name,
+        e.subject,
+        e.serial,
+        mtls_pki::db::rfc3339(e.not_after)
+    );
+    if issued.lifetime_clamped {
+        s += "            (cut short to end with the issuing CA)\n";
+    }
+    if !issued.sans.is_empty() {
+        s += &format!("  SANs:     {}\n", issued.sans.join(", "));
+    }
+    s += &format!(
+        "  cert:     {}\n  chain:    {}\n",
+        issued.cert.display(),
+        issued.chain.display()
+    );
+    if let Some(key) = &issued.key {
+        s += &format!("  key:      {} (0600)\n", key.display());
+    }
+    s
+}
+
+fn list_text(rows: &[ListRow], now: OffsetDateTime) -> String {
+    if rows.is_empty() {
+        return "No certificates issued yet (mtls pki issue server|client NAME).\n".into();
+    }
+    let width = rows
+        .iter()
+        .map(|r| r.entry.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut s = format!(
+        "{:<width$}  {:<7}  {:<8}  {:<32}  {}\n",
+        "NAME", "PROFILE", "STATUS", "SERIAL", "EXPIRY"
+    );
+    for r in rows {
+        let expiry = match r.status {
+            Status::Revoked => r
+                .entry
+                .revoked
+                .map(|rv| format!("revoked {} ({})", mtls_pki::db::rfc3339(rv.at), rv.reason))
+                .unwrap_or_default(),
+            Status::Expired => format!(
+                "expired {} days ago",
+                (now - r.entry.not_after).whole_days()
+            ),
+            Status::Valid => format!("expires in {} days", r.days_left),
+        };
+        let status = match r.status {
+            Status::Valid => "valid",
+            Status::Expired => "expired",
+            Status::Revoked => "revoked",
+        };
+        s += &format!(
+            "{:<width$}  {:<7}  {:<8}  {:<32}  {}\n",
+            r.entry.name, r.entry.profile, status, r.entry.serial, expiry
+        );
+    }
+    s
+}
+
+fn emit<T: Serialize + ?Sized>(
+    json: bool,
+    value: &T,
+    text: impl FnOnce() -> String,
+) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", text());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,286 @@
+//! What `mtls pki` makes must be accepted by the real tools: openssl, keytool, Python.
+
+use mtls_test_support::{run_peer, text};
+
+use crate::util::Work;
+
+fn openssl_verify(w: &Work, args: &[&str]) -> (bool, String) {
+    let out = run_peer("openssl", &[&["verify"], args].concat(), w.path());
+    (out.status.success(), text(&out))
+}
+
+#[test]
+fn openssl_verify_accepts_our_chains_with_the_right_purpose() {
+    for intermediate in [false, true] {
+        let w = Work::new();
+        let mut init = vec!["pki", "init"];
+        if intermediate {
+            init.push("--intermediate");
+        }
+        w.ok(&init);
+        w.ok(&[
+            "pki",
+            "issue",
+            "server",
+            "api",
+            "--san",
+            "api.local",
+            "--san",
+            "127.0.0.1",
+        ]);
+        w.ok(&["pki", "issue", "client", "alice"]);
+        let untrusted: Vec<&str> = if intermediate {
+            vec!["-untrusted", "pki/intermediate.crt"]
+        } else {
+            vec![]
+        };
+        let v = |purpose: &str, cert: &str| {
+            openssl_verify(
+                &w,
+                &[
+                    &["-CAfile", "pki/ca.crt", "-purpose", purpose],
+                    &untrusted[..],
+                    &[cert],
+                ]
+                .concat(),
+            )
+        };
+        let (ok, out) = v("sslserver", "pki/certs/api.crt");
+        assert!(ok, "intermediate={intermediate}: {out}");
+        let (ok, out) = v("sslclient", "pki/certs/alice.crt");
+        assert!(ok, "intermediate={intermediate}: {out}");
+        // And the wrong purpose is refused by openssl too: our EKUs are right.
+        let (ok, out) = v("sslclient", "pki/certs/api.crt");
+        assert!(
+            !ok && out.contains("unsuitable certificate purpose"),
+            "{out}"
+        );
+        // The chain file verifies against the root alone.
+        if intermediate {
+            let (ok, out) = openssl_verify(
+                &w,
+                &[
+                    "-CAfile",
+                    "pki/ca.crt",
+                    "-untrusted",
+                    "pki/certs/api.chain.pem",
+                    "pki/certs/api.crt",
+                ],
+            );
+            assert!(ok, "{out}");
+        }
+    }
+}
+
+#[test]
+fn openssl_sees_revocation_in_our_crl() {
+    for intermediate in [false, true] {
+        let w = Work::new();
+        let mut init = vec!["pki", "init"];
+        if intermediate {
+            init.push("--intermediate");
+        }
+        w.ok(&init);
+        w.ok(&["pki", "issue", "client", "alice"]);
+        w.ok(&["pki", "issue", "client", "bob"]);
+        w.ok(&["pki", "revoke", "alice", "--reason", "keyCompromise"]);
+        let untrusted: Vec<&str> = if intermediate {
+            vec!["-untrusted", "pki/intermediate.crt"]
+        } else {
+            vec![]
+        };
+        let v = |cert: &str| {
+            openssl_verify(
+                &w,
+                &[
+                    &[
+                        "-crl_check",
+                        "-CAfile",
+                        "pki/ca.crt",
+                        "-CRLfile",
+                        "pki/crl.pem",
+                    ],
+                    &untrusted[..],
+                    &[cert],
+                ]
+                .concat(),
+            )
+        };
+        let (ok, out) = v("pki/certs/alice.crt");
+        assert!(!ok && out.contains("certificate revoked"), "{out}");
+        let (ok, out) = v("pki/certs/bob.crt");
+        assert!(ok, "{out}");
+        let crl = run_peer(
+            "openssl",
+            &["crl", "-in", "pki/crl.pem", "-noout", "-text"],
+            w.path(),
+        );
+        let crl = text(&crl);
+        assert!(
+            crl.contains("Key Compromise") && crl.contains("X509v3 CRL Number"),
+            "{crl}"
+        );
+    }
+}
+
+#[test]
+fn openssl_req_csrs_are_signed() {
+    let w = Work::new();
+    w.ok(&["pki", "init"]);
+    // An EC and an RSA request, with the extension requests openssl adds (SAN, SKI).
+    for (name, newkey) in [
+        (
+            "ec-web",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"][..],
+        ),
+        ("rsa-web", &["-newkey", "rsa:2048"][..]),
+    ] {
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let args = [
+            &["req", "-new", "-nodes"][..],
+            newkey,
+            &[
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                "/C=CN/ST=Zhejiang/O=Example Ltd/OU=Ops/CN=web.example.com",
+                "-addext",
+                "subjectAltName=DNS:web.example.com,DNS:*.web.example.com,IP:10.1.2.3",
+                "-addext",
+                "subjectKeyIdentifier=hash",
+                "-addext",
+                "keyUsage=critical,digitalSignature,keyEncipherment",
+            ],
+        ]
+        .concat();
+        let out = run_peer("openssl", &args, w.path());
+        assert!(out.status.success(), "{}", text(&out));
+        let signed = w.json(&["pki", "sign", &csr, "--profile", "server"]);
+        assert_eq!(
+            signed["sans"],
+            serde_json::json!([
+                "DNS:web.example.com",
+                "DNS:*.web.example.com",
+                "IP:10.1.2.3"
+            ])
+        );
+        let crt = format!("pki/certs/{name}.crt");
+        let (ok, out) = openssl_verify(
+            &w,
+            &["-CAfile", "pki/ca.crt", "-purpose", "sslserver", &crt],
+        );
+        assert!(ok, "{out}");
+        let shown = text(&run_peer(
+            "openssl",
+            &[
+                "x509",
+                "-in",
+                &crt,
+                "-noout",
+                "-subject",
+                "-ext",
+                "extendedKeyUsage",
+            ],
+            w.path(),
+        ));
+        assert!(
+            shown.contains("O = Example Ltd") && shown.contains("CN = web.example.com"),
+            "{shown}"
+        );
+        assert!(shown.contains("TLS Web Server Authentication"), "{shown}");
+        // The certificate carries the requester's public key.
+        let pub_cert = run_peer(
+            "openssl",
+            &["x509", "-in", &crt, "-noout", "-pubkey"],
+            w.path(),
+        );
+        let pub_key = run_peer("openssl", &["pkey", "-in", &key, "-pubout"], w.path());
+        assert_eq!(pub_cert.stdout, pub_key.stdout);
+    }
+}
+
+#[test]
+fn a_csr_with_a_bad_signature_is_refused() {
+    let w = Work::new();
+    w.ok(&["pki", "init"]);
+    let out = run_peer(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "good.der",
+            "-outform",
+            "DER",
+            "-subj",
+            "/CN=honest-client",
+        ],
+        w.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // Change the subject after signing: still a well-formed CSR, but the signature is wrong.
+    let mut der = w.read("good.der");
+    let at = der.windows(6).position(|x| x == b"honest").unwrap();
+    der[at..at + 6].copy_from_slice(b"forged");
+    w.write("forged.der", &der);
+    let err = w.fails(&["pki", "sign", "forged.der", "--profile", "client"]);
+    assert!(err.contains("bad signature"), "{err}");
+    assert!(!w.join("pki/certs/forged.crt").exists());
+    // The untouched DER request is fine.
+    w.ok(&["pki", "sign", "good.der", "--profile", "client"]);
+}
+
+#[test]
+fn python_ssl_completes_a_mutual_tls_handshake_with_our_certificates() {
+    for intermediate in [false, true] {
+        let w = Work::new();
+        let mut init = vec!["pki", "init"];
+        if intermediate {
+            init.push("--intermediate");
+        }
+        w.ok(&init);
+        w.ok(&[
+            "pki",
+            "issue",
+            "server",
+            "localhost",
+            "--san",
+            "localhost",
+            "--san",
+            "127.0.0.1",
+        ]);
+        w.ok(&[
+            "pki", "issue", "client", "alice", "--org", "Example", "--ou", "Payments",
+        ]);
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/python_mtls.py");
+        let out = run_peer(
+            "python3",
+            &[
+                script,
+                "pki/ca.crt",
+                "pki/certs/localhost.chain.pem",
+                "pki/private/localhost.key",
+                "pki/certs/alice.chain.pem",
+                "pki/private/alice.key",
+            ],
+            w.path(),
+        );
+        let out = text(&out);
+        assert!(
+            out.contains("server saw client: CN=alice, O=Example, OU=Payments"),
+            "{out}"
+        );
+        assert!(out.contains("client saw server: CN=localhost"), "{out}");
+        assert!(out.contains("reply: hello over mutual TLS"), "{out}");
+    }
+}

@@ -1,0 +1,231 @@
+//! `mtls pki` through the binary: files, permissions, exit codes and error messages.
+
+use crate::util::{Work, mode};
+
+#[test]
+fn init_issue_list_revoke_crl() {
+    let w = Work::new();
+    let init = w.json(&["pki", "init", "--intermediate", "--cn", "Acme CA"]);
+    assert_eq!(init["key_type"], "p256");
+    for f in [
+        "pki/ca.crt",
+        "pki/intermediate.crt",
+        "pki/crl.pem",
+        "pki/index.txt",
+    ] {
+        assert!(w.join(f).is_file(), "{f} missing");
+    }
+    assert_eq!(mode(&w.join("pki/ca.key")), 0o600);
+    assert_eq!(mode(&w.join("pki/intermediate.key")), 0o600);
+
+    let server = w.json(&[
+        "pki",
+        "issue",
+        "server",
+        "api",
+        "--san",
+        "api.local",
+        "--san",
+        "10.0.0.5",
+    ]);
+    assert_eq!(
+        server["sans"],
+        serde_json::json!(["DNS:api.local", "IP:10.0.0.5"])
+    );
+    assert_eq!(mode(&w.join("pki/private/api.key")), 0o600);
+    assert_eq!(mode(&w.join("pki/private")), 0o700);
+    let chain = String::from_utf8(w.read("pki/certs/api.chain.pem")).unwrap();
+    assert_eq!(
+        chain.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "leaf + intermediate"
+    );
+
+    let alice = w.json(&[
+        "pki",
+        "issue",
+        "client",
+        "alice",
+        "--san",
+        "email:alice@example.com",
+    ]);
+    let serial = alice["entry"]["serial"].as_str().unwrap().to_owned();
+    assert_eq!(serial.len(), 32, "128-bit serial: {serial}");
+
+    let list = w.json(&["pki", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list[1]["status"], "valid");
+    assert!(list[1]["days_left"].as_i64().unwrap() >= 364);
+
+    // The same name cannot be issued twice while the first is valid.
+    let err = w.fails(&["pki", "issue", "client", "alice"]);
+    assert!(err.contains("already exists"), "{err}");
+
+    let revoked = w.json(&["pki", "revoke", "alice", "--reason", "keyCompromise"]);
+    assert_eq!(revoked["revoked"]["revoked"]["reason"], "keyCompromise");
+    assert_eq!(revoked["crl"]["revoked"], 1);
+    let first = revoked["crl"]["number"].as_u64().unwrap();
+    let crl = w.json(&["pki", "crl", "--next-update", "2d"]);
+    assert_eq!(
+        crl["number"].as_u64().unwrap(),
+        first + 1,
+        "CRL number increases"
+    );
+
+    let list = w.json(&["pki", "list"]);
+    assert_eq!(list[1]["status"], "revoked");
+    let text = w.ok(&["pki", "list"]);
+    assert!(
+        text.contains("revoked") && text.contains("keyCompromise"),
+        "{text}"
+    );
+    let index = String::from_utf8(w.read("pki/index.txt")).unwrap();
+    assert!(
+        index.contains(&format!("keyCompromise\t{serial}\tclient\talice")),
+        "{index}"
+    );
+
+    // Revoked names can be issued again; revoking twice is refused.
+    w.ok(&["pki", "issue", "client", "alice"]);
+    let err = w.fails(&["pki", "revoke", "--serial", &serial]);
+    assert!(err.contains("already revoked"), "{err}");
+}
+
+#[test]
+fn init_refuses_to_replace_a_ca_without_force() {
+    let w = Work::new();
+    w.ok(&["pki", "init"]);
+    let before = w.read("pki/ca.crt");
+    let err = w.fails(&["pki", "init"]);
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(w.read("pki/ca.crt"), before, "the old CA is untouched");
+    w.ok(&["pki", "init", "--force", "--key-type", "p384"]);
+    assert_ne!(w.read("pki/ca.crt"), before);
+}
+
+#[test]
+fn every_key_type_makes_a_working_ca() {
+    for key_type in ["p384", "ed25519", "rsa2048"] {
+        let w = Work::new();
+        w.ok(&["pki", "init", "--key-type", key_type]);
+        w.ok(&[
+            "pki",
+            "issue",
+            "server",
+            "localhost",
+            "--key-type",
+            key_type,
+        ]);
+        let list = w.json(&["pki", "list"]);
+        assert_eq!(list[0]["subject"], "CN=localhost", "{key_type}");
+    }
+}
+
+#[test]
+fn csr_then_sign() {
+    let w = Work::new();
+    w.ok(&["pki", "init"]);
+    let out = w.json(&[
+        "pki",
+        "csr",
+        "web",
+        "--cn",
+        "web.internal",
+        "--san",
+        "web.internal",
+        "--out-dir",
+        "req",
+    ]);
+    assert_eq!(out["csr"], "req/web.csr");
+    assert_eq!(mode(&w.join("req/web.key")), 0o600);
+    // A second csr would overwrite the key: refused.
+    let err = w.fails(&["pki", "csr", "web", "--out-dir", "req"]);
+    assert!(err.contains("--force"), "{err}");
+
+    let signed = w.json(&[
+        "pki",
+        "sign",
+        "req/web.csr",
+        "--profile",
+        "server",
+        "--out",
+        "req/web.crt",
+        "--days",
+        "30",
+    ]);
+    assert_eq!(signed["entry"]["name"], "web");
+    assert_eq!(signed["entry"]["subject"], "CN=web.internal");
+    assert_eq!(signed["sans"], serde_json::json!(["DNS:web.internal"]));
+    assert!(w.join("req/web.crt").is_file());
+    assert!(signed["key"].is_null(), "the CA never had this key");
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let w = Work::new();
+    w.ok(&["pki", "init"]);
+    w.ok(&["pki", "issue", "client", "alice"]);
+    let before = w.snapshot();
+
+    // Garbage and truncated CSRs.
+    w.write("garbage.csr", b"this is not a CSR");
+    let err = w.fails(&["pki", "sign", "garbage.csr", "--profile", "client"]);
+    assert!(err.contains("garbage.csr"), "{err}");
+    let csr = w.ok(&["pki", "csr", "bob", "--out-dir", "req"]);
+    assert!(csr.contains("bob.csr"));
+    let text = String::from_utf8(w.read("req/bob.csr")).unwrap();
+    w.write("truncated.csr", &text[..text.len() / 2]);
+    let err = w.fails(&["pki", "sign", "truncated.csr", "--profile", "client"]);
+    assert!(err.contains("truncated"), "{err}");
+
+    // Unknown names and serials.
+    let err = w.fails(&["pki", "revoke", "nobody"]);
+    assert!(err.contains("no certificate named nobody"), "{err}");
+    let err = w.fails(&["pki", "revoke", "--serial", "0BADC0DE"]);
+    assert!(err.contains("0BADC0DE"), "{err}");
+
+    // Names that are paths, SANs that are not names.
+    let err = w.fails(&["pki", "issue", "client", "../escape"]);
+    assert!(err.contains("invalid name"), "{err}");
+    let bad_san = w.mtls(&["pki", "issue", "server", "x", "--san", "ip:999.1.1.1"]);
+    assert_eq!(
+        bad_san.status.code(),
+        Some(2),
+        "bad flag values are usage errors"
+    );
+
+    let after: Vec<_> = w
+        .snapshot()
+        .into_iter()
+        .filter(|(p, _)| {
+            !p.starts_with(w.join("req"))
+                && !p.ends_with("garbage.csr")
+                && !p.ends_with("truncated.csr")
+        })
+        .collect();
+    assert_eq!(
+        before, after,
+        "failed commands left the CA directory as it was"
+    );
+}
+
+#[test]
+fn a_ca_key_that_does_not_match_is_refused() {
+    let w = Work::new();
+    w.ok(&["pki", "init"]);
+    w.ok(&["pki", "csr", "other", "--out-dir", "."]);
+    std::fs::copy(w.join("other.key"), w.join("pki/ca.key")).unwrap();
+    let err = w.fails(&["pki", "issue", "client", "alice"]);
+    assert!(err.contains("does not match"), "{err}");
+    assert!(!w.join("pki/certs/alice.crt").exists());
+}
+
+#[test]
+fn missing_ca_says_how_to_make_one() {
+    let w = Work::new();
+    let err = w.fails(&["pki", "list", "--dir", "nowhere"]);
+    assert!(err.contains("mtls pki init"), "{err}");
+}

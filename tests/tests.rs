@@ -1,0 +1,10 @@
+//! End-to-end tests of the `mtls` binary: one test binary, helpers in `util`.
+//!
+//! `pki` drives the CLI and checks files, exit codes and messages; `interop_pki` proves
+//! that what we make is accepted by the real tools (openssl, keytool, Python's ssl).
+
+#![allow(clippy::unwrap_used)]
+
+mod interop_pki;
+mod pki;
+mod util;
