@@ -28,6 +28,7 @@ pub mod error;
 pub mod fs;
 pub mod key;
 pub mod names;
+pub mod p12;
 pub mod pem;
 pub mod show;
 
