@@ -1,6 +1,407 @@
-//! Describing certificates, chains, CSRs, CRLs, keys and PKCS#12 files for people.
+//! `mtls pki show`: what is in this file? Certificates, chains, CSRs, CRLs, keys and
+//! PKCS#12 bundles, PEM or DER, described for people (like `openssl x509 -text`, minus
+//! the ASN.1 noise, plus "expires in 364 days") or as JSON.
+//!
+//! Private key material is never printed: a key is described by its algorithm, size and
+//! the SHA-256 of its public half, which is what you compare with a certificate.
 
-use x509_parser::prelude::{GeneralName, X509Certificate};
+use std::fmt;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use x509_parser::prelude::{
+    DistributionPointName, FromDer, GeneralName, ParsedExtension, X509Certificate,
+    X509CertificationRequest,
+};
+use x509_parser::public_key::PublicKey;
+use x509_parser::revocation_list::CertificateRevocationList;
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+use crate::db::{Reason, rfc3339};
+use crate::error::{Error, Result};
+use crate::{names, p12, pem};
+
+/// One thing found in a file.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Object {
+    /// An X.509 certificate.
+    Certificate(CertInfo),
+    /// A PKCS#10 certificate signing request.
+    Csr(CsrInfo),
+    /// A certificate revocation list.
+    Crl(CrlInfo),
+    /// A private key (described, never printed).
+    PrivateKey(KeyInfo),
+    /// A PKCS#12 bundle.
+    Pkcs12(P12Info),
+}
+
+/// A certificate, described.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertInfo {
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Serial, upper-case hex.
+    pub serial: String,
+    /// notBefore.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    /// notAfter.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// "expires in 364 days", "expired 3 days ago", "not valid for 2 more days".
+    pub validity: String,
+    /// Whole days until notAfter (negative once expired).
+    pub days_left: i64,
+    /// SANs in openssl's spelling.
+    pub subject_alt_names: Vec<String>,
+    /// "ECDSA P-256", "RSA 2048", "Ed25519".
+    pub key: String,
+    /// Signature algorithm, openssl's name.
+    pub signature_algorithm: String,
+    /// basicConstraints CA flag.
+    pub is_ca: bool,
+    /// pathLenConstraint, if any.
+    pub path_len: Option<u32>,
+    /// Key usage bits, openssl's names.
+    pub key_usage: Vec<String>,
+    /// Extended key usages, openssl's short names.
+    pub extended_key_usage: Vec<String>,
+    /// subjectKeyIdentifier, colon hex.
+    pub subject_key_id: Option<String>,
+    /// authorityKeyIdentifier, colon hex.
+    pub authority_key_id: Option<String>,
+    /// CRL distribution point URLs.
+    pub crl_distribution_points: Vec<String>,
+    /// OCSP responder URLs.
+    pub ocsp_urls: Vec<String>,
+    /// SHA-256 of the DER, colon hex.
+    pub fingerprint_sha256: String,
+    /// SHA-1 of the DER, colon hex (what Windows and keytool show).
+    pub fingerprint_sha1: String,
+    /// Subject equals issuer.
+    pub self_signed: bool,
+}
+
+/// A CSR, described.
+#[derive(Debug, Clone, Serialize)]
+pub struct CsrInfo {
+    /// Requested subject.
+    pub subject: String,
+    /// Requested SANs.
+    pub subject_alt_names: Vec<String>,
+    /// Key algorithm.
+    pub key: String,
+    /// Whether the self-signature verifies.
+    pub signature_valid: bool,
+}
+
+/// A CRL, described.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrlInfo {
+    /// Issuer DN.
+    pub issuer: String,
+    /// thisUpdate.
+    #[serde(with = "time::serde::rfc3339")]
+    pub this_update: OffsetDateTime,
+    /// nextUpdate, if set.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_update: Option<OffsetDateTime>,
+    /// "next update in 6 days" / "stale since 2 days ago".
+    pub freshness: String,
+    /// CRL number, decimal.
+    pub crl_number: Option<String>,
+    /// Revoked serials.
+    pub revoked: Vec<RevokedInfo>,
+}
+
+/// One revoked serial in a CRL.
+#[derive(Debug, Clone, Serialize)]
+pub struct RevokedInfo {
+    /// Serial, upper-case hex.
+    pub serial: String,
+    /// Revocation date.
+    #[serde(with = "time::serde::rfc3339")]
+    pub revoked_at: OffsetDateTime,
+    /// Reason, if given.
+    pub reason: Option<String>,
+}
+
+/// A private key, described without its secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    /// "ECDSA P-256", "RSA 2048", "Ed25519".
+    pub algorithm: String,
+    /// SHA-256 of the public key (SubjectPublicKeyInfo DER), colon hex.
+    pub public_key_sha256: String,
+}
+
+/// A PKCS#12 bundle, described.
+#[derive(Debug, Clone, Serialize)]
+pub struct P12Info {
+    /// Friendly name of the key entry.
+    pub alias: Option<String>,
+    /// Whether it holds a private key.
+    pub has_key: bool,
+    /// The key, described.
+    pub key: Option<KeyInfo>,
+    /// Certificates: the key's chain (leaf first), then any others.
+    pub certificates: Vec<CertInfo>,
+}
+
+/// Describe everything in `data`. `password` opens PKCS#12 files.
+pub fn describe(data: &[u8], what: &str, password: Option<&str>) -> Result<Vec<Object>> {
+    describe_at(data, what, password, OffsetDateTime::now_utc())
+}
+
+/// [`describe`] as of `now` (for deterministic output).
+pub fn describe_at(
+    data: &[u8],
+    what: &str,
+    password: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Vec<Object>> {
+    if pem::is_pem(data) {
+        let sections = pem::sections(data, what)?;
+        return sections
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let what = format!("{what} (section {}, {})", i + 1, s.label);
+                match s.label.as_str() {
+                    "CERTIFICATE" => describe_certificate(&s.der, now).map(Object::Certificate),
+                    "CERTIFICATE REQUEST" => describe_csr(&s.der, &what).map(Object::Csr),
+                    "X509 CRL" => describe_crl(&s.der, &what, now).map(Object::Crl),
+                    "PRIVATE KEY" | "EC PRIVATE KEY" | "RSA PRIVATE KEY" => {
+                        let text = pem::encode(&s.label, &s.der);
+                        describe_key(text.as_bytes(), &what).map(Object::PrivateKey)
+                    }
+                    other => Err(Error::malformed(
+                        what,
+                        format!("unsupported PEM section {other}"),
+                    )),
+                }
+            })
+            .collect();
+    }
+    // DER: try each kind in turn, most common first.
+    if X509Certificate::from_der(data).is_ok_and(|(rest, _)| rest.is_empty()) {
+        return Ok(vec![Object::Certificate(describe_certificate(data, now)?)]);
+    }
+    if X509CertificationRequest::from_der(data).is_ok_and(|(rest, _)| rest.is_empty()) {
+        return Ok(vec![Object::Csr(describe_csr(data, what)?)]);
+    }
+    if CertificateRevocationList::from_der(data).is_ok_and(|(rest, _)| rest.is_empty()) {
+        return Ok(vec![Object::Crl(describe_crl(data, what, now)?)]);
+    }
+    if p12::looks_like_pkcs12(data) {
+        let Some(password) = password else {
+            return Err(Error::InvalidInput(format!(
+                "{what} is a PKCS#12 file: pass --password-env VAR or --password-file FILE to open it"
+            )));
+        };
+        return Ok(vec![Object::Pkcs12(describe_p12(
+            data, what, password, now,
+        )?)]);
+    }
+    if let Ok(info) = describe_key(data, what) {
+        return Ok(vec![Object::PrivateKey(info)]);
+    }
+    Err(Error::malformed(
+        what,
+        "not a certificate, CSR, CRL, private key or PKCS#12 file (PEM or DER)",
+    ))
+}
+
+/// Describe one DER certificate as of `now`.
+pub fn describe_certificate(der: &[u8], now: OffsetDateTime) -> Result<CertInfo> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| Error::malformed("certificate", e))?;
+    let not_before = cert.validity().not_before.to_datetime();
+    let not_after = cert.validity().not_after.to_datetime();
+    let mut info = CertInfo {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        serial: names::serial_hex(cert.raw_serial()),
+        not_before,
+        not_after,
+        validity: validity_words(not_before, not_after, now),
+        days_left: (not_after - now).whole_days(),
+        subject_alt_names: subject_alt_names(&cert),
+        key: key_description(cert.public_key()),
+        signature_algorithm: oid_name(&cert.signature_algorithm.algorithm),
+        is_ca: false,
+        path_len: None,
+        key_usage: Vec::new(),
+        extended_key_usage: Vec::new(),
+        subject_key_id: None,
+        authority_key_id: None,
+        crl_distribution_points: Vec::new(),
+        ocsp_urls: Vec::new(),
+        fingerprint_sha256: colon_hex(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref(),
+        ),
+        fingerprint_sha1: colon_hex(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der).as_ref(),
+        ),
+        self_signed: cert.subject().as_raw() == cert.issuer().as_raw(),
+    };
+    for ext in cert.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::BasicConstraints(bc) => {
+                info.is_ca = bc.ca;
+                info.path_len = bc.path_len_constraint;
+            }
+            ParsedExtension::KeyUsage(ku) => {
+                const NAMES: [&str; 9] = [
+                    "digitalSignature",
+                    "nonRepudiation",
+                    "keyEncipherment",
+                    "dataEncipherment",
+                    "keyAgreement",
+                    "keyCertSign",
+                    "cRLSign",
+                    "encipherOnly",
+                    "decipherOnly",
+                ];
+                info.key_usage = NAMES
+                    .iter()
+                    .enumerate()
+                    .filter(|(bit, _)| ku.flags & (1 << bit) != 0)
+                    .map(|(_, n)| (*n).to_owned())
+                    .collect();
+            }
+            ParsedExtension::ExtendedKeyUsage(eku) => {
+                let flags = [
+                    (eku.any, "anyExtendedKeyUsage"),
+                    (eku.server_auth, "serverAuth"),
+                    (eku.client_auth, "clientAuth"),
+                    (eku.code_signing, "codeSigning"),
+                    (eku.email_protection, "emailProtection"),
+                    (eku.time_stamping, "timeStamping"),
+                    (eku.ocsp_signing, "OCSPSigning"),
+                ];
+                info.extended_key_usage = flags
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, n)| (*n).to_owned())
+                    .chain(eku.other.iter().map(|o| o.to_id_string()))
+                    .collect();
+            }
+            ParsedExtension::SubjectKeyIdentifier(id) => {
+                info.subject_key_id = Some(colon_hex(id.0))
+            }
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                info.authority_key_id = aki.key_identifier.as_ref().map(|id| colon_hex(id.0));
+            }
+            ParsedExtension::CRLDistributionPoints(points) => {
+                for point in points.iter() {
+                    if let Some(DistributionPointName::FullName(names)) = &point.distribution_point
+                    {
+                        info.crl_distribution_points
+                            .extend(names.iter().map(url_or_name));
+                    }
+                }
+            }
+            ParsedExtension::AuthorityInfoAccess(aia) => {
+                info.ocsp_urls = aia
+                    .iter()
+                    .filter(|d| {
+                        d.access_method
+                            == x509_parser::oid_registry::OID_PKIX_ACCESS_DESCRIPTOR_OCSP
+                    })
+                    .map(|d| url_or_name(&d.access_location))
+                    .collect();
+            }
+            _ => {}
+        }
+    }
+    Ok(info)
+}
+
+fn describe_csr(der: &[u8], what: &str) -> Result<CsrInfo> {
+    let (_, csr) =
+        X509CertificationRequest::from_der(der).map_err(|e| Error::malformed(what, e))?;
+    let mut sans = Vec::new();
+    for ext in csr.requested_extensions().into_iter().flatten() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext {
+            sans.extend(san.general_names.iter().map(general_name));
+        }
+    }
+    Ok(CsrInfo {
+        subject: csr.certification_request_info.subject.to_string(),
+        subject_alt_names: sans,
+        key: key_description(&csr.certification_request_info.subject_pki),
+        signature_valid: csr.verify_signature().is_ok(),
+    })
+}
+
+fn describe_crl(der: &[u8], what: &str, now: OffsetDateTime) -> Result<CrlInfo> {
+    let (_, crl) =
+        CertificateRevocationList::from_der(der).map_err(|e| Error::malformed(what, e))?;
+    let next_update = crl.next_update().map(|t| t.to_datetime());
+    let freshness = match next_update {
+        Some(next) if next >= now => format!("next update {}", relative(next, now)),
+        Some(next) => format!("stale: its next update was due {}", relative(next, now)),
+        None => "no next update".into(),
+    };
+    let revoked = crl
+        .iter_revoked_certificates()
+        .map(|r| RevokedInfo {
+            serial: names::serial_hex(r.raw_serial()),
+            revoked_at: r.revocation_date.to_datetime(),
+            reason: r.reason_code().map(|(_, code)| {
+                Reason::from_code(code.0).map_or_else(|| code.0.to_string(), |r| r.to_string())
+            }),
+        })
+        .collect();
+    Ok(CrlInfo {
+        issuer: crl.issuer().to_string(),
+        this_update: crl.last_update().to_datetime(),
+        next_update,
+        freshness,
+        crl_number: crl.crl_number().map(|n| n.to_string()),
+        revoked,
+    })
+}
+
+fn describe_key(data: &[u8], what: &str) -> Result<KeyInfo> {
+    let key = crate::key::load(data, what)?;
+    let spki = crate::key::public_key_info(&key);
+    let algorithm = match SubjectPublicKeyInfo::from_der(&spki) {
+        Ok((_, parsed)) => key_description(&parsed),
+        Err(_) => crate::key::describe(&key).to_owned(),
+    };
+    Ok(KeyInfo {
+        algorithm,
+        public_key_sha256: colon_hex(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &spki).as_ref(),
+        ),
+    })
+}
+
+fn describe_p12(data: &[u8], what: &str, password: &str, now: OffsetDateTime) -> Result<P12Info> {
+    let contents = p12::import(data, password, what)?;
+    let key = match &contents.key_pkcs8 {
+        Some(k) => Some(describe_key(k, what)?),
+        None => None,
+    };
+    let certificates = contents
+        .chain
+        .iter()
+        .chain(&contents.other_certs)
+        .map(|c| describe_certificate(c, now))
+        .collect::<Result<_>>()?;
+    Ok(P12Info {
+        alias: contents.alias,
+        has_key: key.is_some(),
+        key,
+        certificates,
+    })
+}
 
 /// The subject alternative names of a certificate, as openssl prints them (`DNS:x`, `IP:y`).
 pub fn subject_alt_names(cert: &X509Certificate<'_>) -> Vec<String> {
@@ -27,5 +428,379 @@ pub fn general_name(name: &GeneralName<'_>) -> String {
         },
         GeneralName::DirectoryName(n) => format!("DirName:{n}"),
         other => format!("{other:?}"),
+    }
+}
+
+/// "ECDSA P-256", "RSA 2048", "Ed25519" for a public key.
+pub fn key_description(spki: &SubjectPublicKeyInfo<'_>) -> String {
+    use x509_parser::oid_registry as oids;
+    let alg = &spki.algorithm.algorithm;
+    if *alg == oids::OID_SIG_ED25519 {
+        return "Ed25519".into();
+    }
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => format!("RSA {}", rsa.key_size()),
+        Ok(PublicKey::EC(_)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok());
+            match curve {
+                Some(c) if c == oids::OID_EC_P256 => "ECDSA P-256".into(),
+                Some(c) if c == oids::OID_NIST_EC_P384 => "ECDSA P-384".into(),
+                Some(c) if c == oids::OID_NIST_EC_P521 => "ECDSA P-521".into(),
+                Some(c) => format!("EC {}", c.to_id_string()),
+                None => "EC".into(),
+            }
+        }
+        _ => oid_name(alg),
+    }
+}
+
+/// "expires in 364 days" and friends.
+pub fn validity_words(
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    now: OffsetDateTime,
+) -> String {
+    if now < not_before {
+        format!("not valid yet: starts {}", relative(not_before, now))
+    } else if now > not_after {
+        format!("expired {}", relative(not_after, now))
+    } else {
+        format!("expires {}", relative(not_after, now))
+    }
+}
+
+/// "in 3 days", "2 hours ago", "in 45 minutes".
+pub fn relative(t: OffsetDateTime, now: OffsetDateTime) -> String {
+    let d = t - now;
+    let (future, d) = if d.is_negative() {
+        (false, -d)
+    } else {
+        (true, d)
+    };
+    let amount = if d.whole_days() >= 2 {
+        format!("{} days", d.whole_days())
+    } else if d.whole_hours() >= 2 {
+        format!("{} hours", d.whole_hours())
+    } else {
+        format!("{} minutes", d.whole_minutes())
+    };
+    if future {
+        format!("in {amount}")
+    } else {
+        format!("{amount} ago")
+    }
+}
+
+fn url_or_name(name: &GeneralName<'_>) -> String {
+    match name {
+        GeneralName::URI(u) => (*u).to_owned(),
+        other => general_name(other),
+    }
+}
+
+fn oid_name(oid: &x509_parser::oid_registry::Oid<'_>) -> String {
+    x509_parser::objects::oid2sn(oid, x509_parser::objects::oid_registry())
+        .map(str::to_owned)
+        .unwrap_or_else(|_| oid.to_id_string())
+}
+
+fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+impl fmt::Display for Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Object::Certificate(c) => write!(f, "Certificate\n{c}"),
+            Object::Csr(c) => {
+                writeln!(f, "Certificate signing request")?;
+                writeln!(f, "  Subject:      {}", c.subject)?;
+                if !c.subject_alt_names.is_empty() {
+                    writeln!(f, "  SANs:         {}", c.subject_alt_names.join(", "))?;
+                }
+                writeln!(f, "  Key:          {}", c.key)?;
+                let sig = if c.signature_valid {
+                    "valid"
+                } else {
+                    "INVALID (altered or forged)"
+                };
+                writeln!(f, "  Signature:    {sig}")
+            }
+            Object::Crl(c) => {
+                writeln!(f, "Certificate revocation list")?;
+                writeln!(f, "  Issuer:       {}", c.issuer)?;
+                if let Some(n) = &c.crl_number {
+                    writeln!(f, "  CRL number:   {n}")?;
+                }
+                writeln!(f, "  Updated:      {}", human_time(c.this_update))?;
+                writeln!(
+                    f,
+                    "  Next update:  {} ({})",
+                    c.next_update.map(human_time).unwrap_or_else(|| "-".into()),
+                    c.freshness
+                )?;
+                writeln!(f, "  Revoked:      {}", c.revoked.len())?;
+                for r in &c.revoked {
+                    writeln!(
+                        f,
+                        "    {}  {}  {}",
+                        r.serial,
+                        human_time(r.revoked_at),
+                        r.reason.as_deref().unwrap_or("-")
+                    )?;
+                }
+                Ok(())
+            }
+            Object::PrivateKey(k) => {
+                writeln!(f, "Private key")?;
+                writeln!(f, "  Algorithm:    {}", k.algorithm)?;
+                writeln!(f, "  Public SHA-256: {}", k.public_key_sha256)
+            }
+            Object::Pkcs12(p) => {
+                writeln!(f, "PKCS#12 bundle")?;
+                writeln!(f, "  Alias:        {}", p.alias.as_deref().unwrap_or("-"))?;
+                match &p.key {
+                    Some(k) => writeln!(
+                        f,
+                        "  Private key:  {} (public SHA-256 {})",
+                        k.algorithm, k.public_key_sha256
+                    )?,
+                    None => writeln!(f, "  Private key:  none")?,
+                }
+                for (i, c) in p.certificates.iter().enumerate() {
+                    write!(f, "  Certificate #{}\n{}", i + 1, indent(&c.to_string()))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Display for CertInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "  Subject:      {}", self.subject)?;
+        writeln!(
+            f,
+            "  Issuer:       {}{}",
+            self.issuer,
+            if self.self_signed {
+                " (self-signed)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(f, "  Serial:       {}", self.serial)?;
+        writeln!(
+            f,
+            "  Valid:        {} to {} ({})",
+            human_time(self.not_before),
+            human_time(self.not_after),
+            self.validity
+        )?;
+        if !self.subject_alt_names.is_empty() {
+            writeln!(f, "  SANs:         {}", self.subject_alt_names.join(", "))?;
+        }
+        writeln!(f, "  Key:          {}", self.key)?;
+        writeln!(f, "  Signature:    {}", self.signature_algorithm)?;
+        let ca = match (self.is_ca, self.path_len) {
+            (true, Some(n)) => format!("yes, path length {n}"),
+            (true, None) => "yes".into(),
+            (false, _) => "no".into(),
+        };
+        writeln!(f, "  CA:           {ca}")?;
+        if !self.key_usage.is_empty() {
+            writeln!(f, "  Key usage:    {}", self.key_usage.join(", "))?;
+        }
+        if !self.extended_key_usage.is_empty() {
+            writeln!(f, "  Ext. usage:   {}", self.extended_key_usage.join(", "))?;
+        }
+        if let Some(ski) = &self.subject_key_id {
+            writeln!(f, "  SKI:          {ski}")?;
+        }
+        if let Some(aki) = &self.authority_key_id {
+            writeln!(f, "  AKI:          {aki}")?;
+        }
+        if !self.crl_distribution_points.is_empty() {
+            writeln!(
+                f,
+                "  CRL:          {}",
+                self.crl_distribution_points.join(", ")
+            )?;
+        }
+        if !self.ocsp_urls.is_empty() {
+            writeln!(f, "  OCSP:         {}", self.ocsp_urls.join(", "))?;
+        }
+        writeln!(f, "  SHA-256:      {}", self.fingerprint_sha256)?;
+        writeln!(f, "  SHA-1:        {}", self.fingerprint_sha1)
+    }
+}
+
+fn human_time(t: OffsetDateTime) -> String {
+    rfc3339(t).replace('T', " ").replace('Z', " UTC")
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::{Ca, InitOptions, IssueRequest, LeafOptions, RevokeTarget};
+    use crate::{KeyType, Profile, Reason, San, Subject};
+
+    fn ca() -> (tempfile::TempDir, Ca) {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = Ca::init(
+            &tmp.path().join("pki"),
+            &InitOptions {
+                common_name: "Show CA".into(),
+                key_type: KeyType::P256,
+                days: 10,
+                intermediate: false,
+                force: false,
+            },
+        )
+        .unwrap();
+        (tmp, ca)
+    }
+
+    fn issue(ca: &mut Ca, name: &str, profile: Profile, sans: &[&str]) {
+        ca.issue(&IssueRequest {
+            name: name.into(),
+            subject: Subject::cn(name),
+            sans: sans.iter().map(|s| s.parse::<San>().unwrap()).collect(),
+            key_type: KeyType::P256,
+            leaf: LeafOptions {
+                profile,
+                days: Some(5),
+                crl_urls: vec!["http://crl.example/ca.crl".into()],
+                ocsp_url: Some("http://ocsp.example".into()),
+            },
+            force: false,
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_certificate_in_full() {
+        let (_tmp, mut ca) = ca();
+        issue(&mut ca, "api", Profile::Server, &["api.local", "10.0.0.5"]);
+        let pem_text = std::fs::read(ca.layout().cert("api")).unwrap();
+        let objects = describe(&pem_text, "api.crt", None).unwrap();
+        let [Object::Certificate(c)] = &objects[..] else {
+            panic!("{objects:?}")
+        };
+        assert_eq!(c.subject, "CN=api");
+        assert_eq!(c.issuer, "CN=Show CA");
+        assert_eq!(c.subject_alt_names, ["DNS:api.local", "IP:10.0.0.5"]);
+        assert_eq!(c.extended_key_usage, ["serverAuth"]);
+        assert_eq!(c.key_usage, ["digitalSignature"]);
+        assert_eq!(c.key, "ECDSA P-256");
+        assert_eq!(c.signature_algorithm, "ecdsa-with-SHA256");
+        assert!(!c.is_ca && !c.self_signed);
+        assert_eq!(c.crl_distribution_points, ["http://crl.example/ca.crl"]);
+        assert_eq!(c.ocsp_urls, ["http://ocsp.example"]);
+        assert_eq!(c.fingerprint_sha256.len(), 32 * 3 - 1);
+        assert!(c.validity.starts_with("expires in"), "{}", c.validity);
+        let text = objects[0].to_string();
+        assert!(
+            text.contains("SANs:         DNS:api.local, IP:10.0.0.5"),
+            "{text}"
+        );
+
+        let root = std::fs::read(ca.layout().ca_cert()).unwrap();
+        let [Object::Certificate(r)] = &describe(&root, "ca.crt", None).unwrap()[..] else {
+            panic!()
+        };
+        assert!(r.is_ca && r.self_signed);
+        assert_eq!(r.key_usage, ["digitalSignature", "keyCertSign", "cRLSign"]);
+    }
+
+    #[test]
+    fn der_and_bundles_and_crls() {
+        let (_tmp, mut ca) = ca();
+        issue(&mut ca, "alice", Profile::Client, &[]);
+        let der = ca.root().to_vec();
+        assert!(matches!(
+            &describe(&der, "ca.der", None).unwrap()[..],
+            [Object::Certificate(_)]
+        ));
+
+        let mut bundle = std::fs::read(ca.layout().cert("alice")).unwrap();
+        bundle.extend(std::fs::read(ca.layout().key("alice")).unwrap());
+        let objects = describe(&bundle, "bundle.pem", None).unwrap();
+        assert!(matches!(
+            &objects[..],
+            [Object::Certificate(_), Object::PrivateKey(_)]
+        ));
+        let key_text = format!(
+            "{}{}",
+            objects[1],
+            serde_json::to_string(&objects[1]).unwrap()
+        );
+        let secret = std::fs::read_to_string(ca.layout().key("alice")).unwrap();
+        let body = secret.lines().nth(1).unwrap();
+        assert!(
+            !key_text.contains(body),
+            "private key material leaked: {key_text}"
+        );
+
+        let (entry, _) = ca
+            .revoke(&RevokeTarget::Name("alice".into()), Reason::Superseded)
+            .unwrap();
+        let crl = std::fs::read(ca.layout().crl()).unwrap();
+        let [Object::Crl(c)] = &describe(&crl, "crl.pem", None).unwrap()[..] else {
+            panic!()
+        };
+        assert_eq!(c.revoked.len(), 1);
+        assert_eq!(c.revoked[0].serial, entry.serial);
+        assert_eq!(c.revoked[0].reason.as_deref(), Some("superseded"));
+        assert!(c.freshness.starts_with("next update in"), "{}", c.freshness);
+    }
+
+    #[test]
+    fn p12_needs_a_password_and_garbage_is_named() {
+        let (_tmp, mut ca) = ca();
+        issue(&mut ca, "bob", Profile::Client, &[]);
+        let (chain, key) = ca.credentials("bob").unwrap();
+        let options = p12::Pkcs12Options {
+            legacy: false,
+            alias: "bob".into(),
+        };
+        let bundle = p12::export(&key, &chain, "pw", &options).unwrap();
+        let err = describe(&bundle, "bob.p12", None).unwrap_err().to_string();
+        assert!(err.contains("--password-env"), "{err}");
+        let [Object::Pkcs12(p)] = &describe(&bundle, "bob.p12", Some("pw")).unwrap()[..] else {
+            panic!()
+        };
+        assert!(p.has_key);
+        assert_eq!(p.certificates[0].subject, "CN=bob");
+        let err = describe(b"\x00\x01garbage", "g.bin", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("g.bin") && err.contains("not a certificate"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn relative_times_read_naturally() {
+        let now = time::macros::datetime!(2026-11-22 12:00 UTC);
+        assert_eq!(
+            relative(now + time::Duration::days(364), now),
+            "in 364 days"
+        );
+        assert_eq!(relative(now - time::Duration::days(3), now), "3 days ago");
+        assert_eq!(relative(now + time::Duration::hours(5), now), "in 5 hours");
     }
 }
