@@ -284,3 +284,126 @@ fn python_ssl_completes_a_mutual_tls_handshake_with_our_certificates() {
         assert!(out.contains("reply: hello over mutual TLS"), "{out}");
     }
 }
+
+#[test]
+fn keytool_and_openssl_read_our_pkcs12_files() {
+    let w = Work::new();
+    w.ok(&["pki", "init", "--intermediate"]);
+    w.ok(&["pki", "issue", "client", "alice"]);
+    w.write("pass.txt", "changeit\n");
+    w.ok(&[
+        "pki",
+        "export",
+        "alice",
+        "--p12",
+        "--password-file",
+        "pass.txt",
+        "--out",
+        "modern.p12",
+    ]);
+    w.ok(&[
+        "pki",
+        "export",
+        "alice",
+        "--p12",
+        "--legacy",
+        "--password-file",
+        "pass.txt",
+        "--out",
+        "legacy.p12",
+    ]);
+    for (file, cipher) in [
+        ("modern.p12", "AES-256-CBC"),
+        ("legacy.p12", "3-KeyTripleDES"),
+    ] {
+        let out = run_peer(
+            "openssl",
+            &[
+                "pkcs12",
+                "-info",
+                "-in",
+                file,
+                "-passin",
+                "pass:changeit",
+                "-noenc",
+            ],
+            w.path(),
+        );
+        let info = text(&out);
+        assert!(out.status.success(), "{file}: {info}");
+        assert!(info.contains(cipher), "{file}: {info}");
+        assert!(
+            info.contains("subject=CN = alice")
+                && info.contains("subject=CN = mtls CA Intermediate"),
+            "{info}"
+        );
+        assert!(info.contains("BEGIN PRIVATE KEY"), "the key is in {file}");
+        let out = run_peer(
+            "keytool",
+            &[
+                "-list",
+                "-v",
+                "-storetype",
+                "PKCS12",
+                "-keystore",
+                file,
+                "-storepass",
+                "changeit",
+            ],
+            w.path(),
+        );
+        let list = text(&out);
+        assert!(out.status.success(), "{file}: {list}");
+        assert!(
+            list.contains("Alias name: alice") && list.contains("PrivateKeyEntry"),
+            "{list}"
+        );
+        assert!(list.contains("Certificate chain length: 3"), "{list}");
+        // keytool refuses a wrong password, as it should.
+        let out = run_peer(
+            "keytool",
+            &[
+                "-list",
+                "-storetype",
+                "PKCS12",
+                "-keystore",
+                file,
+                "-storepass",
+                "wrong-pass",
+            ],
+            w.path(),
+        );
+        assert!(!out.status.success(), "{}", text(&out));
+    }
+    // And what openssl makes, we read.
+    let out = run_peer(
+        "openssl",
+        &[
+            "pkcs12",
+            "-export",
+            "-inkey",
+            "pki/private/alice.key",
+            "-in",
+            "pki/certs/alice.chain.pem",
+            "-name",
+            "from-openssl",
+            "-passout",
+            "pass:changeit",
+            "-out",
+            "openssl.p12",
+        ],
+        w.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let imported = w.json(&[
+        "pki",
+        "import",
+        "openssl.p12",
+        "--password-file",
+        "pass.txt",
+        "--out-dir",
+        "in",
+    ]);
+    assert_eq!(imported["alias"], "from-openssl");
+    assert_eq!(imported["subject"], "CN=alice");
+}

@@ -229,3 +229,113 @@ fn missing_ca_says_how_to_make_one() {
     let err = w.fails(&["pki", "list", "--dir", "nowhere"]);
     assert!(err.contains("mtls pki init"), "{err}");
 }
+
+#[test]
+fn export_import_show_round_trip() {
+    let w = Work::new();
+    w.ok(&["pki", "init", "--intermediate"]);
+    w.ok(&["pki", "issue", "client", "alice"]);
+    // No password given: one is generated and kept beside the file, both 0600.
+    let export = w.json(&["pki", "export", "alice", "--p12"]);
+    assert_eq!(export["file"], "pki/private/alice.p12");
+    assert_eq!(export["certificates"], 3, "leaf, intermediate, root");
+    assert_eq!(mode(&w.join("pki/private/alice.p12")), 0o600);
+    assert_eq!(mode(&w.join("pki/private/alice.p12.password")), 0o600);
+
+    w.write("pass.txt", "s3cret\n");
+    w.ok(&[
+        "pki",
+        "export",
+        "alice",
+        "--p12",
+        "--password-file",
+        "pass.txt",
+        "--out",
+        "alice.p12",
+    ]);
+    let imported = w.json(&[
+        "pki",
+        "import",
+        "alice.p12",
+        "--password-file",
+        "pass.txt",
+        "--out-dir",
+        "back",
+    ]);
+    assert_eq!(imported["subject"], "CN=alice");
+    assert_eq!(imported["key"], "back/alice.key");
+    assert_eq!(
+        w.read("back/alice.key").len(),
+        w.read("pki/private/alice.key").len()
+    );
+    assert_eq!(w.read("back/alice.crt"), w.read("pki/certs/alice.crt"));
+    assert_eq!(mode(&w.join("back/alice.key")), 0o600);
+    // Importing again would overwrite: refused.
+    let err = w.fails(&[
+        "pki",
+        "import",
+        "alice.p12",
+        "--password-file",
+        "pass.txt",
+        "--out-dir",
+        "back",
+    ]);
+    assert!(err.contains("--force"), "{err}");
+
+    w.write("wrong.txt", "nope\n");
+    let err = w.fails(&[
+        "pki",
+        "import",
+        "alice.p12",
+        "--password-file",
+        "wrong.txt",
+        "--out-dir",
+        "x",
+    ]);
+    assert!(err.contains("wrong password"), "{err}");
+    assert!(!w.join("x").exists(), "nothing written on a wrong password");
+
+    let shown = w.ok(&[
+        "pki",
+        "show",
+        "pki/certs/alice.chain.pem",
+        "pki/crl.pem",
+        "back/alice.key",
+    ]);
+    for needle in [
+        "Subject:      CN=alice",
+        "CN=mtls CA Intermediate",
+        "Certificate revocation list",
+        "Private key",
+        "expires in",
+    ] {
+        assert!(shown.contains(needle), "{needle} missing from:\n{shown}");
+    }
+    let shown = w.json(&["pki", "show", "alice.p12", "--password-file", "pass.txt"]);
+    assert_eq!(shown[0]["objects"][0]["kind"], "pkcs12");
+    assert_eq!(
+        shown[0]["objects"][0]["certificates"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let err = w.fails(&["pki", "show", "alice.p12"]);
+    assert!(err.contains("--password-env"), "{err}");
+    w.write(
+        "junk.pem",
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    );
+    let err = w.fails(&["pki", "show", "junk.pem"]);
+    assert!(err.contains("junk.pem"), "{err}");
+}
+
+#[test]
+fn a_key_from_a_csr_cannot_be_exported_by_the_ca() {
+    let w = Work::new();
+    w.ok(&["pki", "init"]);
+    w.ok(&["pki", "csr", "remote", "--out-dir", "req"]);
+    w.ok(&["pki", "sign", "req/remote.csr", "--profile", "client"]);
+    let err = w.fails(&["pki", "export", "remote", "--p12"]);
+    assert!(err.contains("private key is with the requester"), "{err}");
+}

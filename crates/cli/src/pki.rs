@@ -129,6 +129,46 @@ enum PkiCommand {
     },
     /// List every certificate the CA issued, with status and time to expiry.
     List,
+    /// Describe certificates, chains, CSRs, CRLs, keys and .p12 files (PEM or DER).
+    Show {
+        /// Files to describe.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Export a certificate, its chain and key as PKCS#12 (.p12 / .pfx).
+    Export {
+        /// The certificate's name.
+        name: String,
+        /// Write PKCS#12 (the only format; the flag says so in scripts).
+        #[arg(long, required = true)]
+        p12: bool,
+        /// Output file (default: DIR/private/NAME.p12).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// 3DES and SHA-1 instead of AES-256 and SHA-256, for Java 8 and old Windows.
+        #[arg(long)]
+        legacy: bool,
+    },
+    /// Read a PKCS#12 file back into NAME.key, NAME.crt and NAME.chain.pem.
+    Import {
+        /// The .p12 / .pfx file.
+        file: PathBuf,
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Base name of the files written (default: the file name without extension).
+        #[arg(long)]
+        name: Option<String>,
+        /// Directory to write into.
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -166,6 +206,34 @@ impl SubjectArgs {
             organization: self.org.clone(),
             organizational_unit: self.ou.clone(),
         }
+    }
+}
+
+/// Where a PKCS#12 password comes from; never from a flag value, which `ps` would show.
+#[derive(Debug, Args)]
+struct PasswordArgs {
+    /// Read the password from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "password_file")]
+    password_env: Option<String>,
+    /// Read the password from the first line of this file.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+}
+
+impl PasswordArgs {
+    fn read(&self) -> Result<Option<String>> {
+        if let Some(var) = &self.password_env {
+            let value = std::env::var(var)
+                .with_context(|| format!("--password-env {var}: the variable is not set"))?;
+            return Ok(Some(value));
+        }
+        if let Some(file) = &self.password_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading --password-file {}", file.display()))?;
+            let line = text.lines().next().unwrap_or_default();
+            return Ok(Some(line.to_owned()));
+        }
+        Ok(None)
     }
 }
 
@@ -405,7 +473,184 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
                 .collect();
             emit(json, &rows, || list_text(&rows, now))
         }
+        PkiCommand::Show { files, password } => {
+            let password = password.read()?;
+            let mut all = Vec::new();
+            for file in &files {
+                let data = pkifs::read(file)?;
+                let what = file.display().to_string();
+                let objects = mtls_pki::show::describe(&data, &what, password.as_deref())?;
+                all.push(ShowReport {
+                    file: file.clone(),
+                    objects,
+                });
+            }
+            emit(json, &all, || {
+                all.iter()
+                    .map(|r| {
+                        let body: String = r.objects.iter().map(ToString::to_string).collect();
+                        if files.len() > 1 {
+                            format!("== {}\n{body}", r.file.display())
+                        } else {
+                            body
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        PkiCommand::Export {
+            name,
+            p12: _,
+            out,
+            password,
+            legacy,
+        } => {
+            let ca = open(dir)?;
+            let (mut chain, key) = ca.credentials(&name)?;
+            // Java truststores and browsers want the root too, so the bundle is complete.
+            chain.push(ca.root().clone());
+            let out = out.unwrap_or_else(|| ca.layout().p12(&name));
+            let (password, generated) = match password.read()? {
+                Some(p) => (p, None),
+                None => {
+                    let p = mtls_pki::names::random_password();
+                    let file = out.with_extension("p12.password");
+                    pkifs::write_atomic(&file, format!("{p}\n").as_bytes(), Mode::Secret)?;
+                    (p, Some(file))
+                }
+            };
+            let options = mtls_pki::p12::Pkcs12Options {
+                legacy,
+                alias: name.clone(),
+            };
+            let bundle = mtls_pki::p12::export(&key, &chain, &password, &options)?;
+            pkifs::write_atomic(&out, &bundle, Mode::Secret)?;
+            let report = ExportReport {
+                file: out,
+                alias: name,
+                certificates: chain.len(),
+                encryption: if legacy {
+                    "3DES + HMAC-SHA1 (legacy)"
+                } else {
+                    "AES-256-CBC + HMAC-SHA256"
+                },
+                password_file: generated,
+            };
+            emit(json, &report, || {
+                let mut s = format!(
+                    "Wrote {} (0600): key + {} certificates, alias {:?}, {}\n",
+                    report.file.display(),
+                    report.certificates,
+                    report.alias,
+                    report.encryption
+                );
+                if let Some(p) = &report.password_file {
+                    s += &format!("  password: generated, saved in {} (0600)\n", p.display());
+                }
+                s
+            })
+        }
+        PkiCommand::Import {
+            file,
+            password,
+            name,
+            out_dir,
+            force,
+        } => {
+            let data = pkifs::read(&file)?;
+            let what = file.display().to_string();
+            let password = password.read()?.unwrap_or_default();
+            let contents = mtls_pki::p12::import(&data, &password, &what)?;
+            // The alias names the files when it can be a file name; else the .p12's own name.
+            let alias = contents
+                .alias
+                .clone()
+                .filter(|a| mtls_pki::names::check_name(a).is_ok());
+            let name = match name.or(alias) {
+                Some(n) => n,
+                None => file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .context("the file has no name; pass --name")?,
+            };
+            mtls_pki::names::check_name(&name)?;
+            let key = contents
+                .key_pkcs8
+                .as_deref()
+                .with_context(|| format!("{what} holds no private key"))?;
+            let leaf = contents
+                .chain
+                .first()
+                .with_context(|| format!("{what} holds no certificate for its key"))?;
+            let key_path = out_dir.join(format!("{name}.key"));
+            let cert_path = out_dir.join(format!("{name}.crt"));
+            let chain_path = out_dir.join(format!("{name}.chain.pem"));
+            for p in [&key_path, &cert_path, &chain_path] {
+                if p.exists() && !force {
+                    bail!("{} already exists (use --force to replace it)", p.display());
+                }
+            }
+            pkifs::create_dir(&out_dir, Mode::Public)?;
+            let key_pem = mtls_pki::pem::encode("PRIVATE KEY", key);
+            pkifs::write_atomic(&key_path, key_pem.as_bytes(), Mode::Secret)?;
+            pkifs::write_atomic(
+                &cert_path,
+                mtls_pki::pem::encode("CERTIFICATE", leaf).as_bytes(),
+                Mode::Public,
+            )?;
+            let chain_pem = mtls_pki::pem::encode_certificates(&contents.chain);
+            pkifs::write_atomic(&chain_path, chain_pem.as_bytes(), Mode::Public)?;
+            let subject =
+                mtls_pki::show::describe_certificate(leaf, OffsetDateTime::now_utc())?.subject;
+            let report = ImportReport {
+                alias: contents.alias,
+                subject,
+                key: key_path,
+                cert: cert_path,
+                chain: chain_path,
+                certificates: contents.chain.len(),
+                other_certificates: contents.other_certs.len(),
+            };
+            emit(json, &report, || {
+                format!(
+                    "Read {what}: {} (alias {:?}), {} certificates in its chain\n  key:   {} (0600)\n  cert:  {}\n  chain: {}\n",
+                    report.subject,
+                    report.alias.as_deref().unwrap_or("-"),
+                    report.certificates,
+                    report.key.display(),
+                    report.cert.display(),
+                    report.chain.display()
+                )
+            })
+        }
     }
+}
+
+#[derive(Serialize)]
+struct ShowReport {
+    file: PathBuf,
+    objects: Vec<mtls_pki::show::Object>,
+}
+
+#[derive(Serialize)]
+struct ExportReport {
+    file: PathBuf,
+    alias: String,
+    certificates: usize,
+    encryption: &'static str,
+    password_file: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct ImportReport {
+    alias: Option<String>,
+    subject: String,
+    key: PathBuf,
+    cert: PathBuf,
+    chain: PathBuf,
+    certificates: usize,
+    other_certificates: usize,
 }
 
 #[derive(Serialize)]

@@ -195,6 +195,21 @@ pub fn random_serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
+/// A random password for a PKCS#12 file nobody gave a password for: 24 characters from an
+/// alphabet without look-alikes (no 0/O, 1/l/I), about 139 bits.
+pub fn random_password() -> String {
+    const ALPHABET: &[u8] = b"23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ";
+    let mut bytes = [0u8; 24];
+    // See random_serial: only fails without any OS entropy source.
+    #[allow(clippy::expect_used)]
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random number generator failed");
+    // 256 % 56 != 0 leaves a tiny bias; irrelevant at 24 characters.
+    bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
+}
+
 /// Serial bytes as upper-case hex without separators, as openssl's index.txt writes them.
 pub fn serial_hex(bytes: &[u8]) -> String {
     let trimmed = match bytes.iter().position(|&b| b != 0) {
