@@ -172,7 +172,9 @@ pub fn describe_at(
             .map(|(i, s)| {
                 let what = format!("{what} (section {}, {})", i + 1, s.label);
                 match s.label.as_str() {
-                    "CERTIFICATE" => describe_certificate(&s.der, now).map(|c| Object::Certificate(Box::new(c))),
+                    "CERTIFICATE" => {
+                        describe_certificate(&s.der, now).map(|c| Object::Certificate(Box::new(c)))
+                    }
                     "CERTIFICATE REQUEST" => describe_csr(&s.der, &what).map(Object::Csr),
                     "X509 CRL" => describe_crl(&s.der, &what, now).map(Object::Crl),
                     "PRIVATE KEY" | "EC PRIVATE KEY" | "RSA PRIVATE KEY" => {
@@ -189,7 +191,9 @@ pub fn describe_at(
     }
     // DER: try each kind in turn, most common first.
     if X509Certificate::from_der(data).is_ok_and(|(rest, _)| rest.is_empty()) {
-        return Ok(vec![Object::Certificate(Box::new(describe_certificate(data, now)?))]);
+        return Ok(vec![Object::Certificate(Box::new(describe_certificate(
+            data, now,
+        )?))]);
     }
     if X509CertificationRequest::from_der(data).is_ok_and(|(rest, _)| rest.is_empty()) {
         return Ok(vec![Object::Csr(describe_csr(data, what)?)]);
