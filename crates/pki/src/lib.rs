@@ -31,6 +31,7 @@ pub mod names;
 pub mod p12;
 pub mod pem;
 pub mod show;
+pub mod verify;
 
 pub use ca::{Ca, InitOptions, IssueRequest, Issued, LeafOptions, RevokeTarget, SignRequest};
 pub use db::{Entry, Profile, Reason, Status};
