@@ -339,3 +339,123 @@ fn a_key_from_a_csr_cannot_be_exported_by_the_ca() {
     let err = w.fails(&["pki", "export", "remote", "--p12"]);
     assert!(err.contains("private key is with the requester"), "{err}");
 }
+
+#[test]
+fn verify_gives_the_precise_reason_and_exit_code() {
+    let w = Work::new();
+    w.ok(&["pki", "init", "--intermediate"]);
+    w.ok(&[
+        "pki",
+        "issue",
+        "server",
+        "api",
+        "--san",
+        "api.local",
+        "--san",
+        "10.0.0.5",
+    ]);
+    w.ok(&["pki", "issue", "client", "alice"]);
+
+    // The chain file carries the intermediate; --ca defaults to the CA directory's root.
+    let ok = w.ok(&[
+        "pki",
+        "verify",
+        "pki/certs/api.chain.pem",
+        "--purpose",
+        "server",
+        "--name",
+        "api.local",
+    ]);
+    assert!(
+        ok.contains("OK: CN=api <- CN=mtls CA Intermediate <- CN=mtls CA"),
+        "{ok}"
+    );
+    let ok = w.json(&[
+        "pki",
+        "verify",
+        "pki/certs/api.crt",
+        "--untrusted",
+        "pki/intermediate.crt",
+        "--name",
+        "10.0.0.5",
+    ]);
+    assert_eq!(ok["valid"], true);
+
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["pki/certs/api.chain.pem", "--name", "other.local"],
+            "name_mismatch",
+            "name mismatch: asked for other.local, the certificate has [DNS:api.local, IP:10.0.0.5]",
+        ),
+        (
+            &["pki/certs/api.chain.pem", "--purpose", "client"],
+            "wrong_purpose",
+            "wrong purpose: asked for a client certificate, CN=api has extended key usage [serverAuth]",
+        ),
+        (
+            &["pki/certs/api.crt"],
+            "unknown_issuer",
+            "unknown issuer: the chain ends at CN=api (issued by CN=mtls CA Intermediate)",
+        ),
+        (
+            &["pki/certs/api.chain.pem", "--at", "2030-01-01T00:00:00Z"],
+            "expired",
+            "expired on",
+        ),
+        (
+            &["pki/certs/api.chain.pem", "--at", "2020-01-01T00:00:00Z"],
+            "not_yet_valid",
+            "is not valid until",
+        ),
+        (
+            &["pki/certs/api.chain.pem", "--verify-depth", "0"],
+            "chain_too_deep",
+            "chain too deep",
+        ),
+    ];
+    for (args, check, words) in cases {
+        let mut full = vec!["pki", "verify"];
+        full.extend_from_slice(args);
+        let err = w.fails(&full);
+        assert!(err.contains(words), "{args:?}: {err}");
+        full.push("--json");
+        let out = w.mtls(&full);
+        assert_eq!(out.status.code(), Some(1));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["check"], *check, "{args:?}");
+    }
+
+    w.ok(&["pki", "revoke", "alice", "--reason", "superseded"]);
+    let err = w.fails(&[
+        "pki",
+        "verify",
+        "pki/certs/alice.chain.pem",
+        "--crl",
+        "pki/crl.pem",
+    ]);
+    assert!(
+        err.contains("was revoked on") && err.contains("for reason superseded"),
+        "{err}"
+    );
+    let ok = w.ok(&[
+        "pki",
+        "verify",
+        "pki/certs/api.chain.pem",
+        "--crl",
+        "pki/crl.pem",
+    ]);
+    assert!(ok.contains("CRL(s) checked"), "{ok}");
+    let out = w.mtls(&[
+        "pki",
+        "verify",
+        "pki/certs/api.chain.pem",
+        "--at",
+        "yesterday",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad --at is a usage error, not a verification failure"
+    );
+    assert!(mtls_test_support::text(&out).contains("RFC 3339"));
+}

@@ -137,6 +137,32 @@ enum PkiCommand {
         #[command(flatten)]
         password: PasswordArgs,
     },
+    /// Check a certificate like `openssl verify`; exit 1 with the precise reason if invalid.
+    Verify {
+        /// The certificate (PEM or DER); extra certificates after the first are intermediates.
+        cert: PathBuf,
+        /// Trusted CA certificates (default: DIR/ca.crt).
+        #[arg(long)]
+        ca: Vec<PathBuf>,
+        /// Intermediate certificates that are not trusted by themselves.
+        #[arg(long)]
+        untrusted: Vec<PathBuf>,
+        /// CRLs to check revocation against (the leaf's issuer must have one).
+        #[arg(long)]
+        crl: Vec<PathBuf>,
+        /// What the certificate must be good for: server or client.
+        #[arg(long)]
+        purpose: Option<ProfileArg>,
+        /// Host name or IP address the certificate must match.
+        #[arg(long)]
+        name: Option<String>,
+        /// Verify as of this time (RFC 3339, e.g. 2027-01-01T00:00:00Z) instead of now.
+        #[arg(long, value_parser = parse_rfc3339)]
+        at: Option<OffsetDateTime>,
+        /// Most intermediates allowed between the leaf and the trusted CA.
+        #[arg(long, default_value_t = 8)]
+        verify_depth: usize,
+    },
     /// Export a certificate, its chain and key as PKCS#12 (.p12 / .pfx).
     Export {
         /// The certificate's name.
@@ -499,6 +525,84 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
                     .join("\n")
             })
         }
+        PkiCommand::Verify {
+            cert,
+            ca,
+            untrusted,
+            crl,
+            purpose,
+            name,
+            at,
+            verify_depth,
+        } => {
+            let certs = read_certs(&cert)?;
+            let (leaf, rest) = certs
+                .split_first()
+                .with_context(|| format!("{} holds no certificate", cert.display()))?;
+            let ca_files = if ca.is_empty() {
+                let default = mtls_pki::ca::Layout::new(dir).ca_cert();
+                if !default.exists() {
+                    bail!("no trusted CA: pass --ca FILE (or --dir of a CA made by mtls pki init)");
+                }
+                vec![default]
+            } else {
+                ca
+            };
+            let mut roots = Vec::new();
+            for f in &ca_files {
+                roots.extend(read_certs(f)?);
+            }
+            let mut intermediates = rest.to_vec();
+            for f in &untrusted {
+                intermediates.extend(read_certs(f)?);
+            }
+            let mut crls = Vec::new();
+            for f in &crl {
+                crls.extend(read_crls(f)?);
+            }
+            let options = mtls_pki::verify::VerifyOptions {
+                roots,
+                untrusted: intermediates,
+                crls,
+                purpose: purpose.map(|p| match p {
+                    ProfileArg::Server => mtls_pki::verify::Purpose::Server,
+                    ProfileArg::Client => mtls_pki::verify::Purpose::Client,
+                }),
+                name,
+                at: at.unwrap_or_else(OffsetDateTime::now_utc),
+                max_depth: verify_depth,
+            };
+            match mtls_pki::verify::verify(leaf, &options) {
+                Ok(verified) => emit(
+                    json,
+                    &VerifyReport {
+                        valid: true,
+                        check: None,
+                        reason: None,
+                        chain: Some(&verified),
+                    },
+                    || format!("{}: {verified}\n", cert.display()),
+                ),
+                Err(failure) => {
+                    let reason = failure.to_string();
+                    if json {
+                        emit(
+                            true,
+                            &VerifyReport {
+                                valid: false,
+                                check: Some(failure.check()),
+                                reason: Some(reason),
+                                chain: None,
+                            },
+                            String::new,
+                        )?;
+                    } else {
+                        eprintln!("{}: FAILED: {reason}", cert.display());
+                    }
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
         PkiCommand::Export {
             name,
             p12: _,
@@ -625,6 +729,44 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
             })
         }
     }
+}
+
+#[derive(Serialize)]
+struct VerifyReport<'a> {
+    valid: bool,
+    check: Option<&'static str>,
+    reason: Option<String>,
+    chain: Option<&'a mtls_pki::verify::Verified>,
+}
+
+fn read_certs(path: &Path) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>> {
+    let data = pkifs::read(path)?;
+    Ok(mtls_pki::pem::certificates(
+        &data,
+        &path.display().to_string(),
+    )?)
+}
+
+fn read_crls(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let data = pkifs::read(path)?;
+    let what = path.display().to_string();
+    if !mtls_pki::pem::is_pem(&data) {
+        return Ok(vec![data]);
+    }
+    let crls: Vec<Vec<u8>> = mtls_pki::pem::sections(&data, &what)?
+        .into_iter()
+        .filter(|s| s.label == "X509 CRL")
+        .map(|s| s.der)
+        .collect();
+    if crls.is_empty() {
+        bail!("{what}: no X509 CRL section");
+    }
+    Ok(crls)
+}
+
+fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("expected RFC 3339 like 2027-01-01T00:00:00Z: {e}"))
 }
 
 #[derive(Serialize)]

@@ -190,23 +190,8 @@ pub enum VerifyError {
         allowed: usize,
     },
     /// Listed in a CRL.
-    #[error(
-        "certificate {subject} (serial {serial}) was revoked on {date} for reason {reason} (CRL of {crl_issuer}{number})"
-    )]
-    Revoked {
-        /// Subject DN.
-        subject: String,
-        /// Serial hex.
-        serial: String,
-        /// Revocation date, human form.
-        date: String,
-        /// Reason name.
-        reason: String,
-        /// The CRL's issuer.
-        crl_issuer: String,
-        /// ", number N" or empty.
-        number: String,
-    },
+    #[error("{0}")]
+    Revoked(Box<RevokedDetails>),
     /// A CRL's nextUpdate has passed.
     #[error("the CRL from {issuer} expired on {date}; publish a fresh one (mtls pki crl)")]
     CrlExpired {
@@ -231,6 +216,37 @@ pub enum VerifyError {
     },
 }
 
+/// Which certificate a CRL revoked, when, why, and which CRL said so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedDetails {
+    /// Subject DN.
+    pub subject: String,
+    /// Serial hex.
+    pub serial: String,
+    /// Revocation date, human form.
+    pub date: String,
+    /// Reason name.
+    pub reason: String,
+    /// The CRL's issuer.
+    pub crl_issuer: String,
+    /// The CRL number, if the CRL has one.
+    pub crl_number: Option<String>,
+}
+
+impl fmt::Display for RevokedDetails {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "certificate {} (serial {}) was revoked on {} for reason {} (CRL of {}",
+            self.subject, self.serial, self.date, self.reason, self.crl_issuer
+        )?;
+        if let Some(n) = &self.crl_number {
+            write!(f, ", number {n}")?;
+        }
+        f.write_str(")")
+    }
+}
+
 impl VerifyError {
     /// A short, stable name for the failed check (for metrics and JSON).
     pub fn check(&self) -> &'static str {
@@ -244,7 +260,7 @@ impl VerifyError {
             VerifyError::WrongPurpose { .. } => "wrong_purpose",
             VerifyError::NameMismatch { .. } => "name_mismatch",
             VerifyError::ChainTooDeep { .. } => "chain_too_deep",
-            VerifyError::Revoked { .. } => "revoked",
+            VerifyError::Revoked(_) => "revoked",
             VerifyError::CrlExpired { .. } => "crl_expired",
             VerifyError::CrlSignature { .. } => "crl_signature",
             VerifyError::NoCrl { .. } => "no_crl",
@@ -598,17 +614,14 @@ fn check_revocation(
                             .map_or_else(|| code.0.to_string(), |r| r.to_string())
                     })
                     .unwrap_or_else(|| "unspecified".into());
-                return Err(VerifyError::Revoked {
+                return Err(VerifyError::Revoked(Box::new(RevokedDetails {
                     subject: cert.subject().to_string(),
                     serial: serial(cert),
                     date: human(revoked_at),
                     reason,
                     crl_issuer,
-                    number: crl
-                        .crl_number()
-                        .map(|n| format!(", number {n}"))
-                        .unwrap_or_default(),
-                });
+                    crl_number: crl.crl_number().map(ToString::to_string),
+                })));
             }
         }
     }
