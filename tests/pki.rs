@@ -102,8 +102,25 @@ fn init_refuses_to_replace_a_ca_without_force() {
         "{err}"
     );
     assert_eq!(w.read("pki/ca.crt"), before, "the old CA is untouched");
+    w.ok(&["pki", "issue", "client", "alice"]);
     w.ok(&["pki", "init", "--force", "--key-type", "p384"]);
     assert_ne!(w.read("pki/ca.crt"), before);
+    // Nothing is lost: the old CA and what it issued moved aside; the new database is empty.
+    let replaced: Vec<_> = std::fs::read_dir(w.join("pki"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("replaced-")
+        })
+        .collect();
+    assert_eq!(replaced.len(), 1, "{replaced:?}");
+    assert_eq!(std::fs::read(replaced[0].join("ca.crt")).unwrap(), before);
+    assert!(replaced[0].join("private/alice.key").is_file());
+    assert_eq!(w.json(&["pki", "list"]).as_array().unwrap().len(), 0);
+    w.ok(&["pki", "issue", "client", "alice"]);
 }
 
 #[test]

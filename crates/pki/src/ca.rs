@@ -28,7 +28,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
-use crate::db::{Database, Entry, Profile, Reason, Revocation};
+use crate::db::{self, Database, Entry, Profile, Reason, Revocation};
 use crate::error::{Error, Result};
 use crate::fs::{self, Mode};
 use crate::key::{self, KeyType};
@@ -237,14 +237,9 @@ impl Ca {
             if !options.force {
                 return Err(Error::CaExists(dir.to_path_buf()));
             }
-            // A new root invalidates everything the old one issued: start a new database.
-            for stale in [
-                layout.intermediate_cert(),
-                layout.intermediate_key(),
-                layout.crl(),
-            ] {
-                let _ = std::fs::remove_file(stale);
-            }
+            // A new root invalidates everything the old one issued. Nothing is deleted: the
+            // old CA, its database and every certificate and key move to replaced-TIMESTAMP/.
+            retire(&layout)?;
         }
         if options.days == 0 {
             return Err(Error::InvalidInput("--days must be at least 1".into()));
@@ -787,6 +782,41 @@ fn load_pair(cert_path: &Path, key_path: &Path) -> Result<(CertificateDer<'stati
         });
     }
     Ok((cert, key))
+}
+
+/// Move the current CA's files into `DIR/replaced-YYYYMMDDTHHMMSSZ/`.
+fn retire(layout: &Layout) -> Result<PathBuf> {
+    let stamp = db::rfc3339(now()).replace([':', '-'], "");
+    let mut target = layout.dir().join(format!("replaced-{stamp}"));
+    let mut n = 1;
+    while target.exists() {
+        n += 1;
+        target = layout.dir().join(format!("replaced-{stamp}-{n}"));
+    }
+    fs::create_dir(&target, Mode::Secret)?;
+    let entries = [
+        layout.ca_cert(),
+        layout.ca_key(),
+        layout.intermediate_cert(),
+        layout.intermediate_key(),
+        layout.crl(),
+        layout.crl_number(),
+        layout.index(),
+        layout.dir().join("certs"),
+        layout.dir().join("private"),
+        layout.dir().join("issued"),
+    ];
+    for path in entries.iter().filter(|p| p.exists()) {
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        std::fs::rename(path, target.join(name)).map_err(|source| Error::Io {
+            action: "moving the old CA aside",
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(target)
 }
 
 fn lock(layout: &Layout) -> Result<File> {

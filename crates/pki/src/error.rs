@@ -37,7 +37,7 @@ pub enum Error {
 
     /// `init` found a CA already in place.
     #[error(
-        "a CA already exists in {0} (use --force to replace it; its certificates will no longer verify)"
+        "a CA already exists in {0} (use --force to replace it: the old one moves to {0}/replaced-TIMESTAMP and its certificates stop verifying)"
     )]
     CaExists(PathBuf),
 
