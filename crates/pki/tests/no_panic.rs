@@ -1,6 +1,8 @@
 //! Whatever bytes arrive — a file on disk, a CSR from a stranger, a .p12 from e-mail — the
 //! parsers return an error, never panic. Random bytes, and valid objects with bytes flipped.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use proptest::prelude::*;
