@@ -13,11 +13,7 @@ fn openssl_verify(w: &Work, args: &[&str]) -> (bool, String) {
 fn openssl_verify_accepts_our_chains_with_the_right_purpose() {
     for intermediate in [false, true] {
         let w = Work::new();
-        let mut init = vec!["pki", "init"];
-        if intermediate {
-            init.push("--intermediate");
-        }
-        w.ok(&init);
+        w.init_ca(intermediate);
         w.ok(&[
             "pki",
             "issue",
@@ -76,11 +72,7 @@ fn openssl_verify_accepts_our_chains_with_the_right_purpose() {
 fn openssl_sees_revocation_in_our_crl() {
     for intermediate in [false, true] {
         let w = Work::new();
-        let mut init = vec!["pki", "init"];
-        if intermediate {
-            init.push("--intermediate");
-        }
-        w.ok(&init);
+        w.init_ca(intermediate);
         w.ok(&["pki", "issue", "client", "alice"]);
         w.ok(&["pki", "issue", "client", "bob"]);
         w.ok(&["pki", "revoke", "alice", "--reason", "keyCompromise"]);
@@ -244,11 +236,7 @@ fn a_csr_with_a_bad_signature_is_refused() {
 fn python_ssl_completes_a_mutual_tls_handshake_with_our_certificates() {
     for intermediate in [false, true] {
         let w = Work::new();
-        let mut init = vec!["pki", "init"];
-        if intermediate {
-            init.push("--intermediate");
-        }
-        w.ok(&init);
+        w.init_ca(intermediate);
         w.ok(&[
             "pki",
             "issue",

@@ -25,6 +25,15 @@ impl Work {
         self.tmp.path().join(p)
     }
 
+    /// `mtls pki init`, with an intermediate CA when asked.
+    pub fn init_ca(&self, intermediate: bool) {
+        let mut args = vec!["pki", "init"];
+        if intermediate {
+            args.push("--intermediate");
+        }
+        self.ok(&args);
+    }
+
     /// `mtls ARGS...` in this directory.
     pub fn mtls(&self, args: &[&str]) -> Output {
         Command::cargo_bin("mtls")

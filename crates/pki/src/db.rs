@@ -325,6 +325,11 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
+/// A time for people: `2026-11-22 14:51:56 UTC`.
+pub fn human_time(t: OffsetDateTime) -> String {
+    rfc3339(t).replace('T', " ").replace('Z', " UTC")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,8 @@ pub mod names;
 pub mod p12;
 pub mod pem;
 pub mod show;
+#[cfg(test)]
+mod testing;
 pub mod verify;
 
 pub use ca::{Ca, InitOptions, IssueRequest, Issued, LeafOptions, RevokeTarget, SignRequest};

@@ -151,40 +151,14 @@ pub fn looks_like_pkcs12(data: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ca::{Ca, InitOptions, IssueRequest, LeafOptions};
-    use crate::{KeyType, Profile, Subject};
+    use crate::testing::Fixture;
+    use crate::{KeyType, Profile};
 
-    fn issued_alice(
-        intermediate: bool,
-    ) -> (tempfile::TempDir, Vec<CertificateDer<'static>>, Vec<u8>) {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut ca = Ca::init(
-            &tmp.path().join("pki"),
-            &InitOptions {
-                common_name: "P12 CA".into(),
-                key_type: KeyType::P256,
-                days: 10,
-                intermediate,
-                force: false,
-            },
-        )
-        .unwrap();
-        ca.issue(&IssueRequest {
-            name: "alice".into(),
-            subject: Subject::cn("alice"),
-            sans: vec![],
-            key_type: KeyType::P256,
-            leaf: LeafOptions {
-                profile: Profile::Client,
-                days: Some(1),
-                crl_urls: vec![],
-                ocsp_url: None,
-            },
-            force: false,
-        })
-        .unwrap();
-        let (chain, key) = ca.credentials("alice").unwrap();
-        (tmp, chain, key)
+    fn issued_alice(intermediate: bool) -> (Fixture, Vec<CertificateDer<'static>>, Vec<u8>) {
+        let mut f = Fixture::new("P12 CA", intermediate);
+        f.issue("alice", Profile::Client, &[]);
+        let (chain, key) = f.ca.credentials("alice").unwrap();
+        (f, chain, key)
     }
 
     #[test]

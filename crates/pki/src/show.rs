@@ -17,7 +17,7 @@ use x509_parser::public_key::PublicKey;
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use crate::db::{Reason, rfc3339};
+use crate::db::{Reason, human_time};
 use crate::error::{Error, Result};
 use crate::{names, p12, pem};
 
@@ -647,10 +647,6 @@ impl fmt::Display for CertInfo {
     }
 }
 
-fn human_time(t: OffsetDateTime) -> String {
-    rfc3339(t).replace('T', " ").replace('Z', " UTC")
-}
-
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}\n")).collect()
 }
@@ -658,47 +654,29 @@ fn indent(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ca::{Ca, InitOptions, IssueRequest, LeafOptions, RevokeTarget};
-    use crate::{KeyType, Profile, Reason, San, Subject};
+    use crate::ca::{LeafOptions, RevokeTarget};
+    use crate::testing::Fixture;
+    use crate::{Profile, Reason};
 
-    fn ca() -> (tempfile::TempDir, Ca) {
-        let tmp = tempfile::tempdir().unwrap();
-        let ca = Ca::init(
-            &tmp.path().join("pki"),
-            &InitOptions {
-                common_name: "Show CA".into(),
-                key_type: KeyType::P256,
-                days: 10,
-                intermediate: false,
-                force: false,
-            },
-        )
-        .unwrap();
-        (tmp, ca)
+    fn ca() -> Fixture {
+        Fixture::new("Show CA", false)
     }
 
-    fn issue(ca: &mut Ca, name: &str, profile: Profile, sans: &[&str]) {
-        ca.issue(&IssueRequest {
-            name: name.into(),
-            subject: Subject::cn(name),
-            sans: sans.iter().map(|s| s.parse::<San>().unwrap()).collect(),
-            key_type: KeyType::P256,
-            leaf: LeafOptions {
-                profile,
-                days: Some(5),
-                crl_urls: vec!["http://crl.example/ca.crl".into()],
-                ocsp_url: Some("http://ocsp.example".into()),
-            },
-            force: false,
-        })
-        .unwrap();
+    fn issue(f: &mut Fixture, name: &str, profile: Profile, sans: &[&str]) {
+        let leaf = LeafOptions {
+            profile,
+            days: Some(5),
+            crl_urls: vec!["http://crl.example/ca.crl".into()],
+            ocsp_url: Some("http://ocsp.example".into()),
+        };
+        f.issue_with(name, sans, leaf);
     }
 
     #[test]
     fn a_certificate_in_full() {
-        let (_tmp, mut ca) = ca();
-        issue(&mut ca, "api", Profile::Server, &["api.local", "10.0.0.5"]);
-        let pem_text = std::fs::read(ca.layout().cert("api")).unwrap();
+        let mut f = ca();
+        issue(&mut f, "api", Profile::Server, &["api.local", "10.0.0.5"]);
+        let pem_text = std::fs::read(f.ca.layout().cert("api")).unwrap();
         let objects = describe(&pem_text, "api.crt", None).unwrap();
         let [Object::Certificate(c)] = &objects[..] else {
             panic!("{objects:?}")
@@ -721,7 +699,7 @@ mod tests {
             "{text}"
         );
 
-        let root = std::fs::read(ca.layout().ca_cert()).unwrap();
+        let root = std::fs::read(f.ca.layout().ca_cert()).unwrap();
         let [Object::Certificate(r)] = &describe(&root, "ca.crt", None).unwrap()[..] else {
             panic!()
         };
@@ -731,16 +709,16 @@ mod tests {
 
     #[test]
     fn der_and_bundles_and_crls() {
-        let (_tmp, mut ca) = ca();
-        issue(&mut ca, "alice", Profile::Client, &[]);
-        let der = ca.root().to_vec();
+        let mut f = ca();
+        issue(&mut f, "alice", Profile::Client, &[]);
+        let der = f.ca.root().to_vec();
         assert!(matches!(
             &describe(&der, "ca.der", None).unwrap()[..],
             [Object::Certificate(_)]
         ));
 
-        let mut bundle = std::fs::read(ca.layout().cert("alice")).unwrap();
-        bundle.extend(std::fs::read(ca.layout().key("alice")).unwrap());
+        let mut bundle = std::fs::read(f.ca.layout().cert("alice")).unwrap();
+        bundle.extend(std::fs::read(f.ca.layout().key("alice")).unwrap());
         let objects = describe(&bundle, "bundle.pem", None).unwrap();
         assert!(matches!(
             &objects[..],
@@ -751,17 +729,17 @@ mod tests {
             objects[1],
             serde_json::to_string(&objects[1]).unwrap()
         );
-        let secret = std::fs::read_to_string(ca.layout().key("alice")).unwrap();
+        let secret = std::fs::read_to_string(f.ca.layout().key("alice")).unwrap();
         let body = secret.lines().nth(1).unwrap();
         assert!(
             !key_text.contains(body),
             "private key material leaked: {key_text}"
         );
 
-        let (entry, _) = ca
-            .revoke(&RevokeTarget::Name("alice".into()), Reason::Superseded)
-            .unwrap();
-        let crl = std::fs::read(ca.layout().crl()).unwrap();
+        let (entry, _) =
+            f.ca.revoke(&RevokeTarget::Name("alice".into()), Reason::Superseded)
+                .unwrap();
+        let crl = std::fs::read(f.ca.layout().crl()).unwrap();
         let [Object::Crl(c)] = &describe(&crl, "crl.pem", None).unwrap()[..] else {
             panic!()
         };
@@ -773,9 +751,9 @@ mod tests {
 
     #[test]
     fn p12_needs_a_password_and_garbage_is_named() {
-        let (_tmp, mut ca) = ca();
-        issue(&mut ca, "bob", Profile::Client, &[]);
-        let (chain, key) = ca.credentials("bob").unwrap();
+        let mut f = ca();
+        issue(&mut f, "bob", Profile::Client, &[]);
+        let (chain, key) = f.ca.credentials("bob").unwrap();
         let options = p12::Pkcs12Options {
             legacy: false,
             alias: "bob".into(),

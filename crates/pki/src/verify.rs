@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 
-use crate::db::Reason;
+use crate::db::{Reason, human_time};
 use crate::show::{relative, subject_alt_names};
 
 /// What the certificate must be good for.
@@ -396,7 +396,7 @@ fn check_validity(cert: &X509Certificate<'_>, at: OffsetDateTime) -> Result<(), 
         return Err(VerifyError::NotYetValid {
             subject: cert.subject().to_string(),
             serial: serial(cert),
-            date: human(not_before),
+            date: human_time(not_before),
             when: relative(not_before, at),
         });
     }
@@ -404,7 +404,7 @@ fn check_validity(cert: &X509Certificate<'_>, at: OffsetDateTime) -> Result<(), 
         return Err(VerifyError::Expired {
             subject: cert.subject().to_string(),
             serial: serial(cert),
-            date: human(not_after),
+            date: human_time(not_after),
             ago: relative(not_after, at),
         });
     }
@@ -594,7 +594,7 @@ fn check_revocation(
             {
                 return Err(VerifyError::CrlExpired {
                     issuer: crl_issuer,
-                    date: human(next.to_datetime()),
+                    date: human_time(next.to_datetime()),
                 });
             }
             checked += 1;
@@ -617,7 +617,7 @@ fn check_revocation(
                 return Err(VerifyError::Revoked(Box::new(RevokedDetails {
                     subject: cert.subject().to_string(),
                     serial: serial(cert),
-                    date: human(revoked_at),
+                    date: human_time(revoked_at),
                     reason,
                     crl_issuer,
                     crl_number: crl.crl_number().map(ToString::to_string),
@@ -637,64 +637,16 @@ fn serial(cert: &X509Certificate<'_>) -> String {
     crate::names::serial_hex(cert.raw_serial())
 }
 
-fn human(t: OffsetDateTime) -> String {
-    crate::db::rfc3339(t).replace('T', " ").replace('Z', " UTC")
-}
-
 #[cfg(test)]
 mod tests {
     use rcgen::{CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
     use super::*;
-    use crate::ca::{Ca, InitOptions, IssueRequest, LeafOptions, RevokeTarget};
-    use crate::{KeyType, Profile, San, Subject, pem};
-
-    struct Fixture {
-        _tmp: tempfile::TempDir,
-        ca: Ca,
-    }
+    use crate::Profile;
+    use crate::ca::RevokeTarget;
+    use crate::testing::Fixture;
 
     impl Fixture {
-        fn new(cn: &str, intermediate: bool) -> Fixture {
-            let tmp = tempfile::tempdir().unwrap();
-            let ca = Ca::init(
-                &tmp.path().join("pki"),
-                &InitOptions {
-                    common_name: cn.into(),
-                    key_type: KeyType::P256,
-                    days: 100,
-                    intermediate,
-                    force: false,
-                },
-            )
-            .unwrap();
-            Fixture { _tmp: tmp, ca }
-        }
-
-        fn issue(
-            &mut self,
-            name: &str,
-            profile: Profile,
-            sans: &[&str],
-        ) -> Vec<CertificateDer<'static>> {
-            self.ca
-                .issue(&IssueRequest {
-                    name: name.into(),
-                    subject: Subject::cn(name),
-                    sans: sans.iter().map(|s| s.parse::<San>().unwrap()).collect(),
-                    key_type: KeyType::P256,
-                    leaf: LeafOptions {
-                        profile,
-                        days: Some(10),
-                        crl_urls: vec![],
-                        ocsp_url: None,
-                    },
-                    force: false,
-                })
-                .unwrap();
-            self.ca.credentials(name).unwrap().0
-        }
-
         fn options(&self) -> VerifyOptions {
             VerifyOptions {
                 roots: vec![self.ca.root().clone()],
@@ -705,11 +657,6 @@ mod tests {
                 at: OffsetDateTime::now_utc(),
                 max_depth: 8,
             }
-        }
-
-        fn crl(&self) -> Vec<u8> {
-            let text = std::fs::read(self.ca.layout().crl()).unwrap();
-            pem::sections(&text, "crl").unwrap().remove(0).der
         }
     }
 
