@@ -6,7 +6,11 @@
 //! implement), protocol versions, the session cache and ticketer shared across reloads,
 //! key logging, and certificate reload. Nothing here parses HTTP.
 //!
-//! Empty until `mtls serve` (issue 3) lands; certificates come from `mtls-pki`.
+//! Today it holds [`ciphers`]: OpenSSL cipher strings and protocol names mapped to rustls,
+//! with an error naming every item rustls cannot honour. The server and client configs
+//! arrive with `mtls serve` (issue 3); certificates come from `mtls-pki`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod ciphers;
