@@ -1,16 +1,31 @@
 //! `mtls-tls`: the only crate that depends on rustls.
 //!
-//! It will turn validated configuration into rustls `ServerConfig` / `ClientConfig`:
-//! the client-certificate verifier (trusted CAs, CRLs, depth, allow-lists), OpenSSL cipher
-//! names mapped to rustls suites (with a clear error for the ones rustls does not
-//! implement), protocol versions, the session cache and ticketer shared across reloads,
-//! key logging, and certificate reload. Nothing here parses HTTP.
+//! It turns validated settings into rustls configurations, and owns everything about the
+//! handshake the rest of mtls needs to know:
 //!
-//! Today it holds [`ciphers`]: OpenSSL cipher strings and protocol names mapped to rustls,
-//! with an error naming every item rustls cannot honour. The server and client configs
-//! arrive with `mtls serve` (issue 3); certificates come from `mtls-pki`.
+//! ```text
+//!   ciphers   OpenSSL cipher strings / protocol names ──► rustls suites and versions
+//!   server    ServerTlsSettings ──► TlsServer (certificate, verifier, sessions)
+//!             ClientHello::read ─► pick a block by SNI ─► complete ─► HandshakeInfo
+//!   verifier  client_ca / trusted_ca / CRLs / verify_depth, with a Refusal for every "no"
+//!   identity  the peer certificate's names, serial and fingerprint
+//! ```
+//!
+//! Certificates and keys are read with `mtls-pki`'s PEM/DER readers; nothing here parses
+//! HTTP. Client configurations arrive with the proxy (issue 4) and `mtls get` (issue 5).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod ciphers;
+pub mod identity;
+pub mod server;
+pub mod verifier;
+
+pub use identity::PeerCert;
+pub use server::{
+    ClientHello, HandshakeError, HandshakeInfo, ServerTlsSettings, TlsError, TlsServer,
+};
+pub use verifier::{Refusal, VerifyClient, VerifyStatus};
+/// The TLS stream the gateway reads and writes after a handshake.
+pub type ServerStream<IO> = tokio_rustls::server::TlsStream<IO>;

@@ -1,0 +1,625 @@
+//! Server side: one [`TlsServer`] per `[server.tls]` block, and the two-step accept that
+//! lets the gateway pick the block by SNI before the handshake goes on.
+//!
+//! ```text
+//!   TCP ──► ClientHello::read (LazyConfigAcceptor) ──► server_name() ──► gateway picks a block
+//!                                                                           │
+//!          (TlsStream, HandshakeInfo) ◄── ClientHello::complete(&TlsServer) ◄┘
+//!          or HandshakeError naming why (and the client certificate's Refusal)
+//! ```
+//!
+//! Each block has its own certificate, client-CA policy, suites and protocols, because that
+//! is what nginx users expect from `server { ssl_... }` blocks; the choice has to be made
+//! from the ClientHello, which is why this is not a single rustls `ServerConfig` with a
+//! certificate resolver. Session state (cache and ticket keys) belongs to the block, so a
+//! session made under one client-CA policy is never resumed under another.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{Acceptor, NoServerSessionStorage, ProducesTickets, StoresServerSessions};
+use rustls::sign::CertifiedKey;
+use rustls::{HandshakeKind, ProtocolVersion, ServerConfig};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::LazyConfigAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::ciphers;
+use crate::identity::PeerCert;
+use crate::verifier::{self, ClientVerifier, Refusal, VerifyClient, VerifyStatus};
+
+/// Everything needed to build one TLS server block; paths are read by [`TlsServer::build`].
+#[derive(Debug, Clone)]
+pub struct ServerTlsSettings {
+    /// Certificate chain file, leaf first (PEM, or one DER certificate).
+    pub certificate: PathBuf,
+    /// Private key file (PEM PKCS#8, SEC1 or PKCS#1, or DER).
+    pub key: PathBuf,
+    /// CA files trusted for client certificates and advertised in the CertificateRequest.
+    pub client_ca: Vec<PathBuf>,
+    /// CA files trusted for client certificates but not advertised.
+    pub trusted_ca: Vec<PathBuf>,
+    /// nginx's `ssl_verify_client`.
+    pub verify_client: VerifyClient,
+    /// CRL files (PEM with one or more CRLs, or one DER CRL).
+    pub crl: Vec<PathBuf>,
+    /// nginx's `ssl_verify_depth`: 1 = leaf signed directly by a trusted CA.
+    pub verify_depth: u32,
+    /// `TLSv1.2` / `TLSv1.3`.
+    pub protocols: Vec<String>,
+    /// An OpenSSL cipher string, or `None` for rustls' defaults.
+    pub ciphers: Option<String>,
+    /// Choose the suite in our order rather than the client's.
+    pub prefer_server_ciphers: bool,
+    /// Server-side session cache capacity in sessions; `None` disables it.
+    pub session_cache: Option<usize>,
+    /// How long a session (cached or in a ticket) may be resumed.
+    pub session_timeout: Duration,
+    /// Issue stateless session tickets.
+    pub session_tickets: bool,
+    /// ALPN protocols offered, in preference order (e.g. `h2`, `http/1.1`).
+    pub alpn: Vec<Vec<u8>>,
+}
+
+/// A setting that could not be turned into a working TLS server.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A file named by a setting cannot be used.
+    #[error("{key}: {}: {message}", path.display())]
+    File {
+        /// The setting (`certificate`, `key`, `client_ca`, `trusted_ca`, `crl`).
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A setting's value cannot be honoured.
+    #[error("{key}: {message}")]
+    Setting {
+        /// The setting.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A built TLS server block: its rustls configuration and client verifier.
+#[derive(Debug)]
+pub struct TlsServer {
+    config: Arc<ServerConfig>,
+    verifier: Arc<ClientVerifier>,
+    leaf: PeerCert,
+}
+
+impl TlsServer {
+    /// Read every file the settings name and build the block. Errors name the setting and
+    /// the file, so `mtls check` can point at the config line.
+    pub fn build(settings: &ServerTlsSettings) -> Result<TlsServer, TlsError> {
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        if let Some(spec) = &settings.ciphers {
+            provider.cipher_suites =
+                ciphers::parse_cipher_string(spec).map_err(|e| TlsError::Setting {
+                    key: "ciphers",
+                    message: e.to_string(),
+                })?;
+        }
+        let versions =
+            ciphers::parse_protocols(&settings.protocols).map_err(|e| TlsError::Setting {
+                key: "protocols",
+                message: e.to_string(),
+            })?;
+        let provider = Arc::new(provider);
+
+        let chain = read_certificates("certificate", &settings.certificate)?;
+        let key = read_key(&settings.key)?;
+        let signer = provider
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| TlsError::File {
+                key: "key",
+                path: settings.key.clone(),
+                message: format!("unsupported private key: {e}"),
+            })?;
+        let certified = CertifiedKey::new(chain.clone(), signer);
+        if certified.keys_match().is_err() {
+            return Err(TlsError::File {
+                key: "key",
+                path: settings.key.clone(),
+                message: format!(
+                    "this key does not belong to the certificate in {}",
+                    settings.certificate.display()
+                ),
+            });
+        }
+        let leaf = PeerCert::from_der(chain[0].as_ref());
+
+        let client_ca = read_many("client_ca", &settings.client_ca)?;
+        let trusted_ca = read_many("trusted_ca", &settings.trusted_ca)?;
+        if settings.verify_client != VerifyClient::Off
+            && client_ca.is_empty()
+            && trusted_ca.is_empty()
+        {
+            return Err(TlsError::Setting {
+                key: "verify_client",
+                message: "verifying client certificates needs client_ca or trusted_ca".into(),
+            });
+        }
+        let mut crls = Vec::new();
+        for path in &settings.crl {
+            crls.extend(read_crls(path)?);
+        }
+        let verifier = Arc::new(
+            ClientVerifier::new(
+                settings.verify_client,
+                &client_ca,
+                &trusted_ca,
+                crls,
+                settings.verify_depth,
+                provider.signature_verification_algorithms,
+            )
+            .map_err(|message| TlsError::Setting {
+                key: "client_ca",
+                message,
+            })?,
+        );
+
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&versions)
+            .map_err(|e| TlsError::Setting {
+                key: "ciphers",
+                message: format!("no cipher suite is usable with the chosen protocols: {e}"),
+            })?
+            .with_client_cert_verifier(verifier.clone())
+            .with_single_cert(chain, read_key(&settings.key)?)
+            .map_err(|e| TlsError::File {
+                key: "certificate",
+                path: settings.certificate.clone(),
+                message: e.to_string(),
+            })?;
+        config.ignore_client_order = settings.prefer_server_ciphers;
+        config.alpn_protocols = settings.alpn.clone();
+        config.session_storage = match settings.session_cache {
+            Some(capacity) if capacity > 0 => {
+                Arc::new(TimedSessionCache::new(capacity, settings.session_timeout))
+            }
+            _ => Arc::new(NoServerSessionStorage {}),
+        };
+        if settings.session_tickets {
+            let inner =
+                rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| TlsError::Setting {
+                    key: "session_tickets",
+                    message: format!("cannot make ticket keys: {e}"),
+                })?;
+            config.ticketer = Arc::new(TimedTicketer {
+                inner,
+                lifetime: settings.session_timeout,
+            });
+        } else if settings.session_cache.unwrap_or(0) == 0 {
+            config.send_tls13_tickets = 0;
+        }
+        Ok(TlsServer {
+            config: Arc::new(config),
+            verifier,
+            leaf,
+        })
+    }
+
+    /// The client-certificate policy.
+    pub fn verify_client(&self) -> VerifyClient {
+        self.verifier.mode()
+    }
+
+    /// The server's own certificate (for logs and the quickstart banner).
+    pub fn certificate(&self) -> &PeerCert {
+        &self.leaf
+    }
+}
+
+/// A connection whose ClientHello has arrived, waiting for the gateway to pick a block.
+pub struct ClientHello<IO> {
+    start: tokio_rustls::StartHandshake<IO>,
+    server_name: Option<String>,
+}
+
+impl<IO> std::fmt::Debug for ClientHello<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientHello")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> ClientHello<IO> {
+    /// Read bytes until a whole ClientHello has arrived. A peer that sends something else
+    /// gets an error here (and nothing else is disturbed).
+    pub async fn read(io: IO) -> Result<ClientHello<IO>, HandshakeError> {
+        let start = LazyConfigAcceptor::new(Acceptor::default(), io)
+            .await
+            .map_err(|e| HandshakeError::from_io(e, None))?;
+        let server_name = start.client_hello().server_name().map(str::to_owned);
+        Ok(ClientHello { start, server_name })
+    }
+
+    /// The SNI name the client asked for, if any.
+    pub fn server_name(&self) -> Option<&str> {
+        self.server_name.as_deref()
+    }
+
+    /// Finish the handshake with `server`'s certificate and policy.
+    pub async fn complete(
+        self,
+        server: &TlsServer,
+    ) -> Result<(TlsStream<IO>, HandshakeInfo), HandshakeError> {
+        verifier::clear_refusal();
+        let server_name = self.server_name;
+        let stream = match self.start.into_stream(server.config.clone()).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                let refusal = verifier::take_refusal();
+                return Err(HandshakeError::from_io(e, refusal));
+            }
+        };
+        let (_, conn) = stream.get_ref();
+        let chain = conn.peer_certificates();
+        let verify = server.verifier.status(chain);
+        let peer = chain
+            .and_then(|c| c.first())
+            .map(|leaf| Arc::new(PeerCert::from_der(leaf.as_ref())));
+        let info = HandshakeInfo {
+            protocol: match conn.protocol_version() {
+                Some(ProtocolVersion::TLSv1_3) => "TLSv1.3",
+                Some(ProtocolVersion::TLSv1_2) => "TLSv1.2",
+                _ => "unknown",
+            },
+            cipher: conn
+                .negotiated_cipher_suite()
+                .map_or("unknown", ciphers::openssl_name),
+            resumed: conn.handshake_kind() == Some(HandshakeKind::Resumed),
+            server_name,
+            alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
+            peer,
+            verify,
+        };
+        Ok((stream, info))
+    }
+}
+
+/// What the handshake settled, for routing, access rules and the access log.
+#[derive(Debug, Clone)]
+pub struct HandshakeInfo {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub protocol: &'static str,
+    /// OpenSSL name of the suite (nginx's `$ssl_cipher`).
+    pub cipher: &'static str,
+    /// Whether a session was resumed.
+    pub resumed: bool,
+    /// The SNI name the client sent.
+    pub server_name: Option<String>,
+    /// The ALPN protocol agreed.
+    pub alpn: Option<Vec<u8>>,
+    /// The client certificate, if one was presented.
+    pub peer: Option<Arc<PeerCert>>,
+    /// nginx's `$ssl_client_verify`.
+    pub verify: VerifyStatus,
+}
+
+/// Why a handshake did not complete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The client certificate was refused; the peer got `alert`.
+    #[error("client certificate refused ({check}): {reason}; subject {subject}, issuer {issuer}, serial {serial}; sent alert {alert}", check = .refusal.check, reason = .refusal.reason, subject = .refusal.subject, issuer = .refusal.issuer, serial = .refusal.serial)]
+    CertificateRefused {
+        /// What failed and for which certificate.
+        refusal: Refusal,
+        /// The alert sent.
+        alert: String,
+    },
+    /// The server requires a certificate and the client sent none.
+    #[error("client sent no certificate, and verify_client = on requires one; sent alert {alert}")]
+    NoCertificate {
+        /// The alert sent (certificate_required in TLS 1.3, handshake_failure in 1.2).
+        alert: String,
+    },
+    /// The client ended the handshake with an alert (often: it refused our certificate).
+    #[error("client sent alert {0}")]
+    PeerAlert(String),
+    /// Any other TLS failure: garbage, no common suite or protocol, bad signatures.
+    #[error("TLS error: {0}")]
+    Tls(String),
+    /// The socket failed or the client went away.
+    #[error("connection error: {0}")]
+    Io(std::io::Error),
+}
+
+impl HandshakeError {
+    /// A short stable name for metrics and the log's `check=` field.
+    pub fn check(&self) -> &'static str {
+        match self {
+            HandshakeError::CertificateRefused { refusal, .. } => refusal.check,
+            HandshakeError::NoCertificate { .. } => "no_certificate",
+            HandshakeError::PeerAlert(_) => "peer_alert",
+            HandshakeError::Tls(_) => "tls_error",
+            HandshakeError::Io(_) => "io",
+        }
+    }
+
+    fn from_io(error: std::io::Error, refusal: Option<Refusal>) -> HandshakeError {
+        let tls = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .cloned();
+        match (tls, refusal) {
+            (Some(rustls::Error::InvalidCertificate(cert)), Some(refusal)) => {
+                HandshakeError::CertificateRefused {
+                    refusal,
+                    alert: alert_name(rustls::AlertDescription::from(cert)),
+                }
+            }
+            (Some(rustls::Error::NoCertificatesPresented), _) => HandshakeError::NoCertificate {
+                alert: "certificate_required (TLS 1.3) or handshake_failure (TLS 1.2)".into(),
+            },
+            (Some(rustls::Error::AlertReceived(alert)), _) => {
+                HandshakeError::PeerAlert(alert_name(alert))
+            }
+            (Some(other), _) => HandshakeError::Tls(other.to_string()),
+            (None, _) => HandshakeError::Io(error),
+        }
+    }
+}
+
+/// An alert's name as the RFCs and OpenSSL spell it (`unknown_ca`, `certificate_expired`).
+pub fn alert_name(alert: rustls::AlertDescription) -> String {
+    let debug = format!("{alert:?}");
+    let mut out = String::with_capacity(debug.len() + 4);
+    let chars: Vec<char> = debug.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            let prev_lower = chars[i - 1].is_ascii_lowercase();
+            let next_lower = chars.get(i + 1).is_some_and(char::is_ascii_lowercase);
+            if prev_lower || (next_lower && chars[i - 1].is_ascii_uppercase()) {
+                out.push('_');
+            }
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// nginx's `ssl_session_cache` with `ssl_session_timeout`: a bounded store whose entries
+/// expire. rustls' own memory cache has no notion of age.
+#[derive(Debug)]
+struct TimedSessionCache {
+    inner: Mutex<CacheInner>,
+    capacity: usize,
+    timeout: Duration,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    entries: HashMap<Vec<u8>, (Instant, Vec<u8>)>,
+    order: VecDeque<Vec<u8>>,
+}
+
+impl TimedSessionCache {
+    fn new(capacity: usize, timeout: Duration) -> TimedSessionCache {
+        TimedSessionCache {
+            inner: Mutex::new(CacheInner::default()),
+            capacity,
+            timeout,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        // A panic while holding this lock cannot leave the map inconsistent in a way that
+        // matters for a cache, so a poisoned lock is simply taken over.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl StoresServerSessions for TimedSessionCache {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let mut inner = self.lock();
+        while inner.entries.len() >= self.capacity {
+            match inner.order.pop_front() {
+                Some(old) => {
+                    inner.entries.remove(&old);
+                }
+                None => break,
+            }
+        }
+        if inner
+            .entries
+            .insert(key.clone(), (Instant::now(), value))
+            .is_none()
+        {
+            inner.order.push_back(key);
+        }
+        true
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let inner = self.lock();
+        let (at, value) = inner.entries.get(key)?;
+        (at.elapsed() < self.timeout).then(|| value.clone())
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let mut inner = self.lock();
+        let (at, value) = inner.entries.remove(key)?;
+        (at.elapsed() < self.timeout).then_some(value)
+    }
+
+    fn can_cache(&self) -> bool {
+        true
+    }
+}
+
+/// Tickets that honour `session_timeout`: the issue time is sealed inside the ticket and
+/// checked on the way back, and the advertised lifetime is the timeout.
+#[derive(Debug)]
+struct TimedTicketer {
+    inner: Arc<dyn ProducesTickets>,
+    lifetime: Duration,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl ProducesTickets for TimedTicketer {
+    fn enabled(&self) -> bool {
+        self.inner.enabled()
+    }
+
+    fn lifetime(&self) -> u32 {
+        u32::try_from(self.lifetime.as_secs()).unwrap_or(u32::MAX)
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        let mut sealed = Vec::with_capacity(8 + plain.len());
+        sealed.extend_from_slice(&unix_now().to_be_bytes());
+        sealed.extend_from_slice(plain);
+        self.inner.encrypt(&sealed)
+    }
+
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        let plain = self.inner.decrypt(cipher)?;
+        let (issued, rest) = plain.split_first_chunk::<8>()?;
+        let age = unix_now().saturating_sub(u64::from_be_bytes(*issued));
+        (age < self.lifetime.as_secs()).then(|| rest.to_vec())
+    }
+}
+
+fn read_file(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| TlsError::File {
+        key,
+        path: path.to_owned(),
+        message: format!("cannot read: {e}"),
+    })
+}
+
+fn read_certificates(
+    key: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let data = read_file(key, path)?;
+    let certs = mtls_pki::pem::certificates(&data, &path.display().to_string()).map_err(|e| {
+        TlsError::File {
+            key,
+            path: path.to_owned(),
+            message: e.to_string(),
+        }
+    })?;
+    if certs.is_empty() {
+        return Err(TlsError::File {
+            key,
+            path: path.to_owned(),
+            message: "no certificate in the file".into(),
+        });
+    }
+    Ok(certs)
+}
+
+fn read_many(
+    key: &'static str,
+    paths: &[PathBuf],
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let mut out = Vec::new();
+    for path in paths {
+        out.extend(read_certificates(key, path)?);
+    }
+    Ok(out)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let data = read_file("key", path)?;
+    mtls_pki::pem::private_key(&data, &path.display().to_string()).map_err(|e| TlsError::File {
+        key: "key",
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn read_crls(path: &Path) -> Result<Vec<(Vec<u8>, webpki::OwnedCertRevocationList)>, TlsError> {
+    let data = read_file("crl", path)?;
+    let bad = |message: String| TlsError::File {
+        key: "crl",
+        path: path.to_owned(),
+        message,
+    };
+    let ders = if mtls_pki::pem::is_pem(&data) {
+        let sections = mtls_pki::pem::sections(&data, &path.display().to_string())
+            .map_err(|e| bad(e.to_string()))?;
+        let mut ders = Vec::new();
+        for section in sections {
+            if section.label != "X509 CRL" {
+                return Err(bad(format!(
+                    "expected X509 CRL sections, found {}",
+                    section.label
+                )));
+            }
+            ders.push(section.der);
+        }
+        ders
+    } else {
+        vec![data]
+    };
+    ders.into_iter()
+        .map(|der| {
+            webpki::OwnedCertRevocationList::from_der(&der)
+                .map(|crl| (der, crl))
+                .map_err(|e| bad(format!("not a CRL: {e}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_names_follow_the_rfc_spelling() {
+        use rustls::AlertDescription as A;
+        assert_eq!(alert_name(A::UnknownCA), "unknown_ca");
+        assert_eq!(alert_name(A::CertificateExpired), "certificate_expired");
+        assert_eq!(alert_name(A::CertificateRequired), "certificate_required");
+        assert_eq!(alert_name(A::BadCertificate), "bad_certificate");
+        assert_eq!(alert_name(A::HandshakeFailure), "handshake_failure");
+    }
+
+    #[test]
+    fn cache_forgets_after_the_timeout_and_at_capacity() {
+        let cache = TimedSessionCache::new(2, Duration::from_millis(50));
+        assert!(cache.put(b"a".to_vec(), b"1".to_vec()));
+        assert!(cache.put(b"b".to_vec(), b"2".to_vec()));
+        assert!(cache.put(b"c".to_vec(), b"3".to_vec()));
+        assert_eq!(cache.get(b"a"), None, "oldest evicted at capacity");
+        assert_eq!(cache.get(b"c"), Some(b"3".to_vec()));
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(cache.get(b"c"), None, "expired");
+    }
+
+    #[test]
+    fn tickets_carry_their_age() {
+        let ticketer = TimedTicketer {
+            inner: rustls::crypto::aws_lc_rs::Ticketer::new().expect("ticketer"),
+            lifetime: Duration::from_secs(300),
+        };
+        let sealed = ticketer.encrypt(b"session").expect("encrypt");
+        assert_eq!(ticketer.decrypt(&sealed), Some(b"session".to_vec()));
+        assert_eq!(ticketer.lifetime(), 300);
+        let expired = TimedTicketer {
+            inner: ticketer.inner.clone(),
+            lifetime: Duration::from_secs(0),
+        };
+        assert_eq!(expired.decrypt(&sealed), None);
+    }
+}
