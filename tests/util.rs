@@ -107,3 +107,164 @@ pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
+
+/// A free TCP port on 127.0.0.1 (the OS picks it; it is released for the server to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `mtls serve`, killed when dropped. Its access log (stdout) and its own log
+/// (stderr) go to files in the work directory, to be read by assertions.
+pub struct Server {
+    pub child: std::process::Child,
+    pub port: u16,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Work {
+    /// Write `config` (with every `{port}` replaced by a free port) to `NAME.toml` and run
+    /// `mtls serve -c NAME.toml`, waiting until the port accepts connections.
+    pub fn serve(&self, name: &str, config: &str) -> Server {
+        let port = free_port();
+        let file = format!("{name}.toml");
+        self.write(&file, config.replace("{port}", &port.to_string()));
+        self.serve_args(name, port, &["serve", "-c", &file, "--handshake-timeout", "2s"])
+    }
+
+    /// Run `mtls ARGS` in the background, waiting for `port` to accept connections.
+    pub fn serve_args(&self, name: &str, port: u16, args: &[&str]) -> Server {
+        let stdout = self.join(&format!("{name}.access.log"));
+        let stderr = self.join(&format!("{name}.log"));
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("mtls"))
+            .current_dir(self.path())
+            .args(args)
+            .env("MTLS_LOG", "info")
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let mut server = Server {
+            child,
+            port,
+            stdout,
+            stderr,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("mtls serve exited with {status}:\n{}", server.log());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mtls serve did not listen on {port}:\n{}",
+                server.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// `curl -sS ARGS...` in this directory: (exit code, stdout, stderr).
+    pub fn curl(&self, args: &[&str]) -> (i32, String, String) {
+        let out = std::process::Command::new(mtls_test_support::require_peer("curl"))
+            .current_dir(self.path())
+            .arg("-sS")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `openssl s_client -connect 127.0.0.1:PORT ARGS...` with an empty stdin; all output.
+    pub fn s_client(&self, port: u16, args: &[&str]) -> String {
+        let connect = format!("127.0.0.1:{port}");
+        let mut all = vec!["s_client", "-connect", &connect];
+        all.extend_from_slice(args);
+        let out = std::process::Command::new(mtls_test_support::require_peer("openssl"))
+            .current_dir(self.path())
+            .args(&all)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        mtls_test_support::text(&out)
+    }
+}
+
+impl Server {
+    /// The server's own log (stderr) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// The access log (stdout) so far.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// Wait (up to 5 s) until the server's log contains `needle`; returns the log.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "log never contained {needle:?}:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Wait (up to 5 s) until the access log contains `needle`; returns it.
+    pub fn wait_access(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let log = self.access_log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "access log never contained {needle:?}:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Send SIGTERM and wait for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "no exit after SIGTERM");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

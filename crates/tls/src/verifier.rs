@@ -191,7 +191,7 @@ impl ClientVerifier {
         }
         match self.check(leaf, intermediates, UnixTime::now()) {
             Ok(()) => VerifyStatus::Success,
-            Err((_, refusal)) => VerifyStatus::Failed(refusal.reason),
+            Err(failure) => VerifyStatus::Failed(failure.1.reason),
         }
     }
 
@@ -200,11 +200,11 @@ impl ClientVerifier {
         leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-    ) -> Result<(), (rustls::Error, Refusal)> {
+    ) -> Result<(), Box<(rustls::Error, Refusal)>> {
         let result = self.webpki_check(leaf, intermediates, now);
         result.map_err(|e| {
             let refusal = self.explain(leaf, intermediates, now, &e);
-            (to_rustls_error(e), refusal)
+            Box::new((to_rustls_error(e), refusal))
         })
     }
 
@@ -306,7 +306,8 @@ impl ClientCertVerifier for ClientVerifier {
             Err(_) if self.mode == VerifyClient::OptionalNoCa => {
                 Ok(ClientCertVerified::assertion())
             }
-            Err((error, refusal)) => {
+            Err(failure) => {
+                let (error, refusal) = *failure;
                 record_refusal(refusal);
                 Err(error)
             }

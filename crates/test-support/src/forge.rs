@@ -1,0 +1,78 @@
+//! Certificates and CRLs that `mtls pki` deliberately will not make — an already expired
+//! client certificate, a CRL from the root that revokes an intermediate — signed with a
+//! test CA's real key, so the gateway's refusals can be tested against real artefacts.
+
+use std::path::Path;
+
+use rcgen::{
+    CertificateParams, CertificateRevocationListParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
+    RevokedCertParams, SerialNumber,
+};
+use time::{Duration, OffsetDateTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+fn issuer(cert: &Path, key: &Path) -> Issuer<'static, KeyPair> {
+    let key = KeyPair::from_pem(&std::fs::read_to_string(key).expect("reading the CA key"))
+        .expect("parsing the CA key");
+    Issuer::from_ca_cert_pem(
+        &std::fs::read_to_string(cert).expect("reading the CA certificate"),
+        key,
+    )
+    .expect("using the CA certificate as issuer")
+}
+
+/// The serial number (big-endian bytes) of the first certificate in a PEM file.
+pub fn serial_of(cert: &Path) -> Vec<u8> {
+    let data = std::fs::read(cert).expect("reading a certificate");
+    let der = mtls_pki::pem::certificates(&data, "certificate").expect("a certificate")[0].clone();
+    let (_, parsed) = X509Certificate::from_der(der.as_ref()).expect("parsing a certificate");
+    parsed.raw_serial().to_vec()
+}
+
+/// A CRL signed by the CA in `cert`/`key` that revokes `serials` (empty: an empty CRL).
+pub fn crl_pem(cert: &Path, key: &Path, serials: &[Vec<u8>]) -> String {
+    let now = OffsetDateTime::now_utc();
+    let params = CertificateRevocationListParams {
+        this_update: now - Duration::minutes(5),
+        next_update: now + Duration::days(7),
+        crl_number: SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: serials
+            .iter()
+            .map(|s| RevokedCertParams {
+                serial_number: SerialNumber::from_slice(s),
+                revocation_time: now - Duration::minutes(1),
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    params
+        .signed_by(&issuer(cert, key))
+        .expect("signing a CRL")
+        .pem()
+        .expect("encoding a CRL")
+}
+
+/// A client certificate for `cn`, signed by the CA in `cert`/`key`, that expired a day ago.
+/// Returns (certificate PEM, key PEM).
+pub fn expired_client(cert: &Path, key: &Path, cn: &str) -> (String, String) {
+    let now = OffsetDateTime::now_utc();
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    params.distinguished_name = dn;
+    params.not_before = now - Duration::days(30);
+    params.not_after = now - Duration::days(1);
+    params.serial_number = Some(SerialNumber::from(0x5eed_u64));
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    let leaf_key = KeyPair::generate().expect("generating a key");
+    let signed = params
+        .signed_by(&leaf_key, &issuer(cert, key))
+        .expect("signing the expired certificate");
+    (signed.pem(), leaf_key.serialize_pem())
+}
