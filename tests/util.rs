@@ -133,7 +133,11 @@ impl Work {
         let port = free_port();
         let file = format!("{name}.toml");
         self.write(&file, config.replace("{port}", &port.to_string()));
-        self.serve_args(name, port, &["serve", "-c", &file, "--handshake-timeout", "2s"])
+        self.serve_args(
+            name,
+            port,
+            &["serve", "-c", &file, "--handshake-timeout", "2s"],
+        )
     }
 
     /// Run `mtls ARGS` in the background, waiting for `port` to accept connections.
@@ -256,7 +260,10 @@ impl Server {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(std::time::Instant::now() < deadline, "no exit after SIGTERM");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no exit after SIGTERM"
+            );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }

@@ -1,13 +1,14 @@
 //! `mtls`: mutual TLS end to end, in one binary.
 //!
 //! This file only parses the command line and maps errors to exit codes; every command's
-//! logic lives in a library crate (`mtls-pki`, and later `mtls-gateway`, `mtls-client`,
+//! logic lives in a library crate (`mtls-pki`, `mtls-gateway`, and later `mtls-client`,
 //! `mtls-inspect`). Exit codes: 0 success, 1 failure (including "certificate not valid"
 //! from `pki verify`), 2 bad usage.
 
 #![forbid(unsafe_code)]
 
 mod pki;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -25,12 +26,18 @@ struct Cli {
 enum Command {
     /// Certificate authority: keys, CSRs, signing, revocation, CRLs, PKCS#12.
     Pki(pki::PkiArgs),
+    /// Run the gateway: TLS termination with client certificates (the quickstart without -c).
+    Serve(serve::ServeArgs),
+    /// Check a config file like `nginx -t`: every key, file, certificate and key pair.
+    Check(serve::CheckArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pki(args) => pki::run(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Check(args) => serve::check(args),
     };
     match result {
         Ok(code) => code,

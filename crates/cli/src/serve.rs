@@ -1,0 +1,269 @@
+//! `mtls serve` and `mtls check`: load the TOML config (or make the quickstart one), build
+//! it with `mtls-gateway`, and run it until Ctrl-C or SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use mtls_gateway::{Config, Site};
+use mtls_pki::ca::{Ca, InitOptions, IssueRequest, LeafOptions};
+use mtls_pki::db::Profile;
+use mtls_pki::fs::{self as pkifs, Mode};
+use mtls_pki::{KeyType, San, Subject};
+
+/// Flags of `mtls serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The config file. Without it, ./mtls.toml is used if present, else the quickstart.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the quickstart keeps its PKI and config.
+    #[arg(long, default_value = "mtls-data", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Close connections whose TLS handshake takes longer than this.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    handshake_timeout: Duration,
+    /// On shutdown, wait this long for requests in flight.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    shutdown_timeout: Duration,
+}
+
+/// Flags of `mtls check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The config file to check.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        default_value = "mtls.toml"
+    )]
+    config: PathBuf,
+}
+
+/// `mtls check`: like `nginx -t`.
+pub fn check(args: CheckArgs) -> Result<ExitCode> {
+    match load(&args.config) {
+        Ok((config, site)) => {
+            let listeners = site.listen_addresses();
+            println!(
+                "{}: ok ({} server block(s), listening on {})",
+                args.config.display(),
+                config.servers.len(),
+                describe_listeners(&listeners)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{}: test failed", args.config.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `mtls serve`.
+pub fn serve(args: ServeArgs) -> Result<ExitCode> {
+    init_logging();
+    let config_path = match &args.config {
+        Some(path) => path.clone(),
+        None if Path::new("mtls.toml").exists() => PathBuf::from("mtls.toml"),
+        None => quickstart(&args.data_dir)?,
+    };
+    let (config, site) = match load(&config_path) {
+        Ok(built) => built,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let site = site
+        .with_handshake_timeout(args.handshake_timeout)
+        .with_shutdown_timeout(args.shutdown_timeout);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = config.workers {
+        runtime.worker_threads(workers);
+    }
+    let runtime = runtime
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let listeners = mtls_gateway::serve::bind(&site)?;
+        tracing::info!(
+            "{}: serving on {}",
+            config_path.display(),
+            describe_listeners(&site.listen_addresses())
+        );
+        mtls_gateway::serve::run(site, listeners, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load(path: &Path) -> Result<(Config, Site), mtls_gateway::ConfigErrors> {
+    let config = Config::load(path)?;
+    let site = Site::build(&config)?;
+    Ok((config, site))
+}
+
+fn describe_listeners(listeners: &[(std::net::SocketAddr, bool)]) -> String {
+    listeners
+        .iter()
+        .map(|(addr, tls)| format!("{}://{addr}", if *tls { "https" } else { "http" }))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MTLS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+const QUICKSTART_SERVER: &str = "localhost";
+const QUICKSTART_CLIENT: &str = "demo-client";
+const QUICKSTART_ADDR: &str = "127.0.0.1:8443";
+
+/// Make (or reuse) the quickstart PKI and config in `data`, print how to try it, and
+/// return the config's path.
+fn quickstart(data: &Path) -> Result<PathBuf> {
+    let pki_dir = data.join("pki");
+    let mut ca = if pki_dir.join("ca.crt").exists() {
+        Ca::open(&pki_dir)
+            .with_context(|| format!("opening the quickstart CA in {}", pki_dir.display()))?
+    } else {
+        Ca::init(
+            &pki_dir,
+            &InitOptions {
+                common_name: "mtls quickstart CA".into(),
+                key_type: KeyType::P256,
+                days: 3650,
+                intermediate: false,
+                force: false,
+            },
+        )
+        .with_context(|| format!("creating the quickstart CA in {}", pki_dir.display()))?
+    };
+    let layout = ca.layout().clone();
+    for (name, profile, sans) in [
+        (
+            QUICKSTART_SERVER,
+            Profile::Server,
+            vec!["localhost", "127.0.0.1", "::1"],
+        ),
+        (QUICKSTART_CLIENT, Profile::Client, vec![]),
+    ] {
+        if layout.cert(name).exists() && layout.key(name).exists() {
+            continue;
+        }
+        let sans = sans
+            .iter()
+            .map(|s| s.parse::<San>().map_err(|e| anyhow::anyhow!("{e}")))
+            .collect::<Result<Vec<_>>>()?;
+        ca.issue(&IssueRequest {
+            name: name.into(),
+            subject: Subject::cn(name),
+            sans,
+            key_type: KeyType::P256,
+            leaf: LeafOptions {
+                profile,
+                days: None,
+                crl_urls: Vec::new(),
+                ocsp_url: None,
+            },
+            force: true,
+        })
+        .with_context(|| format!("issuing the quickstart certificate {name}"))?;
+    }
+    let p12 = layout.p12(QUICKSTART_CLIENT);
+    let password_file = p12.with_extension("p12.password");
+    if !p12.exists() {
+        let (mut chain, key) = ca.credentials(QUICKSTART_CLIENT)?;
+        chain.push(ca.root().clone());
+        let password = mtls_pki::names::random_password();
+        let options = mtls_pki::p12::Pkcs12Options {
+            legacy: false,
+            alias: QUICKSTART_CLIENT.into(),
+        };
+        let bundle = mtls_pki::p12::export(&key, &chain, &password, &options)?;
+        pkifs::write_atomic(
+            &password_file,
+            format!("{password}\n").as_bytes(),
+            Mode::Secret,
+        )?;
+        pkifs::write_atomic(&p12, &bundle, Mode::Secret)?;
+    }
+
+    let config = data.join("mtls.toml");
+    if !config.exists() {
+        pkifs::write_atomic(&config, quickstart_config().as_bytes(), Mode::Public)?;
+    }
+    let show = |p: PathBuf| p.display().to_string();
+    println!(
+        "mtls quickstart: https://{QUICKSTART_ADDR}/ requires a client certificate from {ca}\n\
+         \n  config   {config}  (edit it, or run `mtls serve -c FILE`)\n\
+         \n  try it:\n    curl --cacert {ca} --cert {cert} --key {key} https://{QUICKSTART_ADDR}/\n\
+         \n  without a certificate the handshake is refused:\n    curl --cacert {ca} https://{QUICKSTART_ADDR}/\n\
+         \n  in a browser: import {p12} (password in {pw})\n",
+        ca = show(layout.ca_cert()),
+        config = show(config.clone()),
+        cert = show(layout.cert(QUICKSTART_CLIENT)),
+        key = show(layout.key(QUICKSTART_CLIENT)),
+        p12 = show(p12),
+        pw = show(password_file),
+    );
+    Ok(config)
+}
+
+fn quickstart_config() -> String {
+    format!(
+        r#"# The mtls quickstart: TLS on {QUICKSTART_ADDR}, a client certificate from the quickstart CA
+# required, and a page that greets the client by its certificate. Paths are relative to
+# this file. Edit freely: `mtls serve` reuses this file and the PKI next to it.
+
+[[server]]
+listen = ["{QUICKSTART_ADDR}"]
+server_name = ["localhost", "127.0.0.1"]
+
+[server.tls]
+certificate = "pki/certs/{QUICKSTART_SERVER}.chain.pem"
+key = "pki/private/{QUICKSTART_SERVER}.key"
+client_ca = "pki/ca.crt"
+verify_client = "on"
+
+[[server.location]]
+path = "/"
+return = "200 Hello, $ssl_client_s_dn!\nYour certificate (serial $ssl_client_serial, issued by $ssl_client_i_dn) was verified: $ssl_client_verify.\nConnection: $ssl_protocol, $ssl_cipher.\n"
+"#
+    )
+}

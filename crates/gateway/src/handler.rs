@@ -1,0 +1,266 @@
+//! One request: pick the virtual host (SNI, then Host), refuse a Host that would bypass the
+//! client-certificate check (421), pick the location, apply its client-certificate rules,
+//! run its action, and write the access-log line.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use http::{HeaderValue, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+
+use mtls_tls::VerifyStatus;
+
+use crate::access_log::Entry;
+use crate::body::{self, Body};
+use crate::config::{AllowField, ClientAuth};
+use crate::files::error_page;
+use crate::serve::Connection;
+use crate::site::{Route, RouteAction};
+
+/// Answer one request on `conn`.
+pub(crate) async fn handle(conn: &Connection, request: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let response = respond(conn, &request).await;
+    conn.log.log(Entry::new(conn, &request, &response, started));
+    response
+}
+
+async fn respond(conn: &Connection, request: &Request<Incoming>) -> Response<Body> {
+    let site = &conn.site;
+    let plan = &site.listeners[conn.listener];
+    let host_name = request_host(request);
+    let by_host = site.host_for(plan, host_name.as_deref());
+    let host = match conn.sni_host {
+        None => by_host,
+        Some(sni) if sni == by_host => sni,
+        Some(sni) => {
+            // The certificate (and client check) came from the SNI block; a Host naming
+            // another block must not reach it unchecked. nginx answers 421 here too.
+            if site.hosts[sni].verifies_clients() || site.hosts[by_host].verifies_clients() {
+                return error_page(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    &format!(
+                        "The TLS connection was made for {} and its client certificate was checked there; \
+                         this request is for {}. Open a new connection for that name.",
+                        conn.tls
+                            .as_ref()
+                            .and_then(|t| t.server_name.as_deref())
+                            .unwrap_or("(no SNI)"),
+                        host_name.as_deref().unwrap_or("(no Host)")
+                    ),
+                );
+            }
+            by_host
+        }
+    };
+    let path = request.uri().path();
+    let Some(route) = site.hosts[host].route(path) else {
+        return error_page(StatusCode::NOT_FOUND, "No location matches this path.");
+    };
+    if let Some(refused) = check_client(conn, route, path) {
+        return refused;
+    }
+    match &route.action {
+        RouteAction::Static(files) => files.serve(request.method(), path, request.headers()).await,
+        RouteAction::Return { status, target } => answer_return(
+            conn,
+            request,
+            host_name.as_deref(),
+            *status,
+            target.as_deref(),
+        ),
+    }
+}
+
+/// Per-location `client_auth = "required"` and `allow` rules: 403 with a body that says
+/// what was missing, and a log line naming the certificate.
+fn check_client(conn: &Connection, route: &Route, path: &str) -> Option<Response<Body>> {
+    if route.client_auth == ClientAuth::Inherit && route.allow.is_empty() {
+        return None;
+    }
+    let verify = conn
+        .tls
+        .as_ref()
+        .map_or(VerifyStatus::None, |t| t.verify.clone());
+    let peer = conn.tls.as_ref().and_then(|t| t.peer.as_deref());
+    let (Some(peer), VerifyStatus::Success) = (peer, &verify) else {
+        tracing::warn!(
+            client = %conn.remote,
+            check = "client_auth_required",
+            "{path}: refused with 403, a verified client certificate is required (verify result: {verify})"
+        );
+        return Some(error_page(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "This location requires a verified client certificate (verify result: {verify})."
+            ),
+        ));
+    };
+    if route.allow.is_empty() {
+        return None;
+    }
+    let allowed = route.allow.iter().any(|rule| {
+        let values: &[String] = match rule.field {
+            AllowField::Cn => &peer.common_names,
+            AllowField::Ou => &peer.organizational_units,
+            AllowField::SanDns => &peer.san_dns,
+            AllowField::SanUri => &peer.san_uri,
+            AllowField::SanEmail => &peer.san_email,
+            AllowField::Fingerprint => std::slice::from_ref(&peer.fingerprint),
+        };
+        values.iter().any(|v| rule.matches(v))
+    });
+    if allowed {
+        return None;
+    }
+    tracing::warn!(
+        client = %conn.remote,
+        check = "allow",
+        subject = %peer.subject,
+        serial = %peer.serial,
+        "{path}: refused with 403, no allow rule matches the client certificate"
+    );
+    Some(error_page(
+        StatusCode::FORBIDDEN,
+        &format!(
+            "The client certificate {} (serial {}) is not allowed on this location.",
+            peer.subject, peer.serial
+        ),
+    ))
+}
+
+/// nginx's `return code [text|URL]`, with its variables expanded.
+fn answer_return(
+    conn: &Connection,
+    request: &Request<Incoming>,
+    host: Option<&str>,
+    status: u16,
+    target: Option<&str>,
+) -> Response<Body> {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let expanded = target.map(|t| expand(t, conn, request, host));
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = status;
+    match expanded {
+        Some(location) if status.is_redirection() => {
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            let page = format!(
+                "<html><head><title>{status}</title></head><body><h1>{status}</h1><a href=\"{location}\">{location}</a></body></html>\n"
+            );
+            set_body(&mut response, "text/html; charset=utf-8", page);
+        }
+        Some(text) => set_body(&mut response, "text/plain; charset=utf-8", text),
+        None => {}
+    }
+    response
+}
+
+fn set_body(response: &mut Response<Body>, content_type: &'static str, text: String) {
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
+    *response.body_mut() = body::full(text);
+}
+
+/// Expand nginx variables (`$host`, `$request_uri`, `$ssl_client_s_dn`, ...) in `template`.
+/// An unknown `$name` is left as written.
+fn expand(
+    template: &str,
+    conn: &Connection,
+    request: &Request<Incoming>,
+    host: Option<&str>,
+) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(dollar) = rest.find('$') {
+        out.push_str(&rest[..dollar]);
+        let after = &rest[dollar + 1..];
+        let (name, consumed) = match after.strip_prefix('{') {
+            Some(braced) => match braced.find('}') {
+                Some(end) => (&braced[..end], end + 2),
+                None => ("", 0),
+            },
+            None => {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], end)
+            }
+        };
+        match variable(name, conn, request, host) {
+            Some(value) if !name.is_empty() => out.push_str(&value),
+            _ => {
+                out.push('$');
+                out.push_str(&after[..consumed]);
+            }
+        }
+        rest = &after[consumed..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn variable(
+    name: &str,
+    conn: &Connection,
+    request: &Request<Incoming>,
+    host: Option<&str>,
+) -> Option<String> {
+    let tls = conn.tls.as_ref();
+    let peer = tls.and_then(|t| t.peer.as_deref());
+    let local = conn.site.listeners[conn.listener].addr;
+    Some(match name {
+        "scheme" => if tls.is_some() { "https" } else { "http" }.to_owned(),
+        "host" => host.map_or_else(|| local.ip().to_string(), str::to_owned),
+        "request_uri" => request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned()),
+        "uri" => request.uri().path().to_owned(),
+        "args" | "query_string" => request.uri().query().unwrap_or("").to_owned(),
+        "request_method" => request.method().as_str().to_owned(),
+        "remote_addr" => conn.remote.ip().to_string(),
+        "server_port" => local.port().to_string(),
+        "ssl_protocol" => tls.map_or("", |t| t.protocol).to_owned(),
+        "ssl_cipher" => tls.map_or("", |t| t.cipher).to_owned(),
+        "ssl_session_reused" => if tls.is_some_and(|t| t.resumed) {
+            "r"
+        } else {
+            "."
+        }
+        .to_owned(),
+        "ssl_server_name" => tls.and_then(|t| t.server_name.clone()).unwrap_or_default(),
+        "ssl_client_verify" => tls.map_or("NONE".to_owned(), |t| t.verify.to_string()),
+        "ssl_client_s_dn" => peer.map(|p| p.subject.clone()).unwrap_or_default(),
+        "ssl_client_i_dn" => peer.map(|p| p.issuer.clone()).unwrap_or_default(),
+        "ssl_client_serial" => peer.map(|p| p.serial.clone()).unwrap_or_default(),
+        "ssl_client_fingerprint" => peer.map(|p| p.fingerprint.clone()).unwrap_or_default(),
+        _ => return None,
+    })
+}
+
+/// The host the request names, without port: `:authority` (HTTP/2 and absolute URIs),
+/// else the Host header.
+fn request_host(request: &Request<Incoming>) -> Option<String> {
+    let raw = match request.uri().host() {
+        Some(h) => h.to_owned(),
+        None => {
+            let value = request.headers().get(header::HOST)?.to_str().ok()?;
+            let mut host = String::new();
+            if let Some(v6) = value.strip_prefix('[') {
+                let _ = write!(host, "{}", v6.split(']').next().unwrap_or(""));
+            } else {
+                host.push_str(value.rsplit_once(':').map_or(value, |(h, _)| h));
+            }
+            host
+        }
+    };
+    let host = raw
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    (!host.is_empty()).then_some(host)
+}

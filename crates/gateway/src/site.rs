@@ -1,0 +1,273 @@
+//! The runnable form of a [`Config`]: every TLS block built, every static root opened, and
+//! the listen addresses grouped with the virtual hosts that share them.
+//!
+//! Building is also what `mtls check` runs: every file the config names is read and every
+//! certificate and key is loaded here, and a failure points at the config line that named
+//! the file (`FILE:LINE:COL: key: ...`), so `check` passing means `serve` will start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mtls_tls::{ServerTlsSettings, TlsError, TlsServer};
+
+use crate::config::{
+    AccessLog, Action, AllowRule, ClientAuth, Config, ConfigError, ConfigErrors, PathMatch,
+    Position, ServerName, SessionCache, TlsSettings, VerifyClient,
+};
+use crate::files::StaticFiles;
+
+/// A built configuration, ready to run.
+#[derive(Debug)]
+pub struct Site {
+    pub(crate) hosts: Vec<VirtualHost>,
+    pub(crate) listeners: Vec<ListenerPlan>,
+    pub(crate) access_log: AccessLog,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
+}
+
+/// One `[[server]]` block.
+#[derive(Debug)]
+pub(crate) struct VirtualHost {
+    pub(crate) names: Vec<ServerName>,
+    pub(crate) tls: Option<Arc<TlsServer>>,
+    pub(crate) routes: Vec<Route>,
+}
+
+/// One `[[server.location]]`.
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub(crate) path: PathMatch,
+    pub(crate) action: RouteAction,
+    pub(crate) client_auth: ClientAuth,
+    pub(crate) allow: Vec<AllowRule>,
+}
+
+/// What a route does.
+#[derive(Debug)]
+pub(crate) enum RouteAction {
+    Static(StaticFiles),
+    Return { status: u16, target: Option<String> },
+}
+
+/// One address to listen on and the hosts reachable through it.
+#[derive(Debug)]
+pub(crate) struct ListenerPlan {
+    pub(crate) addr: SocketAddr,
+    pub(crate) tls: bool,
+    /// Indexes into [`Site::hosts`], in config order.
+    pub(crate) hosts: Vec<usize>,
+    /// The host used when no name matches (the `default_server`, else the first).
+    pub(crate) default_host: usize,
+}
+
+impl Site {
+    /// Build everything `config` describes, reading every file it names.
+    pub fn build(config: &Config) -> Result<Site, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut hosts = Vec::new();
+        for server in &config.servers {
+            let tls = match &server.tls {
+                Some(tls) => match TlsServer::build(&tls_settings(tls)) {
+                    Ok(built) => Some(Arc::new(built)),
+                    Err(e) => {
+                        errors.push(locate(config, tls, &e));
+                        None
+                    }
+                },
+                None => None,
+            };
+            let mut routes = Vec::new();
+            for location in &server.locations {
+                let action = match &location.action {
+                    Action::Static { root, index } => match StaticFiles::new(root, index.clone()) {
+                        Ok(files) => RouteAction::Static(files),
+                        Err(e) => {
+                            errors.push(ConfigError::new(
+                                config.source.clone(),
+                                Some(location.at),
+                                "root",
+                                format!("{}: {e}", root.display()),
+                            ));
+                            continue;
+                        }
+                    },
+                    Action::Return { status, target } => RouteAction::Return {
+                        status: *status,
+                        target: target.clone(),
+                    },
+                };
+                routes.push(Route {
+                    path: location.path.clone(),
+                    action,
+                    client_auth: location.client_auth,
+                    allow: location.allow.clone(),
+                });
+            }
+            hosts.push(VirtualHost {
+                names: server.server_names.clone(),
+                tls,
+                routes,
+            });
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+
+        let mut by_addr: BTreeMap<SocketAddr, ListenerPlan> = BTreeMap::new();
+        for (index, server) in config.servers.iter().enumerate() {
+            for listen in &server.listen {
+                let plan = by_addr.entry(listen.addr).or_insert_with(|| ListenerPlan {
+                    addr: listen.addr,
+                    tls: server.tls.is_some(),
+                    hosts: Vec::new(),
+                    default_host: index,
+                });
+                if listen.default_server {
+                    plan.default_host = index;
+                }
+                plan.hosts.push(index);
+            }
+        }
+        Ok(Site {
+            hosts,
+            listeners: by_addr.into_values().collect(),
+            access_log: config.access_log.clone(),
+            handshake_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// How long a client may take to finish the TLS handshake (nginx's
+    /// `client_header_timeout` plays this part), default 60 s.
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Site {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// How long shutdown waits for in-flight requests, default 10 s.
+    pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Site {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The addresses this site listens on, and whether each speaks TLS.
+    pub fn listen_addresses(&self) -> Vec<(SocketAddr, bool)> {
+        self.listeners.iter().map(|l| (l.addr, l.tls)).collect()
+    }
+
+    /// The host serving `name` on `listener`: the first whose `server_name` matches
+    /// (exact names before wildcards, like nginx), else the listener's default.
+    pub(crate) fn host_for(&self, listener: &ListenerPlan, name: Option<&str>) -> usize {
+        let Some(name) = name else {
+            return listener.default_host;
+        };
+        let name = name.trim_end_matches('.');
+        let exact = listener.hosts.iter().find(|&&i| {
+            self.hosts[i]
+                .names
+                .iter()
+                .any(|n| matches!(n, ServerName::Exact(_)) && n.matches(name))
+        });
+        let wildcard = || {
+            listener
+                .hosts
+                .iter()
+                .find(|&&i| self.hosts[i].names.iter().any(|n| n.matches(name)))
+        };
+        exact
+            .or_else(wildcard)
+            .copied()
+            .unwrap_or(listener.default_host)
+    }
+}
+
+impl VirtualHost {
+    /// nginx's location choice: an exact match wins, else the longest matching prefix.
+    pub(crate) fn route(&self, path: &str) -> Option<&Route> {
+        let exact = self
+            .routes
+            .iter()
+            .find(|r| matches!(r.path, PathMatch::Exact(_)) && r.path.matches(path));
+        exact.or_else(|| {
+            self.routes
+                .iter()
+                .filter(|r| r.path.matches(path))
+                .max_by_key(|r| match &r.path {
+                    PathMatch::Prefix(p) | PathMatch::Exact(p) => p.len(),
+                })
+        })
+    }
+
+    /// Whether this host checks client certificates at all.
+    pub(crate) fn verifies_clients(&self) -> bool {
+        self.tls
+            .as_ref()
+            .is_some_and(|t| t.verify_client() != mtls_tls::VerifyClient::Off)
+    }
+}
+
+fn tls_settings(tls: &TlsSettings) -> ServerTlsSettings {
+    let paths = |list: &[crate::config::Sourced<PathBuf>]| -> Vec<PathBuf> {
+        list.iter().map(|p| p.value.clone()).collect()
+    };
+    ServerTlsSettings {
+        certificate: tls.certificate.value.clone(),
+        key: tls.key.value.clone(),
+        client_ca: paths(&tls.client_ca),
+        trusted_ca: paths(&tls.trusted_ca),
+        verify_client: match tls.verify_client {
+            VerifyClient::On => mtls_tls::VerifyClient::On,
+            VerifyClient::Optional => mtls_tls::VerifyClient::Optional,
+            VerifyClient::OptionalNoCa => mtls_tls::VerifyClient::OptionalNoCa,
+            VerifyClient::Off => mtls_tls::VerifyClient::Off,
+        },
+        crl: paths(&tls.crl),
+        verify_depth: tls.verify_depth,
+        protocols: tls.protocols.clone(),
+        ciphers: tls.ciphers.as_ref().map(|c| c.value.clone()),
+        prefer_server_ciphers: tls.prefer_server_ciphers,
+        session_cache: match tls.session_cache {
+            SessionCache::Off => None,
+            SessionCache::Sessions(n) => Some(n),
+        },
+        session_timeout: tls.session_timeout,
+        session_tickets: tls.session_tickets,
+        alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+    }
+}
+
+/// Point a TLS build error at the config key that named the file or setting.
+fn locate(config: &Config, tls: &TlsSettings, error: &TlsError) -> ConfigError {
+    let (key, at, message): (&str, Position, String) = match error {
+        TlsError::File { key, path, message } => {
+            let lists: &[crate::config::Sourced<PathBuf>] = match *key {
+                "client_ca" => &tls.client_ca,
+                "trusted_ca" => &tls.trusted_ca,
+                "crl" => &tls.crl,
+                _ => &[],
+            };
+            let at = match *key {
+                "certificate" => tls.certificate.at,
+                "key" => tls.key.at,
+                _ => lists
+                    .iter()
+                    .find(|p| &p.value == path)
+                    .map_or(tls.at, |p| p.at),
+            };
+            (key, at, format!("{}: {message}", path.display()))
+        }
+        TlsError::Setting { key, message } => {
+            let at = match (*key, &tls.ciphers) {
+                ("ciphers", Some(c)) => c.at,
+                _ => tls.at,
+            };
+            (key, at, message.clone())
+        }
+        other => ("tls", tls.at, other.to_string()),
+    };
+    ConfigError::new(config.source.clone(), Some(at), key, message)
+}

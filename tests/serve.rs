@@ -1,0 +1,765 @@
+//! `mtls serve` as a black box, against real peers: curl, `openssl s_client` and Python's
+//! ssl. The cases are nginx-tests' ssl_verify_client.t, ssl_verify_depth.t, ssl_crl.t and
+//! ssl_sni*.t, ported: same situations, same expected outcomes.
+
+use mtls_test_support::forge;
+
+use crate::util::{Server, Work};
+
+/// A CA with a server certificate for localhost/127.0.0.1 and a client `alice`.
+fn work_with_pki() -> Work {
+    let work = Work::new();
+    work.init_ca(false);
+    work.ok(&[
+        "pki",
+        "issue",
+        "server",
+        "localhost",
+        "--san",
+        "localhost",
+        "--san",
+        "127.0.0.1",
+    ]);
+    work.ok(&["pki", "issue", "client", "alice", "--ou", "Payments"]);
+    work
+}
+
+/// A second, untrusted CA in `other/` with a client `mallory`.
+fn untrusted_client(work: &Work) {
+    work.ok(&["pki", "--dir", "other", "init", "--cn", "Other CA"]);
+    work.ok(&["pki", "--dir", "other", "issue", "client", "mallory"]);
+}
+
+/// One TLS server on {port} with `tls` lines added to [server.tls] and a location that
+/// echoes the verification result.
+fn config(tls: &str, locations: &str) -> String {
+    format!(
+        r#"
+[[server]]
+listen = ["127.0.0.1:{{port}}"]
+server_name = ["localhost"]
+
+[server.tls]
+certificate = "pki/certs/localhost.chain.pem"
+key = "pki/private/localhost.key"
+{tls}
+
+{locations}
+
+[[server.location]]
+path = "/"
+return = "200 verify=$ssl_client_verify subject=$ssl_client_s_dn"
+"#
+    )
+}
+
+const ALICE: &[&str] = &[
+    "--cert",
+    "pki/certs/alice.crt",
+    "--key",
+    "pki/private/alice.key",
+];
+
+fn get(work: &Work, server: &Server, path: &str, extra: &[&str]) -> (i32, String, String) {
+    let url = format!("https://localhost:{}{path}", server.port);
+    let resolve = format!("localhost:{}:127.0.0.1", server.port);
+    let mut args = vec![
+        "--cacert",
+        "pki/ca.crt",
+        "--resolve",
+        &resolve,
+        url.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    work.curl(&args)
+}
+
+#[test]
+fn required_without_certificate_is_refused_and_explained() {
+    let work = work_with_pki();
+    let server = work.serve(
+        "s",
+        &config("client_ca = \"pki/ca.crt\"\nverify_client = \"on\"", ""),
+    );
+    let (code, out, err) = get(&work, &server, "/", &["--tlsv1.3"]);
+    assert_ne!(code, 0, "handshake must fail: {out}");
+    assert!(
+        err.contains("alert") || err.contains("certificate required"),
+        "{err}"
+    );
+    let log = server.wait_log("no_certificate");
+    assert!(log.contains("127.0.0.1"), "{log}");
+    assert!(log.contains("client sent no certificate"), "{log}");
+}
+
+#[test]
+fn required_with_good_certificate_shows_the_subject() {
+    let work = work_with_pki();
+    let server = work.serve(
+        "s",
+        &config("client_ca = \"pki/ca.crt\"\nverify_client = \"on\"", ""),
+    );
+    let (code, out, err) = get(&work, &server, "/", ALICE);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("verify=SUCCESS"), "{out}");
+    assert!(out.contains("CN=alice"), "{out}");
+    let access = server.wait_access("verify=SUCCESS");
+    assert!(access.contains("\"GET / HTTP/1.1\" 200"), "{access}");
+    assert!(
+        access.contains("client=\"") && access.contains("CN=alice"),
+        "{access}"
+    );
+    assert!(access.contains("tls=TLSv1.3"), "{access}");
+}
+
+#[test]
+fn optional_without_certificate_is_none() {
+    let work = work_with_pki();
+    let server = work.serve(
+        "s",
+        &config(
+            "client_ca = \"pki/ca.crt\"\nverify_client = \"optional\"",
+            "",
+        ),
+    );
+    let (code, out, err) = get(&work, &server, "/", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("verify=NONE"), "{out}");
+}
+
+#[test]
+fn optional_with_untrusted_certificate_is_refused_with_unknown_ca() {
+    let work = work_with_pki();
+    untrusted_client(&work);
+    let server = work.serve(
+        "s",
+        &config(
+            "client_ca = \"pki/ca.crt\"\nverify_client = \"optional\"",
+            "",
+        ),
+    );
+    let (code, _, err) = get(
+        &work,
+        &server,
+        "/",
+        &[
+            "--cert",
+            "other/certs/mallory.crt",
+            "--key",
+            "other/private/mallory.key",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("unknown ca"), "{err}");
+    let log = server.wait_log("unknown_issuer");
+    assert!(log.contains("CN=mallory"), "subject named: {log}");
+    assert!(log.contains("serial"), "{log}");
+    assert!(log.contains("sent alert unknown_ca"), "{log}");
+}
+
+#[test]
+fn optional_no_ca_with_untrusted_certificate_is_reported_failed() {
+    let work = work_with_pki();
+    untrusted_client(&work);
+    let server = work.serve(
+        "s",
+        &config(
+            "client_ca = \"pki/ca.crt\"\nverify_client = \"optional_no_ca\"",
+            "",
+        ),
+    );
+    let (code, out, err) = get(
+        &work,
+        &server,
+        "/",
+        &[
+            "--cert",
+            "other/certs/mallory.crt",
+            "--key",
+            "other/private/mallory.key",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("verify=FAILED:unknown issuer"), "{out}");
+    assert!(out.contains("CN=mallory"), "{out}");
+}
+
+#[test]
+fn off_ignores_client_certificates() {
+    let work = work_with_pki();
+    let server = work.serve("s", &config("verify_client = \"off\"", ""));
+    let (code, out, err) = get(&work, &server, "/", ALICE);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("verify=NONE"), "{out}");
+    let hello = work.s_client(server.port, &["-servername", "localhost"]);
+    assert!(
+        !hello.contains("Acceptable client certificate CA names"),
+        "no CertificateRequest when off: {hello}"
+    );
+}
+
+#[test]
+fn trusted_ca_is_accepted_but_not_advertised_and_names_are_not_repeated() {
+    let work = work_with_pki();
+    untrusted_client(&work);
+    // pki/ca.crt twice (in two settings): advertised once. other/ca.crt only trusted.
+    std::fs::copy(work.join("pki/ca.crt"), work.join("ca-copy.crt")).unwrap();
+    let server = work.serve(
+        "s",
+        &config(
+            "client_ca = [\"pki/ca.crt\", \"ca-copy.crt\"]\ntrusted_ca = \"other/ca.crt\"\nverify_client = \"on\"",
+            "",
+        ),
+    );
+    let (code, out, err) = get(
+        &work,
+        &server,
+        "/",
+        &[
+            "--cert",
+            "other/certs/mallory.crt",
+            "--key",
+            "other/private/mallory.key",
+        ],
+    );
+    assert_eq!(code, 0, "trusted_ca accepted: {err}");
+    assert!(out.contains("verify=SUCCESS"), "{out}");
+    let hello = work.s_client(server.port, &["-servername", "localhost", "-tls1_2"]);
+    let names: Vec<&str> = hello
+        .lines()
+        .skip_while(|l| !l.contains("Acceptable client certificate CA names"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("Requested") && !l.starts_with("Client Certificate Types"))
+        .collect();
+    assert_eq!(
+        names.len(),
+        1,
+        "one CA name advertised, no duplicates: {names:?}\n{hello}"
+    );
+    assert!(
+        names[0].contains("mtls"),
+        "the client_ca is advertised: {names:?}"
+    );
+    assert!(
+        !hello.contains("CN = Other CA"),
+        "trusted_ca not advertised: {hello}"
+    );
+}
+
+#[test]
+fn sni_and_host_must_agree_once_a_certificate_was_checked() {
+    let work = work_with_pki();
+    work.ok(&[
+        "pki",
+        "issue",
+        "server",
+        "other.test",
+        "--san",
+        "other.test",
+    ]);
+    let port_config = format!(
+        "{}\n[[server]]\nlisten = [\"127.0.0.1:{{port}}\"]\nserver_name = [\"other.test\"]\n\
+         [server.tls]\ncertificate = \"pki/certs/other.test.chain.pem\"\nkey = \"pki/private/other.test.key\"\n\
+         [[server.location]]\npath = \"/\"\nreturn = \"200 other\"\n",
+        config("client_ca = \"pki/ca.crt\"\nverify_client = \"on\"", "")
+    );
+    let server = work.serve("s", &port_config);
+    for version in ["--http1.1", "--http2"] {
+        let (code, out, err) = get(
+            &work,
+            &server,
+            "/",
+            &[
+                ALICE,
+                &[
+                    "-H",
+                    "Host: other.test",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code} %{http_version}",
+                    version,
+                ],
+            ]
+            .concat(),
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with("421"), "{version}: {out}");
+    }
+    // The other name over its own connection works.
+    let resolve = format!("other.test:{}:127.0.0.1", server.port);
+    let url = format!("https://other.test:{}/", server.port);
+    let (code, out, err) = work.curl(&["--cacert", "pki/ca.crt", "--resolve", &resolve, &url]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "other");
+}
+
+#[test]
+fn verify_depth_counts_like_openssl() {
+    let work = Work::new();
+    work.init_ca(true); // root -> intermediate -> leaves
+    work.ok(&["pki", "issue", "server", "localhost", "--san", "localhost"]);
+    work.ok(&["pki", "issue", "client", "alice"]);
+    let chain = [
+        "--cert",
+        "pki/certs/alice.chain.pem",
+        "--key",
+        "pki/private/alice.key",
+    ];
+    for (depth, ok) in [(0, false), (1, false), (2, true)] {
+        let server = work.serve(
+            &format!("d{depth}"),
+            &config(
+                &format!(
+                    "client_ca = \"pki/ca.crt\"\nverify_client = \"on\"\nverify_depth = {depth}"
+                ),
+                "",
+            ),
+        );
+        let (code, out, err) = get(&work, &server, "/", &chain);
+        assert_eq!(code == 0, ok, "depth {depth}: {out}{err}");
+        if !ok {
+            let log = server.wait_log("chain_too_deep");
+            assert!(log.contains("CN=alice"), "{log}");
+        }
+    }
+    // A leaf signed directly by the trusted CA passes at depth 1 (nginx's default).
+    work.ok(&["pki", "--dir", "flat", "init", "--cn", "Flat CA"]);
+    work.ok(&["pki", "--dir", "flat", "issue", "client", "bob"]);
+    let server = work.serve(
+        "flat",
+        &config("client_ca = \"flat/ca.crt\"\nverify_client = \"on\"", ""),
+    );
+    let (code, out, err) = get(
+        &work,
+        &server,
+        "/",
+        &[
+            "--cert",
+            "flat/certs/bob.crt",
+            "--key",
+            "flat/private/bob.key",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("CN=bob"), "{out}");
+}
+
+#[test]
+fn crls_refuse_revoked_leaves_and_intermediates_and_fail_closed() {
+    let work = Work::new();
+    work.init_ca(true);
+    work.ok(&["pki", "issue", "server", "localhost", "--san", "localhost"]);
+    work.ok(&["pki", "issue", "client", "alice"]);
+    work.ok(&["pki", "issue", "client", "carol"]);
+    let root = (work.join("pki/ca.crt"), work.join("pki/ca.key"));
+    let int = (
+        work.join("pki/intermediate.crt"),
+        work.join("pki/intermediate.key"),
+    );
+    let int_serial = forge::serial_of(&int.0);
+    let carol = forge::serial_of(&work.join("pki/certs/carol.crt"));
+    work.write("root-empty.crl", forge::crl_pem(&root.0, &root.1, &[]));
+    work.write(
+        "root-revokes-int.crl",
+        forge::crl_pem(&root.0, &root.1, &[int_serial]),
+    );
+    work.write("int-empty.crl", forge::crl_pem(&int.0, &int.1, &[]));
+    work.write(
+        "int-revokes-carol.crl",
+        forge::crl_pem(&int.0, &int.1, &[carol]),
+    );
+    let alice = [
+        "--cert",
+        "pki/certs/alice.chain.pem",
+        "--key",
+        "pki/private/alice.key",
+    ];
+    let carol_flags = [
+        "--cert",
+        "pki/certs/carol.chain.pem",
+        "--key",
+        "pki/private/carol.key",
+    ];
+
+    let case = |name: &str, crls: &str| {
+        work.serve(
+            name,
+            &config(
+                &format!(
+                    "client_ca = \"pki/ca.crt\"\nverify_client = \"on\"\nverify_depth = 2\ncrl = [{crls}]"
+                ),
+                "",
+            ),
+        )
+    };
+    // Full-chain empty CRLs: accepted.
+    let server = case("ok", "\"root-empty.crl\", \"int-empty.crl\"");
+    let (code, _, err) = get(&work, &server, "/", &alice);
+    assert_eq!(code, 0, "empty CRLs: {err}");
+    // A revoked leaf: certificate_revoked.
+    let server = case("leaf", "\"root-empty.crl\", \"int-revokes-carol.crl\"");
+    let (code, _, err) = get(&work, &server, "/", &carol_flags);
+    assert_ne!(code, 0);
+    assert!(err.contains("revoked"), "{err}");
+    let log = server.wait_log("check=revoked");
+    assert!(log.contains("CN=carol"), "{log}");
+    let (code, _, err) = get(&work, &server, "/", &alice);
+    assert_eq!(code, 0, "alice is not revoked: {err}");
+    // A revoked intermediate refuses its leaves.
+    let server = case("int", "\"root-revokes-int.crl\", \"int-empty.crl\"");
+    let (code, _, err) = get(&work, &server, "/", &alice);
+    assert_ne!(code, 0, "revoked intermediate must refuse alice");
+    assert!(err.contains("revoked"), "{err}");
+    // No CRL from the root: the intermediate's status is unknown, which refuses (fail closed).
+    let server = case("missing", "\"int-empty.crl\"");
+    let (code, _, _) = get(&work, &server, "/", &alice);
+    assert_ne!(code, 0, "missing CRL must refuse");
+    let log = server.wait_log("crl_missing");
+    assert!(log.contains("CN=alice"), "{log}");
+}
+
+#[test]
+fn expired_client_certificate_gets_certificate_expired() {
+    let work = work_with_pki();
+    let (cert, key) =
+        forge::expired_client(&work.join("pki/ca.crt"), &work.join("pki/ca.key"), "old");
+    work.write("old.crt", cert);
+    work.write("old.key", key);
+    let server = work.serve(
+        "s",
+        &config("client_ca = \"pki/ca.crt\"\nverify_client = \"on\"", ""),
+    );
+    let (code, _, err) = get(
+        &work,
+        &server,
+        "/",
+        &["--cert", "old.crt", "--key", "old.key"],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("certificate expired"), "{err}");
+    let log = server.wait_log("check=expired");
+    assert!(
+        log.contains("CN=old") && log.contains("expired on"),
+        "{log}"
+    );
+    assert!(log.contains("sent alert certificate_expired"), "{log}");
+}
+
+#[test]
+fn per_route_client_auth_and_allow_rules() {
+    let work = work_with_pki();
+    work.ok(&["pki", "issue", "client", "bob"]);
+    let server = work.serve(
+        "s",
+        &config(
+            "client_ca = \"pki/ca.crt\"\nverify_client = \"optional\"",
+            r#"
+[[server.location]]
+path = "/admin/"
+client_auth = "required"
+return = "200 admin for $ssl_client_s_dn"
+
+[[server.location]]
+path = "/payments/"
+allow = { ou = "Payments", cn = ["svc-*"] }
+return = "200 payments"
+"#,
+        ),
+    );
+    let code_of = |path: &str, extra: &[&str]| {
+        let mut args = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = get(&work, &server, path, &args);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let bob = [
+        "--cert",
+        "pki/certs/bob.crt",
+        "--key",
+        "pki/private/bob.key",
+    ];
+    assert_eq!(code_of("/", &[]), "200", "open path needs nothing");
+    assert_eq!(code_of("/admin/", &[]), "403");
+    assert_eq!(code_of("/admin/", ALICE), "200");
+    assert_eq!(code_of("/payments/x", ALICE), "200", "alice is OU=Payments");
+    assert_eq!(code_of("/payments/x", &bob), "403", "bob matches no rule");
+    assert_eq!(code_of("/payments/x", &[]), "403");
+    let (_, body, _) = get(&work, &server, "/admin/", &[]);
+    assert!(
+        body.contains("requires a verified client certificate"),
+        "{body}"
+    );
+    let log = server.wait_log("no allow rule matches");
+    assert!(log.contains("CN=bob"), "{log}");
+}
+
+#[test]
+fn plain_http_redirects_to_https() {
+    let work = Work::new();
+    let server = work.serve(
+        "s",
+        r#"
+[[server]]
+listen = ["127.0.0.1:{port}"]
+[[server.location]]
+path = "/"
+return = "301 https://$host$request_uri"
+"#,
+    );
+    let url = format!("http://127.0.0.1:{}/a/b?c=d", server.port);
+    let (code, out, err) = work.curl(&["-D", "-", "-H", "Host: example.test:8000", &url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("HTTP/1.1 301"), "{out}");
+    assert!(
+        out.to_ascii_lowercase()
+            .contains("location: https://example.test/a/b?c=d"),
+        "{out}"
+    );
+}
+
+#[test]
+fn static_files_with_304_range_and_http2() {
+    let work = work_with_pki();
+    std::fs::create_dir(work.join("www")).unwrap();
+    work.write("www/index.html", "<h1>home</h1>\n");
+    work.write("www/data.txt", "0123456789");
+    let server = work.serve(
+        "s",
+        &config(
+            "client_ca = \"pki/ca.crt\"\nverify_client = \"on\"",
+            "[[server.location]]\npath = \"/files/\"\nroot = \"www\"\n\n[[server.location]]\npath = \"= /index.html\"\nroot = \"www\"\n",
+        ),
+    );
+    // nginx semantics: root + full URI path, so /files/ maps to www/files/.
+    std::fs::create_dir(work.join("www/files")).unwrap();
+    work.write("www/files/data.txt", "0123456789");
+    let (code, headers, err) = get(
+        &work,
+        &server,
+        "/files/data.txt",
+        &[ALICE, &["-D", "-", "-o", "/dev/null"]].concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(headers.starts_with("HTTP/1.1 200"), "{headers}");
+    let etag = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("etag: ")
+                .or_else(|| l.strip_prefix("ETag: "))
+        })
+        .expect("an ETag")
+        .trim()
+        .to_owned();
+    let inm = format!("If-None-Match: {etag}");
+    let (_, status, _) = get(
+        &work,
+        &server,
+        "/files/data.txt",
+        &[
+            ALICE,
+            &["-H", &inm, "-o", "/dev/null", "-w", "%{http_code}"],
+        ]
+        .concat(),
+    );
+    assert_eq!(status, "304");
+    let (_, body, _) = get(
+        &work,
+        &server,
+        "/files/data.txt",
+        &[ALICE, &["-r", "2-4"]].concat(),
+    );
+    assert_eq!(body, "234");
+    let (_, out, err) = get(
+        &work,
+        &server,
+        "/index.html",
+        &[ALICE, &["--http2", "-w", "\n%{http_version}"]].concat(),
+    );
+    assert!(out.ends_with("\n2"), "HTTP/2 by ALPN: {out}{err}");
+    assert!(out.contains("<h1>home</h1>"), "{out}");
+    let (_, status, _) = get(
+        &work,
+        &server,
+        "/files/../../pki/ca.key",
+        &[
+            ALICE,
+            &["--path-as-is", "-o", "/dev/null", "-w", "%{http_code}"],
+        ]
+        .concat(),
+    );
+    assert_ne!(status, "200", "no traversal");
+}
+
+#[test]
+fn sessions_resume_with_openssl_and_respect_the_timeout() {
+    let work = work_with_pki();
+    let server = work.serve(
+        "s",
+        &config(
+            "client_ca = \"pki/ca.crt\"\nverify_client = \"on\"\nsession_timeout = \"2s\"",
+            "",
+        ),
+    );
+    for version in ["-tls1_2", "-tls1_3"] {
+        let base = [
+            "-servername",
+            "localhost",
+            "-CAfile",
+            "pki/ca.crt",
+            "-cert",
+            "pki/certs/alice.crt",
+            "-key",
+            "pki/private/alice.key",
+            version,
+        ];
+        let first = work.s_client(
+            server.port,
+            &[&base[..], &["-sess_out", "sess.pem"]].concat(),
+        );
+        assert!(first.contains("New,"), "{version} first: {first}");
+        let second = work.s_client(
+            server.port,
+            &[&base[..], &["-sess_in", "sess.pem"]].concat(),
+        );
+        assert!(second.contains("Reused,"), "{version} resumed: {second}");
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        let late = work.s_client(
+            server.port,
+            &[&base[..], &["-sess_in", "sess.pem"]].concat(),
+        );
+        assert!(late.contains("New,"), "{version} after the timeout: {late}");
+    }
+}
+
+#[test]
+fn garbage_and_silent_peers_do_not_disturb_others() {
+    use std::io::{Read, Write};
+    let work = work_with_pki();
+    let server = work.serve(
+        "s",
+        &config("client_ca = \"pki/ca.crt\"\nverify_client = \"on\"", ""),
+    );
+    let silent = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let mut garbage = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\xff\x16\x03")
+        .unwrap();
+    let (code, out, err) = get(&work, &server, "/", ALICE);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("verify=SUCCESS"));
+    // The garbage sender is dropped at once; the silent one after the 2 s handshake timeout.
+    let mut buf = [0u8; 64];
+    garbage
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let n = garbage.read(&mut buf).unwrap_or(0);
+    assert!(n < buf.len(), "closed (possibly after an alert)");
+    let mut silent = silent;
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(6)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let n = silent.read(&mut buf).unwrap();
+    assert_eq!(n, 0, "closed by the server");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    server.wait_log("handshake_timeout");
+}
+
+#[test]
+fn python_ssl_client_completes_a_mutual_handshake() {
+    let work = work_with_pki();
+    let server = work.serve(
+        "s",
+        &config("client_ca = \"pki/ca.crt\"\nverify_client = \"on\"", ""),
+    );
+    let script = format!(
+        r#"
+import http.client, ssl
+ctx = ssl.create_default_context(cafile="pki/ca.crt")
+ctx.load_cert_chain("pki/certs/alice.crt", "pki/private/alice.key")
+conn = http.client.HTTPSConnection("localhost", {port}, context=ctx)
+conn.request("GET", "/test_url", headers={{"Content-Type": "application/json"}})
+r = conn.getresponse()
+print(r.status, r.read().decode())
+"#,
+        port = server.port
+    );
+    let out = mtls_test_support::run_peer("python3", &["-c", &script], work.path());
+    let text = mtls_test_support::text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("200 verify=SUCCESS"), "{text}");
+}
+
+#[test]
+fn sigterm_stops_cleanly() {
+    let work = work_with_pki();
+    let server = work.serve("s", &config("verify_client = \"off\"", ""));
+    let (code, _, err) = get(&work, &server, "/", &[]);
+    assert_eq!(code, 0, "{err}");
+    let status = server.terminate();
+    assert!(status.success(), "exit 0 on SIGTERM: {status}");
+}
+
+#[test]
+fn check_reports_file_line_and_key() {
+    let work = work_with_pki();
+    work.write(
+        "bad.toml",
+        "[[server]]\nlisten = [\"127.0.0.1:8000\"]\n[server.tls]\ncertificate = \"pki/certs/localhost.crt\"\nkey = \"pki/private/alice.key\"\n",
+    );
+    let err = work.fails(&["check", "-c", "bad.toml"]);
+    assert!(err.contains("bad.toml:5:"), "{err}");
+    assert!(
+        err.contains("key:") && err.contains("does not belong"),
+        "{err}"
+    );
+
+    work.write(
+        "bad2.toml",
+        "[[server]]\nlisten = [\"127.0.0.1:8000\"]\nlisten_typo = 1\n",
+    );
+    let err = work.fails(&["check", "-c", "bad2.toml"]);
+    assert!(err.contains("bad2.toml:3:"), "{err}");
+
+    work.write(
+        "bad3.toml",
+        "[[server]]\nlisten = [\"127.0.0.1:8000\"]\n[server.tls]\ncertificate = \"pki/certs/localhost.chain.pem\"\nkey = \"pki/private/localhost.key\"\nciphers = \"ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA\"\n",
+    );
+    let err = work.fails(&["check", "-c", "bad3.toml"]);
+    assert!(err.contains("bad3.toml:6:"), "{err}");
+    assert!(err.contains("AES128-SHA"), "{err}");
+
+    work.write(
+        "good.toml",
+        config("client_ca = \"pki/ca.crt\"\nverify_client = \"on\"", "").replace("{port}", "8000"),
+    );
+    let out = work.ok(&["check", "-c", "good.toml"]);
+    assert!(out.contains("ok"), "{out}");
+}
+
+#[test]
+fn quickstart_serves_with_the_printed_curl_command() {
+    let work = Work::new();
+    let port = 8443;
+    let server = work.serve_args("quick", port, &["serve", "--handshake-timeout", "2s"]);
+    let banner = server.access_log();
+    let command = banner
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("curl ") && l.contains("--cert"))
+        .unwrap_or_else(|| panic!("no curl command printed:\n{banner}"))
+        .to_owned();
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let (code, out, err) = work.curl(&args);
+    assert_eq!(code, 0, "{command}: {err}");
+    assert!(out.contains("Hello, CN=demo-client"), "{out}");
+    assert!(work.join("mtls-data/pki/private/demo-client.p12").exists());
+    drop(server);
+    // Second start reuses the same CA.
+    let ca = work.read("mtls-data/pki/ca.crt");
+    let server = work.serve_args("quick2", port, &["serve"]);
+    drop(server);
+    assert_eq!(ca, work.read("mtls-data/pki/ca.crt"));
+}
