@@ -99,7 +99,7 @@ fn required_with_good_certificate_shows_the_subject() {
         "s",
         &config("client_ca = \"pki/ca.crt\"\nverify_client = \"on\"", ""),
     );
-    let (code, out, err) = get(&work, &server, "/", ALICE);
+    let (code, out, err) = get(&work, &server, "/", &[ALICE, &["--http1.1"]].concat());
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("verify=SUCCESS"), "{out}");
     assert!(out.contains("CN=alice"), "{out}");
@@ -539,7 +539,7 @@ fn static_files_with_304_range_and_http2() {
         &work,
         &server,
         "/files/data.txt",
-        &[ALICE, &["-D", "-", "-o", "/dev/null"]].concat(),
+        &[ALICE, &["--http1.1", "-D", "-", "-o", "/dev/null"]].concat(),
     );
     assert_eq!(code, 0, "{err}");
     assert!(headers.starts_with("HTTP/1.1 200"), "{headers}");

@@ -193,14 +193,25 @@ impl Work {
     /// `openssl s_client -connect 127.0.0.1:PORT ARGS...` with an empty stdin; all output.
     pub fn s_client(&self, port: u16, args: &[&str]) -> String {
         let connect = format!("127.0.0.1:{port}");
-        let mut all = vec!["s_client", "-connect", &connect];
+        // -ign_eof with a request on stdin: s_client stays until the server has answered
+        // and closed, so TLS 1.3 session tickets (sent after the handshake) are received.
+        let mut all = vec!["s_client", "-connect", &connect, "-ign_eof"];
         all.extend_from_slice(args);
-        let out = std::process::Command::new(mtls_test_support::require_peer("openssl"))
+        let mut child = std::process::Command::new(mtls_test_support::require_peer("openssl"))
             .current_dir(self.path())
             .args(&all)
-            .stdin(std::process::Stdio::null())
-            .output()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            let _ =
+                stdin.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        }
+        let out = child.wait_with_output().unwrap();
         mtls_test_support::text(&out)
     }
 }

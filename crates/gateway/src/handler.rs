@@ -86,9 +86,9 @@ fn check_client(conn: &Connection, route: &Route, path: &str) -> Option<Response
     let peer = conn.tls.as_ref().and_then(|t| t.peer.as_deref());
     let (Some(peer), VerifyStatus::Success) = (peer, &verify) else {
         tracing::warn!(
-            client = %conn.remote,
-            check = "client_auth_required",
-            "{path}: refused with 403, a verified client certificate is required (verify result: {verify})"
+            "request refused: client={} check=client_auth_required: {path}: 403, a verified \
+             client certificate is required (verify result: {verify})",
+            conn.remote
         );
         return Some(error_page(
             StatusCode::FORBIDDEN,
@@ -115,11 +115,12 @@ fn check_client(conn: &Connection, route: &Route, path: &str) -> Option<Response
         return None;
     }
     tracing::warn!(
-        client = %conn.remote,
-        check = "allow",
-        subject = %peer.subject,
-        serial = %peer.serial,
-        "{path}: refused with 403, no allow rule matches the client certificate"
+        "request refused: client={} check=allow: {path}: 403, no allow rule matches the \
+         client certificate {} (serial {}, issuer {})",
+        conn.remote,
+        peer.subject,
+        peer.serial,
+        peer.issuer
     );
     Some(error_page(
         StatusCode::FORBIDDEN,

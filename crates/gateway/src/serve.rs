@@ -180,9 +180,8 @@ async fn connection(
         }
         Err(_) => {
             tracing::info!(
-                client = %remote,
-                check = "handshake_timeout",
-                "TLS handshake not finished within {:?}; connection closed",
+                "TLS handshake not finished: client={remote} check=handshake_timeout: \
+                 no complete handshake within {:?}; connection closed",
                 site.handshake_timeout
             );
             return;
@@ -200,14 +199,13 @@ async fn connection(
 }
 
 fn log_refusal(remote: SocketAddr, error: &HandshakeError) {
+    let check = error.check();
     match error {
         // A client that connects and leaves (health checks, port scans) is not news.
         HandshakeError::Io(_) => {
-            tracing::debug!(client = %remote, check = error.check(), "handshake: {error}")
+            tracing::debug!("TLS handshake ended: client={remote} check={check}: {error}")
         }
-        _ => {
-            tracing::warn!(client = %remote, check = error.check(), "TLS handshake refused: {error}")
-        }
+        _ => tracing::warn!("TLS handshake refused: client={remote} check={check}: {error}"),
     }
 }
 

@@ -257,10 +257,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientHello<IO> {
     ) -> Result<(TlsStream<IO>, HandshakeInfo), HandshakeError> {
         verifier::clear_refusal();
         let server_name = self.server_name;
-        let stream = match self.start.into_stream(server.config.clone()).await {
+        let stream = match self
+            .start
+            .into_stream(server.config.clone())
+            .into_fallible()
+            .await
+        {
             Ok(stream) => stream,
-            Err(e) => {
+            Err((e, io)) => {
+                // Same poll as the verifier ran in: see `verifier::take_refusal`.
                 let refusal = verifier::take_refusal();
+                linger(io).await;
                 return Err(HandshakeError::from_io(e, refusal));
             }
         };
@@ -287,6 +294,28 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientHello<IO> {
         };
         Ok((stream, info))
     }
+}
+
+/// Close a refused connection so the peer can read our alert. In TLS 1.3 a client
+/// considers the handshake done before the server has checked its certificate, and sends
+/// its request at once; closing a socket with unread data makes the kernel send a reset,
+/// which can destroy the alert before the client reads it ("connection reset" instead of
+/// "certificate required"). So, like nginx's lingering close: send FIN, then read and
+/// discard what the client still sends, for a bounded time.
+async fn linger<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let drain = async {
+        let _ = io.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let mut total = 0usize;
+        while total < 256 * 1024 {
+            match io.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 /// What the handshake settled, for routing, access rules and the access log.
