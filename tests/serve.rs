@@ -595,42 +595,150 @@ fn static_files_with_304_range_and_http2() {
 #[test]
 fn sessions_resume_with_openssl_and_respect_the_timeout() {
     let work = work_with_pki();
+    // Tickets (stateless) and the server-side cache alone (tickets off) must both resume,
+    // and both must forget a session after session_timeout.
+    for (name, tickets) in [("tickets", "true"), ("cache", "false")] {
+        let server = work.serve(
+            name,
+            &config(
+                &format!(
+                    "client_ca = \"pki/ca.crt\"\nverify_client = \"on\"\nsession_timeout = \"1s\"\nsession_tickets = {tickets}"
+                ),
+                "",
+            ),
+        );
+        for version in ["-tls1_2", "-tls1_3"] {
+            let base = [
+                "-servername",
+                "localhost",
+                "-CAfile",
+                "pki/ca.crt",
+                "-cert",
+                "pki/certs/alice.crt",
+                "-key",
+                "pki/private/alice.key",
+                version,
+            ];
+            let first = work.s_client(
+                server.port,
+                &[&base[..], &["-sess_out", "sess.pem"]].concat(),
+            );
+            assert!(first.contains("New,"), "{name} {version} first: {first}");
+            let second = work.s_client(
+                server.port,
+                &[&base[..], &["-sess_in", "sess.pem"]].concat(),
+            );
+            assert!(
+                second.contains("Reused,"),
+                "{name} {version} resumed: {second}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1300));
+            let late = work.s_client(
+                server.port,
+                &[&base[..], &["-sess_in", "sess.pem"]].concat(),
+            );
+            assert!(
+                late.contains("New,"),
+                "{name} {version} after the timeout: {late}"
+            );
+        }
+        let access = server.wait_access("resumed=r");
+        assert!(
+            access.contains("verify=SUCCESS"),
+            "a resumed session keeps its client identity: {access}"
+        );
+    }
+}
+
+#[test]
+fn names_wildcards_default_server_and_ipv6() {
+    let work = work_with_pki();
+    work.ok(&["pki", "issue", "server", "a.test", "--san", "a.test"]);
+    work.ok(&[
+        "pki",
+        "issue",
+        "server",
+        "wild",
+        "--san",
+        "*.wild.test",
+        "--san",
+        "a.b.wild.test",
+        "--san",
+        "fallback.test",
+    ]);
+    let block = |name: &str, cert: &str, default: &str, body: &str| {
+        format!(
+            "[[server]]\nlisten = [\"127.0.0.1:{{port}}{default}\", \"[::1]:{{port}}\"]\nserver_name = [\"{name}\"]\n\
+             [server.tls]\ncertificate = \"pki/certs/{cert}.chain.pem\"\nkey = \"pki/private/{cert}.key\"\n\
+             [[server.location]]\npath = \"/\"\nreturn = \"200 {body} sni=$ssl_server_name\"\n"
+        )
+    };
+    let conf = format!(
+        "{}{}",
+        block("a.test", "a.test", "", "A"),
+        block("*.wild.test", "wild", " default_server", "WILD")
+    );
+    let server = work.serve("s", &conf);
+    let fetch = |host: &str, addr: &str| {
+        let resolve = format!("{host}:{}:{addr}", server.port);
+        let url = format!("https://{host}:{}/", server.port);
+        let (code, out, err) = work.curl(&["--cacert", "pki/ca.crt", "--resolve", &resolve, &url]);
+        assert_eq!(code, 0, "{host} via {addr}: {err}");
+        out
+    };
+    assert_eq!(fetch("a.test", "127.0.0.1"), "A sni=a.test");
+    assert_eq!(fetch("x.wild.test", "127.0.0.1"), "WILD sni=x.wild.test");
+    assert_eq!(
+        fetch("a.b.wild.test", "127.0.0.1"),
+        "WILD sni=a.b.wild.test"
+    );
+    // No block is named fallback.test: the default_server answers, with its certificate.
+    assert_eq!(
+        fetch("fallback.test", "127.0.0.1"),
+        "WILD sni=fallback.test"
+    );
+    assert_eq!(fetch("a.test", "[::1]"), "A sni=a.test", "IPv6 listener");
+}
+
+#[test]
+fn shutdown_lets_a_download_in_flight_finish() {
+    let work = work_with_pki();
+    std::fs::create_dir_all(work.join("www")).unwrap();
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    work.write("www/big.bin", &big);
     let server = work.serve(
         "s",
         &config(
-            "client_ca = \"pki/ca.crt\"\nverify_client = \"on\"\nsession_timeout = \"2s\"",
-            "",
+            "verify_client = \"off\"",
+            "[[server.location]]\npath = \"/big.bin\"\nroot = \"www\"\n",
         ),
     );
-    for version in ["-tls1_2", "-tls1_3"] {
-        let base = [
-            "-servername",
-            "localhost",
-            "-CAfile",
-            "pki/ca.crt",
-            "-cert",
-            "pki/certs/alice.crt",
-            "-key",
-            "pki/private/alice.key",
-            version,
-        ];
-        let first = work.s_client(
-            server.port,
-            &[&base[..], &["-sess_out", "sess.pem"]].concat(),
-        );
-        assert!(first.contains("New,"), "{version} first: {first}");
-        let second = work.s_client(
-            server.port,
-            &[&base[..], &["-sess_in", "sess.pem"]].concat(),
-        );
-        assert!(second.contains("Reused,"), "{version} resumed: {second}");
-        std::thread::sleep(std::time::Duration::from_millis(2500));
-        let late = work.s_client(
-            server.port,
-            &[&base[..], &["-sess_in", "sess.pem"]].concat(),
-        );
-        assert!(late.contains("New,"), "{version} after the timeout: {late}");
-    }
+    let url = format!("https://localhost:{}/big.bin", server.port);
+    let resolve = format!("localhost:{}:127.0.0.1", server.port);
+    let dir = work.path().to_path_buf();
+    let download = std::thread::spawn(move || {
+        std::process::Command::new("curl")
+            .current_dir(dir)
+            .args([
+                "-sS",
+                "--limit-rate",
+                "1M",
+                "--cacert",
+                "pki/ca.crt",
+                "--resolve",
+                &resolve,
+                &url,
+                "-o",
+                "got.bin",
+            ])
+            .status()
+            .unwrap()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+    assert!(download.join().unwrap().success(), "the download finished");
+    assert_eq!(work.read("got.bin"), big, "intact");
 }
 
 #[test]

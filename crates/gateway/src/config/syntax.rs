@@ -140,20 +140,28 @@ pub(super) fn path_match(text: &str) -> Result<PathMatch, String> {
 /// nginx's `return`: `"301 https://$host$request_uri"`, `"404"`, `"200 some text"`, or a
 /// bare URL (a 302).
 pub(super) fn return_action(text: &str) -> Result<(u16, Option<String>), String> {
-    let text = text.trim();
+    // A text body keeps its trailing whitespace (a final newline is usually wanted); a URL
+    // does not.
+    let text = text.trim_start();
     if ["http://", "https://", "$scheme"]
         .iter()
         .any(|p| text.starts_with(p))
     {
-        return Ok((302, Some(text.to_owned())));
+        return Ok((302, Some(text.trim_end().to_owned())));
     }
     let (code, rest) = text
         .split_once(char::is_whitespace)
-        .map_or((text, ""), |(c, r)| (c, r.trim()));
+        .map_or((text, ""), |(c, r)| (c, r.trim_start()));
     let code = code
+        .trim_end()
         .parse::<i64>()
         .map_err(|_| format!("{text:?}: expected \"CODE [URL or text]\" or a URL"))?;
-    let target = (!rest.is_empty()).then(|| rest.to_owned());
+    let rest = if (300..400).contains(&code) {
+        rest.trim_end()
+    } else {
+        rest
+    };
+    let target = (!rest.trim().is_empty()).then(|| rest.to_owned());
     return_status(code, target)
 }
 
