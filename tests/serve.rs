@@ -871,3 +871,40 @@ fn quickstart_serves_with_the_printed_curl_command() {
     drop(server);
     assert_eq!(ca, work.read("mtls-data/pki/ca.crt"));
 }
+
+#[test]
+fn refusals_are_counted_by_check_in_metrics() {
+    let work = work_with_pki();
+    untrusted_client(&work);
+    let conf = format!(
+        "metrics = \"127.0.0.1:{{metrics_port}}\"\n{}",
+        config("client_ca = \"pki/ca.crt\"\nverify_client = \"on\"", "")
+    );
+    let server = work.serve("s", &conf);
+    let metrics_port = String::from_utf8(work.read("s.metrics_port")).unwrap();
+    assert_ne!(get(&work, &server, "/", &[]).0, 0);
+    let mallory = [
+        "--cert",
+        "other/certs/mallory.crt",
+        "--key",
+        "other/private/mallory.key",
+    ];
+    assert_ne!(get(&work, &server, "/", &mallory).0, 0);
+    assert_eq!(get(&work, &server, "/", ALICE).0, 0);
+    server.wait_log("unknown_issuer");
+    let (code, text, err) = work.curl(&[
+        "-D",
+        "-",
+        &format!("http://127.0.0.1:{metrics_port}/metrics"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("application/openmetrics-text"), "{text}");
+    for line in [
+        "mtls_tls_refusals_total{check=\"no_certificate\"} 1",
+        "mtls_tls_refusals_total{check=\"unknown_issuer\"} 1",
+        "mtls_tls_handshakes_total{protocol=\"TLSv1.3\",resumed=\"false\",client_verify=\"SUCCESS\"} 1",
+        "mtls_http_requests_total{code=\"2xx\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line}:\n{text}");
+    }
+}

@@ -132,7 +132,14 @@ impl Work {
     pub fn serve(&self, name: &str, config: &str) -> Server {
         let port = free_port();
         let file = format!("{name}.toml");
-        self.write(&file, config.replace("{port}", &port.to_string()));
+        let metrics_port = free_port();
+        self.write(
+            &file,
+            config
+                .replace("{port}", &port.to_string())
+                .replace("{metrics_port}", &metrics_port.to_string()),
+        );
+        self.write(&format!("{name}.metrics_port"), metrics_port.to_string());
         self.serve_args(
             name,
             port,

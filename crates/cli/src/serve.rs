@@ -98,6 +98,9 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             config_path.display(),
             describe_listeners(&site.listen_addresses())
         );
+        if let Some(addr) = site.metrics_address() {
+            tracing::info!("metrics on http://{addr}/metrics");
+        }
         mtls_gateway::serve::run(site, listeners, shutdown_signal()).await?;
         tracing::info!("stopped");
         anyhow::Ok(())

@@ -35,6 +35,9 @@ pub struct Config {
     pub access_log: AccessLog,
     /// Top-level `workers`: how many runtime threads; `None` (or `"auto"`) is one per CPU.
     pub workers: Option<usize>,
+    /// Top-level `metrics`: a plain-HTTP address (`"127.0.0.1:9100"`) serving `GET /metrics`
+    /// in the OpenMetrics text format; `None` (the default) serves no metrics.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Where the access log goes.

@@ -22,6 +22,7 @@ use crate::site::{Route, RouteAction};
 pub(crate) async fn handle(conn: &Connection, request: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let response = respond(conn, &request).await;
+    conn.metrics.request(response.status());
     conn.log.log(Entry::new(conn, &request, &response, started));
     response
 }
@@ -38,6 +39,7 @@ async fn respond(conn: &Connection, request: &Request<Incoming>) -> Response<Bod
             // The certificate (and client check) came from the SNI block; a Host naming
             // another block must not reach it unchecked. nginx answers 421 here too.
             if site.hosts[sni].verifies_clients() || site.hosts[by_host].verifies_clients() {
+                conn.metrics.request_refusal("misdirected");
                 return error_page(
                     StatusCode::MISDIRECTED_REQUEST,
                     &format!(
@@ -85,6 +87,7 @@ fn check_client(conn: &Connection, route: &Route, path: &str) -> Option<Response
         .map_or(VerifyStatus::None, |t| t.verify.clone());
     let peer = conn.tls.as_ref().and_then(|t| t.peer.as_deref());
     let (Some(peer), VerifyStatus::Success) = (peer, &verify) else {
+        conn.metrics.request_refusal("client_auth_required");
         tracing::warn!(
             "request refused: client={} check=client_auth_required: {path}: 403, a verified \
              client certificate is required (verify result: {verify})",
@@ -114,6 +117,7 @@ fn check_client(conn: &Connection, route: &Route, path: &str) -> Option<Response
     if allowed {
         return None;
     }
+    conn.metrics.request_refusal("allow");
     tracing::warn!(
         "request refused: client={} check=allow: {path}: 403, no allow rule matches the \
          client certificate {} (serial {}, issuer {})",

@@ -13,6 +13,7 @@ pub mod body;
 pub mod config;
 pub mod files;
 mod handler;
+mod metrics;
 pub mod serve;
 pub mod site;
 

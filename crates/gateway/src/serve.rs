@@ -25,6 +25,7 @@ use mtls_tls::{ClientHello, HandshakeError, HandshakeInfo};
 use crate::access_log::AccessLogger;
 use crate::body::Body;
 use crate::handler;
+use crate::metrics::Metrics;
 use crate::site::Site;
 
 /// What one connection knows while it serves requests.
@@ -37,53 +38,76 @@ pub(crate) struct Connection {
     pub(crate) sni_host: Option<usize>,
     pub(crate) tls: Option<HandshakeInfo>,
     pub(crate) log: AccessLogger,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
-/// Bind every listen address of `site`. Binding is separate from running so that the
-/// caller can report "listening on ..." only once the ports are really ours, and fail
-/// before anything starts when one is taken.
-pub fn bind(site: &Site) -> std::io::Result<Vec<TcpListener>> {
-    site.listeners
+/// The sockets a site serves on, bound before anything runs.
+#[derive(Debug)]
+pub struct Listeners {
+    servers: Vec<TcpListener>,
+    metrics: Option<TcpListener>,
+}
+
+/// Bind every listen address of `site` (and its metrics address). Binding is separate from
+/// running so that the caller can report "listening on ..." only once the ports are really
+/// ours, and fail before anything starts when one is taken.
+pub fn bind(site: &Site) -> std::io::Result<Listeners> {
+    let servers = site
+        .listeners
         .iter()
-        .map(|plan| {
-            let domain = socket2::Domain::for_address(plan.addr);
-            let socket =
-                socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
-            socket.set_reuse_address(true)?;
-            if plan.addr.is_ipv6() {
-                // So that "0.0.0.0:8000" and "[::]:8000" can both be listed, as in nginx.
-                socket.set_only_v6(true)?;
-            }
-            socket.set_nonblocking(true)?;
-            socket.bind(&plan.addr.into()).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", plan.addr))
-            })?;
-            socket.listen(1024)?;
-            TcpListener::from_std(socket.into())
-        })
-        .collect()
+        .map(|plan| bind_one(plan.addr))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let metrics = site.metrics.map(bind_one).transpose()?;
+    Ok(Listeners { servers, metrics })
 }
 
-/// Serve `site` on `listeners` (from [`bind`], in the same order) until `shutdown`
-/// completes; then stop accepting, let in-flight requests finish (up to the site's shutdown
-/// timeout) and return.
+fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // So that "0.0.0.0:8000" and "[::]:8000" can both be listed, as in nginx.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket
+        .bind(&addr.into())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Serve `site` on `listeners` (from [`bind`]) until `shutdown` completes; then stop
+/// accepting, let in-flight requests finish (up to the site's shutdown timeout) and return.
 pub async fn run(
     site: Site,
-    listeners: Vec<TcpListener>,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let log = AccessLogger::start(&site.access_log)?;
+    let metrics = Metrics::new();
     let site = Arc::new(site);
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
-    for (index, listener) in listeners.into_iter().enumerate() {
+    for (index, listener) in listeners.servers.into_iter().enumerate() {
+        let shared = Shared {
+            site: site.clone(),
+            log: log.clone(),
+            metrics: metrics.clone(),
+        };
         tasks.push(tokio::spawn(accept_loop(
-            site.clone(),
+            shared,
             index,
             listener,
             graceful.clone(),
-            log.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    if let Some(listener) = listeners.metrics {
+        tasks.push(tokio::spawn(metrics_loop(
+            listener,
+            metrics.clone(),
             stop_rx.clone(),
         )));
     }
@@ -107,12 +131,19 @@ pub async fn run(
     Ok(())
 }
 
-async fn accept_loop(
+/// What every connection task of a run holds.
+#[derive(Debug, Clone)]
+struct Shared {
     site: Arc<Site>,
+    log: AccessLogger,
+    metrics: Arc<Metrics>,
+}
+
+async fn accept_loop(
+    shared: Shared,
     index: usize,
     listener: TcpListener,
     graceful: Arc<GracefulShutdown>,
-    log: AccessLogger,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -124,29 +155,29 @@ async fn accept_loop(
             Ok(pair) => pair,
             Err(e) => {
                 // EMFILE and friends: back off a little rather than spin.
-                tracing::warn!("accept on {}: {e}", site.listeners[index].addr);
+                tracing::warn!("accept on {}: {e}", shared.site.listeners[index].addr);
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
         let _ = tcp.set_nodelay(true);
-        let site = site.clone();
+        let shared = shared.clone();
         let watcher = graceful.watcher();
-        let log = log.clone();
         tokio::spawn(async move {
-            connection(site, index, tcp, remote, watcher, log).await;
+            connection(shared, index, tcp, remote, watcher).await;
         });
     }
 }
 
 async fn connection(
-    site: Arc<Site>,
+    shared: Shared,
     listener: usize,
     tcp: TcpStream,
     remote: SocketAddr,
     watcher: hyper_util::server::graceful::Watcher,
-    log: AccessLogger,
 ) {
+    let Shared { site, log, metrics } = shared;
+    let _open = metrics.open_connection();
     let plan = &site.listeners[listener];
     if !plan.tls {
         let conn = Connection {
@@ -156,6 +187,7 @@ async fn connection(
             sni_host: None,
             tls: None,
             log,
+            metrics,
         };
         serve_http(TokioIo::new(tcp), conn, watcher).await;
         return;
@@ -175,10 +207,14 @@ async fn connection(
     let (host, stream, info) = match tokio::time::timeout(site.handshake_timeout, handshake).await {
         Ok(Ok(done)) => done,
         Ok(Err(e)) => {
+            if !matches!(e, HandshakeError::Io(_)) {
+                metrics.tls_refusal(e.check());
+            }
             log_refusal(remote, &e);
             return;
         }
         Err(_) => {
+            metrics.tls_refusal("handshake_timeout");
             tracing::info!(
                 "TLS handshake not finished: client={remote} check=handshake_timeout: \
                  no complete handshake within {:?}; connection closed",
@@ -187,6 +223,7 @@ async fn connection(
             return;
         }
     };
+    metrics.handshake(&info);
     let conn = Connection {
         site: site.clone(),
         listener,
@@ -194,8 +231,51 @@ async fn connection(
         sni_host: Some(host),
         tls: Some(info),
         log,
+        metrics,
     };
     serve_http(TokioIo::new(stream), conn, watcher).await;
+}
+
+/// The metrics endpoint: plain HTTP/1.1, `GET /metrics` only.
+async fn metrics_loop(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        let Ok((tcp, _)) = accepted else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let metrics = metrics.clone();
+                async move {
+                    let response = if request.uri().path() == "/metrics" {
+                        let mut response = Response::new(crate::body::full(metrics.encode()));
+                        response.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            http::HeaderValue::from_static(
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            ),
+                        );
+                        response
+                    } else {
+                        crate::files::error_page(http::StatusCode::NOT_FOUND, "Try /metrics.")
+                    };
+                    Ok::<Response<Body>, Infallible>(response)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+    }
 }
 
 fn log_refusal(remote: SocketAddr, error: &HandshakeError) {

@@ -25,6 +25,7 @@ pub struct Site {
     pub(crate) hosts: Vec<VirtualHost>,
     pub(crate) listeners: Vec<ListenerPlan>,
     pub(crate) access_log: AccessLog,
+    pub(crate) metrics: Option<SocketAddr>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
 }
@@ -136,6 +137,7 @@ impl Site {
             hosts,
             listeners: by_addr.into_values().collect(),
             access_log: config.access_log.clone(),
+            metrics: config.metrics,
             handshake_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(10),
         })
@@ -157,6 +159,11 @@ impl Site {
     /// The addresses this site listens on, and whether each speaks TLS.
     pub fn listen_addresses(&self) -> Vec<(SocketAddr, bool)> {
         self.listeners.iter().map(|l| (l.addr, l.tls)).collect()
+    }
+
+    /// Where `GET /metrics` is served, if anywhere.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics
     }
 
     /// The host serving `name` on `listener`: the first whose `server_name` matches

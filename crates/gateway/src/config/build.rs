@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -97,6 +98,7 @@ impl<'a> Cx<'a> {
             None => AccessLog::Stdout,
         };
         let workers = raw.workers.as_ref().and_then(|v| self.workers(v));
+        let metrics = raw.metrics.as_ref().and_then(|v| self.metrics(v));
         let mut built = Vec::new();
         match raw.server {
             Some(servers) if !servers.is_empty() => {
@@ -117,6 +119,22 @@ impl<'a> Cx<'a> {
             servers: built.into_iter().map(|b| b.server).collect(),
             access_log,
             workers,
+            metrics,
+        }
+    }
+
+    fn metrics(&mut self, v: &Spanned<Value>) -> Option<SocketAddr> {
+        let s = self.string("metrics", v)?;
+        match syntax::listen(&s.value) {
+            Ok(listen) if !listen.default_server => Some(listen.addr),
+            Ok(_) => {
+                self.error(s.at, "metrics", "default_server means nothing here");
+                None
+            }
+            Err(why) => {
+                self.error(s.at, "metrics", why);
+                None
+            }
         }
     }
 

@@ -21,6 +21,7 @@ pub(super) struct RawConfig {
     pub server: Option<Vec<Spanned<RawServer>>>,
     pub access_log: Leaf,
     pub workers: Leaf,
+    pub metrics: Leaf,
 }
 
 /// One `[[server]]`.

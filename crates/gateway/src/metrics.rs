@@ -1,0 +1,148 @@
+//! Counters an operator alerts on, served as OpenMetrics text on the `metrics` address.
+//!
+//! Every refusal is counted by the check that failed — the same `check=` name the log line
+//! carries — so "why are clients being rejected?" is one query:
+//! `sum by (check) (rate(mtls_tls_refusals_total[5m]))`. Label values are static strings,
+//! so counting allocates nothing.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// The gateway's metrics.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    handshakes: Family<HandshakeLabels, Counter>,
+    tls_refusals: Family<CheckLabels, Counter>,
+    requests: Family<StatusLabels, Counter>,
+    request_refusals: Family<CheckLabels, Counter>,
+    connections: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandshakeLabels {
+    protocol: &'static str,
+    resumed: &'static str,
+    client_verify: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabels {
+    check: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    code: &'static str,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("mtls");
+        let handshakes = Family::<HandshakeLabels, Counter>::default();
+        let tls_refusals = Family::<CheckLabels, Counter>::default();
+        let requests = Family::<StatusLabels, Counter>::default();
+        let request_refusals = Family::<CheckLabels, Counter>::default();
+        let connections = Gauge::default();
+        registry.register(
+            "tls_handshakes",
+            "Completed TLS handshakes",
+            handshakes.clone(),
+        );
+        registry.register(
+            "tls_refusals",
+            "TLS handshakes refused, by the check that failed",
+            tls_refusals.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by status class",
+            requests.clone(),
+        );
+        registry.register(
+            "http_refusals",
+            "HTTP requests refused by a client-certificate rule (403) or a Host/SNI mismatch (421)",
+            request_refusals.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Client connections open now",
+            connections.clone(),
+        );
+        Arc::new(Metrics {
+            registry,
+            handshakes,
+            tls_refusals,
+            requests,
+            request_refusals,
+            connections,
+        })
+    }
+
+    pub(crate) fn handshake(&self, info: &mtls_tls::HandshakeInfo) {
+        let client_verify = match info.verify {
+            mtls_tls::VerifyStatus::Success => "SUCCESS",
+            mtls_tls::VerifyStatus::Failed(_) => "FAILED",
+            mtls_tls::VerifyStatus::None => "NONE",
+        };
+        self.handshakes
+            .get_or_create(&HandshakeLabels {
+                protocol: info.protocol,
+                resumed: if info.resumed { "true" } else { "false" },
+                client_verify,
+            })
+            .inc();
+    }
+
+    pub(crate) fn tls_refusal(&self, check: &'static str) {
+        self.tls_refusals
+            .get_or_create(&CheckLabels { check })
+            .inc();
+    }
+
+    pub(crate) fn request(&self, status: http::StatusCode) {
+        let code = match status.as_u16() {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests.get_or_create(&StatusLabels { code }).inc();
+    }
+
+    pub(crate) fn request_refusal(&self, check: &'static str) {
+        self.request_refusals
+            .get_or_create(&CheckLabels { check })
+            .inc();
+    }
+
+    /// Count a connection as open until the returned guard is dropped.
+    pub(crate) fn open_connection(self: &Arc<Metrics>) -> ConnectionGuard {
+        self.connections.inc();
+        ConnectionGuard(self.clone())
+    }
+
+    /// The OpenMetrics text exposition.
+    pub(crate) fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Keeps a connection counted in `mtls_connections_open`.
+#[derive(Debug)]
+pub(crate) struct ConnectionGuard(Arc<Metrics>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections.dec();
+    }
+}
