@@ -122,7 +122,9 @@ pub struct TlsSettings {
     pub verify_client: VerifyClient,
     /// `crl`: PEM CRL files checked for client certificates.
     pub crl: Vec<Sourced<PathBuf>>,
-    /// `verify_depth`: how many intermediates a client chain may have; default 1.
+    /// `verify_depth`: how long a client chain may be, counted as OpenSSL does: 1 = the
+    /// trusted CA signed the client certificate itself, 2 = one intermediate between them;
+    /// default 1 (nginx's default).
     pub verify_depth: u32,
     /// `protocols`: `"TLSv1.2"` and/or `"TLSv1.3"`, as written, validated and deduplicated;
     /// default both. Turn them into rustls versions with `mtls_tls::ciphers::parse_protocols`.
