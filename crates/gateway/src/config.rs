@@ -687,7 +687,7 @@ return = "301 https://$host/new"
         );
         assert_eq!(
             one_error("wrokers = 2\n"),
-            "t.toml:1:1: wrokers: unknown key, expected one of `server`, `access_log`, `workers`"
+            "t.toml:1:1: wrokers: unknown key, expected one of `server`, `access_log`, `workers`, `metrics`"
         );
         assert!(
             one_error(&format!("{TLS}  verify = true\n"))
