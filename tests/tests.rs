@@ -8,5 +8,6 @@
 
 mod interop_pki;
 mod pki;
+mod proxy;
 mod serve;
 mod util;

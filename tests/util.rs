@@ -149,9 +149,18 @@ impl Work {
 
     /// Run `mtls ARGS` in the background, waiting for `port` to accept connections.
     pub fn serve_args(&self, name: &str, port: u16, args: &[&str]) -> Server {
+        self.spawn(name, port, &assert_cmd::cargo::cargo_bin("mtls"), args)
+    }
+
+    /// Run a real peer (nginx, ...) in the background, waiting for `port`.
+    pub fn spawn_peer(&self, name: &str, port: u16, program: &str, args: &[&str]) -> Server {
+        self.spawn(name, port, &mtls_test_support::require_peer(program), args)
+    }
+
+    fn spawn(&self, name: &str, port: u16, program: &Path, args: &[&str]) -> Server {
         let stdout = self.join(&format!("{name}.access.log"));
         let stderr = self.join(&format!("{name}.log"));
-        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("mtls"))
+        let child = std::process::Command::new(program)
             .current_dir(self.path())
             .args(args)
             .env("MTLS_LOG", "info")
@@ -167,7 +176,8 @@ impl Work {
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let v4 = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if v4 || std::net::TcpStream::connect(("::1", port)).is_ok() {
                 return server;
             }
             if let Some(status) = server.child.try_wait().unwrap() {

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod echo;
 mod pki;
 mod serve;
 
@@ -30,6 +31,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Check a config file like `nginx -t`: every key, file, certificate and key pair.
     Check(serve::CheckArgs),
+    /// A built-in upstream that answers every request with what it received, as JSON.
+    EchoServer(echo::EchoArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Command::Pki(args) => pki::run(args),
         Command::Serve(args) => serve::serve(args),
         Command::Check(args) => serve::check(args),
+        Command::EchoServer(args) => echo::run(args),
     };
     match result {
         Ok(code) => code,

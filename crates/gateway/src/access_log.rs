@@ -40,23 +40,49 @@ enum Message {
     Flush(oneshot::Sender<()>),
 }
 
+/// What the log needs from a request, taken before the request is handed on (a proxied
+/// request's body goes to the upstream).
+#[derive(Debug)]
+pub(crate) struct RequestLine {
+    method: http::Method,
+    target: String,
+    version: http::Version,
+    referer: Option<http::HeaderValue>,
+    user_agent: Option<http::HeaderValue>,
+}
+
+impl RequestLine {
+    pub(crate) fn of<B>(request: &Request<B>) -> RequestLine {
+        RequestLine {
+            method: request.method().clone(),
+            target: request
+                .uri()
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned()),
+            version: request.version(),
+            referer: request.headers().get(header::REFERER).cloned(),
+            user_agent: request.headers().get(header::USER_AGENT).cloned(),
+        }
+    }
+}
+
 /// One finished request, formatted off the request path's hot part.
 #[derive(Debug)]
 pub(crate) struct Entry(String);
 
 impl Entry {
-    pub(crate) fn new<B, C>(
+    pub(crate) fn new<C>(
         conn: &Connection,
-        request: &Request<B>,
+        request: &RequestLine,
         response: &Response<C>,
         started: Instant,
     ) -> Entry {
-        let header = |name: header::HeaderName| {
-            request
-                .headers()
-                .get(name)
+        let header = |value: &Option<http::HeaderValue>| {
+            value
+                .as_ref()
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-")
+                .to_owned()
         };
         let bytes = response
             .headers()
@@ -65,16 +91,15 @@ impl Entry {
             .unwrap_or("0");
         let now = OffsetDateTime::now_utc();
         let when = now.format(TIME_LOCAL).unwrap_or_default();
-        let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
         let mut line = format!(
             "{} - - [{when}] \"{} {} {:?}\" {} {bytes} \"{}\" \"{}\"",
             conn.remote.ip(),
-            request.method(),
-            escape(target),
-            request.version(),
+            request.method,
+            escape(&request.target),
+            request.version,
             response.status().as_u16(),
-            escape(header(header::REFERER)),
-            escape(header(header::USER_AGENT)),
+            escape(&header(&request.referer)),
+            escape(&header(&request.user_agent)),
         );
         match &conn.tls {
             Some(tls) => {

@@ -38,6 +38,8 @@ pub struct Config {
     /// Top-level `metrics`: a plain-HTTP address (`"127.0.0.1:9100"`) serving `GET /metrics`
     /// in the OpenMetrics text format; `None` (the default) serves no metrics.
     pub metrics: Option<SocketAddr>,
+    /// `[[upstream]]` groups.
+    pub upstreams: Vec<Upstream>,
 }
 
 /// Where the access log goes.
@@ -207,6 +209,149 @@ pub enum Action {
         /// such as `$host` are left as written.
         target: Option<String>,
     },
+    /// `proxy_pass`: forward to an upstream.
+    Proxy(Box<Proxy>),
+}
+
+/// `proxy_pass` and the keys that go with it (nginx's `proxy_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    /// Where `proxy_pass` is.
+    pub at: Position,
+    /// Where requests go.
+    pub upstream: ProxyUpstream,
+    /// Whether the upstream speaks TLS (`https://`, or a group with `[upstream.tls]`).
+    pub https: bool,
+    /// The URI part of `proxy_pass` (`https://b:8443/api/`), which replaces the part of the
+    /// request path the location matched, as in nginx; `None` passes the path unchanged.
+    pub uri: Option<String>,
+    /// `[server.location.proxy_tls]`, else the group's `[upstream.tls]`.
+    pub tls: Option<ProxyTls>,
+    /// `connect_timeout`: TCP connect and TLS handshake with the upstream; default 60 s.
+    pub connect_timeout: Duration,
+    /// `read_timeout`: the longest wait for the upstream's response headers and between
+    /// two reads of its body; default 60 s.
+    pub read_timeout: Duration,
+    /// `send_timeout`: the longest wait between two writes of the request body to the
+    /// upstream; default 60 s.
+    pub send_timeout: Duration,
+    /// `max_header_size`: the most bytes of response headers taken from the upstream;
+    /// default 64k.
+    pub max_header_size: usize,
+    /// The client-identity headers sent to the upstream.
+    pub identity: IdentityHeaders,
+}
+
+/// Where a proxied request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyUpstream {
+    /// One address from `proxy_pass = "https://host:port"`.
+    Address(HostPort),
+    /// An `[[upstream]]` group, by name.
+    Group(String),
+}
+
+/// A host (DNS name or IP literal, without brackets) and a port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    /// Name or IP address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// `[server.location.proxy_tls]` or `[upstream.tls]`: nginx's `proxy_ssl_*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyTls {
+    /// Where the table is.
+    pub at: Position,
+    /// `certificate`: the gateway's client certificate for the upstream; none = no
+    /// client certificate.
+    pub certificate: Option<Sourced<PathBuf>>,
+    /// `key`: its key (with `certificate`).
+    pub key: Option<Sourced<PathBuf>>,
+    /// `trusted_ca`: CAs the upstream's certificate must chain to (needed with verify).
+    pub trusted_ca: Vec<Sourced<PathBuf>>,
+    /// `verify`: check the upstream's chain and name; default true.
+    pub verify: bool,
+    /// `server_name`: the name to verify and send as SNI; default the proxy_pass host.
+    pub server_name: Option<String>,
+    /// `sni`: send SNI (never for IP addresses); default true.
+    pub sni: bool,
+    /// `session_reuse`: resume TLS sessions with the upstream; default true.
+    pub session_reuse: bool,
+    /// `protocols`; default TLSv1.2 and TLSv1.3.
+    pub protocols: Vec<String>,
+    /// `ciphers`: an OpenSSL cipher string.
+    pub ciphers: Option<Sourced<String>>,
+}
+
+/// Which client-identity headers go to the upstream, under which names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeaders {
+    /// `identity_headers`: send `X-Client-Verify`, `-Subject`, `-Issuer`, `-Serial`,
+    /// `-Fingerprint` and `-Cert`; default true.
+    pub enabled: bool,
+    /// `xfcc`: also send Envoy's `X-Forwarded-Client-Cert`; default false.
+    pub xfcc: bool,
+    /// `[server.location.header_names]`: the names used (and always removed from what
+    /// the client sent, so they cannot be spoofed).
+    pub names: HeaderNames,
+}
+
+/// Names of the identity headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderNames {
+    /// nginx's `$ssl_client_verify`; default `X-Client-Verify`.
+    pub verify: String,
+    /// `$ssl_client_s_dn`; default `X-Client-Subject`.
+    pub subject: String,
+    /// `$ssl_client_i_dn`; default `X-Client-Issuer`.
+    pub issuer: String,
+    /// `$ssl_client_serial`; default `X-Client-Serial`.
+    pub serial: String,
+    /// SHA-256 of the certificate; default `X-Client-Fingerprint`.
+    pub fingerprint: String,
+    /// `$ssl_client_escaped_cert`; default `X-Client-Cert`.
+    pub cert: String,
+}
+
+impl Default for HeaderNames {
+    fn default() -> HeaderNames {
+        HeaderNames {
+            verify: "X-Client-Verify".into(),
+            subject: "X-Client-Subject".into(),
+            issuer: "X-Client-Issuer".into(),
+            serial: "X-Client-Serial".into(),
+            fingerprint: "X-Client-Fingerprint".into(),
+            cert: "X-Client-Cert".into(),
+        }
+    }
+}
+
+/// One `[[upstream]]`: nginx's `upstream NAME { server ...; }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// Where the table is.
+    pub at: Position,
+    /// `name`, used by `proxy_pass`.
+    pub name: String,
+    /// `servers`, tried round robin.
+    pub servers: Vec<HostPort>,
+    /// `fail_timeout`: how long a server that failed to connect is skipped; default 10 s.
+    pub fail_timeout: Duration,
+    /// `[upstream.tls]`: the upstream speaks TLS, with these settings.
+    pub tls: Option<ProxyTls>,
 }
 
 /// `client_auth`: whether a location requires a verified client certificate.

@@ -11,7 +11,7 @@ use hyper::{Request, Response};
 
 use mtls_tls::VerifyStatus;
 
-use crate::access_log::Entry;
+use crate::access_log::{Entry, RequestLine};
 use crate::body::{self, Body};
 use crate::config::{AllowField, ClientAuth};
 use crate::files::error_page;
@@ -21,16 +21,17 @@ use crate::site::{Route, RouteAction};
 /// Answer one request on `conn`.
 pub(crate) async fn handle(conn: &Connection, request: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
-    let response = respond(conn, &request).await;
+    let line = RequestLine::of(&request);
+    let response = respond(conn, request).await;
     conn.metrics.request(response.status());
-    conn.log.log(Entry::new(conn, &request, &response, started));
+    conn.log.log(Entry::new(conn, &line, &response, started));
     response
 }
 
-async fn respond(conn: &Connection, request: &Request<Incoming>) -> Response<Body> {
+async fn respond(conn: &Connection, request: Request<Incoming>) -> Response<Body> {
     let site = &conn.site;
     let plan = &site.listeners[conn.listener];
-    let host_name = request_host(request);
+    let host_name = request_host(&request);
     let by_host = site.host_for(plan, host_name.as_deref());
     let host = match conn.sni_host {
         None => by_host,
@@ -67,11 +68,12 @@ async fn respond(conn: &Connection, request: &Request<Incoming>) -> Response<Bod
         RouteAction::Static(files) => files.serve(request.method(), path, request.headers()).await,
         RouteAction::Return { status, target } => answer_return(
             conn,
-            request,
+            &request,
             host_name.as_deref(),
             *status,
             target.as_deref(),
         ),
+        RouteAction::Proxy(proxy) => proxy.forward(conn, &route.path, request).await,
     }
 }
 

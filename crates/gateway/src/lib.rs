@@ -11,9 +11,11 @@
 mod access_log;
 pub mod body;
 pub mod config;
+pub mod echo;
 pub mod files;
 mod handler;
 mod metrics;
+mod proxy;
 pub mod serve;
 pub mod site;
 

@@ -21,6 +21,7 @@ pub(crate) struct Metrics {
     tls_refusals: Family<CheckLabels, Counter>,
     requests: Family<StatusLabels, Counter>,
     request_refusals: Family<CheckLabels, Counter>,
+    upstream_errors: Family<CheckLabels, Counter>,
     connections: Gauge,
 }
 
@@ -48,6 +49,7 @@ impl Metrics {
         let tls_refusals = Family::<CheckLabels, Counter>::default();
         let requests = Family::<StatusLabels, Counter>::default();
         let request_refusals = Family::<CheckLabels, Counter>::default();
+        let upstream_errors = Family::<CheckLabels, Counter>::default();
         let connections = Gauge::default();
         registry.register(
             "tls_handshakes",
@@ -70,6 +72,11 @@ impl Metrics {
             request_refusals.clone(),
         );
         registry.register(
+            "upstream_errors",
+            "Failed attempts to reach an upstream (502/504), by reason",
+            upstream_errors.clone(),
+        );
+        registry.register(
             "connections_open",
             "Client connections open now",
             connections.clone(),
@@ -80,6 +87,7 @@ impl Metrics {
             tls_refusals,
             requests,
             request_refusals,
+            upstream_errors,
             connections,
         })
     }
@@ -118,6 +126,12 @@ impl Metrics {
 
     pub(crate) fn request_refusal(&self, check: &'static str) {
         self.request_refusals
+            .get_or_create(&CheckLabels { check })
+            .inc();
+    }
+
+    pub(crate) fn upstream_error(&self, check: &'static str) {
+        self.upstream_errors
             .get_or_create(&CheckLabels { check })
             .inc();
     }

@@ -15,9 +15,10 @@ use mtls_tls::{ServerTlsSettings, TlsError, TlsServer};
 
 use crate::config::{
     AccessLog, Action, AllowRule, ClientAuth, Config, ConfigError, ConfigErrors, PathMatch,
-    Position, ServerName, SessionCache, TlsSettings, VerifyClient,
+    Position, Proxy, ProxyTls, ProxyUpstream, ServerName, SessionCache, TlsSettings, VerifyClient,
 };
 use crate::files::StaticFiles;
+use crate::proxy::{Balancer, ProxyRoute};
 
 /// A built configuration, ready to run.
 #[derive(Debug)]
@@ -52,6 +53,7 @@ pub(crate) struct Route {
 pub(crate) enum RouteAction {
     Static(StaticFiles),
     Return { status: u16, target: Option<String> },
+    Proxy(Box<ProxyRoute>),
 }
 
 /// One address to listen on and the hosts reachable through it.
@@ -70,6 +72,16 @@ impl Site {
     pub fn build(config: &Config) -> Result<Site, ConfigErrors> {
         let mut errors = Vec::new();
         let mut hosts = Vec::new();
+        // One balancer per group, shared by every location that names it, so round robin
+        // and "this server is down" are the group's, as in nginx.
+        let groups: BTreeMap<&str, (Arc<Balancer>, Option<&ProxyTls>)> = config
+            .upstreams
+            .iter()
+            .map(|u| {
+                let balancer = Balancer::new(u.name.clone(), u.servers.clone(), u.fail_timeout);
+                (u.name.as_str(), (Arc::new(balancer), u.tls.as_ref()))
+            })
+            .collect();
         for server in &config.servers {
             let tls = match &server.tls {
                 Some(tls) => match TlsServer::build(&tls_settings(tls)) {
@@ -100,6 +112,38 @@ impl Site {
                         status: *status,
                         target: target.clone(),
                     },
+                    Action::Proxy(proxy) => {
+                        let (balancer, group_tls) = match &proxy.upstream {
+                            ProxyUpstream::Address(address) => (
+                                Arc::new(Balancer::new(
+                                    address.to_string(),
+                                    vec![address.clone()],
+                                    Duration::from_secs(10),
+                                )),
+                                None,
+                            ),
+                            ProxyUpstream::Group(name) => match groups.get(name.as_str()) {
+                                Some((balancer, tls)) => (balancer.clone(), *tls),
+                                None => {
+                                    errors.push(ConfigError::new(
+                                        config.source.clone(),
+                                        Some(proxy.at),
+                                        "proxy_pass",
+                                        format!("no [[upstream]] named {name:?}"),
+                                    ));
+                                    continue;
+                                }
+                            },
+                        };
+                        let tls = proxy.tls.as_ref().or(group_tls);
+                        match ProxyRoute::build(proxy, tls, balancer) {
+                            Ok(route) => RouteAction::Proxy(Box::new(route)),
+                            Err(e) => {
+                                errors.push(locate_proxy(config, proxy, tls, &e));
+                                continue;
+                            }
+                        }
+                    }
                 };
                 routes.push(Route {
                     path: location.path.clone(),
@@ -275,6 +319,40 @@ fn locate(config: &Config, tls: &TlsSettings, error: &TlsError) -> ConfigError {
             (key, at, message.clone())
         }
         other => ("tls", tls.at, other.to_string()),
+    };
+    ConfigError::new(config.source.clone(), Some(at), key, message)
+}
+
+/// Point a proxy_tls build error at the key that named the file.
+fn locate_proxy(
+    config: &Config,
+    proxy: &Proxy,
+    tls: Option<&ProxyTls>,
+    error: &TlsError,
+) -> ConfigError {
+    let (key, at, message) = match (error, tls) {
+        (TlsError::File { key, path, message }, Some(tls)) => {
+            let at = match *key {
+                "certificate" => tls.certificate.as_ref().map(|c| c.at),
+                "key" => tls.key.as_ref().map(|k| k.at),
+                _ => tls
+                    .trusted_ca
+                    .iter()
+                    .find(|p| &p.value == path)
+                    .map(|p| p.at),
+            };
+            (
+                format!("proxy_tls.{key}"),
+                at.unwrap_or(tls.at),
+                format!("{}: {message}", path.display()),
+            )
+        }
+        (TlsError::Setting { key, message }, tls) => (
+            format!("proxy_tls.{key}"),
+            tls.map_or(proxy.at, |t| t.at),
+            message.clone(),
+        ),
+        (other, _) => ("proxy_tls".to_owned(), proxy.at, other.to_string()),
     };
     ConfigError::new(config.source.clone(), Some(at), key, message)
 }

@@ -76,3 +76,25 @@ pub fn expired_client(cert: &Path, key: &Path, cn: &str) -> (String, String) {
         .expect("signing the expired certificate");
     (signed.pem(), leaf_key.serialize_pem())
 }
+
+/// A server certificate for `cn` without any subjectAltName extension (what old CAs and
+/// `openssl req` without `-addext` make), signed by the CA in `cert`/`key`: only its
+/// subject CN names the server. Returns (certificate PEM, key PEM).
+pub fn server_cn_only(cert: &Path, key: &Path, cn: &str) -> (String, String) {
+    let now = OffsetDateTime::now_utc();
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    params.distinguished_name = dn;
+    params.not_before = now - Duration::minutes(5);
+    params.not_after = now + Duration::days(1);
+    params.serial_number = Some(SerialNumber::from(0xc0ff_ee01_u64));
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    let leaf_key = KeyPair::generate().expect("generating a key");
+    let signed = params
+        .signed_by(&leaf_key, &issuer(cert, key))
+        .expect("signing the CN-only certificate");
+    (signed.pem(), leaf_key.serialize_pem())
+}

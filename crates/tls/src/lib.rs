@@ -9,19 +9,23 @@
 //!             ClientHello::read ─► pick a block by SNI ─► complete ─► HandshakeInfo
 //!   verifier  client_ca / trusted_ca / CRLs / verify_depth, with a Refusal for every "no"
 //!   identity  the peer certificate's names, serial and fingerprint
+//!   client    ClientTlsSettings ──► TlsClient: TLS to upstreams with our certificate,
+//!             verified by trusted_ca (CN fallback like nginx), sessions resumed
 //! ```
 //!
 //! Certificates and keys are read with `mtls-pki`'s PEM/DER readers; nothing here parses
-//! HTTP. Client configurations arrive with the proxy (issue 4) and `mtls get` (issue 5).
+//! HTTP. `mtls get` (issue 5) will build on `client`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod ciphers;
+pub mod client;
 pub mod identity;
 pub mod server;
 pub mod verifier;
 
+pub use client::{ClientStream, ClientTlsSettings, TlsClient, UpstreamHandshake, UpstreamTlsError};
 pub use identity::PeerCert;
 pub use server::{
     ClientHello, HandshakeError, HandshakeInfo, ServerTlsSettings, TlsError, TlsServer,

@@ -535,7 +535,7 @@ fn read_file(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-fn read_certificates(
+pub(crate) fn read_certificates(
     key: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -568,7 +568,7 @@ fn read_many(
     Ok(out)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let data = read_file("key", path)?;
     mtls_pki::pem::private_key(&data, &path.display().to_string()).map_err(|e| TlsError::File {
         key: "key",

@@ -15,6 +15,8 @@ use std::time::Duration;
 use mtls_tls::ciphers;
 use toml::Spanned;
 
+mod proxy;
+
 use super::raw::{RawAllow, RawConfig, RawLocation, RawServer, RawTls, Value};
 use super::syntax;
 use super::{
@@ -58,6 +60,8 @@ struct Cx<'a> {
     /// Byte offset where each line starts, for spans to positions.
     line_starts: Vec<usize>,
     errors: Vec<ConfigError>,
+    /// `[[upstream]]` names, and whether each speaks TLS, for `proxy_pass` to refer to.
+    upstreams: Vec<(String, bool)>,
 }
 
 /// A server as converted, with what the cross-server checks need.
@@ -89,6 +93,7 @@ impl<'a> Cx<'a> {
             base: file.parent().unwrap_or(Path::new("")),
             line_starts,
             errors: Vec::new(),
+            upstreams: Vec::new(),
         }
     }
 
@@ -99,6 +104,7 @@ impl<'a> Cx<'a> {
         };
         let workers = raw.workers.as_ref().and_then(|v| self.workers(v));
         let metrics = raw.metrics.as_ref().and_then(|v| self.metrics(v));
+        let upstreams = self.upstreams(raw.upstream.as_deref().unwrap_or_default());
         let mut built = Vec::new();
         match raw.server {
             Some(servers) if !servers.is_empty() => {
@@ -120,6 +126,7 @@ impl<'a> Cx<'a> {
             access_log,
             workers,
             metrics,
+            upstreams,
         }
     }
 
@@ -475,21 +482,33 @@ impl<'a> Cx<'a> {
         }
         let ret = r.ret.as_ref().and_then(|v| self.return_action(v));
 
-        let action = match (&r.root, &r.ret) {
-            (Some(_), Some(v)) => {
-                let why = "a location has one action: root or return, not both";
-                self.error_at(v, "return", why);
+        let proxy = r.proxy_pass.as_ref().and_then(|v| self.proxy(v, r));
+        if r.proxy_pass.is_none() {
+            self.no_proxy_keys(r);
+        }
+
+        let actions = [
+            ("root", r.root.as_ref()),
+            ("return", r.ret.as_ref()),
+            ("proxy_pass", r.proxy_pass.as_ref()),
+        ];
+        let given: Vec<_> = actions.iter().filter(|(_, v)| v.is_some()).collect();
+        let action = match given.as_slice() {
+            [] => {
+                self.error(at, "location", "no action: set root, return or proxy_pass");
                 None
             }
-            (None, None) => {
-                self.error(at, "location", "no action: set root or return");
+            [_, (second, Some(v)), ..] => {
+                let why = "a location has one action: root, return or proxy_pass";
+                self.error_at(v, second, why);
                 None
             }
-            (Some(_), None) => root.map(|root| Action::Static {
+            _ if r.root.is_some() => root.map(|root| Action::Static {
                 root: root.value,
                 index,
             }),
-            (None, Some(_)) => ret.map(|(status, target)| Action::Return { status, target }),
+            _ if r.ret.is_some() => ret.map(|(status, target)| Action::Return { status, target }),
+            _ => proxy.map(|p| Action::Proxy(Box::new(p))),
         };
 
         let mut client_auth = ClientAuth::Inherit;

@@ -22,6 +22,44 @@ pub(super) struct RawConfig {
     pub access_log: Leaf,
     pub workers: Leaf,
     pub metrics: Leaf,
+    pub upstream: Option<Vec<Spanned<RawUpstream>>>,
+}
+
+/// One `[[upstream]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstream {
+    pub name: Leaf,
+    pub servers: Leaf,
+    pub fail_timeout: Leaf,
+    pub tls: Option<Spanned<RawProxyTls>>,
+}
+
+/// `[server.location.proxy_tls]` / `[upstream.tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProxyTls {
+    pub certificate: Leaf,
+    pub key: Leaf,
+    pub trusted_ca: Leaf,
+    pub verify: Leaf,
+    pub server_name: Leaf,
+    pub sni: Leaf,
+    pub session_reuse: Leaf,
+    pub protocols: Leaf,
+    pub ciphers: Leaf,
+}
+
+/// `[server.location.header_names]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHeaderNames {
+    pub verify: Leaf,
+    pub subject: Leaf,
+    pub issuer: Leaf,
+    pub serial: Leaf,
+    pub fingerprint: Leaf,
+    pub cert: Leaf,
 }
 
 /// One `[[server]]`.
@@ -64,6 +102,15 @@ pub(super) struct RawLocation {
     pub ret: Leaf,
     pub client_auth: Leaf,
     pub allow: Option<Spanned<RawAllow>>,
+    pub proxy_pass: Leaf,
+    pub proxy_tls: Option<Spanned<RawProxyTls>>,
+    pub connect_timeout: Leaf,
+    pub read_timeout: Leaf,
+    pub send_timeout: Leaf,
+    pub max_header_size: Leaf,
+    pub identity_headers: Leaf,
+    pub xfcc: Leaf,
+    pub header_names: Option<Spanned<RawHeaderNames>>,
 }
 
 /// `[server.location.allow]` or an inline `allow = { ... }`.

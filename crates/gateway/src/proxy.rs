@@ -1,0 +1,851 @@
+//! `proxy_pass`: the reverse proxy, with mutual TLS to the upstream.
+//!
+//! Seed 001's last hop — `proxy_ssl_certificate`, `proxy_ssl_trusted_certificate`,
+//! `proxy_ssl_verify on`, `proxy_ssl_session_reuse on`, `proxy_pass https://backend` — and
+//! seed 004's "hand the request to the backend". Per location:
+//!
+//! ```text
+//!   request ─► strip hop-by-hop and spoofable identity headers ─► add X-Forwarded-*,
+//!   Forwarded and X-Client-* ─► Balancer picks a server ─► pooled keep-alive connection
+//!   (Connector: TCP, then TLS with our client certificate, sessions resumed) ─► response
+//!   streamed back; 101 Switching Protocols becomes a byte tunnel (WebSocket)
+//! ```
+//!
+//! Bodies stream both ways; nothing is buffered whole. Failures are the upstream's, and
+//! say so: 502 when it refuses, resets or fails verification, 504 when it is too slow, each
+//! with one log line naming the upstream and the reason.
+
+use std::error::Error as _;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body::{Body as _, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection as HyperConnection};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use tokio::net::TcpStream;
+use tokio::time::Sleep;
+
+use mtls_tls::client::{ClientStream, ClientTlsSettings, TlsClient, UpstreamTlsError};
+use mtls_tls::{TlsError, VerifyStatus};
+
+use crate::body::{self, Body};
+use crate::config::{HostPort, IdentityHeaders, PathMatch, Proxy, ProxyTls};
+use crate::files::error_page;
+use crate::serve::Connection;
+
+/// One location's proxy: its balancer, connection pool and header policy.
+#[derive(Debug)]
+pub(crate) struct ProxyRoute {
+    balancer: Arc<Balancer>,
+    client: Client<Connector, Body>,
+    /// The TLS side of the connector, to word errors that surface after the handshake.
+    tls: Option<TlsClient>,
+    https: bool,
+    uri: Option<String>,
+    read_timeout: Duration,
+    connect_timeout: Duration,
+    identity: IdentityHeaders,
+    /// Every identity header name, lower-cased, removed from what the client sent.
+    spoofable: Vec<HeaderName>,
+}
+
+/// Round robin over a group's servers, skipping one that failed to connect for
+/// `fail_timeout` (nginx's `max_fails=1`).
+#[derive(Debug)]
+pub(crate) struct Balancer {
+    /// For logs: the group's name, or the address.
+    pub(crate) name: String,
+    servers: Vec<HostPort>,
+    next: AtomicUsize,
+    /// Milliseconds since `epoch` until which each server is skipped.
+    down_until: Vec<AtomicU64>,
+    fail_timeout: Duration,
+    epoch: Instant,
+}
+
+impl Balancer {
+    pub(crate) fn new(name: String, servers: Vec<HostPort>, fail_timeout: Duration) -> Balancer {
+        let down_until = servers.iter().map(|_| AtomicU64::new(0)).collect();
+        Balancer {
+            name,
+            servers,
+            next: AtomicUsize::new(0),
+            down_until,
+            fail_timeout,
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The next live server; when every server is down, the one whose penalty ends first
+    /// (nginx then tries anyway rather than failing without trying).
+    fn pick(&self) -> usize {
+        let n = self.servers.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ms();
+        (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&i| self.down_until[i].load(Ordering::Relaxed) <= now)
+            .unwrap_or_else(|| {
+                (0..n)
+                    .min_by_key(|&i| self.down_until[i].load(Ordering::Relaxed))
+                    .unwrap_or(0)
+            })
+    }
+
+    fn mark_down(&self, index: usize) {
+        let until =
+            self.now_ms() + u64::try_from(self.fail_timeout.as_millis()).unwrap_or(u64::MAX / 2);
+        self.down_until[index].store(until, Ordering::Relaxed);
+    }
+}
+
+impl ProxyRoute {
+    pub(crate) fn build(
+        proxy: &Proxy,
+        tls: Option<&ProxyTls>,
+        balancer: Arc<Balancer>,
+    ) -> Result<ProxyRoute, TlsError> {
+        let tls_client = match (proxy.https, tls) {
+            (true, Some(tls)) => Some(TlsClient::build(&client_settings(tls))?),
+            (true, None) => {
+                return Err(TlsError::Setting {
+                    key: "proxy_tls",
+                    message: "an https upstream needs proxy_tls with trusted_ca".into(),
+                });
+            }
+            (false, _) => None,
+        };
+        let connector = Connector {
+            tls: tls_client.clone(),
+            tls_name: tls.and_then(|t| t.server_name.clone()),
+            connect_timeout: proxy.connect_timeout,
+            send_timeout: proxy.send_timeout,
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .http1_max_buf_size(proxy.max_header_size.max(8192))
+            .set_host(false)
+            .build(connector);
+        let names = &proxy.identity.names;
+        let spoofable = [
+            &names.verify,
+            &names.subject,
+            &names.issuer,
+            &names.serial,
+            &names.fingerprint,
+            &names.cert,
+            &"X-Forwarded-Client-Cert".to_owned(),
+        ]
+        .iter()
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+        .collect();
+        Ok(ProxyRoute {
+            balancer,
+            client,
+            tls: tls_client,
+            https: proxy.https,
+            uri: proxy.uri.clone(),
+            read_timeout: proxy.read_timeout,
+            connect_timeout: proxy.connect_timeout,
+            identity: proxy.identity.clone(),
+            spoofable,
+        })
+    }
+
+    /// Forward `request` (which matched `matched`) and stream the answer back.
+    pub(crate) async fn forward(
+        &self,
+        conn: &Connection,
+        matched: &PathMatch,
+        mut request: Request<Incoming>,
+    ) -> Response<Body> {
+        let upgrade = is_upgrade(&request);
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        let (parts, incoming) = request.into_parts();
+        let path = self.upstream_path(matched, &parts.uri);
+        let headers = self.upstream_headers(conn, &parts, upgrade);
+        // A request without a body can be sent again to another server if the first one
+        // cannot be reached; one with a body has started streaming and cannot.
+        let replayable = incoming.is_end_stream();
+        let mut body = Some(incoming.map_err(std::io::Error::other).boxed());
+        let attempts = if replayable {
+            self.balancer.servers.len()
+        } else {
+            1
+        };
+        let mut last_error = None;
+        for _ in 0..attempts {
+            let index = self.balancer.pick();
+            let server = &self.balancer.servers[index];
+            let scheme = if self.https { "https" } else { "http" };
+            let Ok(uri) = format!("{scheme}://{server}{path}").parse::<Uri>() else {
+                return error_page(
+                    StatusCode::BAD_REQUEST,
+                    "The request path cannot be forwarded.",
+                );
+            };
+            let mut upstream_request = Request::new(body.take().unwrap_or_else(body::empty));
+            *upstream_request.method_mut() = parts.method.clone();
+            *upstream_request.uri_mut() = uri;
+            *upstream_request.version_mut() = Version::HTTP_11;
+            *upstream_request.headers_mut() = headers.clone();
+            let wait = self.connect_timeout + self.read_timeout;
+            let outcome = tokio::time::timeout(wait, self.client.request(upstream_request)).await;
+            let failure = match outcome {
+                Ok(Ok(response)) => {
+                    return self.respond(conn, response, client_upgrade).await;
+                }
+                Ok(Err(e)) => Failure::from_client_error(&e, self.tls.as_ref()),
+                Err(_) => Failure {
+                    status: StatusCode::GATEWAY_TIMEOUT,
+                    check: "read_timeout",
+                    reason: format!(
+                        "no response headers within {:?} (read_timeout)",
+                        self.read_timeout
+                    ),
+                    connect_phase: false,
+                },
+            };
+            tracing::warn!(
+                "upstream error: client={} upstream={} ({server}) check={}: {}",
+                conn.remote,
+                self.balancer.name,
+                failure.check,
+                failure.reason
+            );
+            conn.metrics.upstream_error(failure.check);
+            if failure.connect_phase {
+                self.balancer.mark_down(index);
+            }
+            let retry = failure.connect_phase && replayable;
+            last_error = Some(failure);
+            if !retry {
+                break;
+            }
+        }
+        let failure = last_error.unwrap_or(Failure {
+            status: StatusCode::BAD_GATEWAY,
+            check: "no_server",
+            reason: "no server to try".into(),
+            connect_phase: false,
+        });
+        error_page(
+            failure.status,
+            &format!(
+                "The upstream {} failed: {}",
+                self.balancer.name, failure.reason
+            ),
+        )
+    }
+
+    async fn respond(
+        &self,
+        conn: &Connection,
+        mut response: Response<Incoming>,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    ) -> Response<Body> {
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = client_upgrade else {
+                return error_page(
+                    StatusCode::BAD_GATEWAY,
+                    "The upstream switched protocols without being asked to.",
+                );
+            };
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            let remote = conn.remote;
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((client, upstream)) => {
+                        let mut client = TokioIo::new(client);
+                        let mut upstream = TokioIo::new(upstream);
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                    Err(e) => tracing::debug!("client={remote}: upgrade failed: {e}"),
+                }
+            });
+            let (parts, _) = response.into_parts();
+            return Response::from_parts(parts, body::empty());
+        }
+        let (mut parts, incoming) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers, false);
+        let body = IdleTimeout::new(incoming, self.read_timeout);
+        if self.https && parts.status == StatusCode::BAD_REQUEST && is_small_html(&parts.headers) {
+            return self.nginx_refusal(conn, parts, body).await;
+        }
+        Response::from_parts(parts, body.boxed())
+    }
+
+    /// nginx never fails the TLS handshake over a client certificate: it completes it and
+    /// answers 400 with one of its own pages. For the client of the gateway that is a
+    /// misconfigured gateway, not a bad request, so it becomes a 502 that says so (the page
+    /// is small, so reading it whole costs nothing).
+    async fn nginx_refusal(
+        &self,
+        conn: &Connection,
+        parts: http::response::Parts,
+        body: IdleTimeout,
+    ) -> Response<Body> {
+        let Ok(collected) = body.collect().await else {
+            return error_page(StatusCode::BAD_GATEWAY, "The upstream's answer broke off.");
+        };
+        let page = collected.to_bytes();
+        let text = String::from_utf8_lossy(&page);
+        let refusal = NGINX_CERTIFICATE_PAGES
+            .iter()
+            .find(|marker| text.contains(*marker));
+        let Some(marker) = refusal else {
+            return Response::from_parts(parts, body::full(page));
+        };
+        let reason = format!(
+            "the upstream refused our client certificate (it answered 400 \"{marker}\", nginx's page for ssl_verify_client failures)"
+        );
+        tracing::warn!(
+            "upstream error: client={} upstream={} check=refused_our_certificate: {reason}",
+            conn.remote,
+            self.balancer.name,
+        );
+        conn.metrics.upstream_error("refused_our_certificate");
+        error_page(
+            StatusCode::BAD_GATEWAY,
+            &format!("The upstream {} failed: {reason}", self.balancer.name),
+        )
+    }
+
+    /// nginx: with a URI in `proxy_pass`, the part of the path the location matched is
+    /// replaced by it; without one, the path goes as it came.
+    fn upstream_path(&self, matched: &PathMatch, uri: &Uri) -> String {
+        let path = uri.path();
+        let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+        let Some(replacement) = &self.uri else {
+            return format!("{path}{query}");
+        };
+        let rest = match matched {
+            PathMatch::Prefix(prefix) => path.strip_prefix(prefix.as_str()).unwrap_or(path),
+            PathMatch::Exact(_) => "",
+        };
+        format!("{replacement}{rest}{query}")
+    }
+
+    fn upstream_headers(
+        &self,
+        conn: &Connection,
+        parts: &http::request::Parts,
+        upgrade: bool,
+    ) -> HeaderMap {
+        let mut headers = parts.headers.clone();
+        strip_hop_by_hop(&mut headers, upgrade);
+        for name in &self.spoofable {
+            headers.remove(name);
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()));
+        if let Some(host) = &host
+            && let Ok(value) = HeaderValue::from_str(host)
+        {
+            headers.insert(header::HOST, value.clone());
+            headers.insert(HeaderName::from_static("x-forwarded-host"), value);
+        }
+        let proto = if conn.tls.is_some() { "https" } else { "http" };
+        let ip = conn.remote.ip();
+        let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(previous) => format!("{previous}, {ip}"),
+            None => ip.to_string(),
+        };
+        insert(&mut headers, "x-forwarded-for", &forwarded_for);
+        insert(&mut headers, "x-forwarded-proto", proto);
+        let node = match conn.remote {
+            SocketAddr::V4(v4) => v4.ip().to_string(),
+            SocketAddr::V6(v6) => format!("\"[{}]\"", v6.ip()),
+        };
+        let mut forwarded = format!("for={node};proto={proto}");
+        if let Some(host) = &host {
+            forwarded.push_str(&format!(";host=\"{}\"", host.replace('"', "")));
+        }
+        if let Some(previous) = headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+            forwarded = format!("{previous}, {forwarded}");
+        }
+        insert(&mut headers, "forwarded", &forwarded);
+        if self.identity.enabled || self.identity.xfcc {
+            self.identity_headers(conn, &mut headers);
+        }
+        headers
+    }
+
+    fn identity_headers(&self, conn: &Connection, headers: &mut HeaderMap) {
+        let names = &self.identity.names;
+        let tls = conn.tls.as_ref();
+        let verify = tls.map_or(VerifyStatus::None, |t| t.verify.clone());
+        let peer = tls.and_then(|t| t.peer.as_deref());
+        if self.identity.enabled {
+            insert(headers, &names.verify, &verify.to_string());
+            if let Some(peer) = peer {
+                insert(headers, &names.subject, &peer.subject);
+                insert(headers, &names.issuer, &peer.issuer);
+                insert(headers, &names.serial, &peer.serial);
+                insert(headers, &names.fingerprint, &peer.fingerprint);
+                let pem = mtls_pki::pem::encode("CERTIFICATE", &peer.der);
+                insert(
+                    headers,
+                    &names.cert,
+                    &utf8_percent_encode(&pem, URI_COMPONENT).to_string(),
+                );
+            }
+        }
+        if self.identity.xfcc
+            && let Some(peer) = peer
+            && verify == VerifyStatus::Success
+        {
+            // Envoy's format: key=value pairs, `;` separated, quoted where needed.
+            let mut xfcc = format!(
+                "Hash={};Subject=\"{}\"",
+                peer.fingerprint,
+                peer.subject.replace('"', "\\\"")
+            );
+            for uri in &peer.san_uri {
+                xfcc.push_str(&format!(";URI={uri}"));
+            }
+            for dns in &peer.san_dns {
+                xfcc.push_str(&format!(";DNS={dns}"));
+            }
+            insert(headers, "x-forwarded-client-cert", &xfcc);
+        }
+    }
+}
+
+/// nginx's pages for `ssl_verify_client` failures (its internal 495 and 496 statuses,
+/// sent as 400).
+const NGINX_CERTIFICATE_PAGES: [&str; 3] = [
+    "The SSL certificate error",
+    "No required SSL certificate was sent",
+    "The SSL certificate has expired",
+];
+
+fn is_small_html(headers: &HeaderMap) -> bool {
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let small = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n <= 4096);
+    html && small
+}
+
+/// What nginx's `$ssl_client_escaped_cert` escapes: everything but unreserved characters.
+const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
+    let (Ok(name), Ok(value)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_bytes(value.as_bytes()),
+    ) else {
+        return;
+    };
+    headers.insert(name, value);
+}
+
+/// A request that asks to switch protocols (WebSocket): HTTP/1.1 with `Upgrade` and
+/// `Connection: upgrade`.
+fn is_upgrade<B>(request: &Request<B>) -> bool {
+    request.version() == Version::HTTP_11
+        && request.headers().contains_key(header::UPGRADE)
+        && connection_tokens(request.headers()).any(|t| t.eq_ignore_ascii_case("upgrade"))
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// RFC 9110 section 7.6.1: the headers that describe one connection, not the message.
+fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let listed: Vec<String> = connection_tokens(headers).collect();
+    for name in listed {
+        if keep_upgrade && name.eq_ignore_ascii_case("upgrade") {
+            continue;
+        }
+        if let Ok(name) = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) {
+            headers.remove(name);
+        }
+    }
+    for name in [
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+    ] {
+        headers.remove(name);
+    }
+    headers.remove(header::CONNECTION);
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+fn client_settings(tls: &ProxyTls) -> ClientTlsSettings {
+    ClientTlsSettings {
+        certificate: tls.certificate.as_ref().map(|c| c.value.clone()),
+        key: tls.key.as_ref().map(|k| k.value.clone()),
+        trusted_ca: tls.trusted_ca.iter().map(|c| c.value.clone()).collect(),
+        verify: tls.verify,
+        protocols: tls.protocols.clone(),
+        ciphers: tls.ciphers.as_ref().map(|c| c.value.clone()),
+        session_reuse: tls.session_reuse,
+        sni: tls.sni,
+        alpn: vec![b"http/1.1".to_vec()],
+    }
+}
+
+/// A failed attempt, as the client and the log will hear of it.
+#[derive(Debug)]
+struct Failure {
+    status: StatusCode,
+    check: &'static str,
+    reason: String,
+    /// The request never reached the upstream (connect or TLS failed): safe to try another
+    /// server, and a reason to skip this one for a while.
+    connect_phase: bool,
+}
+
+impl Failure {
+    fn from_client_error(
+        error: &hyper_util::client::legacy::Error,
+        tls: Option<&TlsClient>,
+    ) -> Failure {
+        let mut source = error.source();
+        while let Some(e) = source {
+            if let Some(connect) = e.downcast_ref::<ConnectError>() {
+                return connect.failure();
+            }
+            // In TLS 1.3 the upstream judges our certificate after the handshake, so its
+            // refusal arrives as the first read of the response.
+            if let (Some(io), Some(tls)) = (e.downcast_ref::<std::io::Error>(), tls)
+                && let Some(tls_error) = tls.describe_stream_error(io)
+            {
+                return Failure {
+                    status: StatusCode::BAD_GATEWAY,
+                    check: tls_error.check(),
+                    reason: tls_error.to_string(),
+                    connect_phase: false,
+                };
+            }
+            source = e.source();
+        }
+        let reason = describe_chain(error);
+        let (status, check) = if reason.contains("timed out") {
+            (StatusCode::GATEWAY_TIMEOUT, "send_timeout")
+        } else {
+            (StatusCode::BAD_GATEWAY, "upstream_closed")
+        };
+        Failure {
+            status,
+            check,
+            reason,
+            connect_phase: false,
+        }
+    }
+}
+
+fn describe_chain(error: &dyn std::error::Error) -> String {
+    let mut words = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        words.push_str(": ");
+        words.push_str(&e.to_string());
+        source = e.source();
+    }
+    words
+}
+
+/// Why a connection to the upstream could not be made.
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    #[error("cannot resolve {0}: {1}")]
+    Resolve(String, std::io::Error),
+    #[error("connect to {0} failed: {1}")]
+    Connect(String, std::io::Error),
+    #[error("no connection to {0} within {1:?} (connect_timeout)")]
+    Timeout(String, Duration),
+    #[error("{0}")]
+    Tls(UpstreamTlsError),
+    #[error("bad upstream address {0}")]
+    Address(String),
+}
+
+impl ConnectError {
+    fn failure(&self) -> Failure {
+        let (status, check) = match self {
+            ConnectError::Timeout(..) => (StatusCode::GATEWAY_TIMEOUT, "connect_timeout"),
+            ConnectError::Resolve(..) => (StatusCode::BAD_GATEWAY, "resolve"),
+            ConnectError::Connect(..) => (StatusCode::BAD_GATEWAY, "connect"),
+            ConnectError::Tls(e) if e.is_timeout() => {
+                (StatusCode::GATEWAY_TIMEOUT, "connect_timeout")
+            }
+            ConnectError::Tls(e) => (StatusCode::BAD_GATEWAY, e.check()),
+            ConnectError::Address(_) => (StatusCode::BAD_GATEWAY, "address"),
+        };
+        Failure {
+            status,
+            check,
+            reason: self.to_string(),
+            connect_phase: true,
+        }
+    }
+}
+
+/// Makes upstream connections for hyper's pool: TCP, then TLS when the upstream is https.
+#[derive(Debug, Clone)]
+struct Connector {
+    tls: Option<TlsClient>,
+    /// `proxy_tls.server_name`; else the host of the server being connected to.
+    tls_name: Option<String>,
+    connect_timeout: Duration,
+    send_timeout: Duration,
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = UpstreamIo;
+    type Error = ConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<UpstreamIo, ConnectError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let host = uri
+                .host()
+                .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
+                .ok_or_else(|| ConnectError::Address(uri.to_string()))?;
+            let port = uri
+                .port_u16()
+                .unwrap_or(if this.tls.is_some() { 443 } else { 80 });
+            let target = HostPort {
+                host: host.clone(),
+                port,
+            }
+            .to_string();
+            let deadline = this.connect_timeout;
+            let connect = async {
+                let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+                    .await
+                    .map_err(|e| ConnectError::Resolve(target.clone(), e))?
+                    .collect();
+                let mut last = None;
+                let mut tcp = None;
+                for addr in addrs {
+                    match TcpStream::connect(addr).await {
+                        Ok(stream) => {
+                            tcp = Some(stream);
+                            break;
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                let tcp = tcp.ok_or_else(|| {
+                    ConnectError::Connect(
+                        target.clone(),
+                        last.unwrap_or_else(|| std::io::Error::other("no address")),
+                    )
+                })?;
+                let _ = tcp.set_nodelay(true);
+                let io = match &this.tls {
+                    None => Io::Plain(TokioIo::new(tcp)),
+                    Some(tls) => {
+                        let name = this.tls_name.as_deref().unwrap_or(&host);
+                        let (stream, _) =
+                            tls.connect(tcp, name).await.map_err(ConnectError::Tls)?;
+                        Io::Tls(Box::new(TokioIo::new(stream)))
+                    }
+                };
+                Ok(UpstreamIo {
+                    io,
+                    send_timeout: this.send_timeout,
+                    write_stall: None,
+                })
+            };
+            match tokio::time::timeout(deadline, connect).await {
+                Ok(result) => result,
+                Err(_) => Err(ConnectError::Timeout(target, deadline)),
+            }
+        })
+    }
+}
+
+/// An upstream connection; a write that cannot make progress for `send_timeout` fails
+/// (nginx's `proxy_send_timeout`: the upstream stopped reading our request).
+#[derive(Debug)]
+struct UpstreamIo {
+    io: Io,
+    send_timeout: Duration,
+    write_stall: Option<Pin<Box<Sleep>>>,
+}
+
+#[derive(Debug)]
+enum Io {
+    Plain(TokioIo<TcpStream>),
+    Tls(Box<TokioIo<ClientStream<TcpStream>>>),
+}
+
+impl HyperConnection for UpstreamIo {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl hyper::rt::Read for UpstreamIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            Io::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl UpstreamIo {
+    fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        let timeout = self.send_timeout;
+        let sleep = self
+            .write_stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the upstream accepted nothing for {timeout:?} (send_timeout)"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl hyper::rt::Write for UpstreamIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = match &mut this.io {
+            Io::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            Io::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+        };
+        match polled {
+            Poll::Pending => this.stalled(cx),
+            ready => {
+                this.write_stall = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(io) => Pin::new(io).poll_flush(cx),
+            Io::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(io) => Pin::new(io).poll_shutdown(cx),
+            Io::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The upstream's response body, failing if the upstream sends nothing for `read_timeout`
+/// (nginx's `proxy_read_timeout` is also between two reads, not for the whole body).
+struct IdleTimeout {
+    inner: Incoming,
+    timeout: Duration,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl IdleTimeout {
+    fn new(inner: Incoming, timeout: Duration) -> IdleTimeout {
+        IdleTimeout {
+            inner,
+            timeout,
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl http_body::Body for IdleTimeout {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let deadline = tokio::time::Instant::now() + this.timeout;
+                this.sleep.as_mut().reset(deadline);
+                Poll::Ready(frame.map(|f| f.map_err(std::io::Error::other)))
+            }
+            Poll::Pending => match this.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "the upstream sent nothing for {:?} (read_timeout)",
+                        this.timeout
+                    ),
+                )))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

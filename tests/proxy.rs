@@ -1,0 +1,674 @@
+//! `proxy_pass` as a black box: client --mTLS--> `mtls serve` --mTLS--> upstream, with our
+//! `mtls echo-server` and nginx as upstreams, curl and Python as clients. The name and
+//! certificate cases are nginx-tests' proxy_ssl_name.t, proxy_ssl_verify.t and
+//! proxy_ssl_certificate.t, ported.
+
+use serde_json::Value;
+
+use crate::util::{Server, Work, free_port};
+
+/// The CA, the gateway's own server certificate (localhost), a client `alice`, the
+/// gateway's client certificate `gateway`, and the backend's server certificate.
+fn proxy_pki() -> Work {
+    let work = Work::new();
+    work.init_ca(false);
+    work.ok(&[
+        "pki",
+        "issue",
+        "server",
+        "localhost",
+        "--san",
+        "localhost",
+        "--san",
+        "127.0.0.1",
+    ]);
+    work.ok(&["pki", "issue", "client", "alice", "--ou", "Payments"]);
+    work.ok(&["pki", "issue", "client", "gateway"]);
+    work.ok(&[
+        "pki",
+        "issue",
+        "server",
+        "backend",
+        "--san",
+        "backend.test",
+        "--san",
+        "localhost",
+        "--san",
+        "127.0.0.1",
+        "--san",
+        "::1",
+    ]);
+    work
+}
+
+/// `mtls echo-server` on `addr` with the backend certificate, asking for client
+/// certificates from our CA (optional).
+fn echo(work: &Work, name: &str, addr: &str, cert: &str) -> Server {
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let cert_file = format!("pki/certs/{cert}.chain.pem");
+    let key_file = format!("pki/private/{cert}.key");
+    work.serve_args(
+        name,
+        port,
+        &[
+            "echo-server",
+            "--listen",
+            addr,
+            "--cert",
+            &cert_file,
+            "--key",
+            &key_file,
+            "--client-ca",
+            "pki/ca.crt",
+        ],
+    )
+}
+
+/// A gateway on {port} requiring client certificates, with `locations`.
+fn gateway(work: &Work, locations: &str) -> Server {
+    work.serve(
+        "gw",
+        &format!(
+            r#"
+[[server]]
+listen = ["127.0.0.1:{{port}}"]
+server_name = ["localhost"]
+[server.tls]
+certificate = "pki/certs/localhost.chain.pem"
+key = "pki/private/localhost.key"
+client_ca = "pki/ca.crt"
+verify_client = "optional"
+{locations}
+"#
+        ),
+    )
+}
+
+/// proxy_tls lines presenting the gateway's certificate and trusting our CA.
+const GATEWAY_TLS: &str = r#"certificate = "pki/certs/gateway.crt"
+key = "pki/private/gateway.key"
+trusted_ca = "pki/ca.crt""#;
+
+fn location(path: &str, target: &str, tls: &str) -> String {
+    let tls = if tls.is_empty() {
+        String::new()
+    } else {
+        format!("[server.location.proxy_tls]\n{tls}\n")
+    };
+    format!("\n[[server.location]]\npath = \"{path}\"\nproxy_pass = \"{target}\"\n{tls}")
+}
+
+const ALICE: &[&str] = &[
+    "--cert",
+    "pki/certs/alice.crt",
+    "--key",
+    "pki/private/alice.key",
+];
+
+/// GET (or more, with `extra`) through the gateway; (status, body).
+fn fetch(work: &Work, gw: &Server, path: &str, extra: &[&str]) -> (u16, String) {
+    let url = format!("https://localhost:{}{path}", gw.port);
+    let resolve = format!("localhost:{}:127.0.0.1", gw.port);
+    let mut args = vec![
+        "--cacert",
+        "pki/ca.crt",
+        "--resolve",
+        &resolve,
+        "-w",
+        "\n%{http_code}",
+    ];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    let (code, out, err) = work.curl(&args);
+    assert_eq!(code, 0, "curl {path}: {err}");
+    let (body, status) = out.rsplit_once('\n').unwrap();
+    (status.parse().unwrap(), body.to_owned())
+}
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// Every value of header `name` in the echo's JSON.
+fn header_values(echoed: &Value, name: &str) -> Vec<String> {
+    echoed["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pair| pair[0].as_str() == Some(name))
+        .map(|pair| pair[1].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_seed_chain_client_gateway_backend_with_identity_headers() {
+    let work = proxy_pki();
+    let port = free_port();
+    let _echo = echo(&work, "echo", &format!("127.0.0.1:{port}"), "backend");
+    let gw = gateway(
+        &work,
+        &location("/", &format!("https://127.0.0.1:{port}"), GATEWAY_TLS),
+    );
+    let spoof = [
+        "-H",
+        "X-Client-Subject: CN=admin",
+        "-H",
+        "X-Client-Verify: SUCCESS",
+        "-H",
+        "X-Forwarded-Client-Cert: Hash=00",
+        "-H",
+        "X-Forwarded-For: 10.9.9.9",
+    ];
+    let (status, body) = fetch(&work, &gw, "/test_url?a=1", &[ALICE, &spoof].concat());
+    assert_eq!(status, 200, "{body}");
+    let echoed = json(&body);
+    assert_eq!(echoed["path"], "/test_url");
+    assert_eq!(echoed["query"], "a=1");
+    assert_eq!(
+        echoed["version"], "HTTP/1.1",
+        "HTTP/2 from curl, HTTP/1.1 upstream"
+    );
+    // The backend saw the gateway's certificate, verified.
+    assert_eq!(echoed["client_certificate"]["verify"], "SUCCESS");
+    assert!(
+        echoed["client_certificate"]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("CN=gateway")
+    );
+    // No SNI for an IP literal, as nginx.
+    assert!(echoed["tls"]["sni"].is_null(), "{body}");
+    // Identity headers are the gateway's, never the client's.
+    let subject = header_values(&echoed, "x-client-subject");
+    assert_eq!(subject.len(), 1, "{subject:?}");
+    assert!(
+        subject[0].contains("CN=alice") && subject[0].contains("OU=Payments"),
+        "{subject:?}"
+    );
+    assert_eq!(header_values(&echoed, "x-client-verify"), ["SUCCESS"]);
+    assert!(header_values(&echoed, "x-forwarded-client-cert").is_empty());
+    let cert = header_values(&echoed, "x-client-cert");
+    assert!(
+        cert[0].starts_with("-----BEGIN%20CERTIFICATE-----%0A"),
+        "{cert:?}"
+    );
+    assert_eq!(header_values(&echoed, "x-client-serial").len(), 1);
+    assert_eq!(header_values(&echoed, "x-client-fingerprint")[0].len(), 64);
+    // Forwarding headers: the client's X-Forwarded-For is kept and extended.
+    assert_eq!(
+        header_values(&echoed, "x-forwarded-for"),
+        ["10.9.9.9, 127.0.0.1"]
+    );
+    assert_eq!(header_values(&echoed, "x-forwarded-proto"), ["https"]);
+    assert_eq!(
+        header_values(&echoed, "forwarded"),
+        [format!(
+            "for=127.0.0.1;proto=https;host=\"localhost:{}\"",
+            gw.port
+        )]
+    );
+    assert_eq!(
+        header_values(&echoed, "host"),
+        [format!("localhost:{}", gw.port)]
+    );
+    // Without a client certificate (verify_client optional): NONE, no identity.
+    let (status, body) = fetch(&work, &gw, "/", &["-H", "X-Client-Subject: CN=admin"]);
+    assert_eq!(status, 200);
+    let echoed = json(&body);
+    assert_eq!(header_values(&echoed, "x-client-verify"), ["NONE"]);
+    assert!(
+        header_values(&echoed, "x-client-subject").is_empty(),
+        "spoofed header dropped"
+    );
+}
+
+#[test]
+fn upstream_names_are_checked_like_nginx_proxy_ssl_verify() {
+    let work = proxy_pki();
+    work.ok(&["pki", "issue", "server", "wild", "--san", "*.wild.test"]);
+    let (cert, key) = mtls_test_support::forge::server_cn_only(
+        &work.join("pki/ca.crt"),
+        &work.join("pki/ca.key"),
+        "cnonly.test",
+    );
+    work.write("pki/certs/cnonly.chain.pem", cert);
+    work.write("pki/private/cnonly.key", key);
+    work.ok(&["pki", "--dir", "other", "init", "--cn", "Other CA"]);
+
+    let backend = free_port();
+    let wild = free_port();
+    let cn_only = free_port();
+    let v6 = free_port();
+    let _e1 = echo(&work, "e1", &format!("127.0.0.1:{backend}"), "backend");
+    let _e2 = echo(&work, "e2", &format!("127.0.0.1:{wild}"), "wild");
+    let _e3 = echo(&work, "e3", &format!("127.0.0.1:{cn_only}"), "cnonly");
+    let _e4 = echo(&work, "e4", &format!("[::1]:{v6}"), "backend");
+    let named = |name: &str| format!("{GATEWAY_TLS}\nserver_name = \"{name}\"");
+    let locations = [
+        location(
+            "/san",
+            &format!("https://127.0.0.1:{backend}"),
+            &named("backend.test"),
+        ),
+        location(
+            "/wild",
+            &format!("https://127.0.0.1:{wild}"),
+            &named("x.wild.test"),
+        ),
+        location(
+            "/mismatch",
+            &format!("https://127.0.0.1:{backend}"),
+            &named("other.test"),
+        ),
+        location(
+            "/cn-only",
+            &format!("https://127.0.0.1:{cn_only}"),
+            &named("cnonly.test"),
+        ),
+        location(
+            "/cn-mismatch",
+            &format!("https://127.0.0.1:{cn_only}"),
+            &named("wrong.test"),
+        ),
+        location(
+            "/untrusted",
+            &format!("https://127.0.0.1:{backend}"),
+            "trusted_ca = \"other/ca.crt\"",
+        ),
+        location(
+            "/by-host",
+            &format!("https://localhost:{backend}"),
+            GATEWAY_TLS,
+        ),
+        location(
+            "/no-sni",
+            &format!("https://localhost:{backend}"),
+            &format!("{GATEWAY_TLS}\nsni = false"),
+        ),
+        location("/ipv6", &format!("https://[::1]:{v6}"), GATEWAY_TLS),
+    ]
+    .concat();
+    let gw = gateway(&work, &locations);
+    let sni = |path: &str| {
+        let (status, body) = fetch(&work, &gw, path, ALICE);
+        assert_eq!(status, 200, "{path}: {body}");
+        json(&body)["tls"]["sni"].clone()
+    };
+    assert_eq!(sni("/san"), "backend.test", "the configured name is sent");
+    assert_eq!(sni("/wild"), "x.wild.test");
+    assert_eq!(
+        sni("/cn-only"),
+        "cnonly.test",
+        "CN-only certificates match by CN"
+    );
+    assert_eq!(sni("/by-host"), "localhost", "the host without port");
+    assert!(sni("/no-sni").is_null());
+    assert!(sni("/ipv6").is_null(), "no SNI for an IPv6 literal");
+    for path in ["/mismatch", "/cn-mismatch", "/untrusted"] {
+        let (status, body) = fetch(&work, &gw, path, ALICE);
+        assert_eq!(status, 502, "{path}: {body}");
+    }
+    let log = gw.wait_log("upstream certificate has no name other.test");
+    assert!(log.contains("DNS:backend.test"), "the names it has: {log}");
+    assert!(log.contains("wrong.test"), "{log}");
+    assert!(
+        log.contains("check=unknown_issuer") || log.contains("unknown issuer"),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_client_certificate_to_the_upstream_can_be_left_out_per_location() {
+    let work = proxy_pki();
+    let port = free_port();
+    let _echo = echo(&work, "echo", &format!("127.0.0.1:{port}"), "backend");
+    let locations = [
+        location("/with/", &format!("https://127.0.0.1:{port}"), GATEWAY_TLS),
+        location(
+            "/without/",
+            &format!("https://127.0.0.1:{port}"),
+            "trusted_ca = \"pki/ca.crt\"",
+        ),
+    ]
+    .concat();
+    let gw = gateway(&work, &locations);
+    let (_, body) = fetch(&work, &gw, "/with/", ALICE);
+    assert_eq!(json(&body)["client_certificate"]["verify"], "SUCCESS");
+    let (_, body) = fetch(&work, &gw, "/without/", ALICE);
+    assert_eq!(json(&body)["client_certificate"]["verify"], "NONE");
+}
+
+#[test]
+fn connections_and_tls_sessions_to_the_upstream_are_reused() {
+    let work = proxy_pki();
+    let port = free_port();
+    let _echo = echo(&work, "echo", &format!("127.0.0.1:{port}"), "backend");
+    let gw = gateway(
+        &work,
+        &location("/", &format!("https://127.0.0.1:{port}"), GATEWAY_TLS),
+    );
+    let (_, first) = fetch(&work, &gw, "/one", ALICE);
+    let (_, second) = fetch(&work, &gw, "/two", ALICE);
+    let (first, second) = (json(&first), json(&second));
+    assert_eq!(
+        first["connection"]["id"], second["connection"]["id"],
+        "pooled connection"
+    );
+    assert_eq!(second["connection"]["request"], 2);
+    assert_eq!(first["tls"]["resumed"], false);
+    // The upstream closes the connection: the next request opens a new one, resuming the
+    // TLS session.
+    let (status, _) = fetch(&work, &gw, "/close", ALICE);
+    assert_eq!(status, 200);
+    let (_, third) = fetch(&work, &gw, "/three", ALICE);
+    let third = json(&third);
+    assert_ne!(
+        third["connection"]["id"], second["connection"]["id"],
+        "a new connection"
+    );
+    assert_eq!(third["tls"]["resumed"], true, "session resumed: {third}");
+}
+
+#[test]
+fn slow_stalled_and_unreachable_upstreams_give_504_and_502() {
+    use std::io::Write;
+    let work = proxy_pki();
+    let port = free_port();
+    let _echo = echo(&work, "echo", &format!("127.0.0.1:{port}"), "backend");
+    // An upstream that accepts TCP and never speaks: the TLS handshake stalls.
+    let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stall_port = stall.local_addr().unwrap().port();
+    // An upstream whose accept queue is full: SYNs are dropped, connect never completes.
+    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    full.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    full.listen(0).unwrap();
+    let full_port = full.local_addr().unwrap().as_socket().unwrap().port();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(
+            &format!("127.0.0.1:{full_port}").parse().unwrap(),
+            std::time::Duration::from_millis(200),
+        ) {
+            fillers.push(s);
+        }
+    }
+    let dead = free_port();
+    let timeouts = "connect_timeout = \"1s\"\nread_timeout = \"1s\"\n";
+    let locations = [
+        location(
+            "/slow/",
+            &format!("https://127.0.0.1:{port}/sleep/3000"),
+            GATEWAY_TLS,
+        )
+        .replace("proxy_pass", &format!("{timeouts}proxy_pass")),
+        location(
+            "/stall/",
+            &format!("https://127.0.0.1:{stall_port}"),
+            GATEWAY_TLS,
+        )
+        .replace("proxy_pass", &format!("{timeouts}proxy_pass")),
+        location(
+            "/full/",
+            &format!("https://127.0.0.1:{full_port}"),
+            GATEWAY_TLS,
+        )
+        .replace("proxy_pass", &format!("{timeouts}proxy_pass")),
+        location("/dead/", &format!("https://127.0.0.1:{dead}"), GATEWAY_TLS),
+    ]
+    .concat();
+    let gw = gateway(&work, &locations);
+    let started = std::time::Instant::now();
+    assert_eq!(fetch(&work, &gw, "/slow/", ALICE).0, 504);
+    assert_eq!(fetch(&work, &gw, "/stall/", ALICE).0, 504);
+    assert_eq!(fetch(&work, &gw, "/full/", ALICE).0, 504);
+    assert_eq!(fetch(&work, &gw, "/dead/", ALICE).0, 502);
+    assert!(started.elapsed() < std::time::Duration::from_secs(12));
+    let log = gw.wait_log("check=connect");
+    assert!(log.contains("check=read_timeout"), "{log}");
+    assert!(log.contains("check=connect_timeout"), "{log}");
+    assert!(
+        log.contains(&format!("127.0.0.1:{dead}")),
+        "names the upstream: {log}"
+    );
+    drop(fillers);
+    let _ = std::io::stdout().flush();
+    drop(stall);
+}
+
+fn fnv1a(data: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[test]
+fn big_bodies_stream_both_ways_intact() {
+    let work = proxy_pki();
+    let port = free_port();
+    let _echo = echo(&work, "echo", &format!("127.0.0.1:{port}"), "backend");
+    let gw = gateway(
+        &work,
+        &location("/", &format!("https://127.0.0.1:{port}"), GATEWAY_TLS),
+    );
+    for size in [720_000usize, 100 * 1024 * 1024] {
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 % 253) as u8).collect();
+        work.write("upload.bin", &data);
+        let (status, body) = fetch(
+            &work,
+            &gw,
+            "/upload",
+            &[ALICE, &["--data-binary", "@upload.bin"]].concat(),
+        );
+        assert_eq!(status, 200, "{size}: {body}");
+        let echoed = json(&body);
+        assert_eq!(echoed["body_bytes"], size, "{size}");
+        assert_eq!(echoed["body_fnv1a"], fnv1a(&data), "{size} intact");
+    }
+    let (status, _) = fetch(
+        &work,
+        &gw,
+        "/bytes/10000000",
+        &[ALICE, &["-o", "down.bin"]].concat(),
+    );
+    assert_eq!(status, 200);
+    let down = work.read("down.bin");
+    assert_eq!(down.len(), 10_000_000);
+    assert!(
+        down.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8),
+        "download intact"
+    );
+}
+
+#[test]
+fn websocket_upgrades_pass_through() {
+    let work = proxy_pki();
+    let port = free_port();
+    let _echo = echo(&work, "echo", &format!("127.0.0.1:{port}"), "backend");
+    let gw = gateway(
+        &work,
+        &location("/", &format!("https://127.0.0.1:{port}"), GATEWAY_TLS),
+    );
+    let script = format!(
+        r#"
+import socket, ssl
+ctx = ssl.create_default_context(cafile="pki/ca.crt")
+ctx.load_cert_chain("pki/certs/alice.crt", "pki/private/alice.key")
+ctx.set_alpn_protocols(["http/1.1"])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", {port})), server_hostname="localhost")
+s.sendall(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\n")
+head = b""
+while b"\r\n\r\n" not in head:
+    chunk = s.recv(4096)
+    if not chunk: break
+    head += chunk
+print(head.split(b"\r\n")[0].decode())
+s.sendall(b"ping through the tunnel")
+got = b""
+while len(got) < 23:
+    chunk = s.recv(4096)
+    if not chunk: break
+    got += chunk
+print(got.decode())
+"#,
+        port = gw.port
+    );
+    let out = mtls_test_support::run_peer("python3", &["-c", &script], work.path());
+    let text = mtls_test_support::text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    assert!(text.contains("ping through the tunnel"), "{text}");
+}
+
+#[test]
+fn upstream_groups_skip_a_dead_server() {
+    let work = proxy_pki();
+    let port = free_port();
+    let dead = free_port();
+    let _echo = echo(&work, "echo", &format!("127.0.0.1:{port}"), "backend");
+    let conf = format!(
+        r#"
+[[upstream]]
+name = "backends"
+servers = ["127.0.0.1:{dead}", "127.0.0.1:{port}"]
+fail_timeout = "30s"
+[upstream.tls]
+{GATEWAY_TLS}
+server_name = "backend.test"
+"#
+    );
+    let gw = work.serve(
+        "gw",
+        &format!(
+            "{conf}\n[[server]]\nlisten = [\"127.0.0.1:{{port}}\"]\n[server.tls]\n\
+             certificate = \"pki/certs/localhost.chain.pem\"\nkey = \"pki/private/localhost.key\"\n\
+             [[server.location]]\npath = \"/\"\nproxy_pass = \"https://backends\"\n"
+        ),
+    );
+    for _ in 0..6 {
+        let (status, body) = fetch(&work, &gw, "/", &[]);
+        assert_eq!(status, 200, "GETs are retried on the next server: {body}");
+    }
+    let log = gw.wait_log(&format!("127.0.0.1:{dead}"));
+    assert_eq!(
+        log.matches(&format!("connect to 127.0.0.1:{dead} failed"))
+            .count(),
+        1,
+        "tried once, then skipped for fail_timeout: {log}"
+    );
+}
+
+#[test]
+fn nginx_upstream_sees_the_gateway_certificate() {
+    let work = proxy_pki();
+    work.ok(&["pki", "--dir", "other", "init", "--cn", "Other CA"]);
+    work.ok(&["pki", "--dir", "other", "issue", "client", "impostor"]);
+    let nginx_port = free_port();
+    let dir = work.path().display().to_string();
+    std::fs::create_dir_all(work.join("nginx/logs")).unwrap();
+    work.write(
+        "nginx/nginx.conf",
+        format!(
+            r#"
+daemon off;
+pid {dir}/nginx/nginx.pid;
+error_log {dir}/nginx/logs/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/nginx/body;
+    proxy_temp_path {dir}/nginx/proxy;
+    fastcgi_temp_path {dir}/nginx/fastcgi;
+    uwsgi_temp_path {dir}/nginx/uwsgi;
+    scgi_temp_path {dir}/nginx/scgi;
+    server {{
+        listen 127.0.0.1:{nginx_port} ssl;
+        ssl_certificate {dir}/pki/certs/backend.chain.pem;
+        ssl_certificate_key {dir}/pki/private/backend.key;
+        ssl_client_certificate {dir}/pki/ca.crt;
+        ssl_verify_client on;
+        location / {{
+            default_type text/plain;
+            return 200 "verify=$ssl_client_verify subject=$ssl_client_s_dn xcs=$http_x_client_subject\n";
+        }}
+    }}
+}}
+"#
+        ),
+    );
+    let nginx_conf = work.join("nginx/nginx.conf").display().to_string();
+    let nginx_prefix = work.join("nginx").display().to_string();
+    let _nginx = work.spawn_peer(
+        "nginx",
+        nginx_port,
+        "nginx",
+        &["-p", &nginx_prefix, "-c", &nginx_conf],
+    );
+    let locations = [
+        location("/", &format!("https://127.0.0.1:{nginx_port}"), GATEWAY_TLS),
+        location(
+            "/impostor/",
+            &format!("https://127.0.0.1:{nginx_port}"),
+            "certificate = \"other/certs/impostor.crt\"\nkey = \"other/private/impostor.key\"\ntrusted_ca = \"pki/ca.crt\"",
+        ),
+    ]
+    .concat();
+    let gw = gateway(&work, &locations);
+    let (status, body) = fetch(&work, &gw, "/", ALICE);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with("verify=SUCCESS subject=CN=gateway"),
+        "{body}"
+    );
+    assert!(body.contains("xcs=") && body.contains("CN=alice"), "{body}");
+    let (status, body) = fetch(&work, &gw, "/impostor/", ALICE);
+    assert_eq!(status, 502, "nginx refused our certificate: {body}");
+    let log = gw.wait_log("refused our client certificate");
+    assert!(log.contains("127.0.0.1"), "{log}");
+}
+
+#[test]
+fn the_seed_httplib2_client_gets_the_backend_answer() {
+    let work = proxy_pki();
+    let port = free_port();
+    let _echo = echo(&work, "echo", &format!("127.0.0.1:{port}"), "backend");
+    let gw = gateway(
+        &work,
+        &location("/", &format!("https://127.0.0.1:{port}"), GATEWAY_TLS),
+    );
+    // Seed 001's test script, as written there (Python 3 print).
+    let script = format!(
+        r#"
+import httplib2
+ca_cert = 'pki/ca.crt'
+client_key = 'pki/private/alice.key'
+client_cert = 'pki/certs/alice.crt'
+full_url = 'https://localhost:{port}/test_url'
+headers = {{ 'content-type': 'application/json', 'accept': 'application/json' }}
+http = httplib2.Http(timeout=120, ca_certs=ca_cert, disable_ssl_certificate_validation=False)
+http.follow_all_redirects = True
+http.add_certificate(client_key, client_cert, '')
+resp, resp_content = http.request(full_url, method='GET', headers=headers)
+print(resp.status)
+print(resp_content.decode())
+"#,
+        port = gw.port
+    );
+    let out = mtls_test_support::run_peer("python3", &["-c", &script], work.path());
+    let text = mtls_test_support::text(&out);
+    assert!(out.status.success(), "{text}");
+    let (status, body) = text.split_once('\n').unwrap();
+    assert_eq!(status, "200", "{text}");
+    let echoed = json(body.trim());
+    assert_eq!(echoed["path"], "/test_url");
+    assert_eq!(header_values(&echoed, "content-type"), ["application/json"]);
+    assert!(header_values(&echoed, "x-client-subject")[0].contains("CN=alice"));
+}
