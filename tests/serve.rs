@@ -862,6 +862,28 @@ fn quickstart_serves_with_the_printed_curl_command() {
     let args: Vec<&str> = command.split_whitespace().skip(1).collect();
     let (code, out, err) = work.curl(&args);
     assert_eq!(code, 0, "{command}: {err}");
+    // client --mTLS--> gateway --mTLS--> backend: the backend saw both identities.
+    let echoed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        echoed["client_certificate"]["subject"], "CN=gateway",
+        "{out}"
+    );
+    assert!(
+        out.contains("\"x-client-subject\",\"CN=demo-client\""),
+        "{out}"
+    );
+    let hello: Vec<&str> = args
+        .iter()
+        .map(|a| {
+            if a.ends_with(":8443/") {
+                "https://127.0.0.1:8443/hello"
+            } else {
+                a
+            }
+        })
+        .collect();
+    let (code, out, err) = work.curl(&hello);
+    assert_eq!(code, 0, "{err}");
     assert!(out.contains("Hello, CN=demo-client"), "{out}");
     assert!(work.join("mtls-data/pki/private/demo-client.p12").exists());
     drop(server);

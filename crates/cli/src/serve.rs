@@ -68,10 +68,13 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
 /// `mtls serve`.
 pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     init_logging();
-    let config_path = match &args.config {
-        Some(path) => path.clone(),
-        None if Path::new("mtls.toml").exists() => PathBuf::from("mtls.toml"),
-        None => quickstart(&args.data_dir)?,
+    let (config_path, backend) = match &args.config {
+        Some(path) => (path.clone(), None),
+        None if Path::new("mtls.toml").exists() => (PathBuf::from("mtls.toml"), None),
+        None => {
+            let (config, backend) = quickstart(&args.data_dir)?;
+            (config, Some(backend))
+        }
     };
     let (config, site) = match load(&config_path) {
         Ok(built) => built,
@@ -92,6 +95,30 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        // The quickstart's backend: seed 001's last hop, an upstream that requires the
+        // gateway's client certificate.
+        let backend_task = match backend {
+            Some(settings) => {
+                let listener = tokio::net::TcpListener::bind(QUICKSTART_BACKEND)
+                    .await
+                    .with_context(|| {
+                        format!("cannot listen on {QUICKSTART_BACKEND} for the quickstart backend")
+                    })?;
+                tracing::info!(
+                    "quickstart backend (mtls echo-server) on https://{QUICKSTART_BACKEND}"
+                );
+                Some(tokio::spawn(mtls_gateway::echo::run(
+                    settings,
+                    listener,
+                    stopped(stop_rx.clone()),
+                )))
+            }
+            None => None,
+        };
         let listeners = mtls_gateway::serve::bind(&site)?;
         tracing::info!(
             "{}: serving on {}",
@@ -101,7 +128,14 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         if let Some(addr) = site.metrics_address() {
             tracing::info!("metrics on http://{addr}/metrics");
         }
-        mtls_gateway::serve::run(site, listeners, shutdown_signal()).await?;
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        mtls_gateway::serve::run(site, listeners, stopped(stop_rx)).await?;
+        if let Some(task) = backend_task {
+            task.await.context("the quickstart backend")??;
+        }
         tracing::info!("stopped");
         anyhow::Ok(())
     })?;
@@ -157,10 +191,13 @@ async fn shutdown_signal() {
 const QUICKSTART_SERVER: &str = "localhost";
 const QUICKSTART_CLIENT: &str = "demo-client";
 const QUICKSTART_ADDR: &str = "127.0.0.1:8443";
+const QUICKSTART_BACKEND: &str = "127.0.0.1:8444";
+const QUICKSTART_BACKEND_NAME: &str = "backend";
+const QUICKSTART_GATEWAY: &str = "gateway";
 
 /// Make (or reuse) the quickstart PKI and config in `data`, print how to try it, and
-/// return the config's path.
-fn quickstart(data: &Path) -> Result<PathBuf> {
+/// return the config's path and the backend to start beside the gateway.
+fn quickstart(data: &Path) -> Result<(PathBuf, mtls_gateway::echo::EchoSettings)> {
     let pki_dir = data.join("pki");
     let mut ca = if pki_dir.join("ca.crt").exists() {
         Ca::open(&pki_dir)
@@ -186,6 +223,12 @@ fn quickstart(data: &Path) -> Result<PathBuf> {
             vec!["localhost", "127.0.0.1", "::1"],
         ),
         (QUICKSTART_CLIENT, Profile::Client, vec![]),
+        (
+            QUICKSTART_BACKEND_NAME,
+            Profile::Server,
+            vec!["localhost", "127.0.0.1"],
+        ),
+        (QUICKSTART_GATEWAY, Profile::Client, vec![]),
     ] {
         if layout.cert(name).exists() && layout.key(name).exists() {
             continue;
@@ -232,11 +275,20 @@ fn quickstart(data: &Path) -> Result<PathBuf> {
     if !config.exists() {
         pkifs::write_atomic(&config, quickstart_config().as_bytes(), Mode::Public)?;
     }
+    let backend = mtls_gateway::echo::EchoSettings::tls(
+        layout.chain(QUICKSTART_BACKEND_NAME),
+        layout.key(QUICKSTART_BACKEND_NAME),
+        vec![layout.ca_cert()],
+        true,
+    );
     let show = |p: PathBuf| p.display().to_string();
     println!(
         "mtls quickstart: https://{QUICKSTART_ADDR}/ requires a client certificate from {ca}\n\
+         and proxies to a backend on https://{QUICKSTART_BACKEND} over mutual TLS:\n\
+         \n    curl --> gateway {QUICKSTART_ADDR} (mTLS) --> backend {QUICKSTART_BACKEND} (mTLS)\n\
          \n  config   {config}  (edit it, or run `mtls serve -c FILE`)\n\
-         \n  try it:\n    curl --cacert {ca} --cert {cert} --key {key} https://{QUICKSTART_ADDR}/\n\
+         \n  try it (the backend answers with what it received, as JSON):\n    curl --cacert {ca} --cert {cert} --key {key} https://{QUICKSTART_ADDR}/\n\
+         \n  a greeting from the gateway itself:\n    curl --cacert {ca} --cert {cert} --key {key} https://{QUICKSTART_ADDR}/hello\n\
          \n  without a certificate the handshake is refused:\n    curl --cacert {ca} https://{QUICKSTART_ADDR}/\n\
          \n  in a browser: import {p12} (password in {pw})\n",
         ca = show(layout.ca_cert()),
@@ -246,14 +298,16 @@ fn quickstart(data: &Path) -> Result<PathBuf> {
         p12 = show(p12),
         pw = show(password_file),
     );
-    Ok(config)
+    Ok((config, backend))
 }
 
 fn quickstart_config() -> String {
     format!(
-        r#"# The mtls quickstart: TLS on {QUICKSTART_ADDR}, a client certificate from the quickstart CA
-# required, and a page that greets the client by its certificate. Paths are relative to
-# this file. Edit freely: `mtls serve` reuses this file and the PKI next to it.
+        r#"# The mtls quickstart: TLS on {QUICKSTART_ADDR} requiring a client certificate from the
+# quickstart CA; / is proxied over mutual TLS to the backend that `mtls serve` starts beside
+# the gateway (an `mtls echo-server` on {QUICKSTART_BACKEND}); /hello greets the client by its
+# certificate. Paths are relative to this file. Edit freely: `mtls serve` reuses this file
+# and the PKI next to it.
 
 [[server]]
 listen = ["{QUICKSTART_ADDR}"]
@@ -267,6 +321,16 @@ verify_client = "on"
 
 [[server.location]]
 path = "/"
+proxy_pass = "https://{QUICKSTART_BACKEND}"
+
+[server.location.proxy_tls]
+certificate = "pki/certs/{QUICKSTART_GATEWAY}.crt"   # the gateway's own client certificate
+key = "pki/private/{QUICKSTART_GATEWAY}.key"
+trusted_ca = "pki/ca.crt"                           # the backend must chain to this CA
+server_name = "localhost"
+
+[[server.location]]
+path = "= /hello"
 return = "200 Hello, $ssl_client_s_dn!\nYour certificate (serial $ssl_client_serial, issued by $ssl_client_i_dn) was verified: $ssl_client_verify.\nConnection: $ssl_protocol, $ssl_cipher.\n"
 "#
     )
