@@ -672,3 +672,94 @@ print(resp_content.decode())
     assert_eq!(header_values(&echoed, "content-type"), ["application/json"]);
     assert!(header_values(&echoed, "x-client-subject")[0].contains("CN=alice"));
 }
+
+#[test]
+fn an_upstream_that_refuses_our_certificate_gives_502_with_the_alert() {
+    let work = proxy_pki();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _echo = work.serve_args(
+        "echo",
+        port,
+        &[
+            "echo-server",
+            "--listen",
+            &addr,
+            "--cert",
+            "pki/certs/backend.chain.pem",
+            "--key",
+            "pki/private/backend.key",
+            "--client-ca",
+            "pki/ca.crt",
+            "--verify-client",
+            "on",
+        ],
+    );
+    let gw = gateway(
+        &work,
+        &location(
+            "/",
+            &format!("https://127.0.0.1:{port}"),
+            "trusted_ca = \"pki/ca.crt\"",
+        ),
+    );
+    let (status, body) = fetch(&work, &gw, "/", ALICE);
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("refused our client certificate"), "{body}");
+    let log = gw.wait_log("check=refused_our_certificate");
+    assert!(
+        log.contains("certificate_required"),
+        "names the alert: {log}"
+    );
+}
+
+#[test]
+fn plain_http_upstreams_hop_by_hop_headers_xfcc_and_renamed_headers() {
+    let work = proxy_pki();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _echo = work.serve_args("echo", port, &["echo-server", "--listen", &addr]);
+    let gw = gateway(
+        &work,
+        &format!(
+            "{}xfcc = true\n[server.location.header_names]\nsubject = \"X-SSL-Subject\"\n",
+            location("/api/", &format!("http://127.0.0.1:{port}/v1/"), "")
+        ),
+    );
+    let hop = [
+        "--http1.1",
+        "-H",
+        "Connection: keep-alive, X-Secret",
+        "-H",
+        "X-Secret: hop",
+        "-H",
+        "Keep-Alive: timeout=5",
+        "-H",
+        "X-SSL-Subject: CN=spoofed",
+        "-H",
+        "TE: trailers",
+    ];
+    let (status, body) = fetch(&work, &gw, "/api/users?id=7", &[ALICE, &hop].concat());
+    assert_eq!(status, 200, "{body}");
+    let echoed = json(&body);
+    assert_eq!(
+        echoed["path"], "/v1/users",
+        "the location prefix is replaced, as nginx"
+    );
+    assert_eq!(echoed["query"], "id=7");
+    assert!(echoed["tls"].is_null(), "plain HTTP upstream");
+    for gone in ["x-secret", "keep-alive", "te", "x-client-subject"] {
+        assert!(
+            header_values(&echoed, gone).is_empty(),
+            "{gone} must not be forwarded: {body}"
+        );
+    }
+    let subject = header_values(&echoed, "x-ssl-subject");
+    assert_eq!(subject.len(), 1, "{subject:?}");
+    assert!(subject[0].contains("CN=alice"), "{subject:?}");
+    let xfcc = header_values(&echoed, "x-forwarded-client-cert");
+    assert!(
+        xfcc[0].starts_with("Hash=") && xfcc[0].contains("Subject=\""),
+        "{xfcc:?}"
+    );
+}

@@ -448,3 +448,124 @@ fn host_port(text: &str, default_port: Option<u16>) -> Result<HostPort, String> 
     }
     Ok(HostPort { host, port })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{Action, Config, ProxyUpstream};
+
+    const SERVER: &str = "[[server]]\nlisten = 8443\n[[server.location]]\npath = \"/\"\n";
+
+    fn errors(text: &str) -> String {
+        match Config::parse(text, Path::new("t.toml")) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn proxy(text: &str) -> crate::config::Proxy {
+        let config =
+            Config::parse(text, Path::new("/etc/mtls/t.toml")).unwrap_or_else(|e| panic!("{e}"));
+        match &config.servers[0].locations[0].action {
+            Action::Proxy(p) => (**p).clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_address_with_tls_settings() {
+        let p = proxy(&format!(
+            "{SERVER}proxy_pass = \"https://[::1]:8080/api/\"\nconnect_timeout = \"2s\"\n\
+             [server.location.proxy_tls]\ncertificate = \"gw.crt\"\nkey = \"gw.key\"\n\
+             trusted_ca = \"ca.crt\"\nserver_name = \"Backend.Internal\"\nsni = false\n"
+        ));
+        assert_eq!(
+            p.upstream,
+            ProxyUpstream::Address(crate::config::HostPort {
+                host: "::1".into(),
+                port: 8080
+            })
+        );
+        assert!(p.https);
+        assert_eq!(p.uri.as_deref(), Some("/api/"));
+        assert_eq!(p.connect_timeout, std::time::Duration::from_secs(2));
+        let tls = p.tls.expect("proxy_tls");
+        assert_eq!(tls.server_name.as_deref(), Some("backend.internal"));
+        assert!(!tls.sni && tls.verify && tls.session_reuse);
+        assert_eq!(tls.key.expect("key").value, Path::new("/etc/mtls/gw.key"));
+        assert!(p.identity.enabled && !p.identity.xfcc);
+        assert_eq!(p.identity.names.subject, "X-Client-Subject");
+    }
+
+    #[test]
+    fn a_group_by_name_or_url() {
+        let text = "[[upstream]]\nname = \"backends\"\nservers = [\"10.0.0.2:8080\", \"b.internal:8443\"]\n\
+                    [upstream.tls]\ntrusted_ca = \"ca.crt\"\n";
+        for target in ["backends", "https://backends"] {
+            let p = proxy(&format!("{text}{SERVER}proxy_pass = \"{target}\"\n"));
+            assert_eq!(p.upstream, ProxyUpstream::Group("backends".into()));
+            assert!(p.https, "the group has [upstream.tls]");
+        }
+        let e = errors(&format!("{text}{SERVER}proxy_pass = \"http://backends\"\n"));
+        assert!(e.contains("has [upstream.tls], so use https://"), "{e}");
+    }
+
+    #[test]
+    fn mistakes_are_reported_at_their_key() {
+        let e = errors(&format!("{SERVER}proxy_pass = \"https://b:8443\"\n"));
+        assert!(
+            e.starts_with("t.toml:5:14: proxy_pass: an https upstream needs"),
+            "{e}"
+        );
+        let e = errors(&format!("{SERVER}proxy_pass = \"nowhere\"\n"));
+        assert!(
+            e.contains("proxy_pass: \"nowhere\": expected https://HOST:PORT"),
+            "{e}"
+        );
+        let e = errors(&format!(
+            "{SERVER}proxy_pass = \"https://b:8443\"\n[server.location.proxy_tls]\n\
+             certificate = \"c.pem\"\ntrusted_ca = \"ca.crt\"\n"
+        ));
+        assert!(e.contains("certificate: needs key as well"), "{e}");
+        let e = errors(&format!(
+            "{SERVER}proxy_pass = \"https://b:8443\"\n[server.location.proxy_tls]\nverify = true\n"
+        ));
+        assert!(
+            e.contains("trusted_ca: verify = true (the default) needs trusted_ca"),
+            "{e}"
+        );
+        let e = errors(&format!(
+            "{SERVER}proxy_pass = \"http://b:80\"\n[server.location.proxy_tls]\nverify = false\n"
+        ));
+        assert!(
+            e.contains("proxy_tls: the upstream is plain http://"),
+            "{e}"
+        );
+        let e = errors(&format!("{SERVER}return = 204\nread_timeout = \"5s\"\n"));
+        assert!(
+            e.contains("read_timeout: only means something with proxy_pass"),
+            "{e}"
+        );
+        let e = errors(&format!(
+            "{SERVER}proxy_pass = \"http://b:80\"\n[server.location.header_names]\nsubject = \"bad name\"\n"
+        ));
+        assert!(
+            e.contains("header_names.subject: \"bad name\" is not a valid header name"),
+            "{e}"
+        );
+        let e = errors(&format!("{SERVER}proxy_pass = \"http://b:99999\"\n"));
+        assert!(e.contains("expected HOST:PORT"), "{e}");
+        let e = errors(&format!(
+            "{SERVER}root = \"/srv\"\nproxy_pass = \"http://b:80\"\n"
+        ));
+        assert!(e.contains("a location has one action"), "{e}");
+        let e = errors(
+            "[[upstream]]\nservers = []\n[[server]]\nlisten = 1\n[[server.location]]\npath = \"/\"\nreturn = 204\n",
+        );
+        assert!(
+            e.contains("name: required") && e.contains("servers: empty"),
+            "{e}"
+        );
+    }
+}
