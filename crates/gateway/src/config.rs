@@ -825,14 +825,16 @@ return = "301 https://$host/new"
     fn unknown_keys_are_errors_at_the_key() {
         assert_eq!(
             one_error(
-                "[[server]]\nlisten = \"8000\"\n[[server.location]]\npath = \"/\"\nproxy_pass = \"https://x\"\n"
+                "[[server]]\nlisten = \"8000\"\n[[server.location]]\npath = \"/\"\nproxy_passs = \"https://x\"\n"
             ),
-            "t.toml:5:1: proxy_pass: unknown key, expected one of `path`, `root`, `index`, \
-             `return`, `client_auth`, `allow`"
+            "t.toml:5:1: proxy_passs: unknown key, expected one of `path`, `root`, `index`, \
+             `return`, `client_auth`, `allow`, `proxy_pass`, `proxy_tls`, `connect_timeout`, \
+             `read_timeout`, `send_timeout`, `max_header_size`, `identity_headers`, `xfcc`, \
+             `header_names`"
         );
         assert_eq!(
             one_error("wrokers = 2\n"),
-            "t.toml:1:1: wrokers: unknown key, expected one of `server`, `access_log`, `workers`, `metrics`"
+            "t.toml:1:1: wrokers: unknown key, expected one of `server`, `access_log`, `workers`, `metrics`, `upstream`"
         );
         assert!(
             one_error(&format!("{TLS}  verify = true\n"))
@@ -941,11 +943,11 @@ return = "301 https://$host/new"
             one_error(&format!(
                 "{head}path = \"/\"\nroot = \"/w\"\nreturn = 404\n"
             )),
-            "t.toml:6:10: return: a location has one action: root or return, not both"
+            "t.toml:6:10: return: a location has one action: root, return or proxy_pass"
         );
         assert_eq!(
             one_error(&format!("{head}path = \"/\"\n")),
-            "t.toml:3:1: location: no action: set root or return"
+            "t.toml:3:1: location: no action: set root, return or proxy_pass"
         );
         assert_eq!(
             one_error(&format!(
@@ -1131,7 +1133,7 @@ t.toml:4:15: server_name: \"\": empty name; leave server_name out for a catch-al
 t.toml:5:1: key: required in [server.tls]: the private key (PEM file)
 t.toml:7:17: verify_client: \"on\" needs client_ca or trusted_ca: the CA certificates that client certificates are verified against
 t.toml:8:19: session_timeout: must be more than 0
-t.toml:9:1: location: no action: set root or return
+t.toml:9:1: location: no action: set root, return or proxy_pass
 t.toml:12:1: listen: required: at least one address such as \"0.0.0.0:8443\""
         );
     }
