@@ -399,6 +399,15 @@ fn slow_stalled_and_unreachable_upstreams_give_504_and_502() {
         }
     }
     let dead = free_port();
+    // An upstream that accepts and resets every connection.
+    let reset = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let reset_port = reset.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in reset.incoming().flatten() {
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO));
+            drop(stream);
+        }
+    });
     let timeouts = "connect_timeout = \"1s\"\nread_timeout = \"1s\"\n";
     let locations = [
         location(
@@ -420,6 +429,11 @@ fn slow_stalled_and_unreachable_upstreams_give_504_and_502() {
         )
         .replace("proxy_pass", &format!("{timeouts}proxy_pass")),
         location("/dead/", &format!("https://127.0.0.1:{dead}"), GATEWAY_TLS),
+        location(
+            "/reset/",
+            &format!("https://127.0.0.1:{reset_port}"),
+            GATEWAY_TLS,
+        ),
     ]
     .concat();
     let gw = gateway(&work, &locations);
@@ -428,6 +442,7 @@ fn slow_stalled_and_unreachable_upstreams_give_504_and_502() {
     assert_eq!(fetch(&work, &gw, "/stall/", ALICE).0, 504);
     assert_eq!(fetch(&work, &gw, "/full/", ALICE).0, 504);
     assert_eq!(fetch(&work, &gw, "/dead/", ALICE).0, 502);
+    assert_eq!(fetch(&work, &gw, "/reset/", ALICE).0, 502);
     assert!(started.elapsed() < std::time::Duration::from_secs(12));
     let log = gw.wait_log("check=connect");
     assert!(log.contains("check=read_timeout"), "{log}");
