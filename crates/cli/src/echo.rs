@@ -10,6 +10,8 @@ use clap::{Args, ValueEnum};
 
 use mtls_gateway::echo::{EchoServer, EchoSettings};
 
+use crate::serve::{init_logging, shutdown_signal};
+
 /// Flags of `mtls echo-server`.
 #[derive(Debug, Args)]
 pub struct EchoArgs {
@@ -70,39 +72,4 @@ pub fn run(args: EchoArgs) -> Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-// Logging and the shutdown signal are as in serve.rs; copied rather than shared so that each
-// command's file stays self-contained.
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MTLS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

@@ -156,7 +156,8 @@ fn describe_listeners(listeners: &[(std::net::SocketAddr, bool)]) -> String {
         .join(", ")
 }
 
-fn init_logging() {
+/// Logs to stderr, `MTLS_LOG` (default `info`), colours only on a terminal.
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MTLS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -167,7 +168,8 @@ fn init_logging() {
         .try_init();
 }
 
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
