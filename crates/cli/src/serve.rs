@@ -26,6 +26,9 @@ pub struct ServeArgs {
     /// Close connections whose TLS handshake takes longer than this.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     handshake_timeout: Duration,
+    /// Runtime worker threads (overrides the config's `workers`; default one per CPU).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
     /// On shutdown, wait this long for requests in flight.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     shutdown_timeout: Duration,
@@ -87,7 +90,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         .with_handshake_timeout(args.handshake_timeout)
         .with_shutdown_timeout(args.shutdown_timeout);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = config.workers {
+    if let Some(workers) = args.workers.map(usize::from).or(config.workers) {
         runtime.worker_threads(workers);
     }
     let runtime = runtime
