@@ -1,0 +1,5 @@
+//! Integration tests of `mtls-inspect` (one binary, per the workspace style).
+
+mod fixtures;
+mod robustness;
+mod util;
