@@ -303,3 +303,32 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+impl Work {
+    /// `mtls ARGS...` in this directory with extra environment variables.
+    pub fn mtls_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = Command::cargo_bin("mtls").unwrap();
+        command.current_dir(self.path()).args(args);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().unwrap()
+    }
+
+    /// `openssl s_server` on 127.0.0.1:`port` with `ARGS`, in the background (give it
+    /// `-www`: it then answers HTTP and never reads its stdin).
+    pub fn s_server(&self, name: &str, port: u16, args: &[&str]) -> Server {
+        let accept = format!("127.0.0.1:{port}");
+        let mut all = vec!["s_server", "-accept", &accept];
+        all.extend_from_slice(args);
+        self.spawn_peer(name, port, "openssl", &all)
+    }
+}
+
+/// A TCP listener on 127.0.0.1 that accepts connections (the kernel completes the
+/// handshake) but never reads or answers: a server that hangs mid-handshake.
+pub fn silent_listener() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod echo;
+mod get;
 mod pki;
 mod serve;
 
@@ -33,6 +34,9 @@ enum Command {
     Check(serve::CheckArgs),
     /// A built-in upstream that answers every request with what it received, as JSON.
     EchoServer(echo::EchoArgs),
+    /// HTTPS with a client certificate, like curl: timing of each phase, the handshake
+    /// summary (-v) and every handshake message (--trace).
+    Get(get::GetArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(args),
         Command::Check(args) => serve::check(args),
         Command::EchoServer(args) => echo::run(args),
+        Command::Get(args) => get::run(args),
     };
     match result {
         Ok(code) => code,

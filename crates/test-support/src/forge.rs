@@ -98,3 +98,30 @@ pub fn server_cn_only(cert: &Path, key: &Path, cn: &str) -> (String, String) {
         .expect("signing the CN-only certificate");
     (signed.pem(), leaf_key.serialize_pem())
 }
+
+/// A server certificate for `sans` (DNS names or IP addresses; the first is also the CN),
+/// signed by the CA in `cert`/`key`, that expired `days_ago` days ago. Returns (certificate
+/// PEM, key PEM).
+pub fn expired_server(cert: &Path, key: &Path, sans: &[&str], days_ago: i64) -> (String, String) {
+    let now = OffsetDateTime::now_utc();
+    let mut params =
+        CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+            .expect("valid subject alternative names");
+    let mut dn = DistinguishedName::new();
+    dn.push(
+        DnType::CommonName,
+        sans.first().copied().unwrap_or("expired.test"),
+    );
+    params.distinguished_name = dn;
+    params.not_before = now - Duration::days(days_ago + 30);
+    params.not_after = now - Duration::days(days_ago);
+    params.serial_number = Some(SerialNumber::from(0xdead_5e4e_u64));
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    let leaf_key = KeyPair::generate().expect("generating a key");
+    let signed = params
+        .signed_by(&leaf_key, &issuer(cert, key))
+        .expect("signing the expired server certificate");
+    (signed.pem(), leaf_key.serialize_pem())
+}

@@ -25,8 +25,13 @@
 //! In TLS 1.3 the upstream judges our client certificate after our side of the handshake
 //! is done, so its refusal arrives with the first read, not from `connect`:
 //! [`TlsClient::stream_error`] gives such errors the same words.
+//!
+//! `mtls get` ([`crate::probe`]) connects through the same verifier, certificate watcher and
+//! error classification; only the words differ (an `Audience`: "upstream certificate ...
+//! not in trusted_ca" for the gateway's log, "the server's certificate ... not in --ca" for
+//! a person at a terminal).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -38,7 +43,7 @@ use rustls::client::{
     ResolvesClientCert, Resumption, WebPkiServerVerifier, verify_server_cert_signed_by_trust_anchor,
 };
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{
@@ -48,7 +53,7 @@ use rustls::{
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 
 use mtls_pki::verify::{Purpose, VerifyError, VerifyOptions};
 
@@ -163,14 +168,25 @@ impl TlsClient {
         let provider = Arc::new(provider);
 
         let verifier: Arc<dyn ServerCertVerifier> = if settings.verify {
-            Arc::new(UpstreamVerifier::new(&settings.trusted_ca, &provider)?)
+            if settings.trusted_ca.is_empty() {
+                return Err(TlsError::Setting {
+                    key: "trusted_ca",
+                    message: "verifying the upstream needs trusted_ca, the CA file(s) that sign \
+                              its certificate (there is no system root store); or set verify = \
+                              false"
+                        .into(),
+                });
+            }
+            let roots = read_roots("trusted_ca", &settings.trusted_ca)?;
+            Arc::new(ChainVerifier::new(roots, &provider, Audience::Upstream)?)
         } else {
             tracing::warn!(
                 "upstream certificates are NOT verified (verify = false): any server on the \
                  path can pose as the upstream and read the proxied traffic"
             );
-            Arc::new(DangerAcceptAnyUpstreamCertificate {
+            Arc::new(DangerAcceptAnyServerCertificate {
                 algorithms: provider.signature_verification_algorithms,
+                check: None,
             })
         };
         let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -234,29 +250,17 @@ impl TlsClient {
         io: IO,
         name: &str,
     ) -> Result<(ClientStream<IO>, UpstreamHandshake), UpstreamTlsError> {
-        let server_name = server_name(name)?;
-        let mut handshake = TlsConnector::from(self.config.clone()).connect(server_name, io);
+        let server_name = server_name(name).ok_or_else(|| UpstreamTlsError::InvalidName {
+            name: name.to_owned(),
+        })?;
+        let handshake = TlsConnector::from(self.config.clone()).connect(server_name, io);
         // Whether the upstream asked for our certificate is per connection, and rustls
         // tells only the config's certificate resolver, which must stay the same object
-        // for sessions to resume. So the resolver reports through a thread-local that is
-        // scoped to each poll of this handshake (it runs inside the poll, like the
-        // verifier: see `verifier::take_refusal`).
-        let mut sent = CertificateSent::NotAsked;
-        let result = std::future::poll_fn(|cx| {
-            CERTIFICATE_SENT.set(sent);
-            clear_explanation();
-            let poll = Pin::new(&mut handshake).poll(cx);
-            sent = CERTIFICATE_SENT.get();
-            poll
-        })
-        .await;
+        // for sessions to resume: see `observe`.
+        let (result, notes) = observe(handshake).await;
         let stream = match result {
             Ok(stream) => stream,
-            Err(error) => {
-                // Set during the poll that returned the error, if the verifier refused.
-                let explanation = take_explanation();
-                return Err(self.classify(error, explanation, sent));
-            }
+            Err(error) => return Err(self.classify(error, notes.explanation, notes.sent)),
         };
         let (_, conn) = stream.get_ref();
         let handshake = UpstreamHandshake {
@@ -303,37 +307,22 @@ impl TlsClient {
         explanation: Option<(&'static str, String)>,
         sent: CertificateSent,
     ) -> UpstreamTlsError {
-        let tls = error
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            .cloned();
-        match tls {
-            None => UpstreamTlsError::Io(error),
-            Some(rustls::Error::InvalidCertificate(cert)) => {
-                let (check, reason) = explanation.unwrap_or_else(|| {
-                    (
-                        certificate_check(&cert),
-                        format!(
-                            "upstream certificate refused: {}",
-                            rustls::Error::InvalidCertificate(cert.clone())
-                        ),
-                    )
-                });
+        match classify(error, explanation, sent, Audience::Upstream) {
+            Failure::Io(error) => UpstreamTlsError::Io(error),
+            Failure::Certificate { check, reason } => {
                 UpstreamTlsError::Certificate { check, reason }
             }
-            Some(rustls::Error::AlertReceived(alert)) if about_our_certificate(alert, sent) => {
+            Failure::RefusedOurCertificate { alert, sent } => {
                 UpstreamTlsError::RefusedOurCertificate {
-                    alert: alert_name(alert),
+                    alert,
                     sent: match sent {
                         CertificateSent::Ours => self.ours.clone(),
                         _ => None,
                     },
                 }
             }
-            Some(rustls::Error::AlertReceived(alert)) => {
-                UpstreamTlsError::Tls(format!("it sent alert {}", alert_name(alert)))
-            }
-            Some(other) => UpstreamTlsError::Tls(other.to_string()),
+            Failure::Alert(alert) => UpstreamTlsError::Tls(format!("it sent alert {alert}")),
+            Failure::Tls(other) => UpstreamTlsError::Tls(other),
         }
     }
 }
@@ -370,15 +359,145 @@ fn refused_sentence(alert: &str, sent: Option<&str>) -> String {
     }
 }
 
-/// What we did when the upstream asked for a client certificate, as far as we know.
+/// Whose certificate a sentence is about, and so which words it uses: the gateway's
+/// upstream (named by config keys such as `trusted_ca`) or the server `mtls get` talks to
+/// (named by flags such as `--ca`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CertificateSent {
+pub(crate) enum Audience {
+    /// An upstream of the reverse proxy: sentences for the operator's log.
+    Upstream,
+    /// The server of `mtls get`: sentences for the person who typed the command.
+    Server,
+}
+
+/// What we did when the peer asked for a client certificate, as far as we know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum CertificateSent {
+    /// No CertificateRequest was seen (yet).
+    #[default]
     NotAsked,
+    /// It asked and we sent ours.
     Ours,
+    /// It asked and we had none to send.
     None,
 }
 
-/// Whether an alert from the upstream is its verdict on our client certificate.
+/// What the handshake's callbacks noticed about one connection (see [`observe`]).
+#[derive(Debug, Default)]
+pub(crate) struct Notes {
+    /// Whether a certificate was asked for and sent.
+    pub(crate) sent: CertificateSent,
+    /// The CA names of the CertificateRequest, when one arrived (possibly empty).
+    pub(crate) acceptable_cas: Option<Vec<String>>,
+    /// The verifier's sentence when it refused the peer's certificate.
+    pub(crate) explanation: Option<(&'static str, String)>,
+    /// How the peer's certificate verified, when it did.
+    pub(crate) trusted: Option<Trusted>,
+    /// With verification off: what the CAs given would have said (`None`: nothing to
+    /// check against).
+    pub(crate) unchecked: Option<Result<Trusted, String>>,
+    /// NSS key-log lines for this connection's secrets.
+    pub(crate) key_log: Vec<String>,
+}
+
+/// A successful verification, for a summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Trusted {
+    /// The subject of the trust anchor the chain ended at, when it could be told.
+    pub(crate) anchor: Option<String>,
+    /// The name matched the subject CN of a certificate without subjectAltName.
+    pub(crate) common_name: bool,
+}
+
+thread_local! {
+    /// The notes of the connection whose handshake is being polled on this thread.
+    static NOTES: RefCell<Option<Notes>> = const { RefCell::new(None) };
+}
+
+/// Drive `handshake`, collecting what rustls' callbacks (verifier, certificate resolver, key
+/// log) noticed about this connection.
+///
+/// Those callbacks belong to the shared `ClientConfig` and get no per-connection context,
+/// while the config must stay one object for sessions to resume. They run inside
+/// `process_new_packets`, within a poll of this future, so the notes are lent to a
+/// thread-local for the duration of each poll and taken back after it: nothing else runs
+/// on the thread in between (the same reasoning as [`crate::verifier::take_refusal`]).
+pub(crate) async fn observe<F: Future + Unpin>(mut handshake: F) -> (F::Output, Notes) {
+    let mut notes = Some(Notes::default());
+    let output = std::future::poll_fn(|cx| {
+        NOTES.with(|slot| *slot.borrow_mut() = notes.take());
+        let poll = Pin::new(&mut handshake).poll(cx);
+        notes = NOTES.with(|slot| slot.borrow_mut().take());
+        poll
+    })
+    .await;
+    (output, notes.unwrap_or_default())
+}
+
+/// Add to the notes of the connection being polled, if any (outside [`observe`], nothing
+/// is recorded).
+pub(crate) fn note(record: impl FnOnce(&mut Notes)) {
+    NOTES.with(|slot| {
+        if let Some(notes) = slot.borrow_mut().as_mut() {
+            record(notes);
+        }
+    });
+}
+
+/// A failed TLS connection, classified, before it is put in an audience's words.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Not a TLS error: the socket failed.
+    Io(io::Error),
+    /// The peer's certificate was refused by our verifier.
+    Certificate { check: &'static str, reason: String },
+    /// The peer's alert is its verdict on our client certificate (or on our lack of one).
+    RefusedOurCertificate {
+        alert: String,
+        sent: CertificateSent,
+    },
+    /// Any other alert, by name.
+    Alert(String),
+    /// Any other TLS error, in rustls' words.
+    Tls(String),
+}
+
+/// Classify an error from the handshake or from a stream after it.
+pub(crate) fn classify(
+    error: io::Error,
+    explanation: Option<(&'static str, String)>,
+    sent: CertificateSent,
+    audience: Audience,
+) -> Failure {
+    let tls = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .cloned();
+    match tls {
+        None => Failure::Io(error),
+        Some(rustls::Error::InvalidCertificate(cert)) => {
+            let (check, reason) = explanation.unwrap_or_else(|| {
+                let error = rustls::Error::InvalidCertificate(cert.clone());
+                let reason = match audience {
+                    Audience::Upstream => format!("upstream certificate refused: {error}"),
+                    Audience::Server => format!("the server's certificate was refused: {error}"),
+                };
+                (certificate_check(&cert), reason)
+            });
+            Failure::Certificate { check, reason }
+        }
+        Some(rustls::Error::AlertReceived(alert)) if about_our_certificate(alert, sent) => {
+            Failure::RefusedOurCertificate {
+                alert: alert_name(alert),
+                sent,
+            }
+        }
+        Some(rustls::Error::AlertReceived(alert)) => Failure::Alert(alert_name(alert)),
+        Some(other) => Failure::Tls(other.to_string()),
+    }
+}
+
+/// Whether an alert from the peer is its verdict on our client certificate.
 fn about_our_certificate(alert: AlertDescription, sent: CertificateSent) -> bool {
     use AlertDescription as A;
     match alert {
@@ -395,16 +514,12 @@ fn about_our_certificate(alert: AlertDescription, sent: CertificateSent) -> bool
     }
 }
 
-thread_local! {
-    /// What the resolver did during the current poll of a `connect` on this thread.
-    static CERTIFICATE_SENT: Cell<CertificateSent> = const { Cell::new(CertificateSent::NotAsked) };
-}
-
-/// The config's certificate resolver, reporting whether the upstream asked for a
-/// certificate and whether we had one to send (see `connect`).
+/// The config's certificate resolver, noting whether the peer asked for a certificate,
+/// which CAs it named, and whether we had one to send (see [`observe`]). rustls calls it
+/// exactly when a CertificateRequest arrives.
 #[derive(Debug)]
-struct WatchClientCert {
-    inner: Arc<dyn ResolvesClientCert>,
+pub(crate) struct WatchClientCert {
+    pub(crate) inner: Arc<dyn ResolvesClientCert>,
 }
 
 impl ResolvesClientCert for WatchClientCert {
@@ -414,10 +529,13 @@ impl ResolvesClientCert for WatchClientCert {
         sigschemes: &[SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
         let chosen = self.inner.resolve(root_hint_subjects, sigschemes);
-        CERTIFICATE_SENT.set(if chosen.is_some() {
-            CertificateSent::Ours
-        } else {
-            CertificateSent::None
+        note(|notes| {
+            notes.sent = if chosen.is_some() {
+                CertificateSent::Ours
+            } else {
+                CertificateSent::None
+            };
+            notes.acceptable_cas = Some(root_hint_subjects.iter().map(|dn| dn_text(dn)).collect());
         });
         chosen
     }
@@ -431,15 +549,22 @@ impl ResolvesClientCert for WatchClientCert {
     }
 }
 
+/// A DER distinguished name from a CertificateRequest as `CN=..., O=...`; a peer can send
+/// anything, so what does not parse is shown as hex.
+fn dn_text(der: &[u8]) -> String {
+    match X509Name::from_der(der) {
+        Ok((_, name)) => name.to_string(),
+        Err(_) => format!("(unparsable name {})", hex::encode(der)),
+    }
+}
+
 /// `name` as rustls wants it; `[::1]` (as in a URL) is accepted for an IPv6 address.
-fn server_name(name: &str) -> Result<ServerName<'static>, UpstreamTlsError> {
+pub(crate) fn server_name(name: &str) -> Option<ServerName<'static>> {
     let bare = name
         .strip_prefix('[')
         .and_then(|n| n.strip_suffix(']'))
         .unwrap_or(name);
-    ServerName::try_from(bare.to_owned()).map_err(|_| UpstreamTlsError::InvalidName {
-        name: name.to_owned(),
-    })
+    ServerName::try_from(bare.to_owned()).ok()
 }
 
 /// Our certificate and key, checked to belong together.
@@ -449,94 +574,167 @@ fn read_identity(
     provider: &CryptoProvider,
 ) -> Result<CertifiedKey, TlsError> {
     let chain = read_certificates("certificate", certificate)?;
+    let bad_key = |message: String| TlsError::File {
+        key: "key",
+        path: key.to_owned(),
+        message,
+    };
+    certified_key(chain, read_key(key)?, provider).map_err(|e| match e {
+        KeyProblem::Unsupported(e) => bad_key(format!("unsupported private key: {e}")),
+        KeyProblem::Mismatch => bad_key(format!(
+            "this key does not belong to the certificate in {}",
+            certificate.display()
+        )),
+    })
+}
+
+/// Why a key cannot be used with a certificate chain.
+#[derive(Debug)]
+pub(crate) enum KeyProblem {
+    /// The provider cannot sign with it.
+    Unsupported(rustls::Error),
+    /// It is not the leaf's key.
+    Mismatch,
+}
+
+/// `chain` (leaf first) with its `key`, checked to belong together.
+pub(crate) fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, KeyProblem> {
     let signer = provider
         .key_provider
-        .load_private_key(read_key(key)?)
-        .map_err(|e| TlsError::File {
-            key: "key",
-            path: key.to_owned(),
-            message: format!("unsupported private key: {e}"),
-        })?;
+        .load_private_key(key)
+        .map_err(KeyProblem::Unsupported)?;
     let certified = CertifiedKey::new(chain, signer);
     match certified.keys_match() {
         // Unknown: the key type cannot tell its public key; rustls accepts that too.
         Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => Ok(certified),
-        Err(_) => Err(TlsError::File {
-            key: "key",
-            path: key.to_owned(),
-            message: format!(
-                "this key does not belong to the certificate in {}",
-                certificate.display()
-            ),
-        }),
+        Err(_) => Err(KeyProblem::Mismatch),
     }
 }
 
-thread_local! {
-    static LAST_EXPLANATION: RefCell<Option<(&'static str, String)>> =
-        const { RefCell::new(None) };
+/// Every certificate in the CA files named by setting `key`.
+pub(crate) fn read_roots(
+    key: &'static str,
+    paths: &[PathBuf],
+) -> Result<Vec<(PathBuf, CertificateDer<'static>)>, TlsError> {
+    let mut roots = Vec::new();
+    for path in paths {
+        for cert in read_certificates(key, path)? {
+            roots.push((path.clone(), cert));
+        }
+    }
+    Ok(roots)
 }
 
-fn clear_explanation() {
-    LAST_EXPLANATION.with(|slot| *slot.borrow_mut() = None);
-}
-
-fn take_explanation() -> Option<(&'static str, String)> {
-    LAST_EXPLANATION.with(|slot| slot.borrow_mut().take())
-}
-
-fn record_explanation(check: &'static str, reason: String) {
-    LAST_EXPLANATION.with(|slot| *slot.borrow_mut() = Some((check, reason)));
-}
-
-/// `verify = true`: rustls' verifier, plus the CN fallback and explanations.
+/// rustls' verifier, plus the CN fallback, explanations and a note of what verified.
 #[derive(Debug)]
-struct UpstreamVerifier {
+pub(crate) struct ChainVerifier {
     inner: Arc<WebPkiServerVerifier>,
     roots: Arc<RootCertStore>,
     /// The same CAs as DER, for [`mtls_pki::verify`]'s explanations.
     root_certs: Vec<CertificateDer<'static>>,
+    /// Their subjects, to name the anchor a chain ended at.
+    root_subjects: Vec<String>,
     algorithms: WebPkiSupportedAlgorithms,
+    audience: Audience,
 }
 
-impl UpstreamVerifier {
-    fn new(
-        trusted_ca: &[PathBuf],
+impl ChainVerifier {
+    /// A verifier trusting `roots` (file, certificate); the file names a bad one.
+    pub(crate) fn new(
+        roots: Vec<(PathBuf, CertificateDer<'static>)>,
         provider: &Arc<CryptoProvider>,
-    ) -> Result<UpstreamVerifier, TlsError> {
-        if trusted_ca.is_empty() {
-            return Err(TlsError::Setting {
-                key: "trusted_ca",
-                message: "verifying the upstream needs trusted_ca, the CA file(s) that sign its \
-                          certificate (there is no system root store); or set verify = false"
-                    .into(),
-            });
-        }
-        let mut roots = RootCertStore::empty();
+        audience: Audience,
+    ) -> Result<ChainVerifier, TlsError> {
+        let setting = match audience {
+            Audience::Upstream => "trusted_ca",
+            Audience::Server => "--ca",
+        };
+        let mut store = RootCertStore::empty();
         let mut root_certs = Vec::new();
-        for path in trusted_ca {
-            for cert in read_certificates("trusted_ca", path)? {
-                roots.add(cert.clone()).map_err(|e| TlsError::File {
-                    key: "trusted_ca",
-                    path: path.clone(),
-                    message: format!("a certificate is not usable as a trust anchor: {e}"),
-                })?;
-                root_certs.push(cert);
-            }
+        for (path, cert) in roots {
+            store.add(cert.clone()).map_err(|e| TlsError::File {
+                key: setting,
+                path: path.clone(),
+                message: format!("a certificate is not usable as a trust anchor: {e}"),
+            })?;
+            root_certs.push(cert);
         }
-        let roots = Arc::new(roots);
+        let root_subjects = root_certs
+            .iter()
+            .map(|c| crate::identity::names(c.as_ref()).0)
+            .collect();
+        let roots = Arc::new(store);
         let inner = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .map_err(|e| TlsError::Setting {
-                key: "verify",
-                message: format!("cannot build the upstream verifier: {e}"),
+                key: setting,
+                message: format!("cannot build the certificate verifier: {e}"),
             })?;
-        Ok(UpstreamVerifier {
+        Ok(ChainVerifier {
             inner,
             roots,
             root_certs,
+            root_subjects,
             algorithms: provider.signature_verification_algorithms,
+            audience,
         })
+    }
+
+    /// Verify like rustls (with the CN fallback): `Ok` says how, `Err` carries rustls'
+    /// error (which decides the alert) and the sentence explaining it.
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<Trusted, (rustls::Error, &'static str, String)> {
+        let error = match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(_) => {
+                return Ok(Trusted {
+                    anchor: self.anchor(end_entity, intermediates),
+                    common_name: false,
+                });
+            }
+            Err(error) => error,
+        };
+        let name_only = matches!(
+            error,
+            rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+            )
+        );
+        if name_only && self.common_name_matches(end_entity, intermediates, server_name, now) {
+            return Ok(Trusted {
+                anchor: self.anchor(end_entity, intermediates),
+                common_name: true,
+            });
+        }
+        let (check, reason) = self.explain(end_entity, intermediates, server_name, now, &error);
+        Err((error, check, reason))
+    }
+
+    /// The subject of the trusted CA that issued a certificate of the chain, if one did.
+    fn anchor(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Option<String> {
+        std::iter::once(end_entity)
+            .chain(intermediates)
+            .map(|c| crate::identity::names(c.as_ref()).1)
+            .find(|issuer| self.root_subjects.contains(issuer))
     }
 
     /// nginx/OpenSSL compatibility: a certificate without any subjectAltName extension is
@@ -599,10 +797,12 @@ impl UpstreamVerifier {
         };
         let name = server_name.to_str();
         if check == "name_mismatch" {
-            return (check, name_mismatch(end_entity.as_ref(), &name));
+            return (
+                check,
+                name_mismatch(end_entity.as_ref(), &name, self.audience),
+            );
         }
         let (subject, _, serial) = crate::identity::names(end_entity.as_ref());
-        let who = format!("upstream certificate {subject} (serial {serial})");
         let at = OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let options = VerifyOptions {
@@ -618,15 +818,29 @@ impl UpstreamVerifier {
             // webpki's own limit is far beyond any real chain; this only bounds the search.
             max_depth: 8,
         };
+        let leaf = Leaf {
+            subject: &subject,
+            serial: &serial,
+        };
         let reason = match mtls_pki::verify::verify(end_entity.as_ref(), &options) {
-            Err(words) if same_kind(&words, error) => sentence(&who, &subject, &words),
-            _ => format!("{who} was refused: {error}"),
+            Err(words) if same_kind(&words, error) => match self.audience {
+                Audience::Upstream => upstream_sentence(&leaf, &words),
+                Audience::Server => server_sentence(&leaf, &words),
+            },
+            _ => match self.audience {
+                Audience::Upstream => {
+                    format!("upstream certificate {subject} (serial {serial}) was refused: {error}")
+                }
+                Audience::Server => format!(
+                    "the server's certificate {subject} (serial {serial}) was refused: {error}"
+                ),
+            },
         };
         (check, reason)
     }
 }
 
-impl ServerCertVerifier for UpstreamVerifier {
+impl ServerCertVerifier for ChainVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -635,28 +849,16 @@ impl ServerCertVerifier for UpstreamVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let error = match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Ok(verified) => return Ok(verified),
-            Err(error) => error,
-        };
-        let name_only = matches!(
-            error,
-            rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
-            )
-        );
-        if name_only && self.common_name_matches(end_entity, intermediates, server_name, now) {
-            return Ok(ServerCertVerified::assertion());
+        match self.check(end_entity, intermediates, server_name, ocsp_response, now) {
+            Ok(trusted) => {
+                note(|notes| notes.trusted = Some(trusted));
+                Ok(ServerCertVerified::assertion())
+            }
+            Err((error, check, reason)) => {
+                note(|notes| notes.explanation = Some((check, reason)));
+                Err(error)
+            }
         }
-        let (check, reason) = self.explain(end_entity, intermediates, server_name, now, &error);
-        record_explanation(check, reason);
-        Err(error)
     }
 
     fn verify_tls12_signature(
@@ -682,23 +884,34 @@ impl ServerCertVerifier for UpstreamVerifier {
     }
 }
 
-/// `verify = false`: accepts any upstream certificate, from anyone, for any name. The
-/// handshake signatures are still checked, which proves only that the peer holds the key
-/// of the certificate it sent — not who it is. `build` warns when it makes one.
+/// Verification off (the gateway's `verify = false`, `mtls get --insecure`): accepts any
+/// server certificate, from anyone, for any name. The handshake signatures are still
+/// checked, which proves only that the peer holds the key of the certificate it sent — not
+/// who it is. Whoever builds one warns.
+///
+/// With `check`, the chain is verified anyway and the verdict noted (never enforced), so
+/// a summary can say what verification would have found.
 #[derive(Debug)]
-struct DangerAcceptAnyUpstreamCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
+pub(crate) struct DangerAcceptAnyServerCertificate {
+    pub(crate) algorithms: WebPkiSupportedAlgorithms,
+    pub(crate) check: Option<Arc<ChainVerifier>>,
 }
 
-impl ServerCertVerifier for DangerAcceptAnyUpstreamCertificate {
+impl ServerCertVerifier for DangerAcceptAnyServerCertificate {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(verifier) = &self.check {
+            let verdict = verifier
+                .check(end_entity, intermediates, server_name, ocsp_response, now)
+                .map_err(|(_, _, reason)| reason);
+            note(|notes| notes.unchecked = Some(verdict));
+        }
         Ok(ServerCertVerified::assertion())
     }
 
@@ -725,17 +938,33 @@ impl ServerCertVerifier for DangerAcceptAnyUpstreamCertificate {
     }
 }
 
-/// "upstream certificate has no name backend.internal; it has [DNS:a.example, ...]".
-fn name_mismatch(der: &[u8], name: &str) -> String {
+/// Which names a certificate has, for a name mismatch:
+/// - upstream: "upstream certificate has no name backend.internal; it has [DNS:a, ...]";
+/// - server: "name mismatch: asked for api.local, the certificate has [DNS:a, ...]".
+fn name_mismatch(der: &[u8], name: &str, audience: Audience) -> String {
+    let lead = match audience {
+        Audience::Upstream => format!("upstream certificate has no name {name}; it has"),
+        Audience::Server => format!("name mismatch: asked for {name}, the certificate has"),
+    };
+    let advice = match audience {
+        Audience::Upstream => "",
+        Audience::Server => {
+            "; ask for a name it has (--resolve NAME:PORT:ADDR reaches an address by that name)"
+        }
+    };
     let Ok((_, cert)) = X509Certificate::from_der(der) else {
-        return format!("upstream certificate has no name {name}; it does not parse");
+        return match audience {
+            Audience::Upstream => {
+                format!("upstream certificate has no name {name}; it does not parse")
+            }
+            Audience::Server => {
+                format!("name mismatch: asked for {name}, the certificate does not parse")
+            }
+        };
     };
     let sans = mtls_pki::show::subject_alt_names(&cert);
     if !sans.is_empty() {
-        return format!(
-            "upstream certificate has no name {name}; it has [{}]",
-            sans.join(", ")
-        );
+        return format!("{lead} [{}]{advice}", sans.join(", "));
     }
     let cns: Vec<String> = cert
         .subject()
@@ -748,10 +977,7 @@ fn name_mismatch(der: &[u8], name: &str) -> String {
     } else {
         "no subjectAltName, so its CN was compared"
     };
-    format!(
-        "upstream certificate has no name {name}; it has [{}] ({why})",
-        cns.join(", ")
-    )
+    format!("{lead} [{}] ({why}){advice}", cns.join(", "))
 }
 
 /// The stable check name for rustls' certificate error.
@@ -796,14 +1022,24 @@ fn same_kind(words: &VerifyError, error: &rustls::Error) -> bool {
     )
 }
 
+/// The refused certificate, for sentences.
+struct Leaf<'a> {
+    subject: &'a str,
+    serial: &'a str,
+}
+
 /// `mtls-pki`'s words, turned to be about the upstream.
-fn sentence(who: &str, leaf_subject: &str, words: &VerifyError) -> String {
+fn upstream_sentence(leaf: &Leaf<'_>, words: &VerifyError) -> String {
+    let who = format!(
+        "upstream certificate {} (serial {})",
+        leaf.subject, leaf.serial
+    );
     match words {
         VerifyError::UnknownIssuer {
             subject,
             issuer,
             trusted,
-        } if subject == leaf_subject => {
+        } if subject == leaf.subject => {
             format!("{who} was issued by {issuer}, which is not in trusted_ca [{trusted}]")
         }
         VerifyError::UnknownIssuer {
@@ -814,19 +1050,83 @@ fn sentence(who: &str, leaf_subject: &str, words: &VerifyError) -> String {
             "{who} chains up to {subject}, issued by {issuer}, which is not in trusted_ca \
              (it has {trusted})"
         ),
-        VerifyError::BadSignature { subject, issuer } if subject == leaf_subject => format!(
+        VerifyError::BadSignature { subject, issuer } if subject == leaf.subject => format!(
             "{who} names {issuer} as its issuer, but that CA in trusted_ca did not sign it \
              (another CA with the same name did)"
         ),
         VerifyError::Expired { subject, .. } | VerifyError::NotYetValid { subject, .. }
-            if subject == leaf_subject =>
+            if subject == leaf.subject =>
         {
             format!("upstream {words}")
         }
-        VerifyError::Revoked(details) if details.subject == leaf_subject => {
+        VerifyError::Revoked(details) if details.subject == leaf.subject => {
             format!("upstream {words}")
         }
         other => format!("{who} is not acceptable: {other}"),
+    }
+}
+
+/// `mtls-pki`'s words, turned to be about the server `mtls get` asked, with what to do.
+fn server_sentence(leaf: &Leaf<'_>, words: &VerifyError) -> String {
+    let (subject, serial) = (leaf.subject, leaf.serial);
+    match words {
+        VerifyError::UnknownIssuer {
+            subject: last,
+            issuer,
+            trusted,
+        } => {
+            let leaf = if last == subject {
+                format!("the server's certificate is {subject}, serial {serial}")
+            } else {
+                format!("it issued {last}, which issued {subject}, serial {serial}")
+            };
+            format!(
+                "unknown issuer: the server's chain ends at {issuer}, not in --ca (which has \
+                 {trusted}); pass that CA's certificate with --ca ({leaf})"
+            )
+        }
+        VerifyError::BadSignature {
+            subject: signed,
+            issuer,
+        } => format!(
+            "unknown issuer: {signed} names {issuer} as its issuer, but the CA of that name in \
+             --ca did not sign it (another CA with the same name did); pass the right CA with \
+             --ca"
+        ),
+        VerifyError::Expired {
+            subject: expired,
+            serial: expired_serial,
+            date,
+            ago,
+        } if expired == subject => format!(
+            "the server's certificate expired {ago} ({subject}, serial {expired_serial}, valid \
+             until {date}); the server must renew it (or this machine's clock is wrong)"
+        ),
+        VerifyError::Expired {
+            subject: expired,
+            date,
+            ago,
+            ..
+        } => format!(
+            "the server's chain has an expired certificate: {expired} expired {ago} (on \
+             {date}); the server must renew it (or this machine's clock is wrong)"
+        ),
+        VerifyError::NotYetValid {
+            subject: early,
+            date,
+            when,
+            ..
+        } => format!(
+            "the server's certificate {early} is not valid yet: it starts {when} ({date}); \
+             check this machine's clock and the server's"
+        ),
+        VerifyError::WrongPurpose { has, .. } => format!(
+            "the server's certificate {subject} (serial {serial}) is not for TLS servers: its \
+             extended key usage is [{has}]; the server needs a serverAuth certificate"
+        ),
+        other => format!(
+            "the server's certificate {subject} (serial {serial}) is not acceptable: {other}"
+        ),
     }
 }
 
@@ -1376,5 +1676,174 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    // `mtls get`'s ProbeClient goes through the same verifier and watcher: its own words.
+
+    use crate::probe::{ClientIdentity, ProbeClient, ProbeError, ProbeInfo, ProbeSettings};
+
+    fn probe_settings(ca: &TestCa) -> ProbeSettings {
+        ProbeSettings {
+            ca: vec![ca.ca.layout().ca_cert()],
+            alpn: vec![b"http/1.1".to_vec()],
+            ..ProbeSettings::default()
+        }
+    }
+
+    async fn probe(
+        client: &ProbeClient,
+        upstream: &Upstream,
+        name: &str,
+    ) -> Result<(ClientStream<TcpStream>, ProbeInfo), ProbeError> {
+        let tcp = TcpStream::connect(upstream.addr).await.expect("connect");
+        client.connect(tcp, name).await
+    }
+
+    fn probe_err<T>(result: Result<T, ProbeError>) -> ProbeError {
+        match result {
+            Ok(_) => panic!("the handshake should have failed"),
+            Err(e) => e,
+        }
+    }
+
+    #[tokio::test]
+    async fn probe_reports_the_whole_handshake() {
+        let mut ca = TestCa::new();
+        let ca_cert = ca.ca.layout().ca_cert();
+        let up = demanding_upstream(&mut ca, ca_cert, "TLSv1.3").await;
+        let ours = ca.client("alice");
+        let mut settings = probe_settings(&ca);
+        settings.identity = Some(ClientIdentity::Files {
+            certificate: ours.chain.clone(),
+            key: ours.key.clone().expect("key"),
+        });
+        let client = ProbeClient::build(&settings).expect("client");
+        let (mut stream, info) = probe(&client, &up, "backend.test").await.expect("ok");
+        ping(&mut stream).await.expect("echo");
+        assert_eq!(info.protocol, "TLSv1.3");
+        assert_eq!(info.alpn.as_deref(), Some("http/1.1"));
+        assert!(info.key_exchange_group.is_some());
+        assert!(!info.resumed);
+        assert_eq!(
+            info.certificate_requested,
+            Some(vec!["CN=mtls Test CA".to_owned()])
+        );
+        assert_eq!(
+            info.sent_certificate.map(|c| c.subject).as_deref(),
+            Some("CN=alice")
+        );
+        assert_eq!(
+            info.verification,
+            crate::probe::Verification::Verified {
+                anchor: Some("CN=mtls Test CA".into()),
+                by_common_name: false
+            }
+        );
+        assert_eq!(info.peer_chain.len(), 1);
+        let labels: Vec<&str> = info
+            .key_log_lines
+            .iter()
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        for label in [
+            "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+            "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+            "CLIENT_TRAFFIC_SECRET_0",
+            "SERVER_TRAFFIC_SECRET_0",
+        ] {
+            assert!(labels.contains(&label), "{label}: {labels:?}");
+        }
+        assert_eq!(client.key_log_lines(), info.key_log_lines);
+    }
+
+    #[tokio::test]
+    async fn probe_without_certificate_names_the_cas_the_server_accepts() {
+        let expected = "the server requires a client certificate and none was given (pass \
+                        --cert and --key, or --p12); it accepts certificates issued by: CN=mtls \
+                        Test CA";
+
+        // TLS 1.2: during the handshake.
+        let mut ca = TestCa::new();
+        let ca_cert = ca.ca.layout().ca_cert();
+        let up = demanding_upstream(&mut ca, ca_cert, "TLSv1.2").await;
+        let client = ProbeClient::build(&probe_settings(&ca)).expect("client");
+        let err = probe_err(probe(&client, &up, "backend.test").await);
+        assert_eq!(err.check(), "certificate_required");
+        assert_eq!(err.to_string(), expected);
+
+        // TLS 1.3: with the first read, put in the same words by `stream_error`.
+        let mut ca = TestCa::new();
+        let ca_cert = ca.ca.layout().ca_cert();
+        let up = demanding_upstream(&mut ca, ca_cert, "TLSv1.3").await;
+        let client = ProbeClient::build(&probe_settings(&ca)).expect("client");
+        let (mut stream, info) = probe(&client, &up, "backend.test").await.expect("our side");
+        assert_eq!(info.sent_certificate, None);
+        let io_error = ping(&mut stream).await.expect_err("refused");
+        let err = client.stream_error(&info, &io_error).expect("a TLS error");
+        assert_eq!(err.to_string(), expected);
+    }
+
+    #[tokio::test]
+    async fn probe_refusals_are_in_the_servers_words() {
+        let mut ca = TestCa::new();
+        let up = upstream(&mut ca, &["a.example.test", "b.example.test"]).await;
+        let client = ProbeClient::build(&probe_settings(&ca)).expect("client");
+        let err = probe_err(probe(&client, &up, "api.local").await);
+        assert_eq!(err.check(), "name_mismatch");
+        assert!(
+            err.to_string().starts_with(
+                "name mismatch: asked for api.local, the certificate has [DNS:a.example.test, \
+                 DNS:b.example.test]"
+            ),
+            "{err}"
+        );
+
+        let mut other = other_ca("Other CA");
+        let stranger = upstream(&mut other, &["backend.test"]).await;
+        let err = probe_err(probe(&client, &stranger, "backend.test").await);
+        assert_eq!(err.check(), "unknown_issuer");
+        assert!(
+            err.to_string().starts_with(
+                "unknown issuer: the server's chain ends at CN=Other CA, not in --ca (which has \
+                 CN=mtls Test CA)"
+            ),
+            "{err}"
+        );
+
+        let layout = ca.ca.layout();
+        let dir = tempfile::tempdir().expect("tmp");
+        let (cert, key) = write_pair(
+            dir.path(),
+            forge::expired_server(&layout.ca_cert(), &layout.ca_key(), &["old.test"], 3),
+        );
+        let old = Upstream::start(server_settings(&cert, &key)).await;
+        let err = probe_err(probe(&client, &old, "old.test").await);
+        assert_eq!(err.check(), "expired");
+        assert!(
+            err.to_string()
+                .starts_with("the server's certificate expired 3 days ago (CN=old.test, serial "),
+            "{err}"
+        );
+
+        // --insecure: accepted, with what --ca would have said.
+        let mut settings = probe_settings(&ca);
+        settings.insecure = true;
+        let insecure = ProbeClient::build(&settings).expect("client");
+        let (_, info) = probe(&insecure, &stranger, "backend.test")
+            .await
+            .expect("accepted");
+        match info.verification {
+            crate::probe::Verification::Skipped {
+                against_ca: Some(Err(reason)),
+            } => assert!(reason.starts_with("unknown issuer:"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        settings.ca.clear();
+        assert!(
+            ProbeClient::build(&settings).is_ok(),
+            "--insecure needs no --ca"
+        );
+        settings.insecure = false;
+        assert!(ProbeClient::build(&settings).is_err(), "--ca is required");
     }
 }

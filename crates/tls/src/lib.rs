@@ -11,10 +11,13 @@
 //!   identity  the peer certificate's names, serial and fingerprint
 //!   client    ClientTlsSettings ──► TlsClient: TLS to upstreams with our certificate,
 //!             verified by trusted_ca (CN fallback like nginx), sessions resumed
+//!   probe     ProbeSettings ──► ProbeClient: `mtls get`'s connection, reporting the whole
+//!             handshake (chain, CertificateRequest CA names, key log) through client's
+//!             verifier, in the server's words
 //! ```
 //!
 //! Certificates and keys are read with `mtls-pki`'s PEM/DER readers; nothing here parses
-//! HTTP. `mtls get` (issue 5) will build on `client`.
+//! HTTP.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -22,11 +25,13 @@
 pub mod ciphers;
 pub mod client;
 pub mod identity;
+pub mod probe;
 pub mod server;
 pub mod verifier;
 
 pub use client::{ClientStream, ClientTlsSettings, TlsClient, UpstreamHandshake, UpstreamTlsError};
 pub use identity::PeerCert;
+pub use probe::{ProbeClient, ProbeError, ProbeInfo, ProbeSettings};
 pub use server::{
     ClientHello, HandshakeError, HandshakeInfo, ServerTlsSettings, TlsError, TlsServer,
 };

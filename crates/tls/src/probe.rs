@@ -1,0 +1,589 @@
+//! `mtls get`'s side of TLS: one client connection that reports everything its handshake
+//! showed, for a person debugging mutual TLS.
+//!
+//! The gateway's [`crate::client::TlsClient`] needs only a verdict; `mtls get -v` shows the
+//! whole handshake (seed 001's packet walk, in words): protocol, suite, key-exchange group,
+//! ALPN, resumption, the server's chain and how it verified, whether the server asked for a
+//! client certificate and which CAs it named, and which certificate we sent. Its failures
+//! are sentences for the person at the terminal, naming the flag that fixes them.
+//!
+//! ```text
+//!   ProbeSettings (--ca, --cert/--key or a p12's DER, --insecure, ALPN, --keylog)
+//!        ──► ProbeClient::build ──► connect(io, name) ──► (ClientStream, ProbeInfo)
+//!                                                      or ProbeError: one sentence
+//! ```
+//!
+//! It shares the verifier, the certificate watcher and the error classification with
+//! [`crate::client`] (one implementation, in the server's words rather than the
+//! upstream's). The secrets of every handshake are kept as NSS key-log lines, in memory for
+//! `--trace` (the dissector decrypts TLS 1.3 handshake messages with them) and appended to
+//! the `--keylog` file when one is given.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Write as _};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rustls::client::danger::ServerCertVerifier;
+use rustls::client::{ResolvesClientCert, Resumption};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::sign::SingleCertAndKey;
+use rustls::{ClientConfig, HandshakeKind, ProtocolVersion};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsConnector;
+
+use crate::ciphers;
+use crate::client::{
+    Audience, CertificateSent, ChainVerifier, ClientStream, DangerAcceptAnyServerCertificate,
+    Failure, KeyProblem, Notes, WatchClientCert, certified_key, classify, note, observe,
+    read_roots, server_name,
+};
+use crate::server::{TlsError, read_certificates, read_key};
+
+/// What `mtls get` connects with. Paths are read by [`ProbeClient::build`].
+#[derive(Debug, Clone, Default)]
+pub struct ProbeSettings {
+    /// CA files the server's certificate must chain to (`--ca`). Required unless
+    /// `insecure`; with `insecure` they are still checked, and the verdict reported.
+    pub ca: Vec<PathBuf>,
+    /// Our client certificate and key, sent when the server asks for one.
+    pub identity: Option<ClientIdentity>,
+    /// Accept any server certificate (`--insecure`). The caller warns the user.
+    pub insecure: bool,
+    /// ALPN protocols offered, in preference order (`h2`, `http/1.1`).
+    pub alpn: Vec<Vec<u8>>,
+    /// Append the secrets of every handshake to this file, NSS key-log format
+    /// (`--keylog`, `SSLKEYLOGFILE`).
+    pub keylog: Option<PathBuf>,
+}
+
+/// Our certificate and private key.
+#[derive(Clone)]
+pub enum ClientIdentity {
+    /// PEM (or DER) files: the chain, leaf first, and its key (`--cert`, `--key`).
+    Files {
+        /// The certificate chain file.
+        certificate: PathBuf,
+        /// The private key file.
+        key: PathBuf,
+    },
+    /// Already decoded, e.g. from a PKCS#12 file (`--p12`).
+    Der {
+        /// The chain, leaf first, DER.
+        chain: Vec<Vec<u8>>,
+        /// The private key, PKCS#8 DER.
+        key_pkcs8: Vec<u8>,
+        /// Where it came from, for error messages.
+        source: PathBuf,
+    },
+}
+
+/// A built client: one rustls configuration, so connections made with it (redirects)
+/// share a session cache and may resume. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ProbeClient {
+    config: Arc<ClientConfig>,
+    ours: Option<CertificateName>,
+    keylog: Arc<CaptureKeyLog>,
+}
+
+/// A certificate named for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateName {
+    /// Subject DN.
+    pub subject: String,
+    /// Serial, upper-case hex.
+    pub serial: String,
+}
+
+/// Everything one handshake showed.
+#[derive(Debug, Clone)]
+pub struct ProbeInfo {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub protocol: &'static str,
+    /// The cipher suite, OpenSSL's name.
+    pub cipher: &'static str,
+    /// The key-exchange group (`X25519MLKEM768`, `X25519`, `secp256r1`, ...); `None` when
+    /// none was used (a TLS 1.2 resumption).
+    pub key_exchange_group: Option<String>,
+    /// The ALPN protocol agreed.
+    pub alpn: Option<String>,
+    /// Whether a session was resumed.
+    pub resumed: bool,
+    /// The server's certificate chain as it sent it, DER, leaf first.
+    pub peer_chain: Vec<Vec<u8>>,
+    /// How the server's certificate was checked.
+    pub verification: Verification,
+    /// `Some` when the server asked for a client certificate, with the names of the CAs it
+    /// said it accepts (empty: it named none).
+    pub certificate_requested: Option<Vec<String>>,
+    /// The certificate we sent, if we sent one.
+    pub sent_certificate: Option<CertificateName>,
+    /// This handshake's secrets, NSS key-log lines.
+    pub key_log_lines: Vec<String>,
+}
+
+/// How the server's certificate was checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    /// It chains to a CA given with `--ca` and is valid for the name asked for.
+    Verified {
+        /// The subject of that CA, when it could be told.
+        anchor: Option<String>,
+        /// The name matched its subject CN (it has no subjectAltName).
+        by_common_name: bool,
+    },
+    /// The session was resumed: the certificate is the one an earlier handshake of this
+    /// client checked (or, with `--insecure`, accepted), and was not sent again.
+    Resumed,
+    /// `--insecure`: not enforced.
+    Skipped {
+        /// What checking against `--ca` found: `None` without `--ca`, else `Ok(())` or
+        /// the sentence it would have failed with.
+        against_ca: Option<Result<(), String>>,
+    },
+}
+
+/// Why a TLS connection failed: one sentence saying why and what to do.
+/// [`ProbeError::check`] is a short stable name for `--json`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProbeError {
+    /// The host is neither a DNS name nor an IP address.
+    #[error("{name:?} is not a DNS name or an IP address, so the server cannot be verified as it")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+    },
+    /// The server's certificate did not verify.
+    #[error("{reason}")]
+    Certificate {
+        /// `name_mismatch`, `unknown_issuer`, `expired`, ...
+        check: &'static str,
+        /// One sentence about the certificate, what is wrong and what to do.
+        reason: String,
+    },
+    /// The server wants a client certificate and we had none.
+    #[error(
+        "the server requires a client certificate and none was given (pass --cert and --key, \
+         or --p12); {}",
+        accepts(.accepted.as_deref())
+    )]
+    CertificateRequired {
+        /// The alert it sent (`certificate_required`, `handshake_failure`, ...).
+        alert: String,
+        /// The CA names of its CertificateRequest, if one was seen.
+        accepted: Option<Vec<String>>,
+    },
+    /// The server refused the certificate we sent.
+    #[error(
+        "the server refused our certificate with alert {alert} ({}; {})",
+        sent_words(.sent.as_ref()),
+        accepts(.accepted.as_deref())
+    )]
+    RefusedOurCertificate {
+        /// The alert (`unknown_ca`, `certificate_expired`, `bad_certificate`, ...).
+        alert: String,
+        /// Our certificate.
+        sent: Option<CertificateName>,
+        /// The CA names of its CertificateRequest, if one was seen.
+        accepted: Option<Vec<String>>,
+    },
+    /// The server ended the handshake with an alert not about our certificate.
+    #[error("the server ended the TLS handshake with alert {alert}{}", alert_hint(.alert))]
+    Alert {
+        /// The alert's name.
+        alert: String,
+    },
+    /// Any other TLS failure (a bad signature, a malformed message, ...).
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    /// The socket failed or the server went away.
+    #[error("{}", io_words(.0))]
+    Io(io::Error),
+}
+
+impl ProbeClient {
+    /// Read every file the settings name and build the client. Errors name the flag and
+    /// the file.
+    pub fn build(settings: &ProbeSettings) -> Result<ProbeClient, TlsError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let check = if settings.ca.is_empty() {
+            None
+        } else {
+            let roots = read_roots("--ca", &settings.ca)?;
+            Some(Arc::new(ChainVerifier::new(
+                roots,
+                &provider,
+                Audience::Server,
+            )?))
+        };
+        let verifier: Arc<dyn ServerCertVerifier> = match (settings.insecure, check) {
+            (false, Some(verifier)) => verifier,
+            (false, None) => {
+                return Err(TlsError::Setting {
+                    key: "--ca",
+                    message: "pass --ca FILE, the CA that issued the server's certificate \
+                              (there is no system root store), or --insecure"
+                        .into(),
+                });
+            }
+            (true, check) => Arc::new(DangerAcceptAnyServerCertificate {
+                algorithms: provider.signature_verification_algorithms,
+                check,
+            }),
+        };
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| TlsError::Setting {
+                key: "protocols",
+                message: format!("no usable protocol version: {e}"),
+            })?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+
+        let (mut config, ours) = match &settings.identity {
+            None => (builder.with_no_client_auth(), None),
+            Some(identity) => {
+                let certified = load_identity(identity, &provider)?;
+                let ours = certified.end_entity_cert().ok().map(|leaf| {
+                    let (subject, _, serial) = crate::identity::names(leaf.as_ref());
+                    CertificateName { subject, serial }
+                });
+                let resolver = Arc::new(SingleCertAndKey::from(certified));
+                (builder.with_client_cert_resolver(resolver), ours)
+            }
+        };
+        let inner: Arc<dyn ResolvesClientCert> = config.client_auth_cert_resolver.clone();
+        config.client_auth_cert_resolver = Arc::new(WatchClientCert { inner });
+        config.alpn_protocols = settings.alpn.clone();
+        config.resumption = Resumption::default();
+        let keylog = Arc::new(CaptureKeyLog::open(settings.keylog.as_ref())?);
+        config.key_log = keylog.clone();
+        Ok(ProbeClient {
+            config: Arc::new(config),
+            ours,
+            keylog,
+        })
+    }
+
+    /// Run the TLS handshake on `io`, an open connection to the server, verifying it as
+    /// `name` (a DNS name, sent in SNI, or an IP address; `[::1]` as in a URL is accepted).
+    pub async fn connect<IO: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        io: IO,
+        name: &str,
+    ) -> Result<(ClientStream<IO>, ProbeInfo), ProbeError> {
+        let server_name = server_name(name).ok_or_else(|| ProbeError::InvalidName {
+            name: name.to_owned(),
+        })?;
+        let handshake = TlsConnector::from(self.config.clone()).connect(server_name, io);
+        let (result, notes) = observe(handshake).await;
+        match result {
+            Ok(stream) => {
+                let info = self.info(stream.get_ref().1, notes);
+                Ok((stream, info))
+            }
+            Err(error) => {
+                let failure = classify(error, notes.explanation, notes.sent, Audience::Server);
+                Err(self.error(failure, notes.acceptable_cas))
+            }
+        }
+    }
+
+    /// Words for an error from reading or writing a stream after `connect` returned
+    /// (`None` unless it carries a TLS error). In TLS 1.3 the server judges our certificate
+    /// after our side of the handshake is done, so `certificate_required` or `unknown_ca`
+    /// arrives with the first read.
+    pub fn stream_error(&self, info: &ProbeInfo, error: &io::Error) -> Option<ProbeError> {
+        let tls = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())?
+            .clone();
+        let sent = match (&info.certificate_requested, &info.sent_certificate) {
+            (None, _) => CertificateSent::NotAsked,
+            (Some(_), Some(_)) => CertificateSent::Ours,
+            (Some(_), None) => CertificateSent::None,
+        };
+        let failure = classify(
+            io::Error::new(error.kind(), tls),
+            None,
+            sent,
+            Audience::Server,
+        );
+        Some(self.error(failure, info.certificate_requested.clone()))
+    }
+
+    /// Every key-log line captured so far, by every connection of this client (a failed
+    /// handshake has no [`ProbeInfo`], but its trace still wants its secrets).
+    pub fn key_log_lines(&self) -> Vec<String> {
+        self.keylog.lines()
+    }
+
+    /// Our certificate, when we have one.
+    pub fn certificate(&self) -> Option<&CertificateName> {
+        self.ours.as_ref()
+    }
+
+    fn info(&self, conn: &rustls::ClientConnection, notes: Notes) -> ProbeInfo {
+        let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+        let verification = match (notes.trusted, notes.unchecked) {
+            (Some(trusted), _) => Verification::Verified {
+                anchor: trusted.anchor,
+                by_common_name: trusted.common_name,
+            },
+            // No verifier ran: the certificate came with the resumed session.
+            (None, None) if resumed => Verification::Resumed,
+            (None, unchecked) => Verification::Skipped {
+                against_ca: unchecked.map(|verdict| verdict.map(|_| ())),
+            },
+        };
+        ProbeInfo {
+            protocol: match conn.protocol_version() {
+                Some(ProtocolVersion::TLSv1_3) => "TLSv1.3",
+                Some(ProtocolVersion::TLSv1_2) => "TLSv1.2",
+                _ => "unknown",
+            },
+            cipher: conn
+                .negotiated_cipher_suite()
+                .map_or("unknown", ciphers::openssl_name),
+            key_exchange_group: conn
+                .negotiated_key_exchange_group()
+                .map(|group| format!("{:?}", group.name())),
+            alpn: conn
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+            resumed,
+            peer_chain: conn
+                .peer_certificates()
+                .unwrap_or_default()
+                .iter()
+                .map(|c| c.as_ref().to_vec())
+                .collect(),
+            verification,
+            sent_certificate: match notes.sent {
+                CertificateSent::Ours => self.ours.clone(),
+                _ => None,
+            },
+            certificate_requested: notes.acceptable_cas,
+            key_log_lines: notes.key_log,
+        }
+    }
+
+    fn error(&self, failure: Failure, accepted: Option<Vec<String>>) -> ProbeError {
+        match failure {
+            Failure::Io(error) => ProbeError::Io(error),
+            Failure::Certificate { check, reason } => ProbeError::Certificate { check, reason },
+            Failure::RefusedOurCertificate {
+                alert,
+                sent: CertificateSent::Ours,
+            } => ProbeError::RefusedOurCertificate {
+                alert,
+                sent: self.ours.clone(),
+                accepted,
+            },
+            Failure::RefusedOurCertificate { alert, .. } => {
+                ProbeError::CertificateRequired { alert, accepted }
+            }
+            Failure::Alert(alert) => ProbeError::Alert { alert },
+            Failure::Tls(message) => ProbeError::Tls(message),
+        }
+    }
+}
+
+impl ProbeError {
+    /// A short stable name of what failed: `name_mismatch`, `unknown_issuer`, `expired`,
+    /// `certificate_required`, `refused_our_certificate`, `alert`, `tls_error`, `io`, ...
+    pub fn check(&self) -> &'static str {
+        match self {
+            ProbeError::InvalidName { .. } => "invalid_name",
+            ProbeError::Certificate { check, .. } => check,
+            ProbeError::CertificateRequired { .. } => "certificate_required",
+            ProbeError::RefusedOurCertificate { .. } => "refused_our_certificate",
+            ProbeError::Alert { .. } => "alert",
+            ProbeError::Tls(_) => "tls_error",
+            ProbeError::Io(_) => "io",
+        }
+    }
+
+    /// The socket error, when that is what failed.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            ProbeError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for ClientIdentity {
+    // Never print key material.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientIdentity::Files { certificate, key } => f
+                .debug_struct("Files")
+                .field("certificate", certificate)
+                .field("key", key)
+                .finish(),
+            ClientIdentity::Der { chain, source, .. } => f
+                .debug_struct("Der")
+                .field("chain", &format_args!("{} certificate(s)", chain.len()))
+                .field("source", source)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// "it accepts certificates issued by: CN=a; CN=b".
+fn accepts(accepted: Option<&[String]>) -> String {
+    match accepted {
+        None => "it did not say which issuers it accepts".into(),
+        Some([]) => "it named no CAs in its request, so any issuer it trusts".into(),
+        Some(names) => format!("it accepts certificates issued by: {}", names.join("; ")),
+    }
+}
+
+fn sent_words(sent: Option<&CertificateName>) -> String {
+    match sent {
+        Some(name) => format!("we sent {}, serial {}", name.subject, name.serial),
+        None => "we sent our certificate".into(),
+    }
+}
+
+/// What an alert that is not about our certificate usually means.
+fn alert_hint(alert: &str) -> &'static str {
+    match alert {
+        "protocol_version" => " (no TLS version in common: we offer TLS 1.2 and 1.3)",
+        "handshake_failure" | "insufficient_security" => {
+            " (no cipher suite, group or signature scheme in common?)"
+        }
+        "no_application_protocol" => {
+            " (it speaks none of the protocols we offered with ALPN; try --http1.1 or --http2)"
+        }
+        "unrecognized_name" => " (it does not serve this host name; check the URL or --resolve)",
+        _ => "",
+    }
+}
+
+fn io_words(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::UnexpectedEof => "the server closed the connection during the TLS \
+                                         handshake (is it speaking TLS on this port?)"
+            .into(),
+        io::ErrorKind::ConnectionReset => {
+            "the server reset the connection during the TLS handshake".into()
+        }
+        _ => format!("the connection failed during the TLS handshake: {error}"),
+    }
+}
+
+/// Our identity, checked: the key must belong to the leaf.
+fn load_identity(
+    identity: &ClientIdentity,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<rustls::sign::CertifiedKey, TlsError> {
+    let (chain, key, key_setting, key_path, cert_path) = match identity {
+        ClientIdentity::Files { certificate, key } => (
+            read_certificates("--cert", certificate)?,
+            read_key(key)?,
+            "--key",
+            key.clone(),
+            certificate.clone(),
+        ),
+        ClientIdentity::Der {
+            chain,
+            key_pkcs8,
+            source,
+        } => {
+            if chain.is_empty() {
+                return Err(TlsError::File {
+                    key: "--p12",
+                    path: source.clone(),
+                    message: "it holds a key but no certificate for it".into(),
+                });
+            }
+            (
+                chain
+                    .iter()
+                    .map(|der| CertificateDer::from(der.clone()))
+                    .collect(),
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pkcs8.clone())),
+                "--p12",
+                source.clone(),
+                source.clone(),
+            )
+        }
+    };
+    certified_key(chain, key, provider).map_err(|problem| TlsError::File {
+        key: key_setting,
+        path: key_path,
+        message: match problem {
+            KeyProblem::Unsupported(e) => format!("unsupported private key: {e}"),
+            KeyProblem::Mismatch => format!(
+                "this key does not belong to the certificate in {}",
+                cert_path.display()
+            ),
+        },
+    })
+}
+
+/// rustls' key log, kept in memory (and noted per connection) and appended to a file.
+#[derive(Debug)]
+struct CaptureKeyLog {
+    file: Option<(PathBuf, Mutex<File>)>,
+    lines: Mutex<Vec<String>>,
+}
+
+impl CaptureKeyLog {
+    fn open(path: Option<&PathBuf>) -> Result<CaptureKeyLog, TlsError> {
+        let file = match path {
+            None => None,
+            Some(path) => {
+                let file = File::options()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| TlsError::File {
+                        key: "--keylog",
+                        path: path.clone(),
+                        message: format!("cannot open for appending: {e}"),
+                    })?;
+                Some((path.clone(), Mutex::new(file)))
+            }
+        };
+        Ok(CaptureKeyLog {
+            file,
+            lines: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn lines(&self) -> Vec<String> {
+        // A poisoned lock only means a thread panicked while pushing a line; the lines
+        // are still whole strings.
+        self.lines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+impl rustls::KeyLog for CaptureKeyLog {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        let line = format!(
+            "{label} {} {}",
+            hex::encode(client_random),
+            hex::encode(secret)
+        );
+        if let Some((path, file)) = &self.file {
+            let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Err(e) = writeln!(file, "{line}") {
+                tracing::warn!("cannot append to the key log {}: {e}", path.display());
+            }
+        }
+        note(|notes| notes.key_log.push(line.clone()));
+        self.lines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(line);
+    }
+}
