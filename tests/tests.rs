@@ -11,4 +11,5 @@ mod interop_pki;
 mod pki;
 mod proxy;
 mod serve;
+mod trace_oracle;
 mod util;
