@@ -63,7 +63,7 @@
 //!
 //! ```text
 //! cargo install cargo-fuzz
-//! cd crates/inspect && cargo +nightly fuzz run dissector -- -max_total_time=60
+//! cd crates/inspect && RUSTC_BOOTSTRAP=1 cargo fuzz run dissector -- -max_total_time=60
 //! ```
 //!
 //! The fuzz crate is its own workspace, so the main build never sees libfuzzer.

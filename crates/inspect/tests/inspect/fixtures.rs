@@ -489,16 +489,3 @@ fn without_lengths_str(summaries: &[&str]) -> Vec<String> {
             .collect::<Vec<_>>(),
     )
 }
-
-/// `cargo test -p mtls-inspect --test inspect print_trace -- --ignored --nocapture` shows
-/// the trace of every fixture.
-#[test]
-#[ignore = "prints traces for eyeballing"]
-fn print_trace() {
-    for name in crate::util::FIXTURES {
-        println!("=== {name}");
-        for event in dissect(name, keylog(name)) {
-            println!("{event}");
-        }
-    }
-}
