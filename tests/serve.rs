@@ -839,6 +839,24 @@ fn check_reports_file_line_and_key() {
     assert!(err.contains("bad3.toml:6:"), "{err}");
     assert!(err.contains("AES128-SHA"), "{err}");
 
+    // A CRL that names our CA as its issuer but was signed by another key (another CA
+    // with the same name) is refused when the config is loaded, not at the first handshake.
+    work.ok(&["pki", "--dir", "twin", "init"]);
+    work.ok(&["pki", "--dir", "twin", "crl"]);
+    work.write(
+        "bad4.toml",
+        config(
+            "client_ca = \"pki/ca.crt\"\nverify_client = \"on\"\ncrl = \"twin/crl.pem\"",
+            "",
+        )
+        .replace("{port}", "8000"),
+    );
+    let err = work.fails(&["check", "-c", "bad4.toml"]);
+    assert!(
+        err.contains("bad4.toml:") && err.contains("bad signature"),
+        "{err}"
+    );
+
     work.write(
         "good.toml",
         config("client_ca = \"pki/ca.crt\"\nverify_client = \"on\"", "").replace("{port}", "8000"),

@@ -314,6 +314,9 @@ fn locate(config: &Config, tls: &TlsSettings, error: &TlsError) -> ConfigError {
         TlsError::Setting { key, message } => {
             let at = match (*key, &tls.ciphers) {
                 ("ciphers", Some(c)) => c.at,
+                ("crl", _) => tls.crl.first().map_or(tls.at, |c| c.at),
+                ("client_ca", _) => tls.client_ca.first().map_or(tls.at, |c| c.at),
+                ("trusted_ca", _) => tls.trusted_ca.first().map_or(tls.at, |c| c.at),
                 _ => tls.at,
             };
             (key, at, message.clone())

@@ -26,6 +26,7 @@ pub mod ciphers;
 pub mod client;
 pub mod identity;
 pub mod probe;
+mod revocation;
 pub mod server;
 pub mod verifier;
 

@@ -162,10 +162,7 @@ impl TlsServer {
                 settings.verify_depth,
                 provider.signature_verification_algorithms,
             )
-            .map_err(|message| TlsError::Setting {
-                key: "client_ca",
-                message,
-            })?,
+            .map_err(|(key, message)| TlsError::Setting { key, message })?,
         );
 
         let mut config = ServerConfig::builder_with_provider(provider)

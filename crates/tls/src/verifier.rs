@@ -29,12 +29,11 @@ use rustls::pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use time::OffsetDateTime;
-use webpki::{
-    CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, OwnedCertRevocationList,
-    RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
-};
+use webpki::{EndEntityCert, KeyUsage, OwnedCertRevocationList};
 
 use mtls_pki::verify::{Purpose, VerifyOptions};
+
+use crate::revocation::{Crls, RevocationFailure};
 
 /// nginx's `ssl_verify_client`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +118,7 @@ pub struct ClientVerifier {
     /// The same CAs as DER, for [`mtls_pki::verify`]'s explanations.
     anchor_certs: Vec<CertificateDer<'static>>,
     hints: Vec<DistinguishedName>,
-    crls: Vec<CertRevocationList<'static>>,
-    crl_ders: Vec<Vec<u8>>,
+    crls: Crls,
     depth: u32,
     algorithms: WebPkiSupportedAlgorithms,
 }
@@ -134,7 +132,7 @@ impl ClientVerifier {
         crls: Vec<(Vec<u8>, OwnedCertRevocationList)>,
         depth: u32,
         algorithms: WebPkiSupportedAlgorithms,
-    ) -> Result<ClientVerifier, String> {
+    ) -> Result<ClientVerifier, (&'static str, String)> {
         let mut anchors = Vec::new();
         let mut anchor_certs: Vec<CertificateDer<'static>> = Vec::new();
         let mut hints: Vec<DistinguishedName> = Vec::new();
@@ -144,7 +142,17 @@ impl ClientVerifier {
             .chain(trusted_ca.iter().map(|c| (false, c)))
         {
             let anchor = webpki::anchor_from_trusted_cert(cert)
-                .map_err(|e| format!("a CA certificate is not usable as a trust anchor: {e}"))?
+                .map_err(|e| {
+                    let key = if advertised {
+                        "client_ca"
+                    } else {
+                        "trusted_ca"
+                    };
+                    (
+                        key,
+                        format!("a CA certificate is not usable as a trust anchor: {e}"),
+                    )
+                })?
                 .to_owned();
             if advertised {
                 let name = DistinguishedName::in_sequence(anchor.subject.as_ref());
@@ -158,17 +166,13 @@ impl ClientVerifier {
                 anchors.push(anchor);
             }
         }
-        let (crl_ders, crls) = crls
-            .into_iter()
-            .map(|(der, owned)| (der, CertRevocationList::Owned(owned)))
-            .unzip();
+        let crls = Crls::load(crls, &anchor_certs).map_err(|e| ("crl", e))?;
         Ok(ClientVerifier {
             mode,
             anchors,
             anchor_certs,
             hints,
             crls,
-            crl_ders,
             depth,
             algorithms,
         })
@@ -202,34 +206,37 @@ impl ClientVerifier {
         now: UnixTime,
     ) -> Result<(), Box<(rustls::Error, Refusal)>> {
         let result = self.webpki_check(leaf, intermediates, now);
-        result.map_err(|e| {
-            let refusal = self.explain(leaf, intermediates, now, &e);
+        result.map_err(|(e, revocation)| {
+            let refusal = self.explain(leaf, intermediates, now, &e, revocation);
             Box::new((to_rustls_error(e), refusal))
         })
     }
 
+    /// webpki builds and verifies the path; `verify_path` adds OpenSSL's depth rule and our
+    /// CRL check (see `revocation` for why not webpki's). A revocation failure comes back
+    /// with its sentence.
     fn webpki_check(
         &self,
         leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-    ) -> Result<(), webpki::Error> {
-        let cert = EndEntityCert::try_from(leaf)?;
-        let crl_refs: Vec<&CertRevocationList<'_>> = self.crls.iter().collect();
-        let revocation = RevocationOptionsBuilder::new(&crl_refs).ok().map(|b| {
-            b.with_depth(RevocationCheckDepth::Chain)
-                .with_status_policy(UnknownStatusPolicy::Deny)
-                .with_expiration_policy(ExpirationPolicy::Enforce)
-                .build()
-        });
+    ) -> Result<(), (webpki::Error, Option<Box<RevocationFailure>>)> {
+        let cert = EndEntityCert::try_from(leaf).map_err(|e| (e, None))?;
         let depth = self.depth as usize;
-        let depth_check = |path: &webpki::VerifiedPath<'_>| {
+        let revocation: RefCell<Option<RevocationFailure>> = RefCell::new(None);
+        let path_check = |path: &webpki::VerifiedPath<'_>| {
             // OpenSSL's depth counts the leaf as 0: depth N allows N-1 intermediates.
             if path.intermediate_certificates().count() + 1 > depth {
-                Err(webpki::Error::MaximumPathDepthExceeded)
-            } else {
-                Ok(())
+                return Err(webpki::Error::MaximumPathDepthExceeded);
             }
+            if self.crls.is_empty() {
+                return Ok(());
+            }
+            self.crls.check_path(path, now).map_err(|failure| {
+                let error = failure.error.clone();
+                *revocation.borrow_mut() = Some(failure);
+                error
+            })
         };
         cert.verify_for_usage(
             self.algorithms.all,
@@ -237,10 +244,17 @@ impl ClientVerifier {
             intermediates,
             now,
             KeyUsage::client_auth(),
-            revocation,
-            Some(&depth_check),
-        )?;
-        Ok(())
+            None,
+            Some(&path_check),
+        )
+        .map(|_| ())
+        .map_err(|e| {
+            let failure = revocation
+                .into_inner()
+                .filter(|f| std::mem::discriminant(&f.error) == std::mem::discriminant(&e))
+                .map(Box::new);
+            (e, failure)
+        })
     }
 
     /// Turn webpki's terse error into a sentence: ask `mtls-pki`'s verifier (which words
@@ -251,8 +265,18 @@ impl ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
         error: &webpki::Error,
+        revocation: Option<Box<RevocationFailure>>,
     ) -> Refusal {
         let (subject, issuer, serial) = crate::identity::names(leaf.as_ref());
+        if let Some(failure) = revocation.map(|f| *f) {
+            return Refusal {
+                check: failure.check,
+                reason: failure.reason,
+                subject,
+                issuer,
+                serial,
+            };
+        }
         let at = OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let options = VerifyOptions {
@@ -261,7 +285,8 @@ impl ClientVerifier {
                 .iter()
                 .map(|c| c.clone().into_owned())
                 .collect(),
-            crls: self.crl_ders.clone(),
+            // Revocation was explained above; a CRL is never parsed again per failure.
+            crls: Vec::new(),
             purpose: Some(Purpose::Client),
             name: None,
             at,

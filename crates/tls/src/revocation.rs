@@ -1,0 +1,260 @@
+//! CRL checks for client chains, done once per CRL where webpki would do them per
+//! handshake.
+//!
+//! webpki checks a CRL's signature every time it consults the CRL (rustls/webpki#81). For a
+//! CRL of a million revoked serials (about 40 MB) that is a SHA-256 over 40 MB in every
+//! handshake — and any client could make us do it by presenting a certificate. So the
+//! gateway asks webpki to build and verify the path without revocation, and checks
+//! revocation here, in webpki's `verify_path` callback (which sees each verified candidate
+//! path and may reject it, letting path building try another):
+//!
+//! - a CRL's signature is verified once per issuer key: at load time against the configured
+//!   CAs, or on first use against the intermediate that issued it, then remembered;
+//! - a serial is looked up in webpki's parsed CRL (an ordered map: O(log n));
+//! - every certificate of the chain needs a CRL from its issuer, else the status is unknown
+//!   and the chain is refused (fail closed, OpenSSL's `X509_V_FLAG_CRL_CHECK_ALL`, which
+//!   is what nginx's `ssl_crl` does); an expired CRL refuses too.
+//!
+//! Not checked (as in webpki's default use): issuing distribution points and delta CRLs.
+
+use std::sync::OnceLock;
+
+use rustls::pki_types::{TrustAnchor, UnixTime};
+use webpki::{CertRevocationList, OwnedCertRevocationList};
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::revocation_list::CertificateRevocationList;
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+/// The CRLs of one TLS server block.
+#[derive(Debug, Default)]
+pub(crate) struct Crls {
+    crls: Vec<Crl>,
+}
+
+#[derive(Debug)]
+struct Crl {
+    der: Vec<u8>,
+    list: CertRevocationList<'static>,
+    /// The issuer, for messages.
+    issuer: String,
+    /// `nextUpdate`, seconds since the epoch.
+    next_update: Option<u64>,
+    /// The SPKI (DER) whose signature over this CRL has been checked.
+    verified_by: OnceLock<Vec<u8>>,
+}
+
+/// Why a chain failed the revocation check: webpki's error (for the alert) and a sentence.
+#[derive(Debug)]
+pub(crate) struct RevocationFailure {
+    pub(crate) error: webpki::Error,
+    pub(crate) check: &'static str,
+    pub(crate) reason: String,
+}
+
+impl Crls {
+    /// Read the CRLs (DER) and check the signatures of those issued by one of `cas`.
+    pub(crate) fn load(
+        ders: Vec<(Vec<u8>, OwnedCertRevocationList)>,
+        cas: &[rustls::pki_types::CertificateDer<'static>],
+    ) -> Result<Crls, String> {
+        let mut crls = Vec::with_capacity(ders.len());
+        for (der, owned) in ders {
+            let (_, parsed) =
+                CertificateRevocationList::from_der(&der).map_err(|e| format!("not a CRL: {e}"))?;
+            let issuer = parsed.issuer().to_string();
+            let next_update = parsed
+                .next_update()
+                .and_then(|t| u64::try_from(t.timestamp()).ok());
+            let verified_by = OnceLock::new();
+            for ca in cas {
+                let Ok((_, cert)) = X509Certificate::from_der(ca.as_ref()) else {
+                    continue;
+                };
+                if cert.subject().as_raw() != parsed.issuer().as_raw() {
+                    continue;
+                }
+                if parsed.verify_signature(cert.public_key()).is_ok() {
+                    let _ = verified_by.set(cert.public_key().raw.to_vec());
+                    break;
+                }
+                return Err(format!(
+                    "the CRL from {issuer} has a bad signature: it was not signed by the key of \
+                     the CA {issuer} in client_ca/trusted_ca"
+                ));
+            }
+            drop(parsed);
+            crls.push(Crl {
+                der,
+                list: CertRevocationList::Owned(owned),
+                issuer,
+                next_update,
+                verified_by,
+            });
+        }
+        Ok(Crls { crls })
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.crls.is_empty()
+    }
+
+    /// Check every certificate of a verified path against its issuer's CRL.
+    pub(crate) fn check_path(
+        &self,
+        path: &webpki::VerifiedPath<'_>,
+        now: UnixTime,
+    ) -> Result<(), RevocationFailure> {
+        let leaf: &webpki::Cert<'_> = path.end_entity();
+        let intermediates: Vec<&webpki::Cert<'_>> = path.intermediate_certificates().collect();
+        // Leaf first; each certificate's issuer is the next one, the last one's the anchor.
+        let mut chain = Vec::with_capacity(intermediates.len() + 1);
+        chain.push(leaf);
+        chain.extend(intermediates.iter().copied());
+        for (i, cert) in chain.iter().enumerate() {
+            let issuer = match chain.get(i + 1) {
+                Some(next) => Issuer::Cert(next),
+                None => Issuer::Anchor(path.anchor()),
+            };
+            self.check_one(cert, &issuer, now)?;
+        }
+        Ok(())
+    }
+
+    fn check_one(
+        &self,
+        cert: &webpki::Cert<'_>,
+        issuer: &Issuer<'_, '_>,
+        now: UnixTime,
+    ) -> Result<(), RevocationFailure> {
+        let who = || describe(cert.der().as_ref());
+        let Some(crl) = self.crls.iter().find(|c| c.list.issuer() == cert.issuer()) else {
+            return Err(RevocationFailure {
+                error: webpki::Error::UnknownRevocationStatus,
+                check: "crl_missing",
+                reason: format!(
+                    "revocation status unknown: no CRL from the issuer of {} among the \
+                     configured ones (fail closed; add its CRL to `crl`)",
+                    who()
+                ),
+            });
+        };
+        if let Some(next_update) = crl.next_update
+            && now.as_secs() > next_update
+        {
+            return Err(RevocationFailure {
+                error: webpki::Error::CrlExpired {
+                    time: now,
+                    next_update: UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+                        next_update,
+                    )),
+                },
+                check: "crl_expired",
+                reason: format!(
+                    "the CRL from {} expired (nextUpdate {}); publish a fresh one (mtls pki crl)",
+                    crl.issuer,
+                    human(next_update)
+                ),
+            });
+        }
+        let spki = issuer.spki();
+        if crl.verified_by.get().map(Vec::as_slice) != Some(spki.as_slice()) {
+            if !crl.signed_by(&spki) {
+                return Err(RevocationFailure {
+                    error: webpki::Error::InvalidCrlSignatureForPublicKey,
+                    check: "crl_signature",
+                    reason: format!(
+                        "the CRL from {} has a bad signature: it was altered or signed by \
+                         another key",
+                        crl.issuer
+                    ),
+                });
+            }
+            let _ = crl.verified_by.set(spki);
+        }
+        match crl.list.find_serial(cert.serial()) {
+            Ok(None) => Ok(()),
+            Ok(Some(revoked)) => Err(RevocationFailure {
+                error: webpki::Error::CertRevoked,
+                check: "revoked",
+                reason: format!(
+                    "certificate {} was revoked on {}{} (CRL of {})",
+                    who(),
+                    human(revoked.revocation_date.as_secs()),
+                    revoked
+                        .reason_code
+                        .map(|r| format!(" for reason {}", reason_name(r)))
+                        .unwrap_or_default(),
+                    crl.issuer
+                ),
+            }),
+            Err(e) => Err(RevocationFailure {
+                reason: format!("the CRL from {} cannot be read: {e}", crl.issuer),
+                error: e,
+                check: "crl_malformed",
+            }),
+        }
+    }
+}
+
+impl Crl {
+    /// Check this CRL's signature with `spki` (DER). Costs a hash of the whole CRL, which
+    /// is why the result is remembered.
+    fn signed_by(&self, spki: &[u8]) -> bool {
+        let Ok((_, key)) = SubjectPublicKeyInfo::from_der(spki) else {
+            return false;
+        };
+        let Ok((_, parsed)) = CertificateRevocationList::from_der(&self.der) else {
+            return false;
+        };
+        parsed.verify_signature(&key).is_ok()
+    }
+}
+
+enum Issuer<'a, 'p> {
+    Cert(&'a webpki::Cert<'p>),
+    Anchor(&'a TrustAnchor<'p>),
+}
+
+impl Issuer<'_, '_> {
+    fn spki(&self) -> Vec<u8> {
+        match self {
+            Issuer::Cert(cert) => cert.subject_public_key_info().as_ref().to_vec(),
+            Issuer::Anchor(anchor) => webpki::spki_for_anchor(anchor).as_ref().to_vec(),
+        }
+    }
+}
+
+/// `CN=alice (serial 0A1B...)`.
+fn describe(der: &[u8]) -> String {
+    let (subject, _, serial) = crate::identity::names(der);
+    format!("{subject} (serial {serial})")
+}
+
+fn human(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| format!("{secs} (unix time)"))
+}
+
+fn reason_name(reason: webpki::RevocationReason) -> &'static str {
+    use webpki::RevocationReason as R;
+    match reason {
+        R::Unspecified => "unspecified",
+        R::KeyCompromise => "keyCompromise",
+        R::CaCompromise => "cACompromise",
+        R::AffiliationChanged => "affiliationChanged",
+        R::Superseded => "superseded",
+        R::CessationOfOperation => "cessationOfOperation",
+        R::CertificateHold => "certificateHold",
+        R::RemoveFromCrl => "removeFromCRL",
+        R::PrivilegeWithdrawn => "privilegeWithdrawn",
+        R::AaCompromise => "aACompromise",
+    }
+}
