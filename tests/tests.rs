@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod bench;
 mod get;
 mod interop_pki;
 mod pki;

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod echo;
 mod get;
 mod pki;
@@ -37,6 +38,9 @@ enum Command {
     /// HTTPS with a client certificate, like curl: timing of each phase, the handshake
     /// summary (-v) and every handshake message (--trace).
     Get(get::GetArgs),
+    /// Load generator speaking mutual TLS: keep-alive requests (HTTP/1.1 or HTTP/2), full
+    /// or resumed handshakes per second, latency percentiles, errors by kind.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Command::Check(args) => serve::check(args),
         Command::EchoServer(args) => echo::run(args),
         Command::Get(args) => get::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

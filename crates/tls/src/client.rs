@@ -684,8 +684,12 @@ impl ChainVerifier {
         })
     }
 
-    /// Verify like rustls (with the CN fallback): `Ok` says how, `Err` carries rustls'
-    /// error (which decides the alert) and the sentence explaining it.
+    /// Verify like rustls (with the CN fallback): `Ok` says whether the name matched only
+    /// by the subject CN, `Err` is rustls' error (which decides the alert).
+    ///
+    /// What only a report needs (the anchor's name, the sentence explaining a refusal)
+    /// is left to [`ChainVerifier::trusted`] and [`ChainVerifier::explain`], called inside
+    /// [`note`]: outside [`observe`] (a load generator's handshakes) it costs nothing.
     fn check(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -693,7 +697,7 @@ impl ChainVerifier {
         server_name: &ServerName<'_>,
         ocsp_response: &[u8],
         now: UnixTime,
-    ) -> Result<Trusted, (rustls::Error, &'static str, String)> {
+    ) -> Result<bool, rustls::Error> {
         let error = match self.inner.verify_server_cert(
             end_entity,
             intermediates,
@@ -701,12 +705,7 @@ impl ChainVerifier {
             ocsp_response,
             now,
         ) {
-            Ok(_) => {
-                return Ok(Trusted {
-                    anchor: self.anchor(end_entity, intermediates),
-                    common_name: false,
-                });
-            }
+            Ok(_) => return Ok(false),
             Err(error) => error,
         };
         let name_only = matches!(
@@ -716,13 +715,22 @@ impl ChainVerifier {
             )
         );
         if name_only && self.common_name_matches(end_entity, intermediates, server_name, now) {
-            return Ok(Trusted {
-                anchor: self.anchor(end_entity, intermediates),
-                common_name: true,
-            });
+            return Ok(true);
         }
-        let (check, reason) = self.explain(end_entity, intermediates, server_name, now, &error);
-        Err((error, check, reason))
+        Err(error)
+    }
+
+    /// How a chain that [`ChainVerifier::check`] accepted verified, for a summary.
+    fn trusted(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        common_name: bool,
+    ) -> Trusted {
+        Trusted {
+            anchor: self.anchor(end_entity, intermediates),
+            common_name,
+        }
     }
 
     /// The subject of the trusted CA that issued a certificate of the chain, if one did.
@@ -850,12 +858,17 @@ impl ServerCertVerifier for ChainVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         match self.check(end_entity, intermediates, server_name, ocsp_response, now) {
-            Ok(trusted) => {
-                note(|notes| notes.trusted = Some(trusted));
+            Ok(common_name) => {
+                note(|notes| {
+                    notes.trusted = Some(self.trusted(end_entity, intermediates, common_name));
+                });
                 Ok(ServerCertVerified::assertion())
             }
-            Err((error, check, reason)) => {
-                note(|notes| notes.explanation = Some((check, reason)));
+            Err(error) => {
+                note(|notes| {
+                    notes.explanation =
+                        Some(self.explain(end_entity, intermediates, server_name, now, &error));
+                });
                 Err(error)
             }
         }
@@ -907,10 +920,17 @@ impl ServerCertVerifier for DangerAcceptAnyServerCertificate {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         if let Some(verifier) = &self.check {
-            let verdict = verifier
-                .check(end_entity, intermediates, server_name, ocsp_response, now)
-                .map_err(|(_, _, reason)| reason);
-            note(|notes| notes.unchecked = Some(verdict));
+            note(|notes| {
+                let verdict = verifier
+                    .check(end_entity, intermediates, server_name, ocsp_response, now)
+                    .map(|common_name| verifier.trusted(end_entity, intermediates, common_name))
+                    .map_err(|error| {
+                        verifier
+                            .explain(end_entity, intermediates, server_name, now, &error)
+                            .1
+                    });
+                notes.unchecked = Some(verdict);
+            });
         }
         Ok(ServerCertVerified::assertion())
     }

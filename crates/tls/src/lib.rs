@@ -13,7 +13,8 @@
 //!             verified by trusted_ca (CN fallback like nginx), sessions resumed
 //!   probe     ProbeSettings ──► ProbeClient: `mtls get`'s connection, reporting the whole
 //!             handshake (chain, CertificateRequest CA names, key log) through client's
-//!             verifier, in the server's words
+//!             verifier, in the server's words; `for_load` + `connect_quick`: the same
+//!             client for `mtls bench`, without the report, with a SessionReuse policy
 //! ```
 //!
 //! Certificates and keys are read with `mtls-pki`'s PEM/DER readers; nothing here parses
@@ -32,7 +33,7 @@ pub mod verifier;
 
 pub use client::{ClientStream, ClientTlsSettings, TlsClient, UpstreamHandshake, UpstreamTlsError};
 pub use identity::PeerCert;
-pub use probe::{ProbeClient, ProbeError, ProbeInfo, ProbeSettings};
+pub use probe::{ProbeClient, ProbeError, ProbeInfo, ProbeSettings, QuickHandshake, SessionReuse};
 pub use server::{
     ClientHello, HandshakeError, HandshakeInfo, ServerTlsSettings, TlsError, TlsServer,
 };

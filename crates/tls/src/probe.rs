@@ -18,7 +18,13 @@
 //! upstream's). The secrets of every handshake are kept as NSS key-log lines, in memory for
 //! `--trace` (the dissector decrypts TLS 1.3 handshake messages with them) and appended to
 //! the `--keylog` file when one is given.
+//!
+//! `mtls bench` connects through the same verifier and identity, built by
+//! [`ProbeClient::for_load`] with a [`SessionReuse`] policy and no key log, and handshakes
+//! with [`ProbeClient::connect_quick`], which keeps no per-connection report: thousands of
+//! handshakes a second must not each parse the server's chain for a summary nobody reads.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write as _};
@@ -26,10 +32,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::ServerCertVerifier;
-use rustls::client::{ResolvesClientCert, Resumption};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::client::{
+    ClientSessionStore, ResolvesClientCert, Resumption, Tls12ClientSessionValue,
+    Tls13ClientSessionValue,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::sign::SingleCertAndKey;
-use rustls::{ClientConfig, HandshakeKind, ProtocolVersion};
+use rustls::{ClientConfig, HandshakeKind, NamedGroup, ProtocolVersion};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 
@@ -95,6 +104,34 @@ pub struct CertificateName {
     pub subject: String,
     /// Serial, upper-case hex.
     pub serial: String,
+}
+
+/// What a load generator's connections do with TLS sessions ([`ProbeClient::for_load`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionReuse {
+    /// Like any client: rustls' in-memory cache, so a reconnection may resume.
+    Default,
+    /// Never: `Resumption::disabled()`, no session IDs or tickets kept or offered, so every
+    /// handshake is a full one.
+    Disabled,
+    /// Every connection resumes if it can: one store shared by all connections, keeping up
+    /// to `tickets` TLS 1.3 tickets per server (each used once, as RFC 8446 asks) and the
+    /// latest TLS 1.2 session. rustls' own cache keeps 8 tickets per server, too few for
+    /// hundreds of connections opening at once.
+    Shared {
+        /// TLS 1.3 tickets kept per server name; the oldest go first.
+        tickets: usize,
+    },
+}
+
+/// What [`ProbeClient::connect_quick`] settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuickHandshake {
+    /// Whether a session was resumed.
+    pub resumed: bool,
+    /// Which of the offered ALPN protocols ([`ProbeSettings::alpn`]) the server chose, by
+    /// position; `None` when it chose none.
+    pub alpn: Option<usize>,
 }
 
 /// Everything one handshake showed.
@@ -208,6 +245,33 @@ impl ProbeClient {
     /// Read every file the settings name and build the client. Errors name the flag and
     /// the file.
     pub fn build(settings: &ProbeSettings) -> Result<ProbeClient, TlsError> {
+        let keylog = CaptureKeyLog::open(settings.keylog.as_ref())?;
+        ProbeClient::configure(settings, Resumption::default(), Some(keylog))
+    }
+
+    /// A client for a load generator: the same verification and identity as
+    /// [`ProbeClient::build`], sessions as `sessions` says, and no key log (`settings.keylog`
+    /// is ignored: the lines of every handshake would pile up in memory). Connect with
+    /// [`ProbeClient::connect_quick`].
+    pub fn for_load(
+        settings: &ProbeSettings,
+        sessions: SessionReuse,
+    ) -> Result<ProbeClient, TlsError> {
+        let resumption = match sessions {
+            SessionReuse::Default => Resumption::default(),
+            SessionReuse::Disabled => Resumption::disabled(),
+            SessionReuse::Shared { tickets } => {
+                Resumption::store(Arc::new(SharedSessions::new(tickets.max(1))))
+            }
+        };
+        ProbeClient::configure(settings, resumption, None)
+    }
+
+    fn configure(
+        settings: &ProbeSettings,
+        resumption: Resumption,
+        keylog: Option<CaptureKeyLog>,
+    ) -> Result<ProbeClient, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let check = if settings.ca.is_empty() {
             None
@@ -258,9 +322,13 @@ impl ProbeClient {
         let inner: Arc<dyn ResolvesClientCert> = config.client_auth_cert_resolver.clone();
         config.client_auth_cert_resolver = Arc::new(WatchClientCert { inner });
         config.alpn_protocols = settings.alpn.clone();
-        config.resumption = Resumption::default();
-        let keylog = Arc::new(CaptureKeyLog::open(settings.keylog.as_ref())?);
-        config.key_log = keylog.clone();
+        config.resumption = resumption;
+        // Only a report's client keeps secrets; otherwise rustls' default logs nothing.
+        let capture = keylog.is_some();
+        let keylog = Arc::new(keylog.unwrap_or_else(CaptureKeyLog::none));
+        if capture {
+            config.key_log = keylog.clone();
+        }
         Ok(ProbeClient {
             config: Arc::new(config),
             ours,
@@ -290,6 +358,57 @@ impl ProbeClient {
                 Err(self.error(failure, notes.acceptable_cas))
             }
         }
+    }
+
+    /// The handshake of [`ProbeClient::connect`] without its report, for a load generator:
+    /// nothing is noted per connection (no chain summary, no CA names, no key log), so
+    /// a refusal of the server's certificate is in rustls' words rather than explained.
+    pub async fn connect_quick<IO: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        io: IO,
+        name: &str,
+    ) -> Result<(ClientStream<IO>, QuickHandshake), ProbeError> {
+        let server_name = server_name(name).ok_or_else(|| ProbeError::InvalidName {
+            name: name.to_owned(),
+        })?;
+        match TlsConnector::from(self.config.clone())
+            .connect(server_name, io)
+            .await
+        {
+            Ok(stream) => {
+                let conn = stream.get_ref().1;
+                let handshake = QuickHandshake {
+                    resumed: conn.handshake_kind() == Some(HandshakeKind::Resumed),
+                    alpn: conn.alpn_protocol().and_then(|chosen| {
+                        self.config.alpn_protocols.iter().position(|p| p == chosen)
+                    }),
+                };
+                Ok((stream, handshake))
+            }
+            Err(error) => Err(self.quick_error(error)),
+        }
+    }
+
+    /// Words for an error from reading or writing a stream made by
+    /// [`ProbeClient::connect_quick`] (`None` unless it carries a TLS error), such as the
+    /// server's TLS 1.3 verdict on our certificate arriving with the first read.
+    pub fn quick_stream_error(&self, error: &io::Error) -> Option<ProbeError> {
+        let tls = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())?
+            .clone();
+        Some(self.quick_error(io::Error::new(error.kind(), tls)))
+    }
+
+    /// Without notes it is not known whether the server asked for a certificate: an alert
+    /// about certificates is taken as its verdict on ours (or on our having none).
+    fn quick_error(&self, error: io::Error) -> ProbeError {
+        let sent = if self.ours.is_some() {
+            CertificateSent::Ours
+        } else {
+            CertificateSent::None
+        };
+        self.error(classify(error, None, sent, Audience::Server), None)
     }
 
     /// Words for an error from reading or writing a stream after `connect` returned
@@ -535,6 +654,14 @@ struct CaptureKeyLog {
 }
 
 impl CaptureKeyLog {
+    /// Nothing to write, and (not installed in a config) nothing kept.
+    fn none() -> CaptureKeyLog {
+        CaptureKeyLog {
+            file: None,
+            lines: Mutex::new(Vec::new()),
+        }
+    }
+
     fn open(path: Option<&PathBuf>) -> Result<CaptureKeyLog, TlsError> {
         let file = match path {
             None => None,
@@ -585,5 +712,89 @@ impl rustls::KeyLog for CaptureKeyLog {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(line);
+    }
+}
+
+/// The session store of [`SessionReuse::Shared`]: what rustls' `ClientSessionMemoryCache`
+/// keeps, with room for as many TLS 1.3 tickets as there are connections. One lock per
+/// handshake, which is nothing beside the handshake's own work.
+struct SharedSessions {
+    tickets: usize,
+    servers: Mutex<HashMap<ServerName<'static>, ServerSessions>>,
+}
+
+#[derive(Default)]
+struct ServerSessions {
+    kx_hint: Option<NamedGroup>,
+    tls12: Option<Tls12ClientSessionValue>,
+    tls13: VecDeque<Tls13ClientSessionValue>,
+}
+
+impl SharedSessions {
+    fn new(tickets: usize) -> SharedSessions {
+        SharedSessions {
+            tickets,
+            servers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with<T>(&self, name: &ServerName<'_>, f: impl FnOnce(&mut ServerSessions) -> T) -> T {
+        // Poisoned only if a thread panicked while holding it; the map is still whole.
+        let mut servers = self.servers.lock().unwrap_or_else(|p| p.into_inner());
+        let name = name.to_owned();
+        f(servers.entry(name).or_default())
+    }
+}
+
+impl fmt::Debug for SharedSessions {
+    // Never print session secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedSessions")
+            .field("tickets", &self.tickets)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientSessionStore for SharedSessions {
+    fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
+        self.with(&server_name, |s| s.kx_hint = Some(group));
+    }
+
+    fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
+        self.with(server_name, |s| s.kx_hint)
+    }
+
+    fn set_tls12_session(&self, server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
+        self.with(&server_name, |s| s.tls12 = Some(value));
+    }
+
+    fn tls12_session(&self, server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.with(server_name, |s| s.tls12.clone())
+    }
+
+    fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
+        self.with(server_name, |s| s.tls12 = None);
+    }
+
+    fn insert_tls13_ticket(
+        &self,
+        server_name: ServerName<'static>,
+        value: Tls13ClientSessionValue,
+    ) {
+        let cap = self.tickets;
+        self.with(&server_name, |s| {
+            if s.tls13.len() >= cap {
+                s.tls13.pop_front();
+            }
+            s.tls13.push_back(value);
+        });
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        server_name: &ServerName<'static>,
+    ) -> Option<Tls13ClientSessionValue> {
+        // The newest first: the oldest are the likeliest to have expired.
+        self.with(server_name, |s| s.tls13.pop_back())
     }
 }
