@@ -111,16 +111,16 @@ impl StaticFiles {
         // The Content-Type comes from the name asked for (or the index name), like nginx, not
         // from wherever a symlink leads.
         let mut named = self.root.join(request.relative());
-        let (mut path, mut meta) = match self.locate(&named).await {
+        let (mut path, mut meta) = match self.locate(&named) {
             Ok(Some(found)) => found,
             Ok(None) => return not_found(),
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         if meta.is_dir() {
             if !request.trailing_slash {
                 return redirect(&request.location_with_slash());
             }
-            match self.index_file(&path).await {
+            match self.index_file(&path) {
                 Ok(Some(found)) => (named, path, meta) = found,
                 Ok(None) => {
                     return error_page(
@@ -128,20 +128,20 @@ impl StaticFiles {
                         "Directory listing is not allowed here.",
                     );
                 }
-                Err(response) => return response,
+                Err(response) => return *response,
             }
         }
         if !meta.is_file() {
             // Devices, FIFOs, sockets: nginx refuses them too, and opening a FIFO would block.
             return not_found();
         }
-        let file = match File::open(&path).await {
+        let file = match std::fs::File::open(&path) {
             Ok(file) => file,
             Err(error) => return io_error_response(&error, &path),
         };
         // Validators come from the open file, so they describe the bytes we send even if the
         // path is replaced between the lookup and the open.
-        let meta = match file.metadata().await {
+        let meta = match file.metadata() {
             Ok(meta) if meta.is_file() => meta,
             Ok(_) => return not_found(),
             Err(error) => return io_error_response(&error, &path),
@@ -151,14 +151,14 @@ impl StaticFiles {
 
     /// Resolves `target` through symlinks and checks that it stays inside the root.
     /// `Ok(None)` means "treat as missing".
-    async fn locate(
+    fn locate(
         &self,
         target: &Path,
-    ) -> Result<Option<(PathBuf, std::fs::Metadata)>, Response<Body>> {
-        let canonical = match tokio::fs::canonicalize(target).await {
+    ) -> Lookup<(PathBuf, std::fs::Metadata)> {
+        let canonical = match std::fs::canonicalize(target) {
             Ok(canonical) => canonical,
             Err(error) if is_missing(&error) => return Ok(None),
-            Err(error) => return Err(io_error_response(&error, target)),
+            Err(error) => return Err(Box::new(io_error_response(&error, target))),
         };
         if !canonical.starts_with(&self.root) {
             tracing::debug!(
@@ -168,19 +168,19 @@ impl StaticFiles {
             );
             return Ok(None);
         }
-        match tokio::fs::metadata(&canonical).await {
+        match std::fs::metadata(&canonical) {
             Ok(meta) => Ok(Some((canonical, meta))),
             Err(error) if is_missing(&error) => Ok(None),
-            Err(error) => Err(io_error_response(&error, &canonical)),
+            Err(error) => Err(Box::new(io_error_response(&error, &canonical))),
         }
     }
 
     /// The first index file of `dir` that exists and is a regular file: its name as asked
     /// for, its canonical path and its metadata.
-    async fn index_file(
+    fn index_file(
         &self,
         dir: &Path,
-    ) -> Result<Option<(PathBuf, PathBuf, std::fs::Metadata)>, Response<Body>> {
+    ) -> Lookup<(PathBuf, PathBuf, std::fs::Metadata)> {
         for name in &self.index {
             if name.is_empty() || name == "/" {
                 continue;
@@ -191,7 +191,7 @@ impl StaticFiles {
                 Some(from_root) => self.root.join(from_root),
                 None => dir.join(name),
             };
-            if let Some((path, meta)) = self.locate(&candidate).await?
+            if let Some((path, meta)) = self.locate(&candidate)?
                 && meta.is_file()
             {
                 return Ok(Some((candidate, path, meta)));
@@ -364,9 +364,13 @@ struct Validators {
     mtime: Option<u64>,
 }
 
+/// What a file lookup found: `Ok(None)` is "treat as missing"; `Err` is the response to
+/// send instead (boxed: it is much larger than the rest).
+type Lookup<T> = Result<Option<T>, Box<Response<Body>>>;
+
 /// Builds the response for an open regular file.
 async fn send_file(
-    mut file: File,
+    mut file: std::fs::File,
     meta: &std::fs::Metadata,
     path: &Path,
     content_type: HeaderValue,
@@ -423,7 +427,12 @@ async fn send_file(
         RangeRequest::Ignore => {
             base.insert(header::CONTENT_TYPE, content_type);
             base.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-            response = response.map(|_| file_body(file, len));
+            let body = match small_body(&mut file, len) {
+                Some(Ok(body)) => body,
+                Some(Err(error)) => return io_error_response(&error, path),
+                None => file_body(File::from_std(file), len),
+            };
+            response = response.map(|_| body);
         }
         RangeRequest::Unsatisfiable => {
             let mut response = error_page(
@@ -438,7 +447,7 @@ async fn send_file(
         RangeRequest::Ranges(ranges) => {
             *response.status_mut() = StatusCode::PARTIAL_CONTENT;
             if let [range] = ranges[..] {
-                if let Err(error) = file.seek(SeekFrom::Start(range.start)).await {
+                if let Err(error) = std::io::Seek::seek(&mut file, SeekFrom::Start(range.start)) {
                     return io_error_response(&error, path);
                 }
                 let content_range = format!("bytes {}-{}/{len}", range.start, range.end);
@@ -447,7 +456,12 @@ async fn send_file(
                 }
                 base.insert(header::CONTENT_TYPE, content_type);
                 base.insert(header::CONTENT_LENGTH, HeaderValue::from(range.len()));
-                response = response.map(|_| file_body(file, range.len()));
+                let body = match small_body(&mut file, range.len()) {
+                    Some(Ok(body)) => body,
+                    Some(Err(error)) => return io_error_response(&error, path),
+                    None => file_body(File::from_std(file), range.len()),
+                };
+                response = response.map(|_| body);
             } else {
                 let multipart = Multipart::new(&ranges, len, &content_type);
                 let Ok(multipart_type) = HeaderValue::from_str(&format!(
@@ -461,7 +475,7 @@ async fn send_file(
                     header::CONTENT_LENGTH,
                     HeaderValue::from(multipart.content_length()),
                 );
-                response = response.map(|_| multipart.into_body(file));
+                response = response.map(|_| multipart.into_body(File::from_std(file)));
             }
         }
     }
@@ -782,6 +796,25 @@ fn random_boundary() -> String {
 }
 
 /// Streams the next `len` bytes of `file` (already positioned).
+/// A body of at most one chunk, read now: for a small file on a local disk (in the page
+/// cache, as a served file almost always is), open + fstat + read are a few microseconds,
+/// while handing each of them to tokio's blocking pool costs a thread switch apiece. nginx
+/// makes the same trade (blocking file I/O in the event loop unless `aio threads`). Larger
+/// bodies stream through tokio's file, chunk by chunk. `None` means "stream it".
+fn small_body(file: &mut std::fs::File, len: u64) -> Option<io::Result<Body>> {
+    let small = usize::try_from(len).ok().filter(|&n| n <= CHUNK)?;
+    let mut buffer = Vec::with_capacity(small);
+    let read = std::io::Read::read_to_end(&mut std::io::Read::take(&mut *file, len), &mut buffer);
+    Some(match read {
+        Ok(n) if n == small => Ok(body::full(buffer)),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the file shrank while it was being read",
+        )),
+        Err(error) => Err(error),
+    })
+}
+
 fn file_body(file: File, len: u64) -> Body {
     BodyExt::boxed(StreamBody::new(
         ExactStream::new(file, len).map_ok(Frame::data),
