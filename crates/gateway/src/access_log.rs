@@ -188,6 +188,11 @@ impl AccessLogger {
         })
     }
 
+    /// Whether lines are written at all.
+    pub(crate) fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
     pub(crate) fn log(&self, entry: Entry) {
         if let Some(tx) = &self.tx
             && tx.try_send(Message::Line(entry.0)).is_err()

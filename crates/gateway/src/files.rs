@@ -28,6 +28,7 @@ use std::collections::hash_map::RandomState;
 use std::fmt::Write as _;
 use std::hash::BuildHasher;
 use std::io::{self, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use http::{Method, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, Take};
 use tokio_util::io::ReaderStream;
@@ -53,6 +55,8 @@ pub struct StaticFiles {
     /// The document root, canonical (absolute, symlinks resolved) so containment checks
     /// compare like with like.
     root: PathBuf,
+    /// The root, open: files are opened relative to it with `openat2(RESOLVE_BENEATH)`.
+    root_dir: Arc<std::fs::File>,
     /// Index file names tried in order for a request that names a directory.
     index: Vec<String>,
 }
@@ -70,7 +74,12 @@ impl StaticFiles {
                 format!("{} is not a directory", root.display()),
             ));
         }
-        Ok(StaticFiles { root, index })
+        let root_dir = Arc::new(std::fs::File::open(&root)?);
+        Ok(StaticFiles {
+            root,
+            root_dir,
+            index,
+        })
     }
 
     /// Answers one request for a file.
@@ -110,8 +119,9 @@ impl StaticFiles {
         };
         // The Content-Type comes from the name asked for (or the index name), like nginx, not
         // from wherever a symlink leads.
-        let mut named = self.root.join(request.relative());
-        let (mut path, mut meta) = match self.locate(&named) {
+        let relative = request.relative();
+        let mut named = self.root.join(&relative);
+        let (mut file, mut meta) = match self.open(&relative) {
             Ok(Some(found)) => found,
             Ok(None) => return not_found(),
             Err(response) => return *response,
@@ -120,8 +130,10 @@ impl StaticFiles {
             if !request.trailing_slash {
                 return redirect(&request.location_with_slash());
             }
-            match self.index_file(&path) {
-                Ok(Some(found)) => (named, path, meta) = found,
+            match self.index_file(&relative) {
+                Ok(Some((index, index_file, index_meta))) => {
+                    (named, file, meta) = (self.root.join(index), index_file, index_meta);
+                }
                 Ok(None) => {
                     return error_page(
                         StatusCode::FORBIDDEN,
@@ -132,29 +144,89 @@ impl StaticFiles {
             }
         }
         if !meta.is_file() {
-            // Devices, FIFOs, sockets: nginx refuses them too, and opening a FIFO would block.
+            // Devices, FIFOs, sockets: nginx refuses them too.
             return not_found();
         }
-        let file = match std::fs::File::open(&path) {
+        send_file(file, &meta, &named, content_type(&named), headers).await
+    }
+
+    /// Opens `relative` below the root, following symlinks only while they stay inside it.
+    ///
+    /// One `openat2(RESOLVE_BENEATH)` call does what `realpath` + a prefix check + `open`
+    /// would (realpath alone costs a `readlink` per path component): the kernel refuses any
+    /// step out of the root, including `..` and symlinks, and the check cannot race with
+    /// the open. On kernels without openat2 (before 5.6), and for absolute symlinks, the
+    /// path is resolved with canonicalize first. Validators come from the open file, so they describe the bytes
+    /// we send even if the path is replaced meanwhile.
+    fn open(&self, relative: &Path) -> Lookup<(std::fs::File, std::fs::Metadata)> {
+        let target = if relative.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            relative
+        };
+        let opened = rustix::fs::openat2(
+            &*self.root_dir,
+            target,
+            // NONBLOCK: opening a FIFO must not wait for a writer (it is refused later).
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        );
+        let file = match opened {
+            Ok(fd) => std::fs::File::from(fd),
+            // No openat2; or an absolute symlink, which BENEATH refuses even when it points
+            // inside the root (nginx follows those): resolve it the slow way, which still
+            // refuses anything outside.
+            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::XDEV) => {
+                return self.open_resolved(&self.root.join(relative));
+            }
+            // Missing, a path through a file, or a loop.
+            Err(
+                rustix::io::Errno::NOENT
+                | rustix::io::Errno::NOTDIR
+                | rustix::io::Errno::LOOP
+                | rustix::io::Errno::NAMETOOLONG,
+            ) => return Ok(None),
+            Err(errno) => {
+                let error = io::Error::from(errno);
+                return Err(Box::new(io_error_response(
+                    &error,
+                    &self.root.join(relative),
+                )));
+            }
+        };
+        match file.metadata() {
+            Ok(meta) => Ok(Some((file, meta))),
+            Err(error) => Err(Box::new(io_error_response(
+                &error,
+                &self.root.join(relative),
+            ))),
+        }
+    }
+
+    /// The slow way: resolve, check containment, then open.
+    fn open_resolved(&self, target: &Path) -> Lookup<(std::fs::File, std::fs::Metadata)> {
+        let Some((path, _)) = self.locate(target)? else {
+            return Ok(None);
+        };
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(OFlags::NONBLOCK.bits() as i32)
+            .open(&path);
+        let file = match opened {
             Ok(file) => file,
-            Err(error) => return io_error_response(&error, &path),
+            Err(error) if is_missing(&error) => return Ok(None),
+            Err(error) => return Err(Box::new(io_error_response(&error, &path))),
         };
-        // Validators come from the open file, so they describe the bytes we send even if the
-        // path is replaced between the lookup and the open.
-        let meta = match file.metadata() {
-            Ok(meta) if meta.is_file() => meta,
-            Ok(_) => return not_found(),
-            Err(error) => return io_error_response(&error, &path),
-        };
-        send_file(file, &meta, &path, content_type(&named), headers).await
+        match file.metadata() {
+            Ok(meta) => Ok(Some((file, meta))),
+            Err(error) => Err(Box::new(io_error_response(&error, &path))),
+        }
     }
 
     /// Resolves `target` through symlinks and checks that it stays inside the root.
     /// `Ok(None)` means "treat as missing".
-    fn locate(
-        &self,
-        target: &Path,
-    ) -> Lookup<(PathBuf, std::fs::Metadata)> {
+    fn locate(&self, target: &Path) -> Lookup<(PathBuf, std::fs::Metadata)> {
         let canonical = match std::fs::canonicalize(target) {
             Ok(canonical) => canonical,
             Err(error) if is_missing(&error) => return Ok(None),
@@ -175,12 +247,9 @@ impl StaticFiles {
         }
     }
 
-    /// The first index file of `dir` that exists and is a regular file: its name as asked
-    /// for, its canonical path and its metadata.
-    fn index_file(
-        &self,
-        dir: &Path,
-    ) -> Lookup<(PathBuf, PathBuf, std::fs::Metadata)> {
+    /// The first index file of the directory `relative` that exists and is a regular file:
+    /// its path as asked for (relative to the root), the open file and its metadata.
+    fn index_file(&self, relative: &Path) -> Lookup<(PathBuf, std::fs::File, std::fs::Metadata)> {
         for name in &self.index {
             if name.is_empty() || name == "/" {
                 continue;
@@ -188,13 +257,13 @@ impl StaticFiles {
             // nginx lets the last index be absolute ("index /index.html"); here a leading
             // slash means "from the root" so a config can never point outside it.
             let candidate = match name.strip_prefix('/') {
-                Some(from_root) => self.root.join(from_root),
-                None => dir.join(name),
+                Some(from_root) => PathBuf::from(from_root),
+                None => relative.join(name),
             };
-            if let Some((path, meta)) = self.locate(&candidate)?
+            if let Some((file, meta)) = self.open(&candidate)?
                 && meta.is_file()
             {
-                return Ok(Some((candidate, path, meta)));
+                return Ok(Some((candidate, file, meta)));
             }
         }
         Ok(None)

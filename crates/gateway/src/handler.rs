@@ -21,10 +21,13 @@ use crate::site::{Route, RouteAction};
 /// Answer one request on `conn`.
 pub(crate) async fn handle(conn: &Connection, request: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
-    let line = RequestLine::of(&request);
+    // With `access_log = "off"` nothing of the request is copied or formatted.
+    let line = conn.log.enabled().then(|| RequestLine::of(&request));
     let response = respond(conn, request).await;
     conn.metrics.request(response.status());
-    conn.log.log(Entry::new(conn, &line, &response, started));
+    if let Some(line) = line {
+        conn.log.log(Entry::new(conn, &line, &response, started));
+    }
     response
 }
 
