@@ -499,7 +499,7 @@ async fn send_file(
             let body = match small_body(&mut file, len) {
                 Some(Ok(body)) => body,
                 Some(Err(error)) => return io_error_response(&error, path),
-                None => file_body(File::from_std(file), len),
+                None => inline_body(file, len),
             };
             response = response.map(|_| body);
         }
@@ -528,7 +528,7 @@ async fn send_file(
                 let body = match small_body(&mut file, range.len()) {
                     Some(Ok(body)) => body,
                     Some(Err(error)) => return io_error_response(&error, path),
-                    None => file_body(File::from_std(file), range.len()),
+                    None => inline_body(file, range.len()),
                 };
                 response = response.map(|_| body);
             } else {
@@ -884,10 +884,64 @@ fn small_body(file: &mut std::fs::File, len: u64) -> Option<io::Result<Body>> {
     })
 }
 
-fn file_body(file: File, len: u64) -> Body {
-    BodyExt::boxed(StreamBody::new(
-        ExactStream::new(file, len).map_ok(Frame::data),
-    ))
+/// A larger file, read chunk by chunk as hyper asks for the next one, on the runtime thread
+/// (the trade [`small_body`] explains; nginx's default too). A chunk is a few microseconds
+/// from the page cache; a trip to tokio's blocking pool per chunk cost more than that.
+fn inline_body(file: std::fs::File, len: u64) -> Body {
+    BodyExt::boxed(InlineFile {
+        file,
+        remaining: len,
+    })
+}
+
+/// See [`inline_body`]. Fails (rather than sending a short body) if the file shrinks.
+#[derive(Debug)]
+struct InlineFile {
+    file: std::fs::File,
+    remaining: u64,
+}
+
+impl http_body::Body for InlineFile {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        if this.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let n = usize::try_from(this.remaining.min(CHUNK as u64)).unwrap_or(CHUNK);
+        let mut chunk = vec![0u8; n];
+        match std::io::Read::read_exact(&mut this.file, &mut chunk) {
+            Ok(()) => {
+                this.remaining -= n as u64;
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
+            }
+            Err(error) => {
+                this.remaining = 0;
+                let error = if error.kind() == io::ErrorKind::UnexpectedEof {
+                    io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while it was being sent",
+                    )
+                } else {
+                    error
+                };
+                Poll::Ready(Some(Err(error)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
 }
 
 /// Exactly `len` bytes of a file in chunks of up to [`CHUNK`]; an error instead of a silent
