@@ -59,6 +59,9 @@ pub(crate) struct ProxyRoute {
     identity: IdentityHeaders,
     /// Every identity header name, lower-cased, removed from what the client sent.
     spoofable: Vec<HeaderName>,
+    /// The identity header names, parsed once: verify, subject, issuer, serial,
+    /// fingerprint, cert.
+    header_names: [Option<HeaderName>; 6],
 }
 
 /// Round robin over a group's servers, skipping one that failed to connect for
@@ -156,7 +159,17 @@ impl ProxyRoute {
         .iter()
         .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
         .collect();
+        let header_names = [
+            &names.verify,
+            &names.subject,
+            &names.issuer,
+            &names.serial,
+            &names.fingerprint,
+            &names.cert,
+        ]
+        .map(|n| HeaderName::from_bytes(n.as_bytes()).ok());
         Ok(ProxyRoute {
+            header_names,
             balancer,
             client,
             tls: tls_client,
@@ -392,42 +405,84 @@ impl ProxyRoute {
     }
 
     fn identity_headers(&self, conn: &Connection, headers: &mut HeaderMap) {
-        let names = &self.identity.names;
-        let tls = conn.tls.as_ref();
-        let verify = tls.map_or(VerifyStatus::None, |t| t.verify.clone());
-        let peer = tls.and_then(|t| t.peer.as_deref());
+        let values = conn.identity.get_or_init(|| IdentityValues::of(conn));
         if self.identity.enabled {
-            insert(headers, &names.verify, &verify.to_string());
-            if let Some(peer) = peer {
-                insert(headers, &names.subject, &peer.subject);
-                insert(headers, &names.issuer, &peer.issuer);
-                insert(headers, &names.serial, &peer.serial);
-                insert(headers, &names.fingerprint, &peer.fingerprint);
-                let pem = mtls_pki::pem::encode("CERTIFICATE", &peer.der);
-                insert(
-                    headers,
-                    &names.cert,
-                    &utf8_percent_encode(&pem, URI_COMPONENT).to_string(),
-                );
+            let [verify, subject, issuer, serial, fingerprint, cert] = &self.header_names;
+            let fields = [
+                (verify, Some(&values.verify)),
+                (subject, values.subject.as_ref()),
+                (issuer, values.issuer.as_ref()),
+                (serial, values.serial.as_ref()),
+                (fingerprint, values.fingerprint.as_ref()),
+                (cert, values.cert.as_ref()),
+            ];
+            for (name, value) in fields {
+                if let (Some(name), Some(value)) = (name, value) {
+                    headers.insert(name.clone(), value.clone());
+                }
             }
         }
         if self.identity.xfcc
-            && let Some(peer) = peer
-            && verify == VerifyStatus::Success
+            && let Some(xfcc) = &values.xfcc
         {
-            // Envoy's format: key=value pairs, `;` separated, quoted where needed.
-            let mut xfcc = format!(
-                "Hash={};Subject=\"{}\"",
-                peer.fingerprint,
-                peer.subject.replace('"', "\\\"")
+            headers.insert(
+                HeaderName::from_static("x-forwarded-client-cert"),
+                xfcc.clone(),
             );
-            for uri in &peer.san_uri {
-                xfcc.push_str(&format!(";URI={uri}"));
-            }
-            for dns in &peer.san_dns {
-                xfcc.push_str(&format!(";DNS={dns}"));
-            }
-            insert(headers, "x-forwarded-client-cert", &xfcc);
+        }
+    }
+}
+
+/// A connection's identity headers, ready to copy into each proxied request (a
+/// `HeaderValue` clone shares its bytes). Escaping the certificate as PEM costs more than
+/// the rest of the request's headers together, so it is done once per connection.
+#[derive(Debug)]
+pub(crate) struct IdentityValues {
+    verify: HeaderValue,
+    subject: Option<HeaderValue>,
+    issuer: Option<HeaderValue>,
+    serial: Option<HeaderValue>,
+    fingerprint: Option<HeaderValue>,
+    /// nginx's `$ssl_client_escaped_cert`.
+    cert: Option<HeaderValue>,
+    /// Envoy's `X-Forwarded-Client-Cert`, for a verified certificate only.
+    xfcc: Option<HeaderValue>,
+}
+
+impl IdentityValues {
+    fn of(conn: &Connection) -> IdentityValues {
+        let tls = conn.tls.as_ref();
+        let verify = tls.map_or(VerifyStatus::None, |t| t.verify.clone());
+        let peer = tls.and_then(|t| t.peer.as_deref());
+        let value = |text: &str| HeaderValue::from_bytes(text.as_bytes()).ok();
+        let xfcc = peer
+            .filter(|_| verify == VerifyStatus::Success)
+            .and_then(|peer| {
+                // Envoy's format: key=value pairs, `;` separated, quoted where needed.
+                let mut xfcc = format!(
+                    "Hash={};Subject=\"{}\"",
+                    peer.fingerprint,
+                    peer.subject.replace('"', "\\\"")
+                );
+                for uri in &peer.san_uri {
+                    xfcc.push_str(&format!(";URI={uri}"));
+                }
+                for dns in &peer.san_dns {
+                    xfcc.push_str(&format!(";DNS={dns}"));
+                }
+                value(&xfcc)
+            });
+        IdentityValues {
+            verify: value(&verify.to_string()).unwrap_or(HeaderValue::from_static("FAILED")),
+            subject: peer.and_then(|p| value(&p.subject)),
+            issuer: peer.and_then(|p| value(&p.issuer)),
+            serial: peer.and_then(|p| value(&p.serial)),
+            fingerprint: peer.and_then(|p| value(&p.fingerprint)),
+            cert: peer.and_then(|p| {
+                let pem = mtls_pki::pem::encode("CERTIFICATE", &p.der);
+                value(&utf8_percent_encode(&pem, URI_COMPONENT).to_string())
+            }),
+            xfcc,
         }
     }
 }

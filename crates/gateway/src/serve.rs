@@ -39,6 +39,9 @@ pub(crate) struct Connection {
     pub(crate) tls: Option<HandshakeInfo>,
     pub(crate) log: AccessLogger,
     pub(crate) metrics: Arc<Metrics>,
+    /// The client-identity header values, made at the first proxied request and reused:
+    /// the identity cannot change during a connection.
+    pub(crate) identity: std::sync::OnceLock<crate::proxy::IdentityValues>,
 }
 
 /// The sockets a site serves on, bound before anything runs.
@@ -188,6 +191,7 @@ async fn connection(
             tls: None,
             log,
             metrics,
+            identity: std::sync::OnceLock::new(),
         };
         serve_http(TokioIo::new(tcp), conn, watcher).await;
         return;
@@ -232,6 +236,7 @@ async fn connection(
         tls: Some(info),
         log,
         metrics,
+        identity: std::sync::OnceLock::new(),
     };
     serve_http(TokioIo::new(stream), conn, watcher).await;
 }
