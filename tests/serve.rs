@@ -706,11 +706,15 @@ fn shutdown_lets_a_download_in_flight_finish() {
     std::fs::create_dir_all(work.join("www")).unwrap();
     let big: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
     work.write("www/big.bin", &big);
+    // One worker: the current-thread runtime drains in-flight requests too.
     let server = work.serve(
         "s",
-        &config(
-            "verify_client = \"off\"",
-            "[[server.location]]\npath = \"/big.bin\"\nroot = \"www\"\n",
+        &format!(
+            "workers = 1\n{}",
+            config(
+                "verify_client = \"off\"",
+                "[[server.location]]\npath = \"/big.bin\"\nroot = \"www\"\n",
+            )
         ),
     );
     let url = format!("https://localhost:{}/big.bin", server.port);

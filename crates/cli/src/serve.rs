@@ -89,8 +89,15 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     let site = site
         .with_handshake_timeout(args.handshake_timeout)
         .with_shutdown_timeout(args.shutdown_timeout);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = args.workers.map(usize::from).or(config.workers) {
+    // One worker: a current-thread runtime, like one nginx worker's event loop; no work
+    // stealing and no cross-thread wake-ups to pay for.
+    let workers = args.workers.map(usize::from).or(config.workers);
+    let mut runtime = if workers == Some(1) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    if let Some(workers) = workers.filter(|&w| w > 1) {
         runtime.worker_threads(workers);
     }
     let runtime = runtime
