@@ -534,41 +534,24 @@ fn openssl_s_server_with_verify_tls12_and_tls13() {
 fn nginx_with_ssl_verify_client() {
     let work = get_pki();
     let port = free_port();
-    let dir = work.path().display().to_string();
-    std::fs::create_dir_all(work.join("nginx/logs")).unwrap();
-    work.write(
-        "nginx/nginx.conf",
-        format!(
+    let nginx = work.nginx(
+        port,
+        &format!(
             r#"
-daemon off;
-pid {dir}/nginx/nginx.pid;
-error_log {dir}/nginx/logs/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/nginx/body;
-    proxy_temp_path {dir}/nginx/proxy;
-    fastcgi_temp_path {dir}/nginx/fastcgi;
-    uwsgi_temp_path {dir}/nginx/uwsgi;
-    scgi_temp_path {dir}/nginx/scgi;
     server {{
         listen 127.0.0.1:{port} ssl http2;
-        ssl_certificate {dir}/pki/certs/localhost.chain.pem;
-        ssl_certificate_key {dir}/pki/private/localhost.key;
-        ssl_client_certificate {dir}/pki/ca.crt;
+        ssl_certificate {{dir}}/pki/certs/localhost.chain.pem;
+        ssl_certificate_key {{dir}}/pki/private/localhost.key;
+        ssl_client_certificate {{dir}}/pki/ca.crt;
         ssl_verify_client on;
         location / {{
             default_type text/plain;
             return 200 "verify=$ssl_client_verify dn=$ssl_client_s_dn proto=$ssl_protocol $server_protocol\n";
         }}
     }}
-}}
 "#
         ),
     );
-    let conf = work.join("nginx/nginx.conf").display().to_string();
-    let prefix = work.join("nginx").display().to_string();
-    let nginx = work.spawn_peer("nginx", port, "nginx", &["-p", &prefix, "-c", &conf]);
 
     let mut args = vec!["-v", "--http2"];
     args.extend(CA);

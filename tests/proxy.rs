@@ -587,45 +587,23 @@ fn nginx_upstream_sees_the_gateway_certificate() {
     work.ok(&["pki", "--dir", "other", "init", "--cn", "Other CA"]);
     work.ok(&["pki", "--dir", "other", "issue", "client", "impostor"]);
     let nginx_port = free_port();
-    let dir = work.path().display().to_string();
-    std::fs::create_dir_all(work.join("nginx/logs")).unwrap();
-    work.write(
-        "nginx/nginx.conf",
-        format!(
+    let _nginx = work.nginx(
+        nginx_port,
+        &format!(
             r#"
-daemon off;
-pid {dir}/nginx/nginx.pid;
-error_log {dir}/nginx/logs/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/nginx/body;
-    proxy_temp_path {dir}/nginx/proxy;
-    fastcgi_temp_path {dir}/nginx/fastcgi;
-    uwsgi_temp_path {dir}/nginx/uwsgi;
-    scgi_temp_path {dir}/nginx/scgi;
     server {{
         listen 127.0.0.1:{nginx_port} ssl;
-        ssl_certificate {dir}/pki/certs/backend.chain.pem;
-        ssl_certificate_key {dir}/pki/private/backend.key;
-        ssl_client_certificate {dir}/pki/ca.crt;
+        ssl_certificate {{dir}}/pki/certs/backend.chain.pem;
+        ssl_certificate_key {{dir}}/pki/private/backend.key;
+        ssl_client_certificate {{dir}}/pki/ca.crt;
         ssl_verify_client on;
         location / {{
             default_type text/plain;
             return 200 "verify=$ssl_client_verify subject=$ssl_client_s_dn xcs=$http_x_client_subject\n";
         }}
     }}
-}}
 "#
         ),
-    );
-    let nginx_conf = work.join("nginx/nginx.conf").display().to_string();
-    let nginx_prefix = work.join("nginx").display().to_string();
-    let _nginx = work.spawn_peer(
-        "nginx",
-        nginx_port,
-        "nginx",
-        &["-p", &nginx_prefix, "-c", &nginx_conf],
     );
     let locations = [
         location("/", &format!("https://127.0.0.1:{nginx_port}"), GATEWAY_TLS),

@@ -152,6 +152,29 @@ impl Work {
         self.spawn(name, port, &assert_cmd::cargo::cargo_bin("mtls"), args)
     }
 
+    /// nginx in the foreground with its own prefix in `nginx/`, serving `server` (one
+    /// `server { ... }` block, paths relative to this directory as `{dir}`), waiting for
+    /// `port`.
+    pub fn nginx(&self, port: u16, server: &str) -> Server {
+        let dir = self.path().display().to_string();
+        std::fs::create_dir_all(self.join("nginx/logs")).unwrap();
+        let server = server.replace("{dir}", &dir);
+        self.write(
+            "nginx/nginx.conf",
+            format!(
+                "daemon off;\npid {dir}/nginx/nginx.pid;\nerror_log {dir}/nginx/logs/error.log info;\n\
+                 events {{ worker_connections 64; }}\n\
+                 http {{\n    access_log off;\n\
+                 client_body_temp_path {dir}/nginx/body;\n    proxy_temp_path {dir}/nginx/proxy;\n\
+                 fastcgi_temp_path {dir}/nginx/fastcgi;\n    uwsgi_temp_path {dir}/nginx/uwsgi;\n\
+                 scgi_temp_path {dir}/nginx/scgi;\n{server}\n}}\n"
+            ),
+        );
+        let conf = self.join("nginx/nginx.conf").display().to_string();
+        let prefix = self.join("nginx").display().to_string();
+        self.spawn_peer("nginx", port, "nginx", &["-p", &prefix, "-c", &conf])
+    }
+
     /// Run a real peer (nginx, ...) in the background, waiting for `port`.
     pub fn spawn_peer(&self, name: &str, port: u16, program: &str, args: &[&str]) -> Server {
         self.spawn(name, port, &mtls_test_support::require_peer(program), args)
