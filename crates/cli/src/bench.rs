@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
+use mtls_client::GetFlags;
 use mtls_client::bench::{BenchFlags, BenchPlan, BenchReport, Mode};
 
 /// Flags of `mtls bench`.
@@ -103,17 +104,20 @@ enum ModeArg {
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let stderr_is_terminal = io::stderr().is_terminal();
     let flags = BenchFlags {
-        url: args.url,
-        ca: args.ca,
-        cert: args.cert,
-        key: args.key,
-        p12: args.p12,
-        password_env: args.password_env,
-        insecure: args.insecure,
-        resolve: args.resolve,
-        request: args.request,
-        headers: args.headers,
-        data: args.data,
+        get: GetFlags {
+            url: args.url,
+            ca: args.ca,
+            cert: args.cert,
+            key: args.key,
+            p12: args.p12,
+            password_env: args.password_env,
+            insecure: args.insecure,
+            resolve: args.resolve,
+            request: args.request,
+            headers: args.headers,
+            data: args.data,
+            ..GetFlags::default()
+        },
         mode: match args.mode {
             ModeArg::Requests => Mode::Requests,
             ModeArg::Handshakes => Mode::Handshakes,

@@ -4,7 +4,6 @@
 //! they go through the same conversion ([`GetRequest::try_from`]); what is left is the
 //! shape of the load: mode, connections, streams, how long, how fast.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,28 +19,11 @@ use crate::request::{GetFlags, GetRequest, RequestError, Resolve, Scheme, Target
 /// The flags of `mtls bench` as given on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct BenchFlags {
-    /// The URL (`https://host[:port]/path?query`).
-    pub url: String,
-    /// `--ca FILE` (repeatable): CAs the server's certificate must chain to.
-    pub ca: Vec<PathBuf>,
-    /// `--cert FILE`: our certificate chain (PEM, leaf first).
-    pub cert: Option<PathBuf>,
-    /// `--key FILE`: its private key.
-    pub key: Option<PathBuf>,
-    /// `--p12 FILE`: our certificate and key in a PKCS#12 file.
-    pub p12: Option<PathBuf>,
-    /// `--password-env VAR`: the environment variable holding the `--p12` password.
-    pub password_env: Option<String>,
-    /// `--insecure`: do not verify the server's certificate.
-    pub insecure: bool,
-    /// `--resolve HOST:PORT:ADDR` (repeatable).
-    pub resolve: Vec<String>,
-    /// `-X METHOD`.
-    pub request: Option<String>,
-    /// `-H "Name: value"` (repeatable), as `mtls get`.
-    pub headers: Vec<String>,
-    /// `--data DATA` or `--data @FILE` (`-d` is the duration, as wrk has it).
-    pub data: Option<String>,
+    /// What to connect to and send, as `mtls get` takes it: the URL, `--ca`, `--cert` /
+    /// `--key` or `--p12` / `--password-env`, `--insecure`, `--resolve`, `-X`, `-H` and the
+    /// body (`--data`; `-d` is the duration here, as wrk has it). Its get-only flags
+    /// (`-o`, `-L`, the timeouts, the HTTP version) are ignored.
+    pub get: GetFlags,
     /// `--mode`.
     pub mode: Mode,
     /// `-c N`: connections (default 10).
@@ -148,20 +130,11 @@ impl TryFrom<BenchFlags> for BenchPlan {
 
     fn try_from(flags: BenchFlags) -> Result<BenchPlan, RequestError> {
         let get = GetRequest::try_from(GetFlags {
-            url: flags.url,
-            ca: flags.ca,
-            cert: flags.cert,
-            key: flags.key,
-            p12: flags.p12,
-            password_env: flags.password_env,
-            request: flags.request,
-            headers: flags.headers,
-            data: flags.data,
             http1_1: !flags.http2,
             http2: flags.http2,
-            resolve: flags.resolve,
-            insecure: flags.insecure,
-            ..GetFlags::default()
+            output: None,
+            location: false,
+            ..flags.get
         })
         .map_err(renamed_data_flag)?;
         if get.target.scheme != Scheme::Https {
@@ -383,8 +356,11 @@ mod tests {
 
     fn flags() -> BenchFlags {
         BenchFlags {
-            url: "https://api.test:8443/x?y=1".into(),
-            ca: vec!["ca.crt".into()],
+            get: GetFlags {
+                url: "https://api.test:8443/x?y=1".into(),
+                ca: vec!["ca.crt".into()],
+                ..GetFlags::default()
+            },
             ..BenchFlags::default()
         }
     }
@@ -424,8 +400,8 @@ mod tests {
         let mut f = flags();
         f.http2 = true;
         f.streams = Some(8);
-        f.data = Some("a=b".into());
-        f.headers = vec!["X-A: 1".into(), "User-Agent:".into()];
+        f.get.data = Some("a=b".into());
+        f.get.headers = vec!["X-A: 1".into(), "User-Agent:".into()];
         let plan = BenchPlan::try_from(f).expect("plan");
         assert_eq!(plan.tls.alpn, vec![b"h2".to_vec()]);
         assert_eq!(plan.request.uri(), "https://api.test:8443/x?y=1");
@@ -455,13 +431,13 @@ mod tests {
         f.duration = Some("0s".into());
         assert_eq!(usage_flag(BenchPlan::try_from(f)), "-d");
         let mut f = flags();
-        f.url = "http://api.test/".into();
+        f.get.url = "http://api.test/".into();
         assert_eq!(usage_flag(BenchPlan::try_from(f)), "URL");
         let mut f = flags();
-        f.ca.clear();
+        f.get.ca.clear();
         assert_eq!(usage_flag(BenchPlan::try_from(f)), "--ca");
         let mut f = flags();
-        f.data = Some("@/nonexistent/file".into());
+        f.get.data = Some("@/nonexistent/file".into());
         match BenchPlan::try_from(f) {
             Err(RequestError::File { flag, .. }) => assert_eq!(flag, "--data"),
             other => panic!("expected a file error, got {other:?}"),

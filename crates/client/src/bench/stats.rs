@@ -475,8 +475,11 @@ mod tests {
 
     fn plan() -> BenchPlan {
         BenchPlan::try_from(BenchFlags {
-            url: "https://a.test/".into(),
-            ca: vec!["ca.crt".into()],
+            get: crate::request::GetFlags {
+                url: "https://a.test/".into(),
+                ca: vec!["ca.crt".into()],
+                ..crate::request::GetFlags::default()
+            },
             requests: Some(10),
             ..BenchFlags::default()
         })
