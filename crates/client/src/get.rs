@@ -27,9 +27,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION, USER_AGENT,
-};
+use http::header::{AUTHORIZATION, COOKIE, HOST, LOCATION};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -864,39 +862,13 @@ fn build_request(step: &Step, h2: bool) -> Result<Request<Full<Bytes>>, GetError
         phase: Phase::Request,
         message: e.to_string(),
     };
-    let mut headers = HeaderMap::new();
     let authority = step.target.authority();
-    if let Ok(host) = HeaderValue::from_str(&authority) {
-        headers.insert(HOST, host);
-    }
-    headers.insert(
-        USER_AGENT,
-        HeaderValue::from_static(concat!("mtls/", env!("CARGO_PKG_VERSION"))),
+    let mut headers = crate::request::request_headers(
+        &authority,
+        concat!("mtls/", env!("CARGO_PKG_VERSION")),
+        step.body.as_ref(),
+        &step.headers,
     );
-    headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
-    if let Some(body) = &step.body {
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    }
-    let mut replaced = Vec::new();
-    for (name, value) in &step.headers {
-        match value {
-            None => {
-                headers.remove(name);
-            }
-            Some(value) => {
-                // The first -H of a name replaces the default; later ones add to it.
-                if !replaced.contains(name) {
-                    headers.remove(name);
-                    replaced.push(name.clone());
-                }
-                headers.append(name.clone(), value.clone());
-            }
-        }
-    }
     let scheme = match step.target.scheme {
         Scheme::Https => "https",
         Scheme::Http => "http",
@@ -1114,7 +1086,7 @@ mod tests {
             method: Method::GET,
             body: None,
             headers: vec![
-                (USER_AGENT, None),
+                (http::header::USER_AGENT, None),
                 (
                     http::HeaderName::from_static("x-a"),
                     HeaderValue::from_str("1").ok(),
@@ -1124,7 +1096,7 @@ mod tests {
         let h1 = build_request(&step, false).expect("h1");
         assert_eq!(h1.uri(), "/p?q");
         assert_eq!(h1.headers()[HOST], "a.test:8443");
-        assert!(h1.headers().get(USER_AGENT).is_none());
+        assert!(h1.headers().get(http::header::USER_AGENT).is_none());
         assert_eq!(h1.headers()["x-a"], "1");
         let h2 = build_request(&step, true).expect("h2");
         assert_eq!(h2.uri(), "https://a.test:8443/p?q");

@@ -544,6 +544,47 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// The headers curl would send, for `get` and `bench` alike: Host, User-Agent, Accept, the
+/// body's Content-Type and Content-Length, then each `-H` (the first of a name replaces a
+/// default, later ones add to it, `Name:` removes it).
+pub(crate) fn request_headers(
+    authority: &str,
+    user_agent: &'static str,
+    body: Option<&Bytes>,
+    extra: &[(HeaderName, Option<HeaderValue>)],
+) -> http::HeaderMap {
+    use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
+    let mut headers = http::HeaderMap::new();
+    if let Ok(host) = HeaderValue::from_str(authority) {
+        headers.insert(HOST, host);
+    }
+    headers.insert(USER_AGENT, HeaderValue::from_static(user_agent));
+    headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+    if let Some(body) = body {
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    let mut replaced: Vec<&HeaderName> = Vec::new();
+    for (name, value) in extra {
+        match value {
+            None => {
+                headers.remove(name);
+            }
+            Some(value) => {
+                if !replaced.contains(&name) {
+                    headers.remove(name);
+                    replaced.push(name);
+                }
+                headers.append(name.clone(), value.clone());
+            }
+        }
+    }
+    headers
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
-use http::{HeaderMap, HeaderValue, Request, Version};
+use http::header::{CONNECTION, HOST};
+use http::{HeaderValue, Request, Version};
 use http_body_util::Full;
 use serde::Serialize;
 
@@ -246,40 +246,14 @@ fn template(
     http2: bool,
     mode: Mode,
 ) -> Result<Request<Full<Bytes>>, RequestError> {
-    let mut headers = HeaderMap::new();
-    let authority = get.target.authority();
-    if !http2 && let Ok(host) = HeaderValue::from_str(&authority) {
-        headers.insert(HOST, host);
-    }
-    headers.insert(
-        USER_AGENT,
-        HeaderValue::from_static(concat!("mtls-bench/", env!("CARGO_PKG_VERSION"))),
+    let mut headers = crate::request::request_headers(
+        &get.target.authority(),
+        concat!("mtls-bench/", env!("CARGO_PKG_VERSION")),
+        get.body.as_ref(),
+        &get.headers,
     );
-    headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
-    if let Some(body) = &get.body {
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    }
-    if mode.connection_per_request() && !http2 {
+    if mode.connection_per_request() && !http2 && !headers.contains_key(CONNECTION) {
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    }
-    let mut replaced = Vec::new();
-    for (name, value) in &get.headers {
-        match value {
-            None => {
-                headers.remove(name);
-            }
-            Some(value) => {
-                if !replaced.contains(name) {
-                    headers.remove(name);
-                    replaced.push(name.clone());
-                }
-                headers.append(name.clone(), value.clone());
-            }
-        }
     }
     if http2 {
         // HTTP/2 carries the host in :authority, and has no connection-specific headers.
@@ -406,7 +380,12 @@ mod tests {
         assert_eq!(plan.tls.alpn, vec![b"h2".to_vec()]);
         assert_eq!(plan.request.uri(), "https://api.test:8443/x?y=1");
         assert!(plan.request.headers().get(HOST).is_none());
-        assert!(plan.request.headers().get(USER_AGENT).is_none());
+        assert!(
+            plan.request
+                .headers()
+                .get(http::header::USER_AGENT)
+                .is_none()
+        );
         assert_eq!(plan.request.headers()["x-a"], "1");
         assert_eq!(plan.request.method(), http::Method::POST);
         assert_eq!(plan.lanes(), DEFAULT_CONNECTIONS * 8);
