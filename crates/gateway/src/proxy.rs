@@ -852,10 +852,17 @@ impl hyper::rt::Write for UpstreamIo {
 
 /// The upstream's response body, failing if the upstream sends nothing for `read_timeout`
 /// (nginx's `proxy_read_timeout` is also between two reads, not for the whole body).
+///
+/// The timer is armed only when the upstream makes us wait. Most small responses arrive
+/// with their head, and registering a timer that never fires is not free: a deadline
+/// earlier than every other one wakes tokio's driver through its eventfd, one `write`
+/// syscall per proxied request (docs/BENCHMARKS.md, proxy).
 struct IdleTimeout {
     inner: Incoming,
     timeout: Duration,
-    sleep: Pin<Box<Sleep>>,
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// The deadline in `sleep` is stale: a frame arrived since it was set.
+    armed: bool,
 }
 
 impl IdleTimeout {
@@ -863,7 +870,8 @@ impl IdleTimeout {
         IdleTimeout {
             inner,
             timeout,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
+            sleep: None,
+            armed: false,
         }
     }
 }
@@ -877,22 +885,32 @@ impl http_body::Body for IdleTimeout {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                let deadline = tokio::time::Instant::now() + this.timeout;
-                this.sleep.as_mut().reset(deadline);
-                Poll::Ready(frame.map(|f| f.map_err(std::io::Error::other)))
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.armed = false;
+            return Poll::Ready(frame.map(|f| f.map_err(std::io::Error::other)));
+        }
+        let deadline = || tokio::time::Instant::now() + this.timeout;
+        let sleep = match &mut this.sleep {
+            Some(sleep) => {
+                if !this.armed {
+                    sleep.as_mut().reset(deadline());
+                }
+                sleep
             }
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "the upstream sent nothing for {:?} (read_timeout)",
-                        this.timeout
-                    ),
-                )))),
-                Poll::Pending => Poll::Pending,
-            },
+            None => this
+                .sleep
+                .insert(Box::pin(tokio::time::sleep_until(deadline()))),
+        };
+        this.armed = true;
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the upstream sent nothing for {:?} (read_timeout)",
+                    this.timeout
+                ),
+            )))),
+            Poll::Pending => Poll::Pending,
         }
     }
 
