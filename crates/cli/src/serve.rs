@@ -32,6 +32,9 @@ pub struct ServeArgs {
     /// On shutdown, wait this long for requests in flight.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     shutdown_timeout: Duration,
+    /// Close HTTP/1.1 keep-alive connections silent for this long between requests.
+    #[arg(long, default_value = "75s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    keepalive_timeout: Duration,
 }
 
 /// Flags of `mtls check`.
@@ -88,7 +91,8 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     };
     let site = site
         .with_handshake_timeout(args.handshake_timeout)
-        .with_shutdown_timeout(args.shutdown_timeout);
+        .with_shutdown_timeout(args.shutdown_timeout)
+        .with_keepalive_timeout(args.keepalive_timeout);
     // One worker: a current-thread runtime, like one nginx worker's event loop; no work
     // stealing and no cross-thread wake-ups to pay for.
     let workers = args.workers.map(usize::from).or(config.workers);

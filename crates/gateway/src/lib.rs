@@ -14,6 +14,7 @@ pub mod config;
 pub mod echo;
 pub mod files;
 mod handler;
+mod keepalive;
 mod metrics;
 mod proxy;
 pub mod serve;

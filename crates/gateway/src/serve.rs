@@ -16,15 +16,15 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use mtls_tls::{ClientHello, HandshakeError, HandshakeInfo};
 
 use crate::access_log::AccessLogger;
 use crate::body::Body;
 use crate::handler;
+use crate::keepalive;
 use crate::metrics::Metrics;
 use crate::site::Site;
 
@@ -90,23 +90,23 @@ pub async fn run(
     let log = AccessLogger::start(&site.access_log)?;
     let metrics = Metrics::new();
     let site = Arc::new(site);
-    let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
+    // Every connection task holds a sender; when the last one ends, `recv` says so.
+    let (alive, mut all_ended) = mpsc::channel::<()>(1);
+    let keepalive = Arc::new(keepalive::Registry::default());
+    let mut tasks = vec![tokio::spawn(keepalive.clone().run(stop_rx.clone()))];
     for (index, listener) in listeners.servers.into_iter().enumerate() {
         let shared = Shared {
             site: site.clone(),
             log: log.clone(),
             metrics: metrics.clone(),
+            keepalive: keepalive.clone(),
+            stop: stop_rx.clone(),
+            _alive: alive.clone(),
         };
-        tasks.push(tokio::spawn(accept_loop(
-            shared,
-            index,
-            listener,
-            graceful.clone(),
-            stop_rx.clone(),
-        )));
+        tasks.push(tokio::spawn(accept_loop(shared, index, listener)));
     }
+    drop(alive);
     if let Some(listener) = listeners.metrics {
         tasks.push(tokio::spawn(metrics_loop(
             listener,
@@ -120,8 +120,7 @@ pub async fn run(
     for task in tasks {
         let _ = task.await;
     }
-    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
-    if tokio::time::timeout(site.shutdown_timeout, graceful.shutdown())
+    if tokio::time::timeout(site.shutdown_timeout, all_ended.recv())
         .await
         .is_err()
     {
@@ -140,15 +139,15 @@ struct Shared {
     site: Arc<Site>,
     log: AccessLogger,
     metrics: Arc<Metrics>,
+    keepalive: Arc<keepalive::Registry>,
+    /// Turns true when the gateway stops: finish what is in flight, then close.
+    stop: watch::Receiver<bool>,
+    /// Held while the task lives, so that shutdown can wait for the last one.
+    _alive: mpsc::Sender<()>,
 }
 
-async fn accept_loop(
-    shared: Shared,
-    index: usize,
-    listener: TcpListener,
-    graceful: Arc<GracefulShutdown>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn accept_loop(shared: Shared, index: usize, listener: TcpListener) {
+    let mut stop = shared.stop.clone();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -165,21 +164,21 @@ async fn accept_loop(
         };
         let _ = tcp.set_nodelay(true);
         let shared = shared.clone();
-        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            connection(shared, index, tcp, remote, watcher).await;
+            connection(shared, index, tcp, remote).await;
         });
     }
 }
 
-async fn connection(
-    shared: Shared,
-    listener: usize,
-    tcp: TcpStream,
-    remote: SocketAddr,
-    watcher: hyper_util::server::graceful::Watcher,
-) {
-    let Shared { site, log, metrics } = shared;
+async fn connection(shared: Shared, listener: usize, tcp: TcpStream, remote: SocketAddr) {
+    let Shared {
+        site,
+        log,
+        metrics,
+        keepalive,
+        stop,
+        _alive,
+    } = shared;
     let _open = metrics.open_connection();
     let plan = &site.listeners[listener];
     if !plan.tls {
@@ -193,7 +192,7 @@ async fn connection(
             metrics,
             identity: std::sync::OnceLock::new(),
         };
-        serve_http(TokioIo::new(tcp), conn, watcher).await;
+        serve_http(TokioIo::new(tcp), conn, stop).await;
         return;
     }
     let handshake = async {
@@ -208,7 +207,10 @@ async fn connection(
         let (stream, info) = hello.complete(tls).await?;
         Ok((host, stream, info))
     };
-    let (host, stream, info) = match tokio::time::timeout(site.handshake_timeout, handshake).await {
+    // Boxed: the handshake's state is large and would otherwise stay part of the task's
+    // future (and its allocation) for the whole life of the connection.
+    let handshake = Box::pin(tokio::time::timeout(site.handshake_timeout, handshake));
+    let (host, stream, info) = match handshake.await {
         Ok(Ok(done)) => done,
         Ok(Err(e)) => {
             if !matches!(e, HandshakeError::Io(_)) {
@@ -238,7 +240,12 @@ async fn connection(
         metrics,
         identity: std::sync::OnceLock::new(),
     };
-    serve_http(TokioIo::new(stream), conn, watcher).await;
+    if conn.tls.as_ref().and_then(|t| t.alpn.as_deref()) == Some(b"h2") {
+        serve_http(TokioIo::new(stream), conn, stop).await;
+    } else {
+        let timeout = site.keepalive_timeout;
+        keepalive::serve(stream, conn, &keepalive, timeout, stop).await;
+    }
 }
 
 /// The metrics endpoint: plain HTTP/1.1, `GET /metrics` only.
@@ -294,7 +301,7 @@ fn log_refusal(remote: SocketAddr, error: &HandshakeError) {
     }
 }
 
-async fn serve_http<IO>(io: IO, conn: Connection, watcher: hyper_util::server::graceful::Watcher)
+async fn serve_http<IO>(io: IO, conn: Connection, mut stop: watch::Receiver<bool>)
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -305,7 +312,23 @@ where
     });
     let builder = auto::Builder::new(TokioExecutor::new());
     let served = builder.serve_connection_with_upgrades(io, service);
-    if let Err(e) = watcher.watch(served.into_owned()).await {
-        tracing::debug!("connection ended: {e}");
+    tokio::pin!(served);
+    let mut stopping = *stop.borrow();
+    if stopping {
+        served.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            ended = &mut served => {
+                if let Err(e) = ended {
+                    tracing::debug!("connection ended: {e}");
+                }
+                return;
+            }
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                served.as_mut().graceful_shutdown();
+            }
+        }
     }
 }

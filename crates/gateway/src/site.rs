@@ -29,6 +29,7 @@ pub struct Site {
     pub(crate) metrics: Option<SocketAddr>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) keepalive_timeout: Duration,
 }
 
 /// One `[[server]]` block.
@@ -184,6 +185,7 @@ impl Site {
             metrics: config.metrics,
             handshake_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(75),
         })
     }
 
@@ -197,6 +199,13 @@ impl Site {
     /// How long shutdown waits for in-flight requests, default 10 s.
     pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Site {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// How long an HTTP/1.1 keep-alive connection may stay silent between requests before
+    /// it is closed (nginx's `keepalive_timeout`), default 75 s.
+    pub fn with_keepalive_timeout(mut self, timeout: Duration) -> Site {
+        self.keepalive_timeout = timeout;
         self
     }
 

@@ -1,0 +1,343 @@
+//! HTTP/1.1 keep-alive over TLS that holds no HTTP buffers while a connection is idle.
+//!
+//! hyper keeps a connection's read buffer (grown to 16 KiB) and write buffer (8 KiB) for as
+//! long as the connection lives, so 10,000 idle keep-alive clients cost 240 MB of buffers
+//! doing nothing. nginx frees its request buffers between keep-alive requests (and OpenSSL's
+//! record buffers, `SSL_MODE_RELEASE_BUFFERS`). Here an idle connection *hibernates*: hyper's
+//! connection is ended without touching the socket, the bytes it had read but not used are
+//! kept, and the task waits for the socket to become readable holding only the TLS state.
+//! When the client sends its next request, a new hyper connection is made over the same
+//! TLS stream; the client sees nothing of it.
+//!
+//! Idle is found by a sweep (one task per gateway, every [`SWEEP`]), not by a timer per
+//! request: arming and disarming a timer for every request costs tokio's driver a wake-up
+//! (an eventfd write) whenever the new deadline is the earliest. A connection hibernates once
+//! a sweep finds it with no request in flight, no write waiting, and no byte read or written
+//! since the previous sweep: after one to two sweeps of silence.
+//!
+//! The sweep also gives `keepalive_timeout` (nginx's, default 75 s): a hibernating connection
+//! that stays silent that long is closed with a TLS close_notify.
+
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, watch};
+
+use crate::body::Body;
+use crate::handler;
+use crate::serve::Connection;
+
+/// How often idle connections are looked for.
+pub(crate) const SWEEP: Duration = Duration::from_secs(1);
+
+/// What the sweep and a connection's task share.
+#[derive(Debug, Default)]
+struct Activity {
+    /// Bumped by every read or write that moved bytes.
+    ops: AtomicU64,
+    /// `ops` as the previous sweep saw it.
+    seen: AtomicU64,
+    /// Requests whose response head is not yet with hyper.
+    in_flight: AtomicUsize,
+    /// The last write or flush could not finish (the client is not reading).
+    write_blocked: AtomicBool,
+    /// Hibernating already: nothing for the sweep to do.
+    asleep: AtomicBool,
+    /// Set with the notification: end hyper's connection without a shutdown of the socket.
+    hibernate: AtomicBool,
+    wake: Notify,
+}
+
+impl Activity {
+    fn quiet_since(&self, ops: u64) -> bool {
+        self.ops.load(Ordering::Relaxed) == ops
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && !self.write_blocked.load(Ordering::Relaxed)
+    }
+}
+
+/// The connections the sweep watches.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    connections: Mutex<Vec<Weak<Activity>>>,
+}
+
+impl Registry {
+    fn add(&self, activity: &Arc<Activity>) {
+        if let Ok(mut list) = self.connections.lock() {
+            list.push(Arc::downgrade(activity));
+        }
+    }
+
+    /// Tell every connection that has been quiet since the previous sweep to hibernate,
+    /// and forget the connections that ended.
+    fn sweep(&self) {
+        let Ok(mut list) = self.connections.lock() else {
+            return;
+        };
+        list.retain(|weak| {
+            let Some(activity) = weak.upgrade() else {
+                return false;
+            };
+            let ops = activity.ops.load(Ordering::Relaxed);
+            let before = activity.seen.swap(ops, Ordering::Relaxed);
+            if !activity.asleep.load(Ordering::Relaxed) && activity.quiet_since(before) {
+                activity.wake.notify_one();
+            }
+            true
+        });
+    }
+
+    /// The sweep task: runs until `stop` turns true.
+    pub(crate) async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(SWEEP);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.sweep(),
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+/// A stream whose socket can be waited on for readability without reading.
+pub(crate) trait ReadReady {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+impl ReadReady for mtls_tls::ServerStream<TcpStream> {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_ref().0.poll_read_ready(cx)
+    }
+}
+
+/// The stream as hyper sees it: counts activity, replays the bytes a previous hyper
+/// connection had read but not used, and ignores hyper's shutdown while hibernating.
+struct Watched<S> {
+    io: S,
+    unread: Bytes,
+    activity: Arc<Activity>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.unread.is_empty() {
+            let n = this.unread.len().min(buf.remaining());
+            buf.put_slice(&this.unread[..n]);
+            this.unread.advance(n);
+            this.activity.ops.fetch_add(1, Ordering::Relaxed);
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        if buf.filled().len() != before {
+            this.activity.ops.fetch_add(1, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> Watched<S> {
+    fn wrote<T>(&self, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        self.activity
+            .write_blocked
+            .store(polled.is_pending(), Ordering::Relaxed);
+        if polled.is_ready() {
+            self.activity.ops.fetch_add(1, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.wrote(polled)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.wrote(polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_flush(cx);
+        this.wrote(polled)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.activity.hibernate.load(Ordering::Relaxed) {
+            // hyper ends its side only; the socket and the TLS session live on.
+            return Pin::new(&mut this.io).poll_flush(cx);
+        }
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+/// Counts a request in flight until its response head is handed to hyper.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>) -> InFlight {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serve HTTP/1.1 on an established TLS stream until the client leaves, the connection
+/// upgrades, `keepalive_timeout` passes in silence, or `stop` turns true (then the request
+/// in flight finishes first).
+pub(crate) async fn serve<S>(
+    stream: S,
+    conn: Connection,
+    registry: &Registry,
+    keepalive_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + ReadReady + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::default());
+    registry.add(&activity);
+    let remote = conn.remote;
+    let conn = Arc::new(conn);
+    let service = {
+        let activity = activity.clone();
+        service_fn(move |request: Request<Incoming>| {
+            let conn = conn.clone();
+            let in_flight = InFlight::start(&activity);
+            async move {
+                let response = handler::handle(&conn, request).await;
+                drop(in_flight);
+                Ok::<Response<Body>, Infallible>(response)
+            }
+        })
+    };
+    let mut io = Watched {
+        io: stream,
+        unread: Bytes::new(),
+        activity: activity.clone(),
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.writev(true);
+    loop {
+        activity.hibernate.store(false, Ordering::Relaxed);
+        activity.asleep.store(false, Ordering::Relaxed);
+        // Boxed: while hibernating, the task's future does not keep room for hyper's state.
+        let mut http = Box::pin(
+            builder
+                .serve_connection(TokioIo::new(io), service.clone())
+                .with_upgrades(),
+        );
+        let mut stopping = *stop.borrow();
+        if stopping {
+            http.as_mut().graceful_shutdown();
+        }
+        let ended = loop {
+            tokio::select! {
+                ended = &mut http => break ended,
+                _ = activity.wake.notified() => {
+                    // The sweep saw this connection quiet; make sure nothing came since.
+                    let seen = activity.seen.load(Ordering::Relaxed);
+                    if !stopping && activity.quiet_since(seen) {
+                        activity.hibernate.store(true, Ordering::Relaxed);
+                        http.as_mut().graceful_shutdown();
+                    }
+                }
+                _ = stop.changed(), if !stopping => {
+                    stopping = true;
+                    activity.hibernate.store(false, Ordering::Relaxed);
+                    http.as_mut().graceful_shutdown();
+                }
+            }
+        };
+        if let Err(e) = ended {
+            tracing::debug!("connection ended: {e}");
+            return;
+        }
+        if !activity.hibernate.load(Ordering::Relaxed) {
+            return; // the client closed, or we are stopping
+        }
+        let Some(parts) = Pin::into_inner(http).into_parts() else {
+            return; // upgraded: the upgrade's task owns the stream now
+        };
+        io = parts.io.into_inner();
+        io.unread = join(parts.read_buf, std::mem::take(&mut io.unread));
+        drop(parts.service);
+        if !io.unread.is_empty() {
+            continue; // the next request has begun
+        }
+        activity.asleep.store(true, Ordering::Relaxed);
+        let readable = std::future::poll_fn(|cx| io.io.poll_read_ready(cx));
+        tokio::select! {
+            ready = readable => {
+                if ready.is_err() {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(keepalive_timeout) => {
+                tracing::debug!(
+                    "client={remote}: keep-alive connection idle for {keepalive_timeout:?}; closing"
+                );
+                let _ = tokio::time::timeout(Duration::from_secs(1), io.io.shutdown()).await;
+                return;
+            }
+            _ = stop.changed() => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), io.io.shutdown()).await;
+                return;
+            }
+        }
+    }
+}
+
+fn join(first: Bytes, then: Bytes) -> Bytes {
+    if then.is_empty() {
+        return first;
+    }
+    if first.is_empty() {
+        return then;
+    }
+    let mut joined = BytesMut::with_capacity(first.len() + then.len());
+    joined.extend_from_slice(&first);
+    joined.extend_from_slice(&then);
+    joined.freeze()
+}
