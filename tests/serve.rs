@@ -952,3 +952,124 @@ fn refusals_are_counted_by_check_in_metrics() {
         assert!(text.contains(line), "missing {line}:\n{text}");
     }
 }
+
+/// A Python client on one mutual-TLS connection to `port`: `ask(parts, pause)` sends a
+/// request in parts with a pause between them and returns the status line; `waiting()`
+/// reads `mtls_connections_waiting` from the metrics endpoint.
+fn keepalive_client(port: u16, metrics_port: &str, steps: &str) -> String {
+    format!(
+        r#"
+import socket, ssl, time, urllib.request
+ctx = ssl.create_default_context(cafile="pki/ca.crt")
+ctx.load_cert_chain("pki/certs/alice.crt", "pki/private/alice.key")
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", {port})), server_hostname="localhost")
+REQ = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+
+def ask(parts, pause=0.0):
+    for i, part in enumerate(parts):
+        if i:
+            time.sleep(pause)
+        s.sendall(part)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            return "closed"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0]
+    while len(body) < length:
+        body += s.recv(4096)
+    return head.split(b"\r\n")[0].decode() + " " + body.decode()
+
+def waiting():
+    text = urllib.request.urlopen("http://127.0.0.1:{metrics_port}/metrics").read().decode()
+    return [l for l in text.splitlines() if l.startswith("mtls_connections_waiting ")][0].split()[1]
+
+{steps}
+"#
+    )
+}
+
+#[test]
+fn idle_keepalive_connections_release_their_buffers_and_serve_on() {
+    let work = work_with_pki();
+    let conf = format!(
+        "metrics = \"127.0.0.1:{{metrics_port}}\"\n{}",
+        config("client_ca = \"pki/ca.crt\"\nverify_client = \"on\"", "")
+    );
+    let server = work.serve("s", &conf);
+    let metrics_port = String::from_utf8(work.read("s.metrics_port")).unwrap();
+    // Hibernation comes after one to two sweeps (1 s each) of silence; a request may
+    // arrive in pieces across it.
+    let steps = r#"
+print("first", ask([REQ]))
+print("busy", waiting())
+time.sleep(2.6)
+print("idle", waiting())
+print("second", ask([REQ]))
+print("split", ask([b"GET / HTTP/1.1\r\nHo", b"st: localhost\r\n\r\n"], pause=2.6))
+"#;
+    let script = keepalive_client(server.port, &metrics_port, steps);
+    let out = mtls_test_support::run_peer("python3", &["-c", &script], work.path());
+    let text = mtls_test_support::text(&out);
+    assert!(out.status.success(), "{text}");
+    let ok = "HTTP/1.1 200 OK verify=SUCCESS subject=OU=Payments, CN=alice";
+    for line in [
+        &format!("first {ok}"),
+        "busy 0",
+        "idle 1",
+        &format!("second {ok}"),
+        &format!("split {ok}"),
+    ] {
+        assert!(text.contains(line), "missing {line:?}:\n{text}");
+    }
+    // One connection served all three requests.
+    let handshakes = work
+        .curl(&[&format!("http://127.0.0.1:{metrics_port}/metrics")])
+        .1;
+    assert!(
+        handshakes.contains("mtls_tls_handshakes_total{protocol=\"TLSv1.3\",resumed=\"false\",client_verify=\"SUCCESS\"} 1"),
+        "{handshakes}"
+    );
+}
+
+#[test]
+fn keepalive_timeout_closes_silent_connections() {
+    let work = work_with_pki();
+    let port = crate::util::free_port();
+    let metrics_port = crate::util::free_port().to_string();
+    let conf = format!(
+        "metrics = \"127.0.0.1:{metrics_port}\"\n{}",
+        config("client_ca = \"pki/ca.crt\"\nverify_client = \"on\"", "")
+    )
+    .replace("{port}", &port.to_string());
+    work.write("s.toml", conf);
+    let _server = work.serve_args(
+        "s",
+        port,
+        &["serve", "-c", "s.toml", "--keepalive-timeout", "1s"],
+    );
+    let steps = r#"
+print("first", ask([REQ]))
+started = time.monotonic()
+s.settimeout(8)
+try:
+    rest = s.recv(100)
+except ssl.SSLZeroReturnError:
+    rest = b""
+print("closed", rest == b"", "after", round(time.monotonic() - started))
+"#;
+    let script = keepalive_client(port, &metrics_port, steps);
+    let out = mtls_test_support::run_peer("python3", &["-c", &script], work.path());
+    let text = mtls_test_support::text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("first HTTP/1.1 200 OK"), "{text}");
+    // Silence is noticed by a sweep (1-2 s), then keepalive_timeout (1 s) runs.
+    let after: u64 = text
+        .split("closed True after ")
+        .nth(1)
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or_else(|| panic!("not closed:\n{text}"));
+    assert!((2..=4).contains(&after), "closed after {after} s:\n{text}");
+}

@@ -32,7 +32,6 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
 use crate::body::Body;
@@ -113,17 +112,6 @@ impl Registry {
     }
 }
 
-/// A stream whose socket can be waited on for readability without reading.
-pub(crate) trait ReadReady {
-    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
-}
-
-impl ReadReady for mtls_tls::ServerStream<TcpStream> {
-    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_ref().0.poll_read_ready(cx)
-    }
-}
-
 /// The stream as hyper sees it: counts activity, replays the bytes a previous hyper
 /// connection had read but not used, and ignores hyper's shutdown while hibernating.
 struct Watched<S> {
@@ -156,11 +144,19 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
 }
 
 impl<S: AsyncWrite + Unpin> Watched<S> {
-    fn wrote<T>(&self, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    /// Note a write's outcome. Only bytes count as activity: hyper flushes (nothing) every
+    /// time its task is polled, and that must not keep a quiet connection awake.
+    fn wrote<T>(
+        &self,
+        polled: Poll<io::Result<T>>,
+        moved: impl Fn(&T) -> bool,
+    ) -> Poll<io::Result<T>> {
         self.activity
             .write_blocked
             .store(polled.is_pending(), Ordering::Relaxed);
-        if polled.is_ready() {
+        if let Poll::Ready(Ok(done)) = &polled
+            && moved(done)
+        {
             self.activity.ops.fetch_add(1, Ordering::Relaxed);
         }
         polled
@@ -175,7 +171,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.wrote(polled)
+        this.wrote(polled, |n| *n > 0)
     }
 
     fn poll_write_vectored(
@@ -185,7 +181,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        this.wrote(polled)
+        this.wrote(polled, |n| *n > 0)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -195,7 +191,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.io).poll_flush(cx);
-        this.wrote(polled)
+        this.wrote(polled, |_| false)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -234,11 +230,12 @@ pub(crate) async fn serve<S>(
     keepalive_timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) where
-    S: AsyncRead + AsyncWrite + ReadReady + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::default());
     registry.add(&activity);
     let remote = conn.remote;
+    let metrics = conn.metrics.clone();
     let conn = Arc::new(conn);
     let service = {
         let activity = activity.clone();
@@ -307,12 +304,20 @@ pub(crate) async fn serve<S>(
             continue; // the next request has begun
         }
         activity.asleep.store(true, Ordering::Relaxed);
-        let readable = std::future::poll_fn(|cx| io.io.poll_read_ready(cx));
+        let _waiting = metrics.waiting_connection();
+        tracing::debug!("client={remote}: keep-alive connection idle; HTTP buffers released");
+        // A read through TLS, not a readiness check on the socket: only application data
+        // ends the wait (a socket can be readable with nothing for us, and rustls may hold
+        // a record already). The few bytes read here go to the next hyper connection.
+        let mut first = [0u8; 256];
+        let mut first = ReadBuf::new(&mut first);
+        let read = std::future::poll_fn(|cx| Pin::new(&mut io.io).poll_read(cx, &mut first));
         tokio::select! {
-            ready = readable => {
-                if ready.is_err() {
-                    return;
+            read = read => {
+                if read.is_err() || first.filled().is_empty() {
+                    return; // an error, or the client closed
                 }
+                io.unread = Bytes::copy_from_slice(first.filled());
             }
             _ = tokio::time::sleep(keepalive_timeout) => {
                 tracing::debug!(

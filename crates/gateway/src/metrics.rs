@@ -23,6 +23,7 @@ pub(crate) struct Metrics {
     request_refusals: Family<CheckLabels, Counter>,
     upstream_errors: Family<CheckLabels, Counter>,
     connections: Gauge,
+    waiting: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,6 +52,7 @@ impl Metrics {
         let request_refusals = Family::<CheckLabels, Counter>::default();
         let upstream_errors = Family::<CheckLabels, Counter>::default();
         let connections = Gauge::default();
+        let waiting = Gauge::default();
         registry.register(
             "tls_handshakes",
             "Completed TLS handshakes",
@@ -81,6 +83,11 @@ impl Metrics {
             "Client connections open now",
             connections.clone(),
         );
+        registry.register(
+            "connections_waiting",
+            "HTTP/1.1 keep-alive connections idle between requests, their buffers released (nginx's Waiting)",
+            waiting.clone(),
+        );
         Arc::new(Metrics {
             registry,
             handshakes,
@@ -89,6 +96,7 @@ impl Metrics {
             request_refusals,
             upstream_errors,
             connections,
+            waiting,
         })
     }
 
@@ -142,6 +150,12 @@ impl Metrics {
         ConnectionGuard(self.clone())
     }
 
+    /// Count a keep-alive connection as waiting (hibernating) until the guard is dropped.
+    pub(crate) fn waiting_connection(self: &Arc<Metrics>) -> WaitingGuard {
+        self.waiting.inc();
+        WaitingGuard(self.clone())
+    }
+
     /// The OpenMetrics text exposition.
     pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
@@ -158,5 +172,15 @@ pub(crate) struct ConnectionGuard(Arc<Metrics>);
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.0.connections.dec();
+    }
+}
+
+/// Keeps a connection counted in `mtls_connections_waiting`.
+#[derive(Debug)]
+pub(crate) struct WaitingGuard(Arc<Metrics>);
+
+impl Drop for WaitingGuard {
+    fn drop(&mut self) {
+        self.0.waiting.dec();
     }
 }
