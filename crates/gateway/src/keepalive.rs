@@ -39,7 +39,7 @@ use crate::handler;
 use crate::serve::Connection;
 
 /// How often idle connections are looked for.
-pub(crate) const SWEEP: Duration = Duration::from_secs(1);
+pub(crate) const SWEEP: Duration = Duration::from_millis(250);
 
 /// What the sweep and a connection's task share.
 #[derive(Debug, Default)]

@@ -204,7 +204,8 @@ impl ProxyRoute {
             1
         };
         let mut last_error = None;
-        for _ in 0..attempts {
+        let mut headers = Some(headers);
+        for attempt in 0..attempts {
             let index = self.balancer.pick();
             let server = &self.balancer.servers[index];
             let scheme = if self.https { "https" } else { "http" };
@@ -218,7 +219,13 @@ impl ProxyRoute {
             *upstream_request.method_mut() = parts.method.clone();
             *upstream_request.uri_mut() = uri;
             *upstream_request.version_mut() = Version::HTTP_11;
-            *upstream_request.headers_mut() = headers.clone();
+            // The last attempt takes the headers; only a retry needs a copy.
+            let attempt_headers = if attempt + 1 == attempts {
+                headers.take()
+            } else {
+                headers.clone()
+            };
+            *upstream_request.headers_mut() = attempt_headers.unwrap_or_default();
             let wait = self.connect_timeout + self.read_timeout;
             let outcome = tokio::time::timeout(wait, self.client.request(upstream_request)).await;
             let failure = match outcome {
