@@ -1,6 +1,12 @@
 //! The accept loop and the connection lifecycle: TCP accept -> (TLS: ClientHello, pick the
-//! virtual host by SNI, finish the handshake or log why not) -> HTTP/1.1 or HTTP/2 with
-//! hyper -> graceful shutdown.
+//! virtual host by SNI, finish the handshake or log why not) -> HTTP/2 with hyper (ALPN
+//! `h2`), or HTTP/1.1 with hyper in [`crate::keepalive`]'s loop, which releases the
+//! buffers of idle connections -> graceful shutdown.
+//!
+//! Shutdown is ours rather than hyper-util's `GracefulShutdown` (whose connection trait is
+//! sealed, and the keep-alive loop is not one of hyper's connections): a `watch` turns
+//! true, each connection finishes what is in flight, and `run` waits until the last task
+//! has dropped its `mpsc` sender.
 //!
 //! One task per connection; nothing is shared between connections but the read-only
 //! [`Site`] and the access-log channel, so a peer that sends garbage or nothing at all costs
