@@ -363,56 +363,82 @@ impl ProxyRoute {
         format!("{replacement}{rest}{query}")
     }
 
+    /// The upstream request's headers: the client's, minus hop-by-hop and spoofable ones
+    /// (copied in one pass, not cloned and then pruned), plus Host, the forwarding headers
+    /// and the identity headers. What depends only on the connection is made once.
     fn upstream_headers(
         &self,
         conn: &Connection,
         parts: &http::request::Parts,
         upgrade: bool,
     ) -> HeaderMap {
-        let mut headers = parts.headers.clone();
-        strip_hop_by_hop(&mut headers, upgrade);
-        for name in &self.spoofable {
-            headers.remove(name);
-        }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()));
-        if let Some(host) = &host
-            && let Ok(value) = HeaderValue::from_str(host)
-        {
-            headers.insert(header::HOST, value.clone());
-            headers.insert(HeaderName::from_static("x-forwarded-host"), value);
-        }
-        let proto = if conn.tls.is_some() { "https" } else { "http" };
-        let ip = conn.remote.ip();
-        let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(previous) => format!("{previous}, {ip}"),
-            None => ip.to_string(),
+        let source = &parts.headers;
+        // Names the client's Connection header lists are hop-by-hop for this message too.
+        let listed: Vec<HeaderName> = if source.contains_key(header::CONNECTION) {
+            connection_tokens(source)
+                .filter(|t| !(upgrade && t.eq_ignore_ascii_case("upgrade")))
+                .filter_map(|t| HeaderName::from_bytes(t.to_ascii_lowercase().as_bytes()).ok())
+                .collect()
+        } else {
+            Vec::new()
         };
-        insert(&mut headers, "x-forwarded-for", &forwarded_for);
-        insert(&mut headers, "x-forwarded-proto", proto);
-        let node = match conn.remote {
-            SocketAddr::V4(v4) => v4.ip().to_string(),
-            SocketAddr::V6(v6) => format!("\"[{}]\"", v6.ip()),
-        };
-        let mut forwarded = format!("for={node};proto={proto}");
+        let mut headers = HeaderMap::with_capacity(source.len() + 12);
+        for (name, value) in source {
+            if is_hop_by_hop(name, upgrade)
+                || self.spoofable.contains(name)
+                || listed.contains(name)
+            {
+                continue;
+            }
+            headers.append(name.clone(), value.clone());
+        }
+        if upgrade {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+        let values = conn.identity.get_or_init(|| IdentityValues::of(conn));
+        let host = source.get(header::HOST).cloned().or_else(|| {
+            let authority = parts.uri.authority()?;
+            HeaderValue::from_str(authority.as_str()).ok()
+        });
         if let Some(host) = &host {
-            forwarded.push_str(&format!(";host=\"{}\"", host.replace('"', "")));
+            headers.insert(header::HOST, host.clone());
+            headers.insert(X_FORWARDED_HOST, host.clone());
         }
-        if let Some(previous) = headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-            forwarded = format!("{previous}, {forwarded}");
+        let forwarded_for = match source.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+            Some(previous) => {
+                let mut joined = previous.to_vec();
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(values.client_ip.as_bytes());
+                HeaderValue::from_bytes(&joined).unwrap_or_else(|_| values.client_ip.clone())
+            }
+            None => values.client_ip.clone(),
+        };
+        headers.insert(X_FORWARDED_FOR, forwarded_for);
+        headers.insert(
+            X_FORWARDED_PROTO,
+            HeaderValue::from_static(if conn.tls.is_some() { "https" } else { "http" }),
+        );
+        let mut forwarded = String::with_capacity(96);
+        if let Some(previous) = source.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+            forwarded.push_str(previous);
+            forwarded.push_str(", ");
         }
-        insert(&mut headers, "forwarded", &forwarded);
+        forwarded.push_str(&values.forwarded);
+        if let Some(host) = host.as_ref().and_then(|h| h.to_str().ok()) {
+            forwarded.push_str(";host=\"");
+            forwarded.extend(host.chars().filter(|c| *c != '"'));
+            forwarded.push('"');
+        }
+        if let Ok(value) = HeaderValue::from_str(&forwarded) {
+            headers.insert(header::FORWARDED, value);
+        }
         if self.identity.enabled || self.identity.xfcc {
-            self.identity_headers(conn, &mut headers);
+            self.identity_headers(values, &mut headers);
         }
         headers
     }
 
-    fn identity_headers(&self, conn: &Connection, headers: &mut HeaderMap) {
-        let values = conn.identity.get_or_init(|| IdentityValues::of(conn));
+    fn identity_headers(&self, values: &IdentityValues, headers: &mut HeaderMap) {
         if self.identity.enabled {
             let [verify, subject, issuer, serial, fingerprint, cert] = &self.header_names;
             let fields = [
@@ -454,6 +480,10 @@ pub(crate) struct IdentityValues {
     cert: Option<HeaderValue>,
     /// Envoy's `X-Forwarded-Client-Cert`, for a verified certificate only.
     xfcc: Option<HeaderValue>,
+    /// The client's address, as X-Forwarded-For appends it.
+    client_ip: HeaderValue,
+    /// `for=ADDR;proto=SCHEME`, this hop's element of `Forwarded` (RFC 7239).
+    forwarded: String,
 }
 
 impl IdentityValues {
@@ -490,8 +520,37 @@ impl IdentityValues {
                 value(&utf8_percent_encode(&pem, URI_COMPONENT).to_string())
             }),
             xfcc,
+            client_ip: value(&conn.remote.ip().to_string())
+                .unwrap_or(HeaderValue::from_static("unknown")),
+            forwarded: {
+                let node = match conn.remote {
+                    SocketAddr::V4(v4) => v4.ip().to_string(),
+                    SocketAddr::V6(v6) => format!("\"[{}]\"", v6.ip()),
+                };
+                let proto = if conn.tls.is_some() { "https" } else { "http" };
+                format!("for={node};proto={proto}")
+            },
         }
     }
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// RFC 9110 section 7.6.1's hop-by-hop headers (Upgrade too, unless the request upgrades).
+fn is_hop_by_hop(name: &HeaderName, keep_upgrade: bool) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+    ) || (!keep_upgrade && name == header::UPGRADE)
 }
 
 /// nginx's pages for `ssl_verify_client` failures (its internal 495 and 496 statuses,
@@ -521,16 +580,6 @@ const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
-
-fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
-    let (Ok(name), Ok(value)) = (
-        HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::from_bytes(value.as_bytes()),
-    ) else {
-        return;
-    };
-    headers.insert(name, value);
-}
 
 /// A request that asks to switch protocols (WebSocket): HTTP/1.1 with `Upgrade` and
 /// `Connection: upgrade`.
