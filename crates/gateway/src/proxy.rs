@@ -62,6 +62,8 @@ pub(crate) struct ProxyRoute {
     /// The identity header names, parsed once: verify, subject, issuer, serial,
     /// fingerprint, cert.
     header_names: [Option<HeaderName>; 6],
+    /// Each server's `host:port`, parsed once for the upstream request's URI.
+    authorities: Vec<Option<http::uri::Authority>>,
 }
 
 /// Round robin over a group's servers, skipping one that failed to connect for
@@ -168,8 +170,14 @@ impl ProxyRoute {
             &names.cert,
         ]
         .map(|n| HeaderName::from_bytes(n.as_bytes()).ok());
+        let authorities = balancer
+            .servers
+            .iter()
+            .map(|server| http::uri::Authority::try_from(server.to_string()).ok())
+            .collect();
         Ok(ProxyRoute {
             header_names,
+            authorities,
             balancer,
             client,
             tls: tls_client,
@@ -208,8 +216,7 @@ impl ProxyRoute {
         for attempt in 0..attempts {
             let index = self.balancer.pick();
             let server = &self.balancer.servers[index];
-            let scheme = if self.https { "https" } else { "http" };
-            let Ok(uri) = format!("{scheme}://{server}{path}").parse::<Uri>() else {
+            let Some(uri) = self.upstream_uri(index, &path) else {
                 return error_page(
                     StatusCode::BAD_REQUEST,
                     "The request path cannot be forwarded.",
@@ -346,6 +353,19 @@ impl ProxyRoute {
             StatusCode::BAD_GATEWAY,
             &format!("The upstream {} failed: {reason}", self.balancer.name),
         )
+    }
+
+    /// `scheme://server/path` without formatting and re-parsing the whole URI.
+    fn upstream_uri(&self, server: usize, path: &str) -> Option<Uri> {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(if self.https {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        });
+        parts.authority = self.authorities.get(server).cloned().flatten();
+        parts.path_and_query = Some(http::uri::PathAndQuery::try_from(path).ok()?);
+        Uri::from_parts(parts).ok()
     }
 
     /// nginx: with a URI in `proxy_pass`, the part of the path the location matched is
