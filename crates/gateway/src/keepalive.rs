@@ -27,12 +27,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
+use futures_util::task::AtomicWaker;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::body::Body;
 use crate::handler;
@@ -54,9 +55,14 @@ struct Activity {
     write_blocked: AtomicBool,
     /// Hibernating already: nothing for the sweep to do.
     asleep: AtomicBool,
-    /// Set with the notification: end hyper's connection without a shutdown of the socket.
+    /// The sweep asks the connection to hibernate.
+    requested: AtomicBool,
+    /// The connection is hibernating: hyper's shutdown must leave the socket alone.
     hibernate: AtomicBool,
-    wake: Notify,
+    /// The connection's task, for the sweep and for shutdown to wake. Flags and a waker,
+    /// not a `Notify` or a `watch`: those take a lock each time the task is polled, and the
+    /// task is polled for every read and write.
+    waker: AtomicWaker,
 }
 
 impl Activity {
@@ -71,6 +77,8 @@ impl Activity {
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     connections: Mutex<Vec<Weak<Activity>>>,
+    /// The gateway is stopping: finish what is in flight, then close.
+    stopping: AtomicBool,
 }
 
 impl Registry {
@@ -93,10 +101,20 @@ impl Registry {
             let ops = activity.ops.load(Ordering::Relaxed);
             let before = activity.seen.swap(ops, Ordering::Relaxed);
             if !activity.asleep.load(Ordering::Relaxed) && activity.quiet_since(before) {
-                activity.wake.notify_one();
+                activity.requested.store(true, Ordering::Relaxed);
+                activity.waker.wake();
             }
             true
         });
+    }
+
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        if let Ok(list) = self.connections.lock() {
+            for activity in list.iter().filter_map(Weak::upgrade) {
+                activity.waker.wake();
+            }
+        }
     }
 
     /// The sweep task: runs until `stop` turns true.
@@ -106,7 +124,10 @@ impl Registry {
         loop {
             tokio::select! {
                 _ = tick.tick() => self.sweep(),
-                _ = stop.changed() => return,
+                _ = stop.changed() => {
+                    self.stop();
+                    return;
+                }
             }
         }
     }
@@ -265,28 +286,38 @@ pub(crate) async fn serve<S>(
                 .serve_connection(TokioIo::new(io), service.clone())
                 .with_upgrades(),
         );
-        let mut stopping = *stop.borrow();
+        let mut stopping = registry.stopping.load(Ordering::Relaxed);
         if stopping {
             http.as_mut().graceful_shutdown();
         }
-        let ended = loop {
-            tokio::select! {
-                ended = &mut http => break ended,
-                _ = activity.wake.notified() => {
+        let ended = std::future::poll_fn(|cx| {
+            loop {
+                if let Poll::Ready(ended) = http.as_mut().poll(cx) {
+                    return Poll::Ready(ended);
+                }
+                // Registered before the flags are read: a flag set after this wakes us.
+                activity.waker.register(cx.waker());
+                if !stopping && registry.stopping.load(Ordering::Relaxed) {
+                    stopping = true;
+                    activity.hibernate.store(false, Ordering::Relaxed);
+                    http.as_mut().graceful_shutdown();
+                    continue;
+                }
+                if activity.requested.load(Ordering::Relaxed)
+                    && activity.requested.swap(false, Ordering::Relaxed)
+                {
                     // The sweep saw this connection quiet; make sure nothing came since.
                     let seen = activity.seen.load(Ordering::Relaxed);
                     if !stopping && activity.quiet_since(seen) {
                         activity.hibernate.store(true, Ordering::Relaxed);
                         http.as_mut().graceful_shutdown();
+                        continue;
                     }
                 }
-                _ = stop.changed(), if !stopping => {
-                    stopping = true;
-                    activity.hibernate.store(false, Ordering::Relaxed);
-                    http.as_mut().graceful_shutdown();
-                }
+                return Poll::Pending;
             }
-        };
+        })
+        .await;
         if let Err(e) = ended {
             tracing::debug!("connection ended: {e}");
             return;

@@ -138,7 +138,7 @@ impl ProxyRoute {
         };
         let connector = Connector {
             tls: tls_client.clone(),
-            tls_name: tls.and_then(|t| t.server_name.clone()),
+            tls_name: tls.and_then(|t| t.server_name.as_deref().map(Arc::from)),
             connect_timeout: proxy.connect_timeout,
             send_timeout: proxy.send_timeout,
         };
@@ -764,8 +764,9 @@ impl ConnectError {
 #[derive(Debug, Clone)]
 struct Connector {
     tls: Option<TlsClient>,
-    /// `proxy_tls.server_name`; else the host of the server being connected to.
-    tls_name: Option<String>,
+    /// `proxy_tls.server_name`; else the host of the server being connected to. (hyper's
+    /// pool clones the connector for every request: keep that to reference counts.)
+    tls_name: Option<Arc<str>>,
     connect_timeout: Duration,
     send_timeout: Duration,
 }
