@@ -15,7 +15,6 @@
 //! say so: 502 when it refuses, resets or fails verification, 504 when it is too slow, each
 //! with one log line naming the upstream and the reason.
 
-use std::error::Error as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -30,9 +29,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connected, Connection as HyperConnection};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
@@ -45,11 +42,16 @@ use crate::config::{HostPort, IdentityHeaders, PathMatch, Proxy, ProxyTls};
 use crate::files::error_page;
 use crate::serve::Connection;
 
+mod pool;
+
+use pool::{Lent, Pool, SendError};
+
 /// One location's proxy: its balancer, connection pool and header policy.
 #[derive(Debug)]
 pub(crate) struct ProxyRoute {
     balancer: Arc<Balancer>,
-    client: Client<Connector, Body>,
+    pool: Arc<Pool>,
+    connector: Connector,
     /// The TLS side of the connector, to word errors that surface after the handshake.
     tls: Option<TlsClient>,
     https: bool,
@@ -62,8 +64,6 @@ pub(crate) struct ProxyRoute {
     /// The identity header names, parsed once: verify, subject, issuer, serial,
     /// fingerprint, cert.
     header_names: [Option<HeaderName>; 6],
-    /// Each server's `host:port`, parsed once for the upstream request's URI.
-    authorities: Vec<Option<http::uri::Authority>>,
 }
 
 /// Round robin over a group's servers, skipping one that failed to connect for
@@ -142,12 +142,11 @@ impl ProxyRoute {
             connect_timeout: proxy.connect_timeout,
             send_timeout: proxy.send_timeout,
         };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .http1_max_buf_size(proxy.max_header_size.max(8192))
-            .set_host(false)
-            .build(connector);
+        let pool = Arc::new(Pool::new(
+            balancer.servers.len(),
+            proxy.max_header_size.max(8192),
+            Duration::from_secs(60),
+        ));
         let names = &proxy.identity.names;
         let spoofable = [
             &names.verify,
@@ -170,16 +169,11 @@ impl ProxyRoute {
             &names.cert,
         ]
         .map(|n| HeaderName::from_bytes(n.as_bytes()).ok());
-        let authorities = balancer
-            .servers
-            .iter()
-            .map(|server| http::uri::Authority::try_from(server.to_string()).ok())
-            .collect();
         Ok(ProxyRoute {
             header_names,
-            authorities,
+            pool,
+            connector,
             balancer,
-            client,
             tls: tls_client,
             https: proxy.https,
             uri: proxy.uri.clone(),
@@ -216,7 +210,8 @@ impl ProxyRoute {
         for attempt in 0..attempts {
             let index = self.balancer.pick();
             let server = &self.balancer.servers[index];
-            let Some(uri) = self.upstream_uri(index, &path) else {
+            // Origin form (`/path?query`): the connection already names the server.
+            let Ok(uri) = Uri::try_from(path.as_str()) else {
                 return error_page(
                     StatusCode::BAD_REQUEST,
                     "The request path cannot be forwarded.",
@@ -234,12 +229,15 @@ impl ProxyRoute {
             };
             *upstream_request.headers_mut() = attempt_headers.unwrap_or_default();
             let wait = self.connect_timeout + self.read_timeout;
-            let outcome = tokio::time::timeout(wait, self.client.request(upstream_request)).await;
-            let failure = match outcome {
-                Ok(Ok(response)) => {
-                    return self.respond(conn, response, client_upgrade).await;
+            let sent = self
+                .pool
+                .send(index, server, &self.connector, upstream_request);
+            let failure = match tokio::time::timeout(wait, sent).await {
+                Ok(Ok((response, lent))) => {
+                    return self.respond(conn, response, client_upgrade, lent).await;
                 }
-                Ok(Err(e)) => Failure::from_client_error(&e, self.tls.as_ref()),
+                Ok(Err(SendError::Connect(e))) => e.failure(),
+                Ok(Err(SendError::Http(e))) => Failure::from_error(&e, self.tls.as_ref()),
                 Err(_) => Failure {
                     status: StatusCode::GATEWAY_TIMEOUT,
                     check: "read_timeout",
@@ -287,6 +285,7 @@ impl ProxyRoute {
         conn: &Connection,
         mut response: Response<Incoming>,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        lent: Lent,
     ) -> Response<Body> {
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             let Some(client_upgrade) = client_upgrade else {
@@ -312,7 +311,7 @@ impl ProxyRoute {
         }
         let (mut parts, incoming) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers, false);
-        let body = IdleTimeout::new(incoming, self.read_timeout);
+        let body = IdleTimeout::new(incoming, self.read_timeout, lent);
         if self.https && parts.status == StatusCode::BAD_REQUEST && is_small_html(&parts.headers) {
             return self.nginx_refusal(conn, parts, body).await;
         }
@@ -353,19 +352,6 @@ impl ProxyRoute {
             StatusCode::BAD_GATEWAY,
             &format!("The upstream {} failed: {reason}", self.balancer.name),
         )
-    }
-
-    /// `scheme://server/path` without formatting and re-parsing the whole URI.
-    fn upstream_uri(&self, server: usize, path: &str) -> Option<Uri> {
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(if self.https {
-            http::uri::Scheme::HTTPS
-        } else {
-            http::uri::Scheme::HTTP
-        });
-        parts.authority = self.authorities.get(server).cloned().flatten();
-        parts.path_and_query = Some(http::uri::PathAndQuery::try_from(path).ok()?);
-        Uri::from_parts(parts).ok()
     }
 
     /// nginx: with a URI in `proxy_pass`, the part of the path the location matched is
@@ -675,11 +661,8 @@ struct Failure {
 }
 
 impl Failure {
-    fn from_client_error(
-        error: &hyper_util::client::legacy::Error,
-        tls: Option<&TlsClient>,
-    ) -> Failure {
-        let mut source = error.source();
+    fn from_error(error: &hyper::Error, tls: Option<&TlsClient>) -> Failure {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
         while let Some(e) = source {
             if let Some(connect) = e.downcast_ref::<ConnectError>() {
                 return connect.failure();
@@ -735,8 +718,6 @@ enum ConnectError {
     Timeout(String, Duration),
     #[error("{0}")]
     Tls(UpstreamTlsError),
-    #[error("bad upstream address {0}")]
-    Address(String),
 }
 
 impl ConnectError {
@@ -749,7 +730,6 @@ impl ConnectError {
                 (StatusCode::GATEWAY_TIMEOUT, "connect_timeout")
             }
             ConnectError::Tls(e) => (StatusCode::BAD_GATEWAY, e.check()),
-            ConnectError::Address(_) => (StatusCode::BAD_GATEWAY, "address"),
         };
         Failure {
             status,
@@ -771,74 +751,56 @@ struct Connector {
     send_timeout: Duration,
 }
 
-impl tower_service::Service<Uri> for Connector {
-    type Response = UpstreamIo;
-    type Error = ConnectError;
-    type Future = Pin<Box<dyn Future<Output = Result<UpstreamIo, ConnectError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            let host = uri
-                .host()
-                .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
-                .ok_or_else(|| ConnectError::Address(uri.to_string()))?;
-            let port = uri
-                .port_u16()
-                .unwrap_or(if this.tls.is_some() { 443 } else { 80 });
-            let target = HostPort {
-                host: host.clone(),
-                port,
-            }
-            .to_string();
-            let deadline = this.connect_timeout;
-            let connect = async {
-                let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-                    .await
-                    .map_err(|e| ConnectError::Resolve(target.clone(), e))?
-                    .collect();
-                let mut last = None;
-                let mut tcp = None;
-                for addr in addrs {
-                    match TcpStream::connect(addr).await {
-                        Ok(stream) => {
-                            tcp = Some(stream);
-                            break;
-                        }
-                        Err(e) => last = Some(e),
+impl Connector {
+    /// TCP to `target` (each address it resolves to, in turn), then TLS when the
+    /// upstream is https, all within `connect_timeout`.
+    async fn connect(&self, target: &HostPort) -> Result<UpstreamIo, ConnectError> {
+        let host = target.host.as_str();
+        let port = target.port;
+        let connect = async {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| ConnectError::Resolve(target.to_string(), e))?
+                .collect();
+            let mut last = None;
+            let mut tcp = None;
+            for addr in addrs {
+                match TcpStream::connect(addr).await {
+                    Ok(stream) => {
+                        tcp = Some(stream);
+                        break;
                     }
+                    Err(e) => last = Some(e),
                 }
-                let tcp = tcp.ok_or_else(|| {
-                    ConnectError::Connect(
-                        target.clone(),
-                        last.unwrap_or_else(|| std::io::Error::other("no address")),
-                    )
-                })?;
-                let _ = tcp.set_nodelay(true);
-                let io = match &this.tls {
-                    None => Io::Plain(TokioIo::new(tcp)),
-                    Some(tls) => {
-                        let name = this.tls_name.as_deref().unwrap_or(&host);
-                        let (stream, _) =
-                            tls.connect(tcp, name).await.map_err(ConnectError::Tls)?;
-                        Io::Tls(Box::new(TokioIo::new(stream)))
-                    }
-                };
-                Ok(UpstreamIo {
-                    io,
-                    send_timeout: this.send_timeout,
-                    write_stall: None,
-                })
-            };
-            match tokio::time::timeout(deadline, connect).await {
-                Ok(result) => result,
-                Err(_) => Err(ConnectError::Timeout(target, deadline)),
             }
-        })
+            let tcp = tcp.ok_or_else(|| {
+                ConnectError::Connect(
+                    target.to_string(),
+                    last.unwrap_or_else(|| std::io::Error::other("no address")),
+                )
+            })?;
+            let _ = tcp.set_nodelay(true);
+            let io = match &self.tls {
+                None => Io::Plain(TokioIo::new(tcp)),
+                Some(tls) => {
+                    let name = self.tls_name.as_deref().unwrap_or(host);
+                    let (stream, _) = tls.connect(tcp, name).await.map_err(ConnectError::Tls)?;
+                    Io::Tls(Box::new(TokioIo::new(stream)))
+                }
+            };
+            Ok(UpstreamIo {
+                io,
+                send_timeout: self.send_timeout,
+                write_stall: None,
+            })
+        };
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(result) => result,
+            Err(_) => Err(ConnectError::Timeout(
+                target.to_string(),
+                self.connect_timeout,
+            )),
+        }
     }
 }
 
@@ -855,12 +817,6 @@ struct UpstreamIo {
 enum Io {
     Plain(TokioIo<TcpStream>),
     Tls(Box<TokioIo<ClientStream<TcpStream>>>),
-}
-
-impl HyperConnection for UpstreamIo {
-    fn connected(&self) -> Connected {
-        Connected::new()
-    }
 }
 
 impl hyper::rt::Read for UpstreamIo {
@@ -936,6 +892,8 @@ impl hyper::rt::Write for UpstreamIo {
 /// syscall per proxied request (docs/BENCHMARKS.md, proxy).
 struct IdleTimeout {
     inner: Incoming,
+    /// The upstream connection, back to the pool when this body has ended.
+    lent: Option<Lent>,
     timeout: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
     /// The deadline in `sleep` is stale: a frame arrived since it was set.
@@ -943,12 +901,25 @@ struct IdleTimeout {
 }
 
 impl IdleTimeout {
-    fn new(inner: Incoming, timeout: Duration) -> IdleTimeout {
+    fn new(inner: Incoming, timeout: Duration, lent: Lent) -> IdleTimeout {
         IdleTimeout {
             inner,
+            lent: Some(lent),
             timeout,
             sleep: None,
             armed: false,
+        }
+    }
+}
+
+impl Drop for IdleTimeout {
+    /// A body read to its end leaves its connection ready for the next request; one
+    /// dropped early (the client went away) takes the connection with it.
+    fn drop(&mut self) {
+        if let Some(lent) = self.lent.take()
+            && self.inner.is_end_stream()
+        {
+            lent.give_back();
         }
     }
 }

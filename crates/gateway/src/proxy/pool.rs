@@ -120,12 +120,11 @@ impl Pool {
                 },
             }
         }
-        let io = connector.connect(target).await.map_err(SendError::Connect)?;
-        let (mut sender, connection) = self
-            .builder
-            .handshake(io)
+        let io = connector
+            .connect(target)
             .await
-            .map_err(SendError::Http)?;
+            .map_err(SendError::Connect)?;
+        let (mut sender, connection) = self.builder.handshake(io).await.map_err(SendError::Http)?;
         tokio::spawn(async move {
             if let Err(e) = connection.with_upgrades().await {
                 tracing::debug!("upstream connection ended: {e}");
