@@ -756,3 +756,76 @@ fn plain_http_upstreams_hop_by_hop_headers_xfcc_and_renamed_headers() {
         "{xfcc:?}"
     );
 }
+
+/// A Python TLS upstream (the backend certificate) on `port`: `/stall` reads the request
+/// head and then nothing more; anything else gets a response head of ~20 KB.
+const MISBEHAVING_UPSTREAM: &str = r#"
+import socket, ssl, sys, threading, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("pki/certs/backend.chain.pem", "pki/private/backend.key")
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(16)
+
+def handle(conn):
+    try:
+        tls = ctx.wrap_socket(conn, server_side=True)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = tls.recv(4096)
+            if not chunk:
+                return
+            head += chunk
+        if head.startswith(b"POST /stall"):
+            time.sleep(60)
+            return
+        tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\nok")
+        time.sleep(5)
+    except Exception:
+        pass
+
+while True:
+    conn, _ = srv.accept()
+    threading.Thread(target=handle, args=(conn,), daemon=True).start()
+"#;
+
+#[test]
+fn send_timeout_and_max_header_size_guard_against_the_upstream() {
+    let work = proxy_pki();
+    let port = free_port();
+    let _upstream = work.spawn_peer(
+        "upstream",
+        port,
+        "python3",
+        &["-c", MISBEHAVING_UPSTREAM, &port.to_string()],
+    );
+    let limits = "send_timeout = \"1s\"\nmax_header_size = \"8k\"\n";
+    let gw = gateway(
+        &work,
+        &format!(
+            "{}{limits}[server.location.proxy_tls]\n{GATEWAY_TLS}\n",
+            location("/", &format!("https://127.0.0.1:{port}"), "")
+        ),
+    );
+    // An upstream that stops reading our request: 504 once a write has made no
+    // progress for send_timeout, not a hang.
+    work.write("big.bin", vec![b'x'; 32 << 20]);
+    let started = std::time::Instant::now();
+    let (status, body) = fetch(
+        &work,
+        &gw,
+        "/stall",
+        &[ALICE, &["--http1.1", "--data-binary", "@big.bin"]].concat(),
+    );
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("send_timeout"), "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    gw.wait_log("check=send_timeout");
+    // Response headers larger than max_header_size: 502 naming the limit.
+    let (status, body) = fetch(&work, &gw, "/big", ALICE);
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("max_header_size"), "{body}");
+    gw.wait_log("check=max_header_size");
+}

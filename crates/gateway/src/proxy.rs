@@ -58,6 +58,7 @@ pub(crate) struct ProxyRoute {
     uri: Option<String>,
     read_timeout: Duration,
     connect_timeout: Duration,
+    max_header_size: usize,
     identity: IdentityHeaders,
     /// Every identity header name, lower-cased, removed from what the client sent.
     spoofable: Vec<HeaderName>,
@@ -144,7 +145,7 @@ impl ProxyRoute {
         };
         let pool = Arc::new(Pool::new(
             balancer.servers.len(),
-            proxy.max_header_size.max(8192),
+            proxy.max_header_size,
             Duration::from_secs(60),
         ));
         let names = &proxy.identity.names;
@@ -179,6 +180,7 @@ impl ProxyRoute {
             uri: proxy.uri.clone(),
             read_timeout: proxy.read_timeout,
             connect_timeout: proxy.connect_timeout,
+            max_header_size: proxy.max_header_size,
             identity: proxy.identity.clone(),
             spoofable,
         })
@@ -237,6 +239,15 @@ impl ProxyRoute {
                     return self.respond(conn, response, client_upgrade, lent).await;
                 }
                 Ok(Err(SendError::Connect(e))) => e.failure(),
+                Ok(Err(SendError::Http(e))) if e.is_parse_too_large() => Failure {
+                    status: StatusCode::BAD_GATEWAY,
+                    check: "max_header_size",
+                    reason: format!(
+                        "the response headers exceed {} bytes (max_header_size)",
+                        self.max_header_size
+                    ),
+                    connect_phase: false,
+                },
                 Ok(Err(SendError::Http(e))) => Failure::from_error(&e, self.tls.as_ref()),
                 Err(_) => Failure {
                     status: StatusCode::GATEWAY_TIMEOUT,
@@ -667,6 +678,16 @@ impl Failure {
             if let Some(connect) = e.downcast_ref::<ConnectError>() {
                 return connect.failure();
             }
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::TimedOut
+            {
+                return Failure {
+                    status: StatusCode::GATEWAY_TIMEOUT,
+                    check: "send_timeout",
+                    reason: io.to_string(),
+                    connect_phase: false,
+                };
+            }
             // In TLS 1.3 the upstream judges our certificate after the handshake, so its
             // refusal arrives as the first read of the response.
             if let (Some(io), Some(tls)) = (e.downcast_ref::<std::io::Error>(), tls)
@@ -833,7 +854,10 @@ impl hyper::rt::Read for UpstreamIo {
 }
 
 impl UpstreamIo {
-    fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+    /// A write or flush could not go on: fail once that has lasted `send_timeout`. (Both
+    /// count: rustls takes our bytes into its own buffer, so a stalled socket can show up
+    /// as a flush that never finishes rather than a write.)
+    fn stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
         let timeout = self.send_timeout;
         let sleep = self
             .write_stall
@@ -869,9 +893,17 @@ impl hyper::rt::Write for UpstreamIo {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match &mut self.get_mut().io {
+        let this = self.get_mut();
+        let polled = match &mut this.io {
             Io::Plain(io) => Pin::new(io).poll_flush(cx),
             Io::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
+        };
+        match polled {
+            Poll::Pending => this.stalled(cx),
+            ready => {
+                this.write_stall = None;
+                ready
+            }
         }
     }
 

@@ -77,9 +77,13 @@ pub(super) enum SendError {
 }
 
 impl Pool {
-    pub(super) fn new(servers: usize, max_buf_size: usize, idle_timeout: Duration) -> Pool {
+    /// `max_header_size`: the most a response head may take (hyper's read buffer grows
+    /// to at least 8 KiB for bodies either way).
+    pub(super) fn new(servers: usize, max_header_size: usize, idle_timeout: Duration) -> Pool {
         let mut builder = http1::Builder::new();
-        builder.max_buf_size(max_buf_size);
+        builder
+            .max_header_size(max_header_size)
+            .max_buf_size(max_header_size.max(8192));
         Pool {
             idle: (0..servers).map(|_| Mutex::new(Vec::new())).collect(),
             max_idle: 256,
