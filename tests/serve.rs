@@ -1073,3 +1073,54 @@ print("closed", rest == b"", "after", round(time.monotonic() - started))
         .unwrap_or_else(|| panic!("not closed:\n{text}"));
     assert!((1..=3).contains(&after), "closed after {after} s:\n{text}");
 }
+
+#[test]
+fn shutdown_closes_waiting_keepalive_connections_at_once() {
+    let work = work_with_pki();
+    let conf = format!(
+        "metrics = \"127.0.0.1:{{metrics_port}}\"\n{}",
+        config("client_ca = \"pki/ca.crt\"\nverify_client = \"on\"", "")
+    );
+    let server = work.serve("s", &conf);
+    let metrics_port = String::from_utf8(work.read("s.metrics_port")).unwrap();
+    // The client asks once, waits until its connection is hibernating, then waits for the
+    // server to close it.
+    let steps = r#"
+print("first", ask([REQ]))
+while waiting() != "1":
+    time.sleep(0.1)
+print("waiting", flush=True)
+s.settimeout(20)
+started = time.monotonic()
+try:
+    rest = s.recv(100)
+except (ssl.SSLZeroReturnError, ConnectionResetError):
+    rest = b""
+print("closed", rest == b"", "after", round(time.monotonic() - started, 1), flush=True)
+"#;
+    let script = keepalive_client(server.port, &metrics_port, steps);
+    let client = std::process::Command::new(mtls_test_support::require_peer("python3"))
+        .args(["-c", &script])
+        .current_dir(work.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    server.wait_log("serving on");
+    // Give the client time to get its answer and hibernate (a sweep is 250 ms).
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let started = std::time::Instant::now();
+    let status = server.terminate();
+    assert!(status.success(), "exit 0 on SIGTERM: {status}");
+    // Not the 10 s shutdown timeout: a waiting connection has nothing in flight.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let out = client.wait_with_output().unwrap();
+    let text = mtls_test_support::text(&out);
+    assert!(text.contains("first HTTP/1.1 200 OK"), "{text}");
+    assert!(text.contains("waiting\n"), "{text}");
+    assert!(text.contains("closed True"), "{text}");
+}
