@@ -2,7 +2,7 @@
 //! client-certificate check (421), pick the location, apply its client-certificate rules,
 //! run its action, and write the access-log line.
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
 use std::time::Instant;
 
 use http::{HeaderValue, StatusCode, header};
@@ -20,12 +20,14 @@ use crate::site::{Route, RouteAction};
 
 /// Answer one request on `conn`.
 pub(crate) async fn handle(conn: &Connection, request: Request<Incoming>) -> Response<Body> {
-    let started = Instant::now();
-    // With `access_log = "off"` nothing of the request is copied or formatted.
-    let line = conn.log.enabled().then(|| RequestLine::of(&request));
+    // With `access_log = "off"` nothing of the request is copied, formatted or timed.
+    let line = conn
+        .log
+        .enabled()
+        .then(|| (RequestLine::of(&request), Instant::now()));
     let response = respond(conn, request).await;
     conn.metrics.request(response.status());
-    if let Some(line) = line {
+    if let Some((line, started)) = line {
         conn.log.log(Entry::new(conn, &line, &response, started));
     }
     response
@@ -254,23 +256,25 @@ fn variable(
 
 /// The host the request names, without port: `:authority` (HTTP/2 and absolute URIs),
 /// else the Host header.
-fn request_host(request: &Request<Incoming>) -> Option<String> {
+fn request_host(request: &Request<Incoming>) -> Option<Cow<'_, str>> {
     let raw = match request.uri().host() {
-        Some(h) => h.to_owned(),
+        Some(h) => h,
         None => {
             let value = request.headers().get(header::HOST)?.to_str().ok()?;
-            let mut host = String::new();
-            if let Some(v6) = value.strip_prefix('[') {
-                let _ = write!(host, "{}", v6.split(']').next().unwrap_or(""));
-            } else {
-                host.push_str(value.rsplit_once(':').map_or(value, |(h, _)| h));
+            match value.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or(""),
+                None => value.rsplit_once(':').map_or(value, |(h, _)| h),
             }
-            host
         }
     };
-    let host = raw
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase();
-    (!host.is_empty()).then_some(host)
+    let host = raw.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return None;
+    }
+    // Borrowed unless it needs lower-casing: no allocation for the usual request.
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
 }
