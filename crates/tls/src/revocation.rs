@@ -21,9 +21,10 @@ use std::sync::OnceLock;
 
 use rustls::pki_types::{TrustAnchor, UnixTime};
 use webpki::{CertRevocationList, OwnedCertRevocationList};
+use x509_parser::asn1_rs::{Any, BitString, Tag};
 use x509_parser::prelude::{FromDer, X509Certificate};
-use x509_parser::revocation_list::CertificateRevocationList;
-use x509_parser::x509::SubjectPublicKeyInfo;
+use x509_parser::time::ASN1Time;
+use x509_parser::x509::{AlgorithmIdentifier, SubjectPublicKeyInfo, X509Name};
 
 /// The CRLs of one TLS server block.
 #[derive(Debug, Default)]
@@ -59,21 +60,20 @@ impl Crls {
     ) -> Result<Crls, String> {
         let mut crls = Vec::with_capacity(ders.len());
         for (der, owned) in ders {
-            let (_, parsed) =
-                CertificateRevocationList::from_der(&der).map_err(|e| format!("not a CRL: {e}"))?;
-            let issuer = parsed.issuer().to_string();
+            let parsed = Envelope::read(&der)?;
+            let issuer = parsed.issuer.to_string();
             let next_update = parsed
-                .next_update()
+                .next_update
                 .and_then(|t| u64::try_from(t.timestamp()).ok());
             let verified_by = OnceLock::new();
             for ca in cas {
                 let Ok((_, cert)) = X509Certificate::from_der(ca.as_ref()) else {
                     continue;
                 };
-                if cert.subject().as_raw() != parsed.issuer().as_raw() {
+                if cert.subject().as_raw() != parsed.issuer.as_raw() {
                     continue;
                 }
-                if parsed.verify_signature(cert.public_key()).is_ok() {
+                if parsed.signed_by(cert.public_key()) {
                     let _ = verified_by.set(cert.public_key().raw.to_vec());
                     break;
                 }
@@ -203,10 +203,63 @@ impl Crl {
         let Ok((_, key)) = SubjectPublicKeyInfo::from_der(spki) else {
             return false;
         };
-        let Ok((_, parsed)) = CertificateRevocationList::from_der(&self.der) else {
-            return false;
-        };
-        parsed.verify_signature(&key).is_ok()
+        Envelope::read(&self.der).is_ok_and(|parsed| parsed.signed_by(&key))
+    }
+}
+
+/// What a CRL says about itself, read without parsing its entries: the signed bytes, the
+/// signature, the issuer and nextUpdate. x509-parser's whole-CRL parse builds a structure
+/// per revoked serial, which for a million serials peaked at about 800 MB just to check
+/// one signature; this reads a few hundred bytes. (The serials themselves are webpki's to
+/// look up.)
+struct Envelope<'a> {
+    /// `tbsCertList`, the bytes the signature covers.
+    tbs: &'a [u8],
+    algorithm: AlgorithmIdentifier<'a>,
+    signature: BitString<'a>,
+    issuer: X509Name<'a>,
+    next_update: Option<ASN1Time>,
+}
+
+impl<'a> Envelope<'a> {
+    fn read(der: &'a [u8]) -> Result<Envelope<'a>, String> {
+        let bad = |what: &str| format!("not a CRL: {what}");
+        // CertificateList ::= SEQUENCE { tbsCertList, signatureAlgorithm, signatureValue }
+        let (_, list) = Any::from_der(der).map_err(|e| bad(&e.to_string()))?;
+        if list.tag() != Tag::Sequence {
+            return Err(bad("not a SEQUENCE"));
+        }
+        let body = list.data;
+        let (rest, tbs) = Any::from_der(body).map_err(|e| bad(&e.to_string()))?;
+        let signed = &body[..body.len() - rest.len()];
+        let (rest, algorithm) =
+            AlgorithmIdentifier::from_der(rest).map_err(|e| bad(&e.to_string()))?;
+        let (_, signature) = BitString::from_der(rest).map_err(|e| bad(&e.to_string()))?;
+        // TBSCertList ::= SEQUENCE { version INTEGER OPTIONAL, signature, issuer,
+        //                            thisUpdate, nextUpdate OPTIONAL, ... }
+        let mut fields = tbs.data;
+        if let Ok((after, version)) = Any::from_der(fields)
+            && version.tag() == Tag::Integer
+        {
+            fields = after;
+        }
+        let (fields, _) = Any::from_der(fields).map_err(|e| bad(&e.to_string()))?;
+        let (fields, issuer) = X509Name::from_der(fields).map_err(|e| bad(&e.to_string()))?;
+        let (fields, _this_update) =
+            ASN1Time::from_der(fields).map_err(|e| bad(&e.to_string()))?;
+        let next_update = ASN1Time::from_der(fields).ok().map(|(_, t)| t);
+        Ok(Envelope {
+            tbs: signed,
+            algorithm,
+            signature,
+            issuer,
+            next_update,
+        })
+    }
+
+    fn signed_by(&self, key: &SubjectPublicKeyInfo<'_>) -> bool {
+        x509_parser::verify::verify_signature(key, &self.algorithm, &self.signature, self.tbs)
+            .is_ok()
     }
 }
 
@@ -256,5 +309,68 @@ fn reason_name(reason: webpki::RevocationReason) -> &'static str {
         R::RemoveFromCrl => "removeFromCRL",
         R::PrivilegeWithdrawn => "privilegeWithdrawn",
         R::AaCompromise => "aACompromise",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mtls_test_support::{TestCa, forge};
+
+    fn crl_der(ca: &TestCa, serials: &[Vec<u8>]) -> Vec<u8> {
+        let pem = forge::crl_pem(
+            &ca.dir().join("ca.crt"),
+            &ca.dir().join("ca.key"),
+            serials,
+        );
+        mtls_pki::pem::sections(pem.as_bytes(), "test CRL")
+            .expect("a PEM CRL")
+            .remove(0)
+            .der
+    }
+
+    fn ca_key(ca: &TestCa) -> Vec<u8> {
+        let pem = std::fs::read(ca.dir().join("ca.crt")).expect("ca.crt");
+        let der = mtls_pki::pem::certificates(&pem, "ca.crt").expect("a certificate");
+        let (_, cert) = X509Certificate::from_der(der[0].as_ref()).expect("parses");
+        cert.public_key().raw.to_vec()
+    }
+
+    #[test]
+    fn the_envelope_is_read_without_the_entries() {
+        let ca = TestCa::new();
+        let other = TestCa::new();
+        let serials: Vec<Vec<u8>> = (1u32..=500).map(|n| n.to_be_bytes().to_vec()).collect();
+        let der = crl_der(&ca, &serials);
+        let envelope = Envelope::read(&der).expect("reads");
+        assert_eq!(envelope.issuer.to_string(), "CN=mtls Test CA");
+        let next = envelope.next_update.expect("nextUpdate").timestamp();
+        let week = 7 * 24 * 3600;
+        let now = i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX);
+        assert!((next - now - week).abs() < 600, "{next} vs {now}");
+        let (ours, theirs) = (ca_key(&ca), ca_key(&other));
+        let (_, key) = SubjectPublicKeyInfo::from_der(&ours).expect("spki");
+        assert!(envelope.signed_by(&key));
+        let (_, wrong) = SubjectPublicKeyInfo::from_der(&theirs).expect("spki");
+        assert!(!envelope.signed_by(&wrong));
+    }
+
+    #[test]
+    fn an_altered_or_broken_crl_is_refused() {
+        let ca = TestCa::new();
+        let mut der = crl_der(&ca, &[vec![7]]);
+        let spki = ca_key(&ca);
+        let (_, key) = SubjectPublicKeyInfo::from_der(&spki).expect("spki");
+        // One byte of the signed part changed: the signature no longer holds.
+        let last_signed = der.len() / 2;
+        der[last_signed] ^= 0x01;
+        if let Ok(envelope) = Envelope::read(&der) {
+            assert!(!envelope.signed_by(&key));
+        }
+        for garbage in [&b""[..], b"\x30", b"\x30\x03\x02\x01\x00", b"not a crl at all"] {
+            assert!(Envelope::read(garbage).is_err(), "{garbage:?}");
+        }
+        let truncated = crl_der(&ca, &[]);
+        assert!(Envelope::read(&truncated[..truncated.len() - 10]).is_err());
     }
 }
