@@ -1,9 +1,10 @@
 //! `mtls-gateway`: what `mtls serve` runs.
 //!
 //! It owns the TOML config model (nginx's vocabulary, file:line errors), the accept
-//! loop, SNI/Host virtual hosts, routes (proxy, static files, redirects), the upstream pool
-//! with mutual TLS, client-identity headers, the access log, metrics, the status page, and
-//! reload/shutdown without dropping connections. It never generates certificates.
+//! loop, HTTP/1.1 keep-alive that releases an idle connection's buffers (`keepalive`),
+//! SNI/Host virtual hosts, routes (proxy, static files, redirects), the upstream pool with
+//! mutual TLS (`proxy::pool`), client-identity headers, the access log, metrics, and
+//! shutdown without dropping requests in flight. It never generates certificates.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
