@@ -245,8 +245,7 @@ impl<'a> Envelope<'a> {
         }
         let (fields, _) = Any::from_der(fields).map_err(|e| bad(&e.to_string()))?;
         let (fields, issuer) = X509Name::from_der(fields).map_err(|e| bad(&e.to_string()))?;
-        let (fields, _this_update) =
-            ASN1Time::from_der(fields).map_err(|e| bad(&e.to_string()))?;
+        let (fields, _this_update) = ASN1Time::from_der(fields).map_err(|e| bad(&e.to_string()))?;
         let next_update = ASN1Time::from_der(fields).ok().map(|(_, t)| t);
         Ok(Envelope {
             tbs: signed,
@@ -318,11 +317,7 @@ mod tests {
     use mtls_test_support::{TestCa, forge};
 
     fn crl_der(ca: &TestCa, serials: &[Vec<u8>]) -> Vec<u8> {
-        let pem = forge::crl_pem(
-            &ca.dir().join("ca.crt"),
-            &ca.dir().join("ca.key"),
-            serials,
-        );
+        let pem = forge::crl_pem(&ca.dir().join("ca.crt"), &ca.dir().join("ca.key"), serials);
         mtls_pki::pem::sections(pem.as_bytes(), "test CRL")
             .expect("a PEM CRL")
             .remove(0)
@@ -367,7 +362,12 @@ mod tests {
         if let Ok(envelope) = Envelope::read(&der) {
             assert!(!envelope.signed_by(&key));
         }
-        for garbage in [&b""[..], b"\x30", b"\x30\x03\x02\x01\x00", b"not a crl at all"] {
+        for garbage in [
+            &b""[..],
+            b"\x30",
+            b"\x30\x03\x02\x01\x00",
+            b"not a crl at all",
+        ] {
             assert!(Envelope::read(garbage).is_err(), "{garbage:?}");
         }
         let truncated = crl_der(&ca, &[]);
