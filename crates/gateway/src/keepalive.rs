@@ -242,14 +242,13 @@ impl Drop for InFlight {
 }
 
 /// Serve HTTP/1.1 on an established TLS stream until the client leaves, the connection
-/// upgrades, `keepalive_timeout` passes in silence, or `stop` turns true (then the request
+/// upgrades, `keepalive_timeout` passes in silence, or the gateway stops (then the request
 /// in flight finishes first).
 pub(crate) async fn serve<S>(
     stream: S,
     conn: Connection,
     registry: &Registry,
     keepalive_timeout: Duration,
-    mut stop: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -342,22 +341,29 @@ pub(crate) async fn serve<S>(
         // a record already). The few bytes read here go to the next hyper connection.
         let mut first = [0u8; 256];
         let mut first = ReadBuf::new(&mut first);
-        let read = std::future::poll_fn(|cx| Pin::new(&mut io.io).poll_read(cx, &mut first));
-        tokio::select! {
-            read = read => {
-                if read.is_err() || first.filled().is_empty() {
-                    return; // an error, or the client closed
-                }
-                io.unread = Bytes::copy_from_slice(first.filled());
+        // `None`: the gateway is stopping (its sweep task wakes us, as in the loop above).
+        let woken = std::future::poll_fn(|cx| {
+            activity.waker.register(cx.waker());
+            if registry.stopping.load(Ordering::Relaxed) {
+                return Poll::Ready(None);
             }
+            Pin::new(&mut io.io).poll_read(cx, &mut first).map(Some)
+        });
+        let woken = tokio::select! {
+            woken = woken => woken,
             _ = tokio::time::sleep(keepalive_timeout) => {
                 tracing::debug!(
                     "client={remote}: keep-alive connection idle for {keepalive_timeout:?}; closing"
                 );
-                let _ = tokio::time::timeout(Duration::from_secs(1), io.io.shutdown()).await;
-                return;
+                None
             }
-            _ = stop.changed() => {
+        };
+        match woken {
+            Some(Ok(())) if !first.filled().is_empty() => {
+                io.unread = Bytes::copy_from_slice(first.filled());
+            }
+            Some(_) => return, // an error, or the client closed
+            None => {
                 let _ = tokio::time::timeout(Duration::from_secs(1), io.io.shutdown()).await;
                 return;
             }

@@ -139,7 +139,7 @@ impl ProxyRoute {
         };
         let connector = Connector {
             tls: tls_client.clone(),
-            tls_name: tls.and_then(|t| t.server_name.as_deref().map(Arc::from)),
+            tls_name: tls.and_then(|t| t.server_name.clone()),
             connect_timeout: proxy.connect_timeout,
             send_timeout: proxy.send_timeout,
         };
@@ -321,7 +321,7 @@ impl ProxyRoute {
             return Response::from_parts(parts, body::empty());
         }
         let (mut parts, incoming) = response.into_parts();
-        strip_hop_by_hop(&mut parts.headers, false);
+        strip_hop_by_hop(&mut parts.headers);
         let body = IdleTimeout::new(incoming, self.read_timeout, lent);
         if self.https && parts.status == StatusCode::BAD_REQUEST && is_small_html(&parts.headers) {
             return self.nginx_refusal(conn, parts, body).await;
@@ -390,15 +390,7 @@ impl ProxyRoute {
         upgrade: bool,
     ) -> HeaderMap {
         let source = &parts.headers;
-        // Names the client's Connection header lists are hop-by-hop for this message too.
-        let listed: Vec<HeaderName> = if source.contains_key(header::CONNECTION) {
-            connection_tokens(source)
-                .filter(|t| !(upgrade && t.eq_ignore_ascii_case("upgrade")))
-                .filter_map(|t| HeaderName::from_bytes(t.to_ascii_lowercase().as_bytes()).ok())
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let listed = connection_listed(source, upgrade);
         let mut headers = HeaderMap::with_capacity(source.len() + 12);
         for (name, value) in source {
             if is_hop_by_hop(name, upgrade)
@@ -616,34 +608,31 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
         .filter(|t| !t.is_empty())
 }
 
-/// RFC 9110 section 7.6.1: the headers that describe one connection, not the message.
-fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let listed: Vec<String> = connection_tokens(headers).collect();
-    for name in listed {
-        if keep_upgrade && name.eq_ignore_ascii_case("upgrade") {
-            continue;
-        }
-        if let Ok(name) = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) {
-            headers.remove(name);
-        }
-    }
-    for name in [
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-    ] {
+/// RFC 9110 section 7.6.1: the headers that describe one connection, not the message
+/// (for a response; a request's are left out as it is copied, in `upstream_headers`).
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let mut drop = connection_listed(headers, false);
+    drop.extend(
+        headers
+            .keys()
+            .filter(|name| is_hop_by_hop(name, false))
+            .cloned(),
+    );
+    for name in drop {
         headers.remove(name);
     }
-    headers.remove(header::CONNECTION);
-    if keep_upgrade {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(header::UPGRADE);
+}
+
+/// The header names a message's `Connection` header lists: hop-by-hop for that message
+/// too (but `upgrade`, when the request upgrades).
+fn connection_listed(headers: &HeaderMap, upgrade: bool) -> Vec<HeaderName> {
+    if !headers.contains_key(header::CONNECTION) {
+        return Vec::new();
     }
+    connection_tokens(headers)
+        .filter(|t| !(upgrade && t.eq_ignore_ascii_case("upgrade")))
+        .filter_map(|t| HeaderName::from_bytes(t.to_ascii_lowercase().as_bytes()).ok())
+        .collect()
 }
 
 fn client_settings(tls: &ProxyTls) -> ClientTlsSettings {
@@ -761,13 +750,12 @@ impl ConnectError {
     }
 }
 
-/// Makes upstream connections for hyper's pool: TCP, then TLS when the upstream is https.
-#[derive(Debug, Clone)]
+/// Makes upstream connections for the pool: TCP, then TLS when the upstream is https.
+#[derive(Debug)]
 struct Connector {
     tls: Option<TlsClient>,
-    /// `proxy_tls.server_name`; else the host of the server being connected to. (hyper's
-    /// pool clones the connector for every request: keep that to reference counts.)
-    tls_name: Option<Arc<str>>,
+    /// `proxy_tls.server_name`; else the host of the server being connected to.
+    tls_name: Option<String>,
     connect_timeout: Duration,
     send_timeout: Duration,
 }

@@ -45,8 +45,8 @@ pub(crate) struct Connection {
     pub(crate) tls: Option<HandshakeInfo>,
     pub(crate) log: AccessLogger,
     pub(crate) metrics: Arc<Metrics>,
-    /// The client-identity header values, made at the first proxied request and reused:
-    /// the identity cannot change during a connection.
+    /// The client-identity and forwarding header values, made at the first proxied
+    /// request and reused: neither can change during a connection.
     pub(crate) identity: std::sync::OnceLock<crate::proxy::IdentityValues>,
 }
 
@@ -250,7 +250,7 @@ async fn connection(shared: Shared, listener: usize, tcp: TcpStream, remote: Soc
         serve_http(TokioIo::new(stream), conn, stop).await;
     } else {
         let timeout = site.keepalive_timeout;
-        keepalive::serve(stream, conn, &keepalive, timeout, stop).await;
+        keepalive::serve(stream, conn, &keepalive, timeout).await;
     }
 }
 

@@ -92,8 +92,7 @@ pub struct ClientTlsSettings {
 pub struct TlsClient {
     config: Arc<ClientConfig>,
     /// Our certificate's subject and serial, for refusal sentences; `None` without one.
-    /// (Shared: the proxy's connection pool clones the client for every request.)
-    ours: Option<Arc<str>>,
+    ours: Option<String>,
 }
 
 /// The TLS stream to an upstream after a handshake.
@@ -204,7 +203,7 @@ impl TlsClient {
                 let certified = read_identity(certificate, key, &provider)?;
                 let ours = certified.end_entity_cert().ok().map(|leaf| {
                     let (subject, _, serial) = crate::identity::names(leaf.as_ref());
-                    Arc::<str>::from(format!("{subject} (serial {serial})"))
+                    format!("{subject} (serial {serial})")
                 });
                 let resolver = Arc::new(SingleCertAndKey::from(certified));
                 (builder.with_client_cert_resolver(resolver), ours)
@@ -317,7 +316,7 @@ impl TlsClient {
                 UpstreamTlsError::RefusedOurCertificate {
                     alert,
                     sent: match sent {
-                        CertificateSent::Ours => self.ours.as_deref().map(str::to_owned),
+                        CertificateSent::Ours => self.ours.clone(),
                         _ => None,
                     },
                 }
