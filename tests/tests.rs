@@ -8,6 +8,7 @@
 
 mod bench;
 mod get;
+mod hostile;
 mod interop_pki;
 mod pki;
 mod proxy;
