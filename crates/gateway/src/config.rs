@@ -81,6 +81,10 @@ pub struct Server {
     pub listen: Vec<Listen>,
     /// `server_name`: the names this server answers to; empty is a catch-all.
     pub server_names: Vec<ServerName>,
+    /// `underscores_in_headers` (nginx's): accept request headers whose names contain `_`.
+    /// Default false: they are dropped, because CGI/WSGI servers map `X_Client_Subject` and
+    /// `X-Client-Subject` to the same variable.
+    pub underscores_in_headers: bool,
     /// `[server.tls]`; `None` is plain HTTP.
     pub tls: Option<TlsSettings>,
     /// `[[server.location]]`, in file order.
@@ -240,6 +244,12 @@ pub struct Proxy {
     pub max_header_size: usize,
     /// The client-identity headers sent to the upstream.
     pub identity: IdentityHeaders,
+    /// `forward_raw_path`: send the path as the client wrote it (still percent-encoded,
+    /// `.` and `//` kept) instead of the normalised one, for upstreams that need the exact
+    /// bytes. Only when that raw path, matched as it is, picks this same location; otherwise
+    /// the request is refused (400), since the upstream could read it as another location.
+    /// Default false.
+    pub forward_raw_path: bool,
 }
 
 /// Where a proxied request goes.
@@ -830,7 +840,7 @@ return = "301 https://$host/new"
             "t.toml:5:1: proxy_passs: unknown key, expected one of `path`, `root`, `index`, \
              `return`, `client_auth`, `allow`, `proxy_pass`, `proxy_tls`, `connect_timeout`, \
              `read_timeout`, `send_timeout`, `max_header_size`, `identity_headers`, `xfcc`, \
-             `header_names`"
+             `header_names`, `forward_raw_path`"
         );
         assert_eq!(
             one_error("wrokers = 2\n"),

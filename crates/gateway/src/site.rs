@@ -137,7 +137,8 @@ impl Site {
                             },
                         };
                         let tls = proxy.tls.as_ref().or(group_tls);
-                        match ProxyRoute::build(proxy, tls, balancer) {
+                        match ProxyRoute::build(proxy, tls, balancer, server.underscores_in_headers)
+                        {
                             Ok(route) => RouteAction::Proxy(Box::new(route)),
                             Err(e) => {
                                 errors.push(locate_proxy(config, proxy, tls, &e));

@@ -68,6 +68,7 @@ pub(super) struct RawHeaderNames {
 pub(super) struct RawServer {
     pub listen: Leaf,
     pub server_name: Leaf,
+    pub underscores_in_headers: Leaf,
     pub tls: Option<Spanned<RawTls>>,
     pub location: Option<Vec<Spanned<RawLocation>>>,
 }
@@ -111,6 +112,7 @@ pub(super) struct RawLocation {
     pub identity_headers: Leaf,
     pub xfcc: Leaf,
     pub header_names: Option<Spanned<RawHeaderNames>>,
+    pub forward_raw_path: Leaf,
 }
 
 /// `[server.location.allow]` or an inline `allow = { ... }`.

@@ -144,6 +144,10 @@ impl Cx<'_> {
             .xfcc
             .as_ref()
             .map_or(Some(false), |v| self.boolean("xfcc", v));
+        let forward_raw_path = r
+            .forward_raw_path
+            .as_ref()
+            .map_or(Some(false), |v| self.boolean("forward_raw_path", v));
         let names = r
             .header_names
             .as_ref()
@@ -166,12 +170,13 @@ impl Cx<'_> {
                 xfcc: xfcc?,
                 names,
             },
+            forward_raw_path: forward_raw_path?,
         })
     }
 
     /// Proxy keys without `proxy_pass` mean something was forgotten.
     pub(super) fn no_proxy_keys(&mut self, r: &RawLocation) {
-        let keys: [(&str, Option<Position>); 8] = [
+        let keys: [(&str, Option<Position>); 9] = [
             ("proxy_tls", r.proxy_tls.as_ref().map(|t| self.at(t.span()))),
             (
                 "header_names",
@@ -198,6 +203,10 @@ impl Cx<'_> {
                 r.identity_headers.as_ref().map(|v| self.at(v.span())),
             ),
             ("xfcc", r.xfcc.as_ref().map(|v| self.at(v.span()))),
+            (
+                "forward_raw_path",
+                r.forward_raw_path.as_ref().map(|v| self.at(v.span())),
+            ),
         ];
         for (key, at) in keys {
             if let Some(at) = at {
