@@ -448,21 +448,17 @@ path = "/"
 return = "301 https://$host$request_uri"
 "#;
     let server = work.serve("gw", &server_block("", locations));
+    // `"` is allowed in a request path by the HTTP parser; unescaped in the redirect page's
+    // `href="..."` it would open an attribute of the attacker's choosing.
     let answer = raw_tls(
         &work,
         server.port,
-        "GET /x?a=\"><img/src=x/onerror=alert(1)> HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        "GET /x\"onmouseover=\"alert(1) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
-    if status_of(&answer) == "301" {
-        let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
-        assert!(!body.contains("<img"), "{answer}");
-        assert!(
-            body.contains("&lt;img") || body.contains("%3Cimg"),
-            "{answer}"
-        );
-    } else {
-        assert_eq!(status_of(&answer), "400", "{answer}");
-    }
+    assert_eq!(status_of(&answer), "301", "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    assert!(!body.contains("\"onmouseover"), "{answer}");
+    assert!(body.contains("&quot;onmouseover"), "{answer}");
 }
 
 #[test]
