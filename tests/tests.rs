@@ -10,6 +10,7 @@ mod bench;
 mod get;
 mod hostile;
 mod interop_pki;
+mod limits;
 mod pki;
 mod proxy;
 mod serve;
