@@ -252,6 +252,10 @@ pub struct Proxy {
     pub forward_raw_path: bool,
 }
 
+/// How long an idle pooled upstream connection is kept (nginx's upstream
+/// `keepalive_timeout`), for groups without the key and for `proxy_pass` to an address.
+pub const DEFAULT_UPSTREAM_KEEPALIVE: Duration = Duration::from_secs(60);
+
 /// Where a proxied request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProxyUpstream {
@@ -360,6 +364,9 @@ pub struct Upstream {
     pub servers: Vec<HostPort>,
     /// `fail_timeout`: how long a server that failed to connect is skipped; default 10 s.
     pub fail_timeout: Duration,
+    /// `keepalive_timeout` (nginx's, in `upstream {}`): an idle pooled connection to one of
+    /// the servers is closed after this long; default 60 s.
+    pub keepalive_timeout: Duration,
     /// `[upstream.tls]`: the upstream speaks TLS, with these settings.
     pub tls: Option<ProxyTls>,
 }

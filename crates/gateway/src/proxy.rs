@@ -133,6 +133,7 @@ impl ProxyRoute {
         proxy: &Proxy,
         tls: Option<&ProxyTls>,
         balancer: Arc<Balancer>,
+        keepalive_timeout: Duration,
         underscores_in_headers: bool,
     ) -> Result<ProxyRoute, TlsError> {
         let tls_client = match (proxy.https, tls) {
@@ -154,7 +155,7 @@ impl ProxyRoute {
         let pool = Arc::new(Pool::new(
             balancer.servers.len(),
             proxy.max_header_size,
-            Duration::from_secs(60),
+            keepalive_timeout,
         ));
         let names = &proxy.identity.names;
         let defaults = HeaderNames::default();
@@ -202,6 +203,11 @@ impl ProxyRoute {
             underscores_in_headers,
             forward_raw_path: proxy.forward_raw_path,
         })
+    }
+
+    /// Close the pooled connections idle longer than the upstream's `keepalive_timeout`.
+    pub(crate) fn reap_idle(&self) {
+        self.pool.reap();
     }
 
     /// Whether this location forwards the raw path (the handler then checks that it routes

@@ -32,6 +32,7 @@ pub(super) struct RawUpstream {
     pub name: Leaf,
     pub servers: Leaf,
     pub fail_timeout: Leaf,
+    pub keepalive_timeout: Leaf,
     pub tls: Option<Spanned<RawProxyTls>>,
 }
 
