@@ -149,3 +149,90 @@ fn idle_upstream_connections_are_closed_after_keepalive_timeout() {
     let (status, _) = get(&work, &server, "/x", &[]);
     assert_eq!(status, 200);
 }
+
+/// `mtls serve -c NAME.toml` under `ulimit -n NOFILE` (soft and hard), through bash.
+fn serve_with_nofile(work: &Work, name: &str, config: &str, nofile: u32) -> Server {
+    let port = free_port();
+    work.write(
+        &format!("{name}.toml"),
+        config.replace("{port}", &port.to_string()),
+    );
+    let mtls = assert_cmd::cargo::cargo_bin("mtls");
+    let script = format!(
+        "ulimit -n {nofile} && exec '{}' serve -c {name}.toml --handshake-timeout 2s",
+        mtls.display()
+    );
+    work.spawn_peer(name, port, "bash", &["-c", &script])
+}
+
+/// Open `n` TCP connections that never send a byte (the kernel completes them from the
+/// listen backlog even while the gateway does not accept).
+fn silent_connections(port: u16, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect()
+}
+
+#[test]
+fn more_silent_sockets_than_file_descriptors_neither_lock_out_clients_nor_flood_the_log() {
+    let work = limits_pki();
+    let server = serve_with_nofile(&work, "gw", &tls_server("", "", HELLO), 128);
+    let started = std::time::Instant::now();
+    let silent = silent_connections(server.port, 200);
+    assert!(silent.len() > 128, "only {} connections", silent.len());
+    // Served once the silent connections ahead of it reach the handshake timeout (2 s) and
+    // free their slots.
+    let (status, body) = get(&work, &server, "/", &["--max-time", "40"]);
+    assert_eq!((status, body.as_str()), (200, "hello"));
+    let elapsed = started.elapsed().as_secs() as usize;
+    drop(silent);
+    let log = server.log();
+    let emfile = log.matches("Too many open files").count();
+    assert!(
+        emfile <= elapsed + 2,
+        "{emfile} EMFILE lines in {elapsed} s:\n{log}"
+    );
+    let cap = log.matches("max_connections").count();
+    assert!(cap <= elapsed + 2, "{cap} cap lines in {elapsed} s:\n{log}");
+}
+
+#[test]
+fn max_connections_stops_accepting_until_a_slot_frees() {
+    let work = limits_pki();
+    let server = work.serve(
+        "gw",
+        &tls_server(
+            "max_connections = 4\nmetrics = \"127.0.0.1:{metrics_port}\"\n",
+            "",
+            HELLO,
+        ),
+    );
+    let silent = silent_connections(server.port, 4);
+    // Give the gateway time to accept all four.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let (status, _) = get(&work, &server, "/", &["--max-time", "20"]);
+    assert_eq!(status, 200);
+    // It waited for the handshake timeout (2 s) to free a slot.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1500),
+        "served after {:?}, before any slot was free",
+        started.elapsed()
+    );
+    drop(silent);
+    server.wait_log("max_connections (4) reached");
+    let metrics = work.curl(&[
+        "-s",
+        &format!("http://127.0.0.1:{}/metrics", metrics_port(&work)),
+    ]);
+    assert!(
+        metrics.1.contains("mtls_connections_cap_reached_total 1")
+            || metrics.1.contains("mtls_connections_cap_reached_total{} 1"),
+        "{}",
+        metrics.1
+    );
+}
+
+fn metrics_port(work: &Work) -> String {
+    String::from_utf8(work.read("gw.metrics_port")).unwrap()
+}
