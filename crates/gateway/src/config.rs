@@ -40,6 +40,13 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// `[[upstream]]` groups.
     pub upstreams: Vec<Upstream>,
+    /// Top-level `max_connections` (nginx's `worker_connections`, for the whole process):
+    /// client connections served at once; at the cap the gateway stops accepting until one
+    /// closes. `None`: derived from the file-descriptor limit.
+    pub max_connections: Option<usize>,
+    /// Top-level `worker_rlimit_nofile` (nginx's): the file-descriptor limit to set at
+    /// start. `None`: raised to the hard limit.
+    pub worker_rlimit_nofile: Option<u64>,
 }
 
 /// Where the access log goes.
@@ -851,7 +858,7 @@ return = "301 https://$host/new"
         );
         assert_eq!(
             one_error("wrokers = 2\n"),
-            "t.toml:1:1: wrokers: unknown key, expected one of `server`, `access_log`, `workers`, `metrics`, `upstream`"
+            "t.toml:1:1: wrokers: unknown key, expected one of `server`, `access_log`, `workers`, `metrics`, `upstream`, `max_connections`, `worker_rlimit_nofile`"
         );
         assert!(
             one_error(&format!("{TLS}  verify = true\n"))

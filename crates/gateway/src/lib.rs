@@ -17,6 +17,7 @@ pub mod files;
 mod handler;
 mod host;
 mod keepalive;
+mod limits;
 mod metrics;
 pub mod path;
 mod proxy;

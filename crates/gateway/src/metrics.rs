@@ -24,6 +24,7 @@ pub(crate) struct Metrics {
     upstream_errors: Family<CheckLabels, Counter>,
     connections: Gauge,
     waiting: Gauge,
+    cap_reached: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,6 +54,7 @@ impl Metrics {
         let upstream_errors = Family::<CheckLabels, Counter>::default();
         let connections = Gauge::default();
         let waiting = Gauge::default();
+        let cap_reached = Counter::default();
         registry.register(
             "tls_handshakes",
             "Completed TLS handshakes",
@@ -70,7 +72,7 @@ impl Metrics {
         );
         registry.register(
             "http_refusals",
-            "HTTP requests refused by a client-certificate rule (403) or a Host/SNI mismatch (421)",
+            "HTTP requests refused: a client-certificate rule (403), a Host/SNI mismatch (421), a bad path or Host (400)",
             request_refusals.clone(),
         );
         registry.register(
@@ -88,6 +90,11 @@ impl Metrics {
             "HTTP/1.1 keep-alive connections idle between requests, their buffers released (nginx's Waiting)",
             waiting.clone(),
         );
+        registry.register(
+            "connections_cap_reached",
+            "Times max_connections was reached and accepting paused until a connection closed",
+            cap_reached.clone(),
+        );
         Arc::new(Metrics {
             registry,
             handshakes,
@@ -97,7 +104,12 @@ impl Metrics {
             upstream_errors,
             connections,
             waiting,
+            cap_reached,
         })
+    }
+
+    pub(crate) fn cap_reached(&self) {
+        self.cap_reached.inc();
     }
 
     pub(crate) fn handshake(&self, info: &mtls_tls::HandshakeInfo) {

@@ -23,7 +23,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use mtls_tls::{ClientHello, HandshakeError, HandshakeInfo};
 
@@ -31,6 +31,7 @@ use crate::access_log::AccessLogger;
 use crate::body::Body;
 use crate::handler;
 use crate::keepalive;
+use crate::limits::{self, Throttle};
 use crate::metrics::Metrics;
 use crate::site::Site;
 
@@ -95,6 +96,17 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let log = AccessLogger::start(&site.access_log)?;
     let metrics = Metrics::new();
+    let nofile = limits::raise_nofile(site.worker_rlimit_nofile);
+    let max_connections = site
+        .max_connections
+        .unwrap_or_else(|| limits::default_max_connections(nofile));
+    tracing::info!("file descriptors: {nofile}; max_connections: {max_connections}");
+    let slots = Arc::new(Slots {
+        free: Arc::new(Semaphore::new(max_connections)),
+        max: max_connections,
+        cap_log: Throttle::default(),
+        accept_log: Throttle::default(),
+    });
     let site = Arc::new(site);
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection task holds a sender; when the last one ends, `recv` says so.
@@ -110,6 +122,7 @@ pub async fn run(
             log: log.clone(),
             metrics: metrics.clone(),
             keepalive: keepalive.clone(),
+            slots: slots.clone(),
             stop: stop_rx.clone(),
             _alive: alive.clone(),
         };
@@ -149,15 +162,51 @@ struct Shared {
     log: AccessLogger,
     metrics: Arc<Metrics>,
     keepalive: Arc<keepalive::Registry>,
+    slots: Arc<Slots>,
     /// Turns true when the gateway stops: finish what is in flight, then close.
     stop: watch::Receiver<bool>,
     /// Held while the task lives, so that shutdown can wait for the last one.
     _alive: mpsc::Sender<()>,
 }
 
+/// `max_connections`, shared by every listener: a connection holds a permit for its life.
+#[derive(Debug)]
+struct Slots {
+    free: Arc<Semaphore>,
+    max: usize,
+    /// "max_connections reached", at most once a second.
+    cap_log: Throttle,
+    /// accept errors (EMFILE, ENFILE, ENOBUFS), at most once a second.
+    accept_log: Throttle,
+}
+
 async fn accept_loop(shared: Shared, index: usize, listener: TcpListener) {
     let mut stop = shared.stop.clone();
+    let addr = shared.site.listeners[index].addr;
     loop {
+        // A slot first: at the cap, stop accepting (clients wait in the kernel's backlog)
+        // rather than accept and drop, and resume as soon as a connection closes.
+        let slot = match shared.slots.free.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                shared.metrics.cap_reached();
+                if let Some(held_back) = shared.slots.cap_log.allow() {
+                    tracing::warn!(
+                        "max_connections ({}) reached: not accepting on {addr} until a \
+                         connection closes{}",
+                        shared.slots.max,
+                        repeated(held_back)
+                    );
+                }
+                tokio::select! {
+                    slot = shared.slots.free.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => return,
+                    },
+                    _ = stop.changed() => return,
+                }
+            }
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.changed() => return,
@@ -165,8 +214,11 @@ async fn accept_loop(shared: Shared, index: usize, listener: TcpListener) {
         let (tcp, remote) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
-                // EMFILE and friends: back off a little rather than spin.
-                tracing::warn!("accept on {}: {e}", shared.site.listeners[index].addr);
+                // EMFILE and friends: back off a little rather than spin, and say so once a
+                // second, not fifty times.
+                if let Some(held_back) = shared.slots.accept_log.allow() {
+                    tracing::warn!("accept on {addr}: {e}{}", repeated(held_back));
+                }
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
@@ -174,17 +226,33 @@ async fn accept_loop(shared: Shared, index: usize, listener: TcpListener) {
         let _ = tcp.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
-            connection(shared, index, tcp, remote).await;
+            connection(shared, index, tcp, remote, slot).await;
         });
     }
 }
 
-async fn connection(shared: Shared, listener: usize, tcp: TcpStream, remote: SocketAddr) {
+/// ` (and N more times since the last line)`, for a throttled warning.
+fn repeated(held_back: u64) -> String {
+    if held_back == 0 {
+        String::new()
+    } else {
+        format!(" (and {held_back} more times since the last such line)")
+    }
+}
+
+async fn connection(
+    shared: Shared,
+    listener: usize,
+    tcp: TcpStream,
+    remote: SocketAddr,
+    _slot: OwnedSemaphorePermit,
+) {
     let Shared {
         site,
         log,
         metrics,
         keepalive,
+        slots: _,
         stop,
         _alive,
     } = shared;

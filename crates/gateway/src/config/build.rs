@@ -104,6 +104,16 @@ impl<'a> Cx<'a> {
         };
         let workers = raw.workers.as_ref().and_then(|v| self.workers(v));
         let metrics = raw.metrics.as_ref().and_then(|v| self.metrics(v));
+        let max_connections = raw
+            .max_connections
+            .as_ref()
+            .and_then(|v| self.integer("max_connections", v, 1, i64::from(u32::MAX)))
+            .and_then(|n| usize::try_from(n).ok());
+        let worker_rlimit_nofile = raw
+            .worker_rlimit_nofile
+            .as_ref()
+            .and_then(|v| self.integer("worker_rlimit_nofile", v, 64, i64::from(u32::MAX)))
+            .and_then(|n| u64::try_from(n).ok());
         let upstreams = self.upstreams(raw.upstream.as_deref().unwrap_or_default());
         let mut built = Vec::new();
         match raw.server {
@@ -127,6 +137,8 @@ impl<'a> Cx<'a> {
             workers,
             metrics,
             upstreams,
+            max_connections,
+            worker_rlimit_nofile,
         }
     }
 

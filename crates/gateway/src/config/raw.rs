@@ -23,6 +23,8 @@ pub(super) struct RawConfig {
     pub workers: Leaf,
     pub metrics: Leaf,
     pub upstream: Option<Vec<Spanned<RawUpstream>>>,
+    pub max_connections: Leaf,
+    pub worker_rlimit_nofile: Leaf,
 }
 
 /// One `[[upstream]]`.
