@@ -8,6 +8,7 @@
 
 mod bench;
 mod get;
+mod identity;
 mod interop_pki;
 mod pki;
 mod proxy;
