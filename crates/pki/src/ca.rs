@@ -613,7 +613,7 @@ impl Ca {
             serial: names::serial_hex(&serial.to_bytes()),
             name: name.to_owned(),
             profile: leaf.profile,
-            subject: parsed.subject().to_string(),
+            subject: crate::dn::display(parsed.subject()),
             not_after,
             revoked: None,
         };
@@ -725,7 +725,7 @@ impl Csr {
             == x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION;
         Ok(Csr {
             subject,
-            subject_text: info.subject.to_string(),
+            subject_text: crate::dn::display(&info.subject),
             sans,
             public_key_info,
             rsa,
