@@ -131,7 +131,7 @@ fn display_value(out: &mut String, value: &Any<'_>) {
             }
             pieces
         }
-        Tag::BmpString if data.len() % 2 == 0 => {
+        Tag::BmpString if data.len().is_multiple_of(2) => {
             let units = data
                 .chunks_exact(2)
                 .map(|u| u16::from_be_bytes([u[0], u[1]]));
@@ -142,7 +142,7 @@ fn display_value(out: &mut String, value: &Any<'_>) {
                 })
                 .collect()
         }
-        Tag::UniversalString if data.len() % 4 == 0 => data
+        Tag::UniversalString if data.len().is_multiple_of(4) => data
             .chunks_exact(4)
             .flat_map(|c| {
                 let code = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
@@ -224,7 +224,7 @@ fn openssl_value(out: &mut String, value: &Any<'_>) -> Option<()> {
         }
         return Some(());
     }
-    if data.len() % width != 0 {
+    if !data.len().is_multiple_of(width) {
         return None;
     }
     let count = data.len() / width;
@@ -493,8 +493,11 @@ mod tests {
         out
     }
 
-    /// The DER of a Name: RDNs of (type OID contents, string tag, value bytes).
-    fn name(rdns: &[&[(&[u8], u8, &[u8])]]) -> Vec<u8> {
+    /// One attribute: type OID contents, string tag, value bytes.
+    type Attribute<'a> = (&'a [u8], u8, &'a [u8]);
+
+    /// The DER of a Name made of these RDNs.
+    fn name(rdns: &[&[Attribute<'_>]]) -> Vec<u8> {
         let mut seq = Vec::new();
         for rdn in rdns {
             let mut set = Vec::new();
