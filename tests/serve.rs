@@ -1014,7 +1014,7 @@ print("split", ask([b"GET / HTTP/1.1\r\nHo", b"st: localhost\r\n\r\n"], pause=2.
     let out = mtls_test_support::run_peer("python3", &["-c", &script], work.path());
     let text = mtls_test_support::text(&out);
     assert!(out.status.success(), "{text}");
-    let ok = "HTTP/1.1 200 OK verify=SUCCESS subject=OU=Payments, CN=alice";
+    let ok = "HTTP/1.1 200 OK verify=SUCCESS subject=CN=alice,OU=Payments";
     for line in [
         &format!("first {ok}"),
         "busy 0",

@@ -3,12 +3,17 @@
 //! `pki` drives the CLI and checks files, exit codes and messages; `interop_pki` proves
 //! that what we make is accepted by the real tools (openssl, keytool, Python's ssl);
 //! `serve` runs the gateway against curl, `openssl s_client` and Python's ssl.
+//! `hostile` sends what an attacker would (path spellings past a location's rules, forged
+//! identity headers, bad Host headers); `limits` holds deadlines and bounds.
+//! `identity` proves that names from certificates cannot be forged: `$ssl_client_s_dn` is
+//! compared byte for byte with nginx's, identity headers and log lines are escaped.
 
 #![allow(clippy::unwrap_used)]
 
 mod bench;
 mod get;
 mod hostile;
+mod identity;
 mod interop_pki;
 mod limits;
 mod pki;

@@ -484,15 +484,9 @@ fn json_document(report: &Report, body: Option<&[u8]>) -> Value {
     document
 }
 
+/// Logs to stderr, `MTLS_LOG` (default `warn`), one line per event (`crate::log`).
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MTLS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+    crate::log::init("warn");
 }
 
 #[cfg(test)]

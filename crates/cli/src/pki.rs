@@ -104,6 +104,11 @@ enum PkiCommand {
         /// Also write the certificate here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Sign even if a subject value holds `,`, `+`, `=` or a control character, which
+        /// can make the name read like another one (`O=Ops, OU=Payments, CN=carol` in a
+        /// single O).
+        #[arg(long)]
+        allow_odd_subject: bool,
         /// Sign even if a valid certificate already has this name.
         #[arg(long)]
         force: bool,
@@ -411,6 +416,7 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
             sans,
             leaf,
             out,
+            allow_odd_subject,
             force,
         } => {
             let name = match name {
@@ -427,6 +433,7 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
                 extra_sans: sans,
                 leaf: leaf.options(profile),
                 out,
+                allow_odd_subject,
                 force,
             };
             let issued = ca

@@ -171,16 +171,9 @@ fn describe_listeners(listeners: &[(std::net::SocketAddr, bool)]) -> String {
         .join(", ")
 }
 
-/// Logs to stderr, `MTLS_LOG` (default `info`), colours only on a terminal.
+/// Logs to stderr, `MTLS_LOG` (default `info`), one line per event (`crate::log`).
 pub(crate) fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MTLS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+    crate::log::init("info");
 }
 
 /// SIGHUP asks nginx, HAProxy and ghostunnel to reload; its default action would end the

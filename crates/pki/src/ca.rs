@@ -168,6 +168,9 @@ pub struct SignRequest {
     pub leaf: LeafOptions,
     /// Where to write the certificate, besides the CA directory.
     pub out: Option<PathBuf>,
+    /// Sign even if a value in the CSR's subject holds `,`, `+`, `=` or a control character
+    /// (see [`Csr::odd_attribute`]).
+    pub allow_odd_subject: bool,
     /// Sign even if a valid certificate already has this name.
     pub force: bool,
 }
@@ -396,6 +399,16 @@ impl Ca {
     pub fn sign_csr(&mut self, csr: &[u8], what: &str, request: &SignRequest) -> Result<Issued> {
         names::check_name(&request.name)?;
         let parsed = Csr::parse(csr, what)?;
+        if let Some(odd) = &parsed.odd_attribute
+            && !request.allow_odd_subject
+        {
+            return Err(Error::OddSubject {
+                what: what.to_owned(),
+                attribute: odd.attribute.clone(),
+                value: odd.value.clone(),
+                character: odd.character,
+            });
+        }
         let mut db = self.database()?;
         check_name_free(&db, &request.name, request.force)?;
         let mut sans = parsed.sans.clone();
@@ -613,7 +626,7 @@ impl Ca {
             serial: names::serial_hex(&serial.to_bytes()),
             name: name.to_owned(),
             profile: leaf.profile,
-            subject: parsed.subject().to_string(),
+            subject: crate::dn::display(parsed.subject()),
             not_after,
             revoked: None,
         };
@@ -662,6 +675,10 @@ pub struct Csr {
     pub subject: DistinguishedName,
     /// The subject as text.
     pub subject_text: String,
+    /// The first subject attribute whose value holds `,`, `+` or `=` (which make a DN read
+    /// like another one: `O=Ops, OU=Payments, CN=carol` in a single O) or a control
+    /// character; `sign_csr` refuses such a CSR unless told otherwise.
+    pub odd_attribute: Option<OddAttribute>,
     /// Requested SANs.
     pub sans: Vec<SanType>,
     /// DER SubjectPublicKeyInfo.
@@ -690,6 +707,7 @@ impl Csr {
             .map_err(|_| Error::CsrSignature(what.to_owned()))?;
         let info = &csr.certification_request_info;
         let mut subject = DistinguishedName::new();
+        let mut odd_attribute = None;
         for attr in info.subject.iter_attributes() {
             let oid: Vec<u64> = attr
                 .attr_type()
@@ -699,6 +717,9 @@ impl Csr {
             let value = attr
                 .as_str()
                 .map_err(|_| Error::malformed(what, "subject attribute is not a string"))?;
+            if odd_attribute.is_none() {
+                odd_attribute = OddAttribute::find(attr, value);
+            }
             let value = if attr.attr_value().header.tag()
                 == x509_parser::der_parser::asn1_rs::Tag::PrintableString
             {
@@ -725,10 +746,38 @@ impl Csr {
             == x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION;
         Ok(Csr {
             subject,
-            subject_text: info.subject.to_string(),
+            subject_text: crate::dn::display(&info.subject),
+            odd_attribute,
             sans,
             public_key_info,
             rsa,
+        })
+    }
+}
+
+/// A subject attribute whose value holds a character that confuses DN readers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OddAttribute {
+    /// The attribute's short name (`CN`, `O`, ...) or dotted OID.
+    pub attribute: String,
+    /// Its value.
+    pub value: String,
+    /// The first odd character in it.
+    pub character: char,
+}
+
+impl OddAttribute {
+    fn find(attribute: &x509_parser::x509::AttributeTypeAndValue<'_>, value: &str) -> Option<Self> {
+        let character = value
+            .chars()
+            .find(|c| matches!(c, ',' | '+' | '=') || c.is_control())?;
+        let oid = attribute.attr_type();
+        let attribute = x509_parser::objects::oid2abbrev(oid, x509_parser::objects::oid_registry())
+            .map_or_else(|_| oid.to_id_string(), str::to_owned);
+        Some(OddAttribute {
+            attribute,
+            value: value.to_owned(),
+            character,
         })
     }
 }

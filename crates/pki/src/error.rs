@@ -98,6 +98,21 @@ pub enum Error {
     #[error("PKCS#12 {0}")]
     Pkcs12(String),
 
+    /// A CSR's subject holds a value that makes it read like another subject.
+    #[error(
+        "{what} asks for a subject whose {attribute} is {value:?}, and its {character:?} can make the name read like another one (sign it anyway with --allow-odd-subject)"
+    )]
+    OddSubject {
+        /// The CSR file.
+        what: String,
+        /// The attribute's short name (`O`, `CN`, ...).
+        attribute: String,
+        /// Its value.
+        value: String,
+        /// The odd character.
+        character: char,
+    },
+
     /// The certificate generator refused the parameters.
     #[error("generating {what}: {source}")]
     Generate {

@@ -24,6 +24,7 @@
 
 pub mod ca;
 pub mod db;
+pub mod dn;
 pub mod error;
 pub mod fs;
 pub mod key;

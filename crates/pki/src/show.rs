@@ -227,8 +227,8 @@ pub fn describe_certificate(der: &[u8], now: OffsetDateTime) -> Result<CertInfo>
     let not_before = cert.validity().not_before.to_datetime();
     let not_after = cert.validity().not_after.to_datetime();
     let mut info = CertInfo {
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
+        subject: crate::dn::display(cert.subject()),
+        issuer: crate::dn::display(cert.issuer()),
         serial: names::serial_hex(cert.raw_serial()),
         not_before,
         not_after,
@@ -336,7 +336,7 @@ fn describe_csr(der: &[u8], what: &str) -> Result<CsrInfo> {
         }
     }
     Ok(CsrInfo {
-        subject: csr.certification_request_info.subject.to_string(),
+        subject: crate::dn::display(&csr.certification_request_info.subject),
         subject_alt_names: sans,
         key: key_description(&csr.certification_request_info.subject_pki),
         signature_valid: csr.verify_signature().is_ok(),
@@ -363,7 +363,7 @@ fn describe_crl(der: &[u8], what: &str, now: OffsetDateTime) -> Result<CrlInfo> 
         })
         .collect();
     Ok(CrlInfo {
-        issuer: crl.issuer().to_string(),
+        issuer: crate::dn::display(crl.issuer()),
         this_update: crl.last_update().to_datetime(),
         next_update,
         freshness,

@@ -29,6 +29,7 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 
 use crate::db::{Reason, human_time};
+use crate::dn;
 use crate::show::{relative, subject_alt_names};
 
 /// What the certificate must be good for.
@@ -290,8 +291,8 @@ pub fn verify(leaf: &[u8], options: &VerifyOptions) -> Result<Verified, VerifyEr
         chain: chain
             .iter()
             .map(|c| ChainLink {
-                subject: c.subject().to_string(),
-                issuer: c.issuer().to_string(),
+                subject: dn::display(c.subject()),
+                issuer: dn::display(c.issuer()),
                 serial: serial(c),
                 not_after: c.validity().not_after.to_datetime(),
             })
@@ -352,10 +353,10 @@ fn build_chain<'a>(
             })
             .collect();
         if named.is_empty() {
-            let trusted: Vec<String> = roots.iter().map(|r| r.subject().to_string()).collect();
+            let trusted: Vec<String> = roots.iter().map(|r| dn::display(r.subject())).collect();
             return Err(VerifyError::UnknownIssuer {
-                subject: current.subject().to_string(),
-                issuer: current.issuer().to_string(),
+                subject: dn::display(current.subject()),
+                issuer: dn::display(current.issuer()),
                 trusted: trusted.join(", "),
             });
         }
@@ -364,8 +365,8 @@ fn build_chain<'a>(
             .find(|(c, _)| current.verify_signature(Some(c.public_key())).is_ok())
         else {
             return Err(VerifyError::BadSignature {
-                subject: current.subject().to_string(),
-                issuer: current.issuer().to_string(),
+                subject: dn::display(current.subject()),
+                issuer: dn::display(current.issuer()),
             });
         };
         let intermediates = chain.len() - 1 + usize::from(!trusted);
@@ -386,7 +387,7 @@ fn build_chain<'a>(
 /// when one side used another string type for the same name.
 fn same_name(candidate: &X509Certificate<'_>, child: &X509Certificate<'_>) -> bool {
     candidate.subject().as_raw() == child.issuer().as_raw()
-        || candidate.subject().to_string() == child.issuer().to_string()
+        || dn::display(candidate.subject()) == dn::display(child.issuer())
 }
 
 fn check_validity(cert: &X509Certificate<'_>, at: OffsetDateTime) -> Result<(), VerifyError> {
@@ -394,7 +395,7 @@ fn check_validity(cert: &X509Certificate<'_>, at: OffsetDateTime) -> Result<(), 
     let not_after = cert.validity().not_after.to_datetime();
     if at < not_before {
         return Err(VerifyError::NotYetValid {
-            subject: cert.subject().to_string(),
+            subject: dn::display(cert.subject()),
             serial: serial(cert),
             date: human_time(not_before),
             when: relative(not_before, at),
@@ -402,7 +403,7 @@ fn check_validity(cert: &X509Certificate<'_>, at: OffsetDateTime) -> Result<(), 
     }
     if at > not_after {
         return Err(VerifyError::Expired {
-            subject: cert.subject().to_string(),
+            subject: dn::display(cert.subject()),
             serial: serial(cert),
             date: human_time(not_after),
             ago: relative(not_after, at),
@@ -414,7 +415,7 @@ fn check_validity(cert: &X509Certificate<'_>, at: OffsetDateTime) -> Result<(), 
 fn check_issuers(chain: &[X509Certificate<'_>]) -> Result<(), VerifyError> {
     for (depth, issuer) in chain.iter().enumerate().skip(1) {
         let not_ca = |why: String| VerifyError::NotCa {
-            subject: issuer.subject().to_string(),
+            subject: dn::display(issuer.subject()),
             why,
         };
         let constraints = issuer
@@ -467,7 +468,7 @@ fn check_purpose(chain: &[X509Certificate<'_>], purpose: Purpose) -> Result<(), 
                 .map(|i| i.extended_key_usage.join(", "))
                 .unwrap_or_default();
             return Err(VerifyError::WrongPurpose {
-                subject: cert.subject().to_string(),
+                subject: dn::display(cert.subject()),
                 wanted: match purpose {
                     Purpose::Server => "server",
                     Purpose::Client => "client",
@@ -517,7 +518,7 @@ fn check_name(leaf: &X509Certificate<'_>, asked: &str) -> Result<(), VerifyError
             .subject()
             .iter_common_name()
             .filter_map(|cn| cn.as_str().ok())
-            .map(|cn| format!("CN={cn}"))
+            .map(|cn| format!("CN={}", dn::escape_value(cn)))
             .collect();
     }
     Err(VerifyError::NameMismatch {
@@ -571,20 +572,20 @@ fn check_revocation(
             .iter()
             .filter(|crl| {
                 crl.issuer().as_raw() == cert.issuer().as_raw()
-                    || crl.issuer().to_string() == cert.issuer().to_string()
+                    || dn::display(crl.issuer()) == dn::display(cert.issuer())
             })
             .collect();
         if relevant.is_empty() {
             if i == 0 {
                 return Err(VerifyError::NoCrl {
-                    subject: cert.subject().to_string(),
-                    issuer: cert.issuer().to_string(),
+                    subject: dn::display(cert.subject()),
+                    issuer: dn::display(cert.issuer()),
                 });
             }
             continue;
         }
         for crl in relevant {
-            let crl_issuer = crl.issuer().to_string();
+            let crl_issuer = dn::display(crl.issuer());
             crl.verify_signature(issuer.public_key())
                 .map_err(|_| VerifyError::CrlSignature {
                     issuer: crl_issuer.clone(),
@@ -615,7 +616,7 @@ fn check_revocation(
                     })
                     .unwrap_or_else(|| "unspecified".into());
                 return Err(VerifyError::Revoked(Box::new(RevokedDetails {
-                    subject: cert.subject().to_string(),
+                    subject: dn::display(cert.subject()),
                     serial: serial(cert),
                     date: human_time(revoked_at),
                     reason,

@@ -5,12 +5,18 @@
 use std::path::Path;
 
 use rcgen::{
-    CertificateParams, CertificateRevocationListParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
-    RevokedCertParams, SerialNumber,
+    CertificateParams, CertificateRevocationListParams, DistinguishedName, ExtendedKeyUsagePurpose,
+    Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams,
+    SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// The rcgen types `client_with_subject` takes, for tests that do not depend on rcgen.
+pub use rcgen::{
+    DnType, DnValue,
+    string::{BmpString, Ia5String, PrintableString, TeletexString, UniversalString},
+};
 
 fn issuer(cert: &Path, key: &Path) -> Issuer<'static, KeyPair> {
     let key = KeyPair::from_pem(&std::fs::read_to_string(key).expect("reading the CA key"))
@@ -124,4 +130,51 @@ pub fn expired_server(cert: &Path, key: &Path, sans: &[&str], days_ago: i64) -> 
         .signed_by(&leaf_key, &issuer(cert, key))
         .expect("signing the expired server certificate");
     (signed.pem(), leaf_key.serialize_pem())
+}
+
+/// A client certificate whose subject is exactly `subject` (one attribute per RDN, in this
+/// order, with the string types given), signed by the CA in `cert`/`key`: the odd subjects
+/// (`,` `+` `"` `\` in values, control characters, leading `#`, unknown OIDs) that
+/// `mtls pki` refuses to make, for the identity and DN-printing tests. Returns
+/// (certificate PEM, key PEM).
+pub fn client_with_subject(
+    cert: &Path,
+    key: &Path,
+    subject: &[(DnType, DnValue)],
+) -> (String, String) {
+    let params = odd_subject_params(subject);
+    let leaf_key = KeyPair::generate().expect("generating a key");
+    let signed = params
+        .signed_by(&leaf_key, &issuer(cert, key))
+        .expect("signing the odd-subject certificate");
+    (signed.pem(), leaf_key.serialize_pem())
+}
+
+/// A self-signed client certificate whose subject is exactly `subject`, as a stranger
+/// would present: the gateway refuses it and logs its subject. Returns (certificate PEM,
+/// key PEM).
+pub fn self_signed_with_subject(subject: &[(DnType, DnValue)]) -> (String, String) {
+    let params = odd_subject_params(subject);
+    let leaf_key = KeyPair::generate().expect("generating a key");
+    let signed = params
+        .self_signed(&leaf_key)
+        .expect("self-signing the odd-subject certificate");
+    (signed.pem(), leaf_key.serialize_pem())
+}
+
+fn odd_subject_params(subject: &[(DnType, DnValue)]) -> CertificateParams {
+    let now = OffsetDateTime::now_utc();
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    for (ty, value) in subject {
+        dn.push(ty.clone(), value.clone());
+    }
+    params.distinguished_name = dn;
+    params.not_before = now - Duration::minutes(5);
+    params.not_after = now + Duration::days(1);
+    params.serial_number = Some(SerialNumber::from(0x0dd5_0b1e_u64));
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    params
 }

@@ -990,7 +990,7 @@ fn name_mismatch(der: &[u8], name: &str, audience: Audience) -> String {
         .subject()
         .iter_common_name()
         .filter_map(|cn| cn.as_str().ok())
-        .map(|cn| format!("CN={cn}"))
+        .map(|cn| format!("CN={}", mtls_pki::dn::escape_value(cn)))
         .collect();
     let why = if name.parse::<std::net::IpAddr>().is_ok() {
         "no subjectAltName, and an IP address is matched only against IP SANs"

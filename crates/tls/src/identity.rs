@@ -5,15 +5,23 @@
 //! request path only reads fields.
 
 use aws_lc_rs::digest;
+use mtls_pki::dn;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 /// The fields of a client certificate that the gateway uses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PeerCert {
-    /// Subject DN, e.g. `CN=alice, O=Acme`.
+    /// Subject DN in our text form, e.g. `CN=alice, O=Acme`: certificate order, `, `
+    /// between RDNs, values escaped per RFC 4514 (`mtls_pki::dn::display`). What identity
+    /// headers, XFCC, allow-rule refusals and the access log carry.
     pub subject: String,
-    /// Issuer DN.
+    /// Issuer DN, in the same form as `subject`.
     pub issuer: String,
+    /// Subject DN exactly as nginx's `$ssl_client_s_dn` prints it (OpenSSL's RFC 2253
+    /// form: last RDN first, `,` without a space, `mtls_pki::dn::openssl_rfc2253`).
+    pub subject_rfc2253: String,
+    /// Issuer DN as nginx's `$ssl_client_i_dn` prints it.
+    pub issuer_rfc2253: String,
     /// Serial number, upper-case hex.
     pub serial: String,
     /// SHA-256 of the DER certificate, lower-case hex without separators.
@@ -45,8 +53,10 @@ impl PeerCert {
         let Ok((_, cert)) = X509Certificate::from_der(der) else {
             return peer;
         };
-        peer.subject = cert.subject().to_string();
-        peer.issuer = cert.issuer().to_string();
+        peer.subject = dn::display(cert.subject());
+        peer.issuer = dn::display(cert.issuer());
+        peer.subject_rfc2253 = dn::openssl_rfc2253(cert.subject()).unwrap_or_default();
+        peer.issuer_rfc2253 = dn::openssl_rfc2253(cert.issuer()).unwrap_or_default();
         peer.serial = mtls_pki::names::serial_hex(cert.raw_serial());
         peer.common_names = cert
             .subject()
@@ -72,13 +82,14 @@ impl PeerCert {
     }
 }
 
-/// Subject, issuer and serial of a DER certificate, for refusal messages; placeholders when
-/// it does not parse (a peer can send anything).
+/// Subject, issuer (escaped, so a peer's name cannot break a log line) and serial of a DER
+/// certificate, for refusal messages; placeholders when it does not parse (a peer can send
+/// anything).
 pub(crate) fn names(der: &[u8]) -> (String, String, String) {
     match X509Certificate::from_der(der) {
         Ok((_, cert)) => (
-            cert.subject().to_string(),
-            cert.issuer().to_string(),
+            dn::display(cert.subject()),
+            dn::display(cert.issuer()),
             mtls_pki::names::serial_hex(cert.raw_serial()),
         ),
         Err(_) => (

@@ -61,7 +61,7 @@ impl Crls {
         let mut crls = Vec::with_capacity(ders.len());
         for (der, owned) in ders {
             let parsed = Envelope::read(&der)?;
-            let issuer = parsed.issuer.to_string();
+            let issuer = mtls_pki::dn::display(&parsed.issuer);
             let next_update = parsed
                 .next_update
                 .and_then(|t| u64::try_from(t.timestamp()).ok());
