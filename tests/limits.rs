@@ -237,3 +237,102 @@ fn max_connections_stops_accepting_until_a_slot_frees() {
 fn metrics_port(work: &Work) -> String {
     String::from_utf8(work.read("gw.metrics_port")).unwrap()
 }
+
+/// `curl` sending `body_len` bytes to `path` (chunked when asked): the status.
+fn post(
+    work: &Work,
+    server: &Server,
+    path: &str,
+    body_len: usize,
+    extra: &[&str],
+) -> (u16, String) {
+    let file = format!("body-{body_len}");
+    work.write(&file, vec![b'x'; body_len]);
+    let data = format!("@{file}");
+    let mut args = vec![
+        "--data-binary",
+        &data,
+        "-H",
+        "Content-Type: application/octet-stream",
+    ];
+    args.extend_from_slice(extra);
+    get(work, server, path, &args)
+}
+
+#[test]
+fn client_max_body_size_answers_413_per_server_and_location() {
+    let work = limits_pki();
+    let port = free_port();
+    let _echo = work.serve_args(
+        "echo",
+        port,
+        &["echo-server", "--listen", &format!("127.0.0.1:{port}")],
+    );
+    std::fs::create_dir_all(work.join("www/static")).unwrap();
+    work.write("www/static/a.txt", "a");
+    let locations = format!(
+        r#"
+[[server.location]]
+path = "/"
+proxy_pass = "http://127.0.0.1:{port}"
+
+[[server.location]]
+path = "/small/"
+proxy_pass = "http://127.0.0.1:{port}"
+client_max_body_size = "1k"
+
+[[server.location]]
+path = "/big/"
+proxy_pass = "http://127.0.0.1:{port}"
+client_max_body_size = 0
+
+[[server.location]]
+path = "/static/"
+root = "www"
+client_max_body_size = "1k"
+"#
+    );
+    let server = work.serve("gw", &tls_server("", "", &locations));
+    // The default is nginx's 1 MB.
+    assert_eq!(post(&work, &server, "/x", 1_500_000, &[]).0, 413);
+    let (status, body) = post(&work, &server, "/x", 900_000, &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"body_bytes\":900000"), "{body}");
+    // Per location, with a length announced or not, over HTTP/1.1 and HTTP/2.
+    assert_eq!(post(&work, &server, "/small/x", 512, &[]).0, 200);
+    for extra in [
+        &["--http1.1"][..],
+        &["--http1.1", "-H", "Transfer-Encoding: chunked"],
+        &["--http2"],
+        &["--http2", "-H", "Transfer-Encoding: chunked"],
+    ] {
+        let (status, body) = post(&work, &server, "/small/x", 4096, extra);
+        assert_eq!(status, 413, "{extra:?}: {body}");
+    }
+    assert_eq!(post(&work, &server, "/static/a.txt", 2048, &[]).0, 413);
+    // `0`: no limit.
+    let (status, body) = post(&work, &server, "/big/x", 3_000_000, &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"body_bytes\":3000000"), "{body}");
+    server.wait_log("check=client_max_body_size");
+}
+
+#[test]
+fn a_request_head_over_large_client_header_buffers_is_refused() {
+    let work = limits_pki();
+    let server = work.serve(
+        "gw",
+        &tls_server("", "large_client_header_buffers = \"2 4k\"", HELLO),
+    );
+    let big = format!("X-Big: {}", "y".repeat(10_000));
+    let (status, _) = get(&work, &server, "/", &["--http1.1", "-H", &big]);
+    assert!(status == 431 || status == 400, "{status}");
+    let fits = format!("X-Fits: {}", "y".repeat(3_000));
+    assert_eq!(get(&work, &server, "/", &["--http1.1", "-H", &fits]).0, 200);
+    // The default is nginx's 4 x 8k.
+    let server = work.serve("gw2", &tls_server("", "", HELLO));
+    let huge = format!("X-Huge: {}", "y".repeat(40_000));
+    let (status, _) = get(&work, &server, "/", &["--http1.1", "-H", &huge]);
+    assert!(status == 431 || status == 400, "{status}");
+    assert_eq!(get(&work, &server, "/", &["--http1.1", "-H", &big]).0, 200);
+}
