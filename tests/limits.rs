@@ -326,7 +326,11 @@ fn a_request_head_over_large_client_header_buffers_is_refused() {
     );
     let big = format!("X-Big: {}", "y".repeat(10_000));
     let (status, _) = get(&work, &server, "/", &["--http1.1", "-H", &big]);
-    assert!(status == 431 || status == 400, "{status}");
+    assert!(
+        status == 431 || status == 400,
+        "{status} for {} bytes",
+        big.len()
+    );
     let fits = format!("X-Fits: {}", "y".repeat(3_000));
     assert_eq!(get(&work, &server, "/", &["--http1.1", "-H", &fits]).0, 200);
     // The default is nginx's 4 x 8k.

@@ -92,6 +92,12 @@ pub struct Server {
     /// Default false: they are dropped, because CGI/WSGI servers map `X_Client_Subject` and
     /// `X-Client-Subject` to the same variable.
     pub underscores_in_headers: bool,
+    /// `client_max_body_size` (nginx's): the largest request body, for locations that do
+    /// not set their own; `None` when not set (1 MB applies), `Some(0)` for no limit.
+    pub client_max_body_size: Option<u64>,
+    /// `large_client_header_buffers` (nginx's `"4 8k"`): the request head (request line and
+    /// headers) may take at most NUMBER x SIZE bytes; beyond it, 431. Default 32 KiB.
+    pub max_request_head: usize,
     /// `[server.tls]`; `None` is plain HTTP.
     pub tls: Option<TlsSettings>,
     /// `[[server.location]]`, in file order.
@@ -191,7 +197,15 @@ pub struct Location {
     pub client_auth: ClientAuth,
     /// `allow`: a client matching any rule may pass; empty means no allow-list.
     pub allow: Vec<AllowRule>,
+    /// `client_max_body_size`: overrides the server's; `Some(0)` for no limit.
+    pub client_max_body_size: Option<u64>,
 }
+
+/// nginx's default `client_max_body_size`.
+pub const DEFAULT_CLIENT_MAX_BODY_SIZE: u64 = 1 << 20;
+
+/// nginx's default `large_client_header_buffers 4 8k`, in total.
+pub const DEFAULT_MAX_REQUEST_HEAD: usize = 4 * 8 * 1024;
 
 /// `path`: which request paths a location takes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -746,6 +760,7 @@ return = "301 https://$host/new"
                             pattern: "Payments".into()
                         },
                     ],
+                    client_max_body_size: None,
                 },
                 Location {
                     at: Position { line: 31, col: 1 },
@@ -756,6 +771,7 @@ return = "301 https://$host/new"
                     },
                     client_auth: ClientAuth::Inherit,
                     allow: vec![],
+                    client_max_body_size: None,
                 },
             ]
         );
@@ -852,7 +868,7 @@ return = "301 https://$host/new"
                 "[[server]]\nlisten = \"8000\"\n[[server.location]]\npath = \"/\"\nproxy_passs = \"https://x\"\n"
             ),
             "t.toml:5:1: proxy_passs: unknown key, expected one of `path`, `root`, `index`, \
-             `return`, `client_auth`, `allow`, `proxy_pass`, `proxy_tls`, `connect_timeout`, \
+             `return`, `client_auth`, `allow`, `client_max_body_size`, `proxy_pass`, `proxy_tls`, `connect_timeout`, \
              `read_timeout`, `send_timeout`, `max_header_size`, `identity_headers`, `xfcc`, \
              `header_names`, `forward_raw_path`"
         );

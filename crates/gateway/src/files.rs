@@ -21,8 +21,6 @@
 //!   are answered in full instead of amplifying the response.
 //! * Bodies stream from disk in 64 KiB chunks; a file that shrinks while it is being sent
 //!   ends the body with an error rather than a short response that matches its length header.
-//!
-//! [`error_page`] is the small HTML page the whole gateway uses for its error statuses.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -48,6 +46,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, Take};
 use tokio_util::io::ReaderStream;
 
 use crate::body::{self, Body};
+use crate::page::error_page;
 use crate::path::NormalPath;
 
 /// Where a location's files live: nginx's `root` and `index` directives.
@@ -267,34 +266,6 @@ impl StaticFiles {
         }
         Ok(None)
     }
-}
-
-/// A small HTML page for an error (or redirect) status: the status line as title and heading,
-/// then `detail` (HTML-escaped) as a paragraph. Used by the whole gateway.
-pub fn error_page(status: StatusCode, detail: &str) -> Response<Body> {
-    let title = match status.canonical_reason() {
-        Some(reason) => format!("{} {reason}", status.as_str()),
-        None => status.as_str().to_owned(),
-    };
-    let mut html = format!(
-        "<!DOCTYPE html>\n<html>\n<head><title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n"
-    );
-    if !detail.is_empty() {
-        html.push_str("<p>");
-        push_escaped(&mut html, detail);
-        html.push_str("</p>\n");
-    }
-    html.push_str("<hr><p>mtls</p>\n</body>\n</html>\n");
-
-    let mut response = Response::new(body::empty());
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(html.len()));
-    response.map(|_| body::full(html))
 }
 
 /// Read size for file bodies.
@@ -1000,26 +971,6 @@ fn redirect(location: &str) -> Response<Body> {
     let mut response = error_page(StatusCode::MOVED_PERMANENTLY, "");
     response.headers_mut().insert(header::LOCATION, value);
     response
-}
-
-/// `text` with `& < > " '` replaced by entities, for anything that goes into HTML.
-pub(crate) fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    push_escaped(&mut out, text);
-    out
-}
-
-fn push_escaped(out: &mut String, text: &str) {
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(ch),
-        }
-    }
 }
 
 #[cfg(test)]

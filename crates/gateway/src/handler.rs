@@ -15,8 +15,8 @@ use mtls_tls::VerifyStatus;
 use crate::access_log::{Entry, RequestLine};
 use crate::body::{self, Body};
 use crate::config::{AllowField, ClientAuth};
-use crate::files::{error_page, html_escape};
 use crate::host::request_host;
+use crate::page::{body_too_large, error_page, html_escape};
 use crate::path::NormalPath;
 use crate::proxy::ForwardPath;
 use crate::serve::Connection;
@@ -77,11 +77,40 @@ async fn respond(conn: &Connection, request: Request<Incoming>) -> Response<Body
         Err(e) => return bad_request(conn, e.check(), &e.to_string()),
     };
     let vhost = &site.hosts[host];
+    // hyper bounds its read buffer near the limit (memory); this is the exact check.
+    let head = head_size(&request);
+    if head > vhost.max_request_head {
+        let why = format!(
+            "the request head is {head} bytes, over large_client_header_buffers ({} bytes)",
+            vhost.max_request_head
+        );
+        conn.refused(
+            "large_client_header_buffers",
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            &why,
+        );
+        return error_page(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, &why);
+    }
     let Some(route) = vhost.route(path.as_str()) else {
         return error_page(StatusCode::NOT_FOUND, "No location matches this path.");
     };
     if let Some(refused) = check_client(conn, route, &path) {
         return refused;
+    }
+    // An announced length is checked here, for every action; a body without one is cut
+    // off as it streams (the proxy is the only action that reads bodies).
+    if let Some(limit) = route.max_body
+        && let Some(length) = content_length(&request)
+        && length > limit
+    {
+        conn.refused(
+            "client_max_body_size",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("Content-Length is {length}, over client_max_body_size ({limit} bytes)"),
+        );
+        let version = request.version();
+        body::discard(request.into_body());
+        return body_too_large(limit, version);
     }
     match &route.action {
         RouteAction::Static(files) => {
@@ -117,18 +146,38 @@ async fn respond(conn: &Connection, request: Request<Incoming>) -> Response<Body
             } else {
                 ForwardPath::Normal(&path)
             };
-            proxy.forward(conn, &route.path, forward, request).await
+            proxy
+                .forward(conn, &route.path, forward, route.max_body, request)
+                .await
         }
     }
 }
 
+/// The size of the request head as it was sent: request line and header lines (HTTP/2's
+/// pseudo-headers count through the URI).
+fn head_size(request: &Request<Incoming>) -> usize {
+    let uri = request.uri();
+    let target = uri.path_and_query().map_or(1, |pq| pq.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    let line = request.method().as_str().len() + target + 12;
+    request.headers().iter().fold(line, |sum, (name, value)| {
+        sum + name.as_str().len() + value.len() + 4
+    })
+}
+
+fn content_length(request: &Request<Incoming>) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// A request refused before routing: 400, counted and logged under `check`.
 fn bad_request(conn: &Connection, check: &'static str, why: &str) -> Response<Body> {
-    conn.metrics.request_refusal(check);
-    tracing::info!(
-        "request refused: client={} check={check}: 400, {why}",
-        conn.remote
-    );
+    conn.refused(check, StatusCode::BAD_REQUEST, why);
     error_page(StatusCode::BAD_REQUEST, why)
 }
 

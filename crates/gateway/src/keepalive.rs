@@ -256,6 +256,7 @@ pub(crate) async fn serve<S>(
     registry.add(&activity);
     let remote = conn.remote;
     let metrics = conn.metrics.clone();
+    let head = conn.max_request_head();
     let conn = Arc::new(conn);
     let service = {
         let activity = activity.clone();
@@ -276,6 +277,8 @@ pub(crate) async fn serve<S>(
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.writev(true);
+    // The read buffer never grows past the request-head limit: hyper answers 431 beyond it.
+    builder.max_buf_size(head);
     loop {
         activity.hibernate.store(false, Ordering::Relaxed);
         activity.asleep.store(false, Ordering::Relaxed);

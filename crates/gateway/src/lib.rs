@@ -19,6 +19,7 @@ mod host;
 mod keepalive;
 mod limits;
 mod metrics;
+mod page;
 pub mod path;
 mod proxy;
 pub mod serve;

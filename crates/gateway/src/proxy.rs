@@ -20,7 +20,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -38,9 +38,9 @@ use tokio::time::Sleep;
 use mtls_tls::client::{ClientStream, ClientTlsSettings, TlsClient, UpstreamTlsError};
 use mtls_tls::{TlsError, VerifyStatus};
 
-use crate::body::{self, Body};
+use crate::body::{self, Body, Capped};
 use crate::config::{HeaderNames, HostPort, IdentityHeaders, PathMatch, Proxy, ProxyTls};
-use crate::files::error_page;
+use crate::page::{body_too_large, error_page};
 use crate::path::{NormalPath, encode_path};
 use crate::serve::Connection;
 
@@ -222,6 +222,7 @@ impl ProxyRoute {
         conn: &Connection,
         matched: &PathMatch,
         path: ForwardPath<'_>,
+        max_body: Option<u64>,
         mut request: Request<Incoming>,
     ) -> Response<Body> {
         let upgrade = is_upgrade(&request);
@@ -232,7 +233,12 @@ impl ProxyRoute {
         // A request without a body can be sent again to another server if the first one
         // cannot be reached; one with a body has started streaming and cannot.
         let replayable = incoming.is_end_stream();
-        let mut body = Some(incoming.map_err(std::io::Error::other).boxed());
+        let incoming = incoming.map_err(std::io::Error::other);
+        let over_limit = Arc::new(AtomicBool::new(false));
+        let mut body = Some(match max_body {
+            Some(limit) => Capped::new(incoming, limit, over_limit.clone()).boxed(),
+            None => incoming.boxed(),
+        });
         let attempts = if replayable {
             self.balancer.servers.len()
         } else {
@@ -290,6 +296,16 @@ impl ProxyRoute {
                     connect_phase: false,
                 },
             };
+            if over_limit.load(Ordering::Relaxed) {
+                // Not the upstream's fault: the client's body went over the limit.
+                let limit = max_body.unwrap_or_default();
+                conn.refused(
+                    "client_max_body_size",
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("the body went over client_max_body_size ({limit} bytes)"),
+                );
+                return body_too_large(limit, parts.version);
+            }
             tracing::warn!(
                 "upstream error: client={} upstream={} ({server}) check={}: {}",
                 conn.remote,

@@ -51,6 +51,28 @@ pub(crate) struct Connection {
     pub(crate) identity: std::sync::OnceLock<crate::proxy::IdentityValues>,
 }
 
+impl Connection {
+    /// `large_client_header_buffers` for this connection: its SNI host's, or (plain HTTP,
+    /// where the Host is not read yet) the largest of the listener's hosts.
+    pub(crate) fn max_request_head(&self) -> usize {
+        match self.sni_host {
+            Some(host) => self.site.hosts[host].max_request_head,
+            None => self.site.listeners[self.listener].max_request_head,
+        }
+    }
+
+    /// Count and log a request refused with `status` under `check` (the name metrics and
+    /// the log share); `why` is one sentence.
+    pub(crate) fn refused(&self, check: &'static str, status: http::StatusCode, why: &str) {
+        self.metrics.request_refusal(check);
+        tracing::info!(
+            "request refused: client={} check={check}: {}, {why}",
+            self.remote,
+            status.as_u16()
+        );
+    }
+}
+
 /// The sockets a site serves on, bound before anything runs.
 #[derive(Debug)]
 pub struct Listeners {
@@ -376,7 +398,7 @@ async fn metrics_loop(
                         );
                         response
                     } else {
-                        crate::files::error_page(http::StatusCode::NOT_FOUND, "Try /metrics.")
+                        crate::page::error_page(http::StatusCode::NOT_FOUND, "Try /metrics.")
                     };
                     Ok::<Response<Body>, Infallible>(response)
                 }
@@ -403,12 +425,19 @@ async fn serve_http<IO>(io: IO, conn: Connection, mut stop: watch::Receiver<bool
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let head = conn.max_request_head();
     let conn = Arc::new(conn);
     let service = service_fn(move |request: Request<Incoming>| {
         let conn = conn.clone();
         async move { Ok::<Response<Body>, Infallible>(handler::handle(&conn, request).await) }
     });
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's read buffer holds at most the request head (hyper answers 431 past it), so a
+    // slow client's partial head costs at most this much.
+    builder.http1().max_buf_size(head);
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(head).unwrap_or(u32::MAX));
     let served = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(served);
     let mut stopping = *stop.borrow();

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use mtls_tls::{ServerTlsSettings, TlsError, TlsServer};
 
-use crate::config::DEFAULT_UPSTREAM_KEEPALIVE;
 use crate::config::{
     AccessLog, Action, AllowRule, ClientAuth, Config, ConfigError, ConfigErrors, PathMatch,
     Position, Proxy, ProxyTls, ProxyUpstream, ServerName, SessionCache, TlsSettings, VerifyClient,
 };
+use crate::config::{DEFAULT_CLIENT_MAX_BODY_SIZE, DEFAULT_UPSTREAM_KEEPALIVE};
 use crate::files::StaticFiles;
 use crate::proxy::{Balancer, ProxyRoute};
 
@@ -41,6 +41,8 @@ pub(crate) struct VirtualHost {
     pub(crate) names: Vec<ServerName>,
     pub(crate) tls: Option<Arc<TlsServer>>,
     pub(crate) routes: Vec<Route>,
+    /// `large_client_header_buffers`, in total.
+    pub(crate) max_request_head: usize,
 }
 
 /// One `[[server.location]]`.
@@ -50,6 +52,8 @@ pub(crate) struct Route {
     pub(crate) action: RouteAction,
     pub(crate) client_auth: ClientAuth,
     pub(crate) allow: Vec<AllowRule>,
+    /// `client_max_body_size`, the location's or else the server's; `None`: no limit.
+    pub(crate) max_body: Option<u64>,
 }
 
 /// What a route does.
@@ -69,6 +73,9 @@ pub(crate) struct ListenerPlan {
     pub(crate) hosts: Vec<usize>,
     /// The host used when no name matches (the `default_server`, else the first).
     pub(crate) default_host: usize,
+    /// The largest `large_client_header_buffers` of its hosts: before the Host is read
+    /// (plain HTTP), the request head is read with this limit.
+    pub(crate) max_request_head: usize,
 }
 
 impl Site {
@@ -165,12 +172,21 @@ impl Site {
                     action,
                     client_auth: location.client_auth,
                     allow: location.allow.clone(),
+                    max_body: match location
+                        .client_max_body_size
+                        .or(server.client_max_body_size)
+                        .unwrap_or(DEFAULT_CLIENT_MAX_BODY_SIZE)
+                    {
+                        0 => None,
+                        limit => Some(limit),
+                    },
                 });
             }
             hosts.push(VirtualHost {
                 names: server.server_names.clone(),
                 tls,
                 routes,
+                max_request_head: server.max_request_head,
             });
         }
         if !errors.is_empty() {
@@ -185,7 +201,9 @@ impl Site {
                     tls: server.tls.is_some(),
                     hosts: Vec::new(),
                     default_host: index,
+                    max_request_head: 0,
                 });
+                plan.max_request_head = plan.max_request_head.max(server.max_request_head);
                 if listen.default_server {
                     plan.default_host = index;
                 }

@@ -21,7 +21,8 @@ use super::raw::{RawAllow, RawConfig, RawLocation, RawServer, RawTls, Value};
 use super::syntax;
 use super::{
     AccessLog, Action, AllowField, AllowRule, ClientAuth, Config, ConfigError, ConfigErrors,
-    Listen, Location, Position, Server, SessionCache, Sourced, TlsSettings, VerifyClient,
+    DEFAULT_MAX_REQUEST_HEAD, Listen, Location, Position, Server, SessionCache, Sourced,
+    TlsSettings, VerifyClient,
 };
 
 /// nginx's `ssl_verify_depth` default.
@@ -228,6 +229,15 @@ impl<'a> Cx<'a> {
             }
         }
 
+        let client_max_body_size = r
+            .client_max_body_size
+            .as_ref()
+            .and_then(|v| self.bytes("client_max_body_size", v));
+        let max_request_head = r
+            .large_client_header_buffers
+            .as_ref()
+            .and_then(|v| self.header_buffers(v))
+            .unwrap_or(DEFAULT_MAX_REQUEST_HEAD);
         let underscores_in_headers = r
             .underscores_in_headers
             .as_ref()
@@ -263,6 +273,8 @@ impl<'a> Cx<'a> {
                 listen,
                 server_names,
                 underscores_in_headers,
+                client_max_body_size,
+                max_request_head,
                 tls: tls.flatten(),
                 locations,
             },
@@ -551,6 +563,11 @@ impl<'a> Cx<'a> {
             None => Vec::new(),
         };
 
+        let client_max_body_size = r
+            .client_max_body_size
+            .as_ref()
+            .and_then(|v| self.bytes("client_max_body_size", v));
+
         if self.errors.len() > errors_before {
             return None;
         }
@@ -561,6 +578,7 @@ impl<'a> Cx<'a> {
             action: action?,
             client_auth,
             allow,
+            client_max_body_size,
         };
         Some((location, path_at))
     }
@@ -743,6 +761,39 @@ impl<'a> Cx<'a> {
                     key,
                     format!("expected true or false, found {}", other.kind()),
                 );
+                None
+            }
+        }
+    }
+
+    /// A size in bytes: a number, or nginx's `"512k"`, `"10m"`, `"1g"`.
+    fn bytes(&mut self, key: &str, v: &Spanned<Value>) -> Option<u64> {
+        let parsed = match v.get_ref() {
+            Value::Integer(n) => u64::try_from(*n).map_err(|_| format!("{n} is negative")),
+            Value::String(s) => syntax::size(s),
+            other => Err(format!(
+                "expected a size such as \"1m\", found {}",
+                other.kind()
+            )),
+        };
+        match parsed {
+            Ok(n) => Some(n),
+            Err(why) => {
+                self.error_at(v, key, why);
+                None
+            }
+        }
+    }
+
+    /// `large_client_header_buffers`: nginx's `"NUMBER SIZE"`, kept as the total.
+    fn header_buffers(&mut self, v: &Spanned<Value>) -> Option<usize> {
+        let key = "large_client_header_buffers";
+        let s = self.string(key, v)?;
+        let total = syntax::header_buffers(&s.value);
+        match total {
+            Ok(total) => Some(total),
+            Err(why) => {
+                self.error(s.at, key, why);
                 None
             }
         }

@@ -72,6 +72,8 @@ pub(super) struct RawServer {
     pub listen: Leaf,
     pub server_name: Leaf,
     pub underscores_in_headers: Leaf,
+    pub client_max_body_size: Leaf,
+    pub large_client_header_buffers: Leaf,
     pub tls: Option<Spanned<RawTls>>,
     pub location: Option<Vec<Spanned<RawLocation>>>,
 }
@@ -106,6 +108,7 @@ pub(super) struct RawLocation {
     pub ret: Leaf,
     pub client_auth: Leaf,
     pub allow: Option<Spanned<RawAllow>>,
+    pub client_max_body_size: Leaf,
     pub proxy_pass: Leaf,
     pub proxy_tls: Option<Spanned<RawProxyTls>>,
     pub connect_timeout: Leaf,

@@ -256,6 +256,33 @@ pub(super) fn size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
+/// nginx's `large_client_header_buffers "NUMBER SIZE"` (`"4 8k"`), as the total size the
+/// request head may take. At least 8k in all: hyper's read buffer cannot be smaller.
+pub(super) fn header_buffers(text: &str) -> Result<usize, String> {
+    let mut words = text.split_whitespace();
+    let (Some(number), Some(each), None) = (words.next(), words.next(), words.next()) else {
+        return Err(format!(
+            "{text:?}: expected \"NUMBER SIZE\" such as \"4 8k\""
+        ));
+    };
+    let number: u64 = number
+        .parse()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| format!("{text:?}: {number:?} is not a number of buffers"))?;
+    let each = size(each)?;
+    let total = number
+        .checked_mul(each)
+        .and_then(|t| usize::try_from(t).ok())
+        .ok_or_else(|| format!("{text:?} is too large"))?;
+    if total < 8 * 1024 {
+        return Err(format!(
+            "{text:?}: {total} bytes in all; at least 8k is needed"
+        ));
+    }
+    Ok(total)
+}
+
 /// `"off"`, `"none"`, a size (`"10m"`), or nginx's `"shared:SSL:10m"`.
 pub(super) fn session_cache(text: &str) -> Result<SessionCache, String> {
     let text = text.trim();
