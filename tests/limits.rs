@@ -340,3 +340,261 @@ fn a_request_head_over_large_client_header_buffers_is_refused() {
     assert!(status == 431 || status == 400, "{status}");
     assert_eq!(get(&work, &server, "/", &["--http1.1", "-H", &big]).0, 200);
 }
+
+/// Run a Python client against the gateway on `port`; its stdout lines.
+fn python(work: &Work, body: &str) -> String {
+    let script = format!(
+        r#"
+import socket, ssl, sys, time
+def tls(port, alpn=None):
+    ctx = ssl.create_default_context(cafile="pki/ca.crt")
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+def closed_within(sock, seconds):
+    """Seconds until the peer closed (EOF or reset), or None if still open after `seconds`."""
+    start = time.time()
+    sock.settimeout(0.2)
+    while time.time() - start < seconds:
+        try:
+            data = sock.recv(65536)
+            if not data:
+                return round(time.time() - start, 1)
+        except (socket.timeout, TimeoutError):
+            continue
+        except (ConnectionResetError, ssl.SSLError, OSError):
+            return round(time.time() - start, 1)
+    return None
+{body}
+"#
+    );
+    let out = mtls_test_support::run_peer("python3", &["-c", &script], work.path());
+    let text = mtls_test_support::text(&out);
+    assert!(out.status.success(), "{text}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const DEADLINES: &str = "client_header_timeout = \"2s\"\nclient_body_timeout = \"2s\"\n\
+                         send_timeout = \"2s\"\nkeepalive_timeout = \"2s\"\n";
+
+#[test]
+fn slowloris_on_tls_and_plain_http_is_closed_at_client_header_timeout() {
+    let work = limits_pki();
+    let plain = free_port();
+    // Top-level timeouts are every server's defaults, and the metrics listener's.
+    let top = format!("metrics = \"127.0.0.1:{{metrics_port}}\"\n{DEADLINES}");
+    let config = format!(
+        "{}\n[[server]]\nlisten = [\"127.0.0.1:{plain}\"]\n\
+         [[server.location]]\npath = \"/\"\nreturn = \"200 plain\"\n",
+        tls_server(&top, "", HELLO)
+    );
+    let server = work.serve("gw", &config);
+    let port = server.port;
+    let metrics = metrics_port(&work);
+    let out = python(
+        &work,
+        &format!(
+            r#"
+# A silent connection to the metrics listener.
+m = socket.create_connection(("127.0.0.1", {metrics}))
+print("metrics-silent", closed_within(m, 6))
+# One header line a second, forever: anonymous, on an optional listener.
+s = tls({port})
+s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+start = time.time()
+closed = None
+for i in range(8):
+    try:
+        s.sendall(b"X-Slow-%d: x\r\n" % i)
+    except OSError:
+        closed = round(time.time() - start, 1)
+        break
+    c = closed_within(s, 1.0)
+    if c is not None:
+        closed = round(time.time() - start, 1)
+        break
+print("tls", closed)
+# Silent plain-HTTP connection, and one that starts a head and stops.
+p = socket.create_connection(("127.0.0.1", {plain}))
+print("plain-silent", closed_within(p, 6))
+p = socket.create_connection(("127.0.0.1", {plain}))
+p.sendall(b"GET / HTTP/1.1\r\nHo")
+print("plain-partial", closed_within(p, 6))
+# Silent TLS after the handshake.
+s = tls({port})
+print("tls-silent", closed_within(s, 6))
+"#
+        ),
+    );
+    for case in [
+        "metrics-silent",
+        "tls",
+        "plain-silent",
+        "plain-partial",
+        "tls-silent",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{case} ")))
+            .unwrap_or_else(|| panic!("{out}"));
+        let seconds: f64 = line[case.len() + 1..]
+            .parse()
+            .unwrap_or_else(|_| panic!("{case} never closed: {out}"));
+        assert!(
+            (1.5..=4.5).contains(&seconds),
+            "{case} closed after {seconds} s"
+        );
+    }
+    // A well-behaved client is served throughout.
+    assert_eq!(get(&work, &server, "/", &[]), (200, "hello".to_owned()));
+    server.wait_log("check=client_header_timeout");
+}
+
+#[test]
+fn idle_http2_and_plain_keepalive_connections_are_closed_at_keepalive_timeout() {
+    let work = limits_pki();
+    let plain = free_port();
+    let config = format!(
+        "{}\n[[server]]\nlisten = [\"127.0.0.1:{plain}\"]\n{DEADLINES}\
+         [[server.location]]\npath = \"/\"\nreturn = \"200 plain\"\n",
+        tls_server("", DEADLINES, HELLO)
+    );
+    let server = work.serve("gw", &config);
+    let port = server.port;
+    let out = python(
+        &work,
+        &format!(
+            r#"
+import h2.connection, h2.events, h2.config
+# HTTP/2 without a client certificate: one request, then silence (PINGs do not count).
+s = tls({port}, ["h2"])
+assert s.selected_alpn_protocol() == "h2"
+conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+conn.initiate_connection()
+conn.send_headers(1, [(":method", "GET"), (":path", "/"), (":scheme", "https"), (":authority", "localhost")], end_stream=True)
+s.sendall(conn.data_to_send())
+start = time.time()
+goaway = None
+s.settimeout(0.2)
+while time.time() - start < 8:
+    try:
+        data = s.recv(65536)
+    except (socket.timeout, TimeoutError):
+        conn.ping(b"12345678")
+        s.sendall(conn.data_to_send())
+        continue
+    except OSError:
+        break
+    if not data:
+        break
+    for event in conn.receive_data(data):
+        if isinstance(event, h2.events.ConnectionTerminated):
+            goaway = round(time.time() - start, 1)
+    s.sendall(conn.data_to_send())
+print("h2-goaway", goaway)
+# Plain HTTP/1.1 keep-alive: one request, then silence.
+p = socket.create_connection(("127.0.0.1", {plain}))
+p.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+time.sleep(0.3)
+p.recv(65536)
+print("plain-idle", closed_within(p, 6))
+"#
+        ),
+    );
+    for case in ["h2-goaway", "plain-idle"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{case} ")))
+            .unwrap_or_else(|| panic!("{out}"));
+        let seconds: f64 = line[case.len() + 1..]
+            .parse()
+            .unwrap_or_else(|_| panic!("{case} never closed: {out}"));
+        assert!(
+            (1.5..=4.5).contains(&seconds),
+            "{case} closed after {seconds} s"
+        );
+    }
+}
+
+#[test]
+fn a_body_that_stops_gets_408_at_client_body_timeout() {
+    let work = limits_pki();
+    let port = free_port();
+    let _echo = work.serve_args(
+        "echo",
+        port,
+        &["echo-server", "--listen", &format!("127.0.0.1:{port}")],
+    );
+    let locations =
+        format!("[[server.location]]\npath = \"/\"\nproxy_pass = \"http://127.0.0.1:{port}\"\n");
+    let server = work.serve("gw", &tls_server("", DEADLINES, &locations));
+    let gw = server.port;
+    let out = python(
+        &work,
+        &format!(
+            r#"
+s = tls({gw})
+s.sendall(b"POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100)
+start = time.time()
+s.settimeout(8)
+answer = b""
+try:
+    while True:
+        data = s.recv(65536)
+        if not data:
+            break
+        answer += data
+        if b"\r\n\r\n" in answer:
+            break
+except OSError:
+    pass
+print("status", answer.split(b" ")[1].decode() if answer else "none", round(time.time() - start, 1))
+"#
+        ),
+    );
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"status"), "{out}");
+    assert_eq!(words.get(1), Some(&"408"), "{out}");
+    let seconds: f64 = words[2].parse().unwrap();
+    assert!((1.5..=4.5).contains(&seconds), "{out}");
+    server.wait_log("check=client_body_timeout");
+}
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off_at_send_timeout() {
+    let work = limits_pki();
+    std::fs::create_dir_all(work.join("www")).unwrap();
+    work.write("www/big.bin", vec![b'z'; 64 << 20]);
+    let locations = "[[server.location]]\npath = \"/\"\nroot = \"www\"\n";
+    let server = work.serve("gw", &tls_server("", DEADLINES, locations));
+    let port = server.port;
+    let out = python(
+        &work,
+        &format!(
+            r#"
+s = tls({port})
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+time.sleep(5)
+got = 0
+s.settimeout(2)
+try:
+    while True:
+        data = s.recv(1 << 20)
+        if not data:
+            break
+        got += len(data)
+except OSError:
+    pass
+print("got", got)
+"#
+        ),
+    );
+    let got: u64 = out
+        .trim()
+        .strip_prefix("got ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(got < 64 << 20, "the whole file arrived: {got}");
+    server.wait_log("check=send_timeout");
+}
