@@ -465,7 +465,7 @@ fn idle_http2_and_plain_keepalive_connections_are_closed_at_keepalive_timeout() 
         &work,
         &format!(
             r#"
-import h2.connection, h2.events, h2.config
+import h2.connection, h2.events, h2.config, h2.exceptions
 # HTTP/2 without a client certificate: one request, then silence (PINGs do not count).
 s = tls({port}, ["h2"])
 assert s.selected_alpn_protocol() == "h2"
@@ -487,9 +487,16 @@ while time.time() - start < 8:
         break
     if not data:
         break
-    for event in conn.receive_data(data):
-        if isinstance(event, h2.events.ConnectionTerminated):
+    try:
+        events = conn.receive_data(data)
+    except h2.exceptions.ProtocolError:
+        # A frame after the GOAWAY (our PING's ack) in the same read: closed by the GOAWAY.
+        if conn.state_machine.state == h2.connection.ConnectionState.CLOSED:
             goaway = round(time.time() - start, 1)
+        break
+    if any(isinstance(e, h2.events.ConnectionTerminated) for e in events):
+        goaway = round(time.time() - start, 1)
+        break
     s.sendall(conn.data_to_send())
 print("h2-goaway", goaway)
 # Plain HTTP/1.1 keep-alive: one request, then silence.
@@ -575,26 +582,14 @@ fn a_client_that_stops_reading_is_cut_off_at_send_timeout() {
 s = tls({port})
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
-time.sleep(5)
-got = 0
-s.settimeout(2)
-try:
-    while True:
-        data = s.recv(1 << 20)
-        if not data:
-            break
-        got += len(data)
-except OSError:
-    pass
-print("got", got)
+s.recv(4096)
+# Read nothing more: the gateway's writes stall once the socket buffers are full.
+time.sleep(4.5)
+print("done")
 "#
         ),
     );
-    let got: u64 = out
-        .trim()
-        .strip_prefix("got ")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{out}"));
-    assert!(got < 64 << 20, "the whole file arrived: {got}");
+    assert_eq!(out.trim(), "done");
+    // Closed by the deadline (2 s), not by the client.
     server.wait_log("check=send_timeout");
 }

@@ -470,9 +470,14 @@ fn big_bodies_stream_both_ways_intact() {
     let work = proxy_pki();
     let port = free_port();
     let _echo = echo(&work, "echo", &format!("127.0.0.1:{port}"), "backend");
+    // No body limit here (the default is nginx's 1 MB).
     let gw = gateway(
         &work,
-        &location("/", &format!("https://127.0.0.1:{port}"), GATEWAY_TLS),
+        &location("/", &format!("https://127.0.0.1:{port}"), GATEWAY_TLS).replacen(
+            "proxy_pass",
+            "client_max_body_size = 0\nproxy_pass",
+            1,
+        ),
     );
     for size in [720_000usize, 100 * 1024 * 1024] {
         let data: Vec<u8> = (0..size).map(|i| (i * 7 % 253) as u8).collect();
@@ -801,7 +806,7 @@ fn send_timeout_and_max_header_size_guard_against_the_upstream() {
         "python3",
         &["-c", MISBEHAVING_UPSTREAM, &port.to_string()],
     );
-    let limits = "send_timeout = \"1s\"\nmax_header_size = \"8k\"\n";
+    let limits = "send_timeout = \"1s\"\nmax_header_size = \"8k\"\nclient_max_body_size = 0\n";
     let gw = gateway(
         &work,
         &format!(

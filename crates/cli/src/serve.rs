@@ -23,18 +23,20 @@ pub struct ServeArgs {
     /// Where the quickstart keeps its PKI and config.
     #[arg(long, default_value = "mtls-data", value_name = "DIR")]
     data_dir: PathBuf,
-    /// Close connections whose TLS handshake takes longer than this.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    handshake_timeout: Duration,
+    /// Close connections whose TLS handshake takes longer than this (overrides the
+    /// config's `ssl_handshake_timeout`, default 60s).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    handshake_timeout: Option<Duration>,
     /// Runtime worker threads (overrides the config's `workers`; default one per CPU).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
     /// On shutdown, wait this long for requests in flight.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     shutdown_timeout: Duration,
-    /// Close HTTP/1.1 keep-alive connections silent for this long between requests.
-    #[arg(long, default_value = "75s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    keepalive_timeout: Duration,
+    /// Close connections idle for this long between requests (overrides every server's
+    /// `keepalive_timeout`, default 75s).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    keepalive_timeout: Option<Duration>,
 }
 
 /// Flags of `mtls check`.
@@ -89,10 +91,13 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let site = site
-        .with_handshake_timeout(args.handshake_timeout)
-        .with_shutdown_timeout(args.shutdown_timeout)
-        .with_keepalive_timeout(args.keepalive_timeout);
+    let mut site = site.with_shutdown_timeout(args.shutdown_timeout);
+    if let Some(timeout) = args.handshake_timeout {
+        site = site.with_handshake_timeout(timeout);
+    }
+    if let Some(timeout) = args.keepalive_timeout {
+        site = site.with_keepalive_timeout(timeout);
+    }
     // One worker: a current-thread runtime, like one nginx worker's event loop; no work
     // stealing and no cross-thread wake-ups to pay for.
     let workers = args.workers.map(usize::from).or(config.workers);

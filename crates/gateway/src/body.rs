@@ -4,15 +4,18 @@
 //! stream from upstreams; boxing them behind one type keeps every route's handler
 //! signature the same without generic plumbing through the router.
 //!
-//! [`Capped`] is `client_max_body_size` for a body whose length is not announced (chunked,
-//! or HTTP/2 without content-length): it streams the body on and fails it at the first
-//! byte over the limit, and says so through a flag the proxy reads to answer 413 rather
-//! than 502.
+//! [`Checked`] holds a request body to `client_max_body_size` when its length is not
+//! announced (chunked, or HTTP/2 without content-length) and to `client_body_timeout`: it
+//! streams the body on and fails it at the first byte over the limit or when the client
+//! stalls, and says which through a [`BodyVerdict`] the proxy reads to answer 413 or 408
+//! rather than blame the upstream.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
@@ -49,28 +52,91 @@ pub(crate) fn discard(mut body: hyper::body::Incoming) {
     });
 }
 
-/// A request body cut off past `limit` bytes (see the module documentation).
-#[derive(Debug)]
-pub(crate) struct Capped<B> {
-    inner: B,
-    left: u64,
-    limit: u64,
-    exceeded: Arc<AtomicBool>,
+/// Why a [`Checked`] request body failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum BodyFault {
+    /// More than `client_max_body_size` bytes: 413.
+    TooLarge = 1,
+    /// Nothing for `client_body_timeout`: 408.
+    Timeout = 2,
 }
 
-impl<B> Capped<B> {
-    /// `inner`, failing once more than `limit` bytes have come; `exceeded` turns true then.
-    pub(crate) fn new(inner: B, limit: u64, exceeded: Arc<AtomicBool>) -> Capped<B> {
-        Capped {
-            inner,
-            left: limit,
-            limit,
-            exceeded,
+/// What a [`Checked`] body reports to whoever sends it on (the proxy): the fault, if any.
+#[derive(Debug, Default)]
+pub(crate) struct BodyVerdict(AtomicU8);
+
+impl BodyVerdict {
+    /// The fault that ended the body, if one did.
+    pub(crate) fn fault(&self) -> Option<BodyFault> {
+        match self.0.load(Ordering::Relaxed) {
+            1 => Some(BodyFault::TooLarge),
+            2 => Some(BodyFault::Timeout),
+            _ => None,
         }
+    }
+
+    fn set(&self, fault: BodyFault) {
+        self.0.store(fault as u8, Ordering::Relaxed);
     }
 }
 
-impl<B> http_body::Body for Capped<B>
+/// A request body held to `client_max_body_size` (for a body whose length is not announced)
+/// and `client_body_timeout` (between two reads). The timer is armed only while the client
+/// makes us wait, so a body that flows costs no timer.
+pub(crate) struct Checked<B> {
+    inner: B,
+    left: Option<u64>,
+    limit: u64,
+    timeout: Duration,
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+    verdict: Arc<BodyVerdict>,
+}
+
+impl<B> std::fmt::Debug for Checked<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checked")
+            .field("left", &self.left)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> Checked<B> {
+    /// `inner`, failing past `limit` bytes (`None`: no limit) or after `timeout` without
+    /// a byte; `verdict` says which.
+    pub(crate) fn new(
+        inner: B,
+        limit: Option<u64>,
+        timeout: Duration,
+        verdict: Arc<BodyVerdict>,
+    ) -> Checked<B> {
+        Checked {
+            inner,
+            left: limit,
+            limit: limit.unwrap_or(u64::MAX),
+            timeout,
+            waiting: None,
+            verdict,
+        }
+    }
+
+    fn fail(&self, fault: BodyFault) -> std::io::Error {
+        self.verdict.set(fault);
+        std::io::Error::other(match fault {
+            BodyFault::TooLarge => format!(
+                "request body over client_max_body_size ({} bytes)",
+                self.limit
+            ),
+            BodyFault::Timeout => format!(
+                "no request body data within client_body_timeout ({:?})",
+                self.timeout
+            ),
+        })
+    }
+}
+
+impl<B> http_body::Body for Checked<B>
 where
     B: http_body::Body<Data = Bytes, Error = std::io::Error> + Unpin,
 {
@@ -83,18 +149,27 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if polled.is_pending() {
+            let timeout = this.timeout;
+            let waiting = this
+                .waiting
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+            if waiting.as_mut().poll(cx).is_ready() {
+                this.waiting = None;
+                return Poll::Ready(Some(Err(this.fail(BodyFault::Timeout))));
+            }
+            return Poll::Pending;
+        }
+        this.waiting = None;
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
+            && let Some(left) = &mut this.left
         {
             let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
-            if len > this.left {
-                this.exceeded.store(true, Ordering::Relaxed);
-                return Poll::Ready(Some(Err(std::io::Error::other(format!(
-                    "request body over client_max_body_size ({} bytes)",
-                    this.limit
-                )))));
+            if len > *left {
+                return Poll::Ready(Some(Err(this.fail(BodyFault::TooLarge))));
             }
-            this.left -= len;
+            *left -= len;
         }
         polled
     }
@@ -113,16 +188,29 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn capped_bodies_pass_up_to_the_limit_and_fail_past_it() {
-        let flag = Arc::new(AtomicBool::new(false));
-        let body = Capped::new(full(vec![b'x'; 10]), 10, flag.clone());
+    async fn checked_bodies_pass_up_to_the_limit_and_fail_past_it() {
+        let verdict = Arc::new(BodyVerdict::default());
+        let second = Duration::from_secs(1);
+        let body = Checked::new(full(vec![b'x'; 10]), Some(10), second, verdict.clone());
         assert_eq!(
             body.collect().await.expect("at the limit").to_bytes().len(),
             10
         );
-        assert!(!flag.load(Ordering::Relaxed));
-        let body = Capped::new(full(vec![b'x'; 11]), 10, flag.clone());
+        assert_eq!(verdict.fault(), None);
+        let body = Checked::new(full(vec![b'x'; 11]), Some(10), second, verdict.clone());
         assert!(body.collect().await.is_err());
-        assert!(flag.load(Ordering::Relaxed));
+        assert_eq!(verdict.fault(), Some(BodyFault::TooLarge));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_fails_at_the_timeout() {
+        let verdict = Arc::new(BodyVerdict::default());
+        use futures_util::StreamExt as _;
+        let first = Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(b"some")));
+        let frames = futures_util::stream::iter([first]).chain(futures_util::stream::pending());
+        let stalled = http_body_util::StreamBody::new(frames);
+        let body = Checked::new(stalled, None, Duration::from_millis(50), verdict.clone());
+        assert!(body.collect().await.is_err());
+        assert_eq!(verdict.fault(), Some(BodyFault::Timeout));
     }
 }

@@ -47,6 +47,41 @@ pub struct Config {
     /// Top-level `worker_rlimit_nofile` (nginx's): the file-descriptor limit to set at
     /// start. `None`: raised to the hard limit.
     pub worker_rlimit_nofile: Option<u64>,
+    /// Top-level `ssl_handshake_timeout`: the TLS handshake, from the first byte of the
+    /// ClientHello to Finished, must take at most this; default 60 s.
+    pub ssl_handshake_timeout: Duration,
+    /// The top-level client timeouts: every server's defaults, and the metrics listener's.
+    pub timeouts: Timeouts,
+}
+
+/// nginx's client timeouts. Each is a top-level key (every server's default, and the
+/// metrics listener's) and a `[[server]]` key that overrides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `client_header_timeout`: a request head must arrive whole within this, counted from
+    /// its first byte (from the end of the handshake, or the accept, for the first
+    /// request); default 60 s. Then the connection is closed.
+    pub client_header: Duration,
+    /// `client_body_timeout`: the longest wait between two reads of a request body;
+    /// default 60 s. Then 408.
+    pub client_body: Duration,
+    /// `send_timeout`: the longest a response may wait for the client to take any of it;
+    /// default 60 s. Then the connection is closed.
+    pub send: Duration,
+    /// `keepalive_timeout`: a connection with no request in flight is closed after this
+    /// (HTTP/2: a GOAWAY when no stream has been open that long); default 75 s.
+    pub keepalive: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            client_header: Duration::from_secs(60),
+            client_body: Duration::from_secs(60),
+            send: Duration::from_secs(60),
+            keepalive: Duration::from_secs(75),
+        }
+    }
 }
 
 /// Where the access log goes.
@@ -98,6 +133,8 @@ pub struct Server {
     /// `large_client_header_buffers` (nginx's `"4 8k"`): the request head (request line and
     /// headers) may take at most NUMBER x SIZE bytes; beyond it, 431. Default 32 KiB.
     pub max_request_head: usize,
+    /// The client timeouts: the server's keys, else the top-level ones.
+    pub timeouts: Timeouts,
     /// `[server.tls]`; `None` is plain HTTP.
     pub tls: Option<TlsSettings>,
     /// `[[server.location]]`, in file order.
@@ -874,7 +911,7 @@ return = "301 https://$host/new"
         );
         assert_eq!(
             one_error("wrokers = 2\n"),
-            "t.toml:1:1: wrokers: unknown key, expected one of `server`, `access_log`, `workers`, `metrics`, `upstream`, `max_connections`, `worker_rlimit_nofile`"
+            "t.toml:1:1: wrokers: unknown key, expected one of `server`, `access_log`, `workers`, `metrics`, `upstream`, `max_connections`, `worker_rlimit_nofile`, `ssl_handshake_timeout`, `client_header_timeout`, `client_body_timeout`, `send_timeout`, `keepalive_timeout`"
         );
         assert!(
             one_error(&format!("{TLS}  verify = true\n"))

@@ -18,7 +18,7 @@ use crate::config::{AllowField, ClientAuth};
 use crate::host::request_host;
 use crate::page::{body_too_large, error_page, html_escape};
 use crate::path::NormalPath;
-use crate::proxy::ForwardPath;
+use crate::proxy::{BodyLimits, ForwardPath};
 use crate::serve::Connection;
 use crate::site::{Route, RouteAction};
 
@@ -146,8 +146,12 @@ async fn respond(conn: &Connection, request: Request<Incoming>) -> Response<Body
             } else {
                 ForwardPath::Normal(&path)
             };
+            let limits = BodyLimits {
+                max: route.max_body,
+                timeout: vhost.timeouts.client_body,
+            };
             proxy
-                .forward(conn, &route.path, forward, route.max_body, request)
+                .forward(conn, &route.path, forward, limits, request)
                 .await
         }
     }

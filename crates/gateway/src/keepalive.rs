@@ -9,251 +9,42 @@
 //! When the client sends its next request, a new hyper connection is made over the same
 //! TLS stream; the client sees nothing of it.
 //!
-//! Idle is found by a sweep (one task per gateway, every [`SWEEP`]), not by a timer per
-//! request: arming and disarming a timer for every request costs tokio's driver a wake-up
-//! (an eventfd write) whenever the new deadline is the earliest. A connection hibernates once
-//! a sweep finds it with no request in flight, no write waiting, and no byte read or written
-//! since the previous sweep: after one to two sweeps of silence.
-//!
-//! The sweep also gives `keepalive_timeout` (nginx's, default 75 s): a hibernating connection
-//! that stays silent that long is closed with a TLS close_notify.
+//! Idle is found by the sweep of [`crate::activity`]: a connection hibernates once a sweep
+//! finds it with no request in flight, no write waiting, and no byte read or written since
+//! the previous sweep, after one to two sweeps of silence. The same sweep fires its
+//! `client_header_timeout` and `send_timeout`, which therefore hold across hibernation (a
+//! head that arrives in pieces may span several hyper connections). A hibernating
+//! connection that stays silent for `keepalive_timeout` is closed with a TLS close_notify.
 
 use std::convert::Infallible;
-use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
-use futures_util::task::AtomicWaker;
+use bytes::{Bytes, BytesMut};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::watch;
 
+use crate::activity::{InFlight, Mode, Registry, Watched, close_expired};
 use crate::body::Body;
 use crate::handler;
 use crate::serve::Connection;
 
-/// How often idle connections are looked for.
-pub(crate) const SWEEP: Duration = Duration::from_millis(250);
-
-/// What the sweep and a connection's task share.
-#[derive(Debug, Default)]
-struct Activity {
-    /// Bumped by every read or write that moved bytes.
-    ops: AtomicU64,
-    /// `ops` as the previous sweep saw it.
-    seen: AtomicU64,
-    /// Requests whose response head is not yet with hyper.
-    in_flight: AtomicUsize,
-    /// The last write or flush could not finish (the client is not reading).
-    write_blocked: AtomicBool,
-    /// Hibernating already: nothing for the sweep to do.
-    asleep: AtomicBool,
-    /// The sweep asks the connection to hibernate.
-    requested: AtomicBool,
-    /// The connection is hibernating: hyper's shutdown must leave the socket alone.
-    hibernate: AtomicBool,
-    /// The connection's task, for the sweep and for shutdown to wake. Flags and a waker,
-    /// not a `Notify` or a `watch`: those take a lock each time the task is polled, and the
-    /// task is polled for every read and write.
-    waker: AtomicWaker,
-}
-
-impl Activity {
-    fn quiet_since(&self, ops: u64) -> bool {
-        self.ops.load(Ordering::Relaxed) == ops
-            && self.in_flight.load(Ordering::Relaxed) == 0
-            && !self.write_blocked.load(Ordering::Relaxed)
-    }
-}
-
-/// The connections the sweep watches.
-#[derive(Debug, Default)]
-pub(crate) struct Registry {
-    connections: Mutex<Vec<Weak<Activity>>>,
-    /// The gateway is stopping: finish what is in flight, then close.
-    stopping: AtomicBool,
-}
-
-impl Registry {
-    fn add(&self, activity: &Arc<Activity>) {
-        if let Ok(mut list) = self.connections.lock() {
-            list.push(Arc::downgrade(activity));
-        }
-    }
-
-    /// Tell every connection that has been quiet since the previous sweep to hibernate,
-    /// and forget the connections that ended.
-    fn sweep(&self) {
-        let Ok(mut list) = self.connections.lock() else {
-            return;
-        };
-        list.retain(|weak| {
-            let Some(activity) = weak.upgrade() else {
-                return false;
-            };
-            let ops = activity.ops.load(Ordering::Relaxed);
-            let before = activity.seen.swap(ops, Ordering::Relaxed);
-            if !activity.asleep.load(Ordering::Relaxed) && activity.quiet_since(before) {
-                activity.requested.store(true, Ordering::Relaxed);
-                activity.waker.wake();
-            }
-            true
-        });
-    }
-
-    fn stop(&self) {
-        self.stopping.store(true, Ordering::Relaxed);
-        if let Ok(list) = self.connections.lock() {
-            for activity in list.iter().filter_map(Weak::upgrade) {
-                activity.waker.wake();
-            }
-        }
-    }
-
-    /// The sweep task: runs until `stop` turns true.
-    pub(crate) async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(SWEEP);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => self.sweep(),
-                _ = stop.changed() => {
-                    self.stop();
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// The stream as hyper sees it: counts activity, replays the bytes a previous hyper
-/// connection had read but not used, and ignores hyper's shutdown while hibernating.
-struct Watched<S> {
-    io: S,
-    unread: Bytes,
-    activity: Arc<Activity>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.unread.is_empty() {
-            let n = this.unread.len().min(buf.remaining());
-            buf.put_slice(&this.unread[..n]);
-            this.unread.advance(n);
-            this.activity.ops.fetch_add(1, Ordering::Relaxed);
-            return Poll::Ready(Ok(()));
-        }
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        if buf.filled().len() != before {
-            this.activity.ops.fetch_add(1, Ordering::Relaxed);
-        }
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> Watched<S> {
-    /// Note a write's outcome. Only bytes count as activity: hyper flushes (nothing) every
-    /// time its task is polled, and that must not keep a quiet connection awake.
-    fn wrote<T>(
-        &self,
-        polled: Poll<io::Result<T>>,
-        moved: impl Fn(&T) -> bool,
-    ) -> Poll<io::Result<T>> {
-        self.activity
-            .write_blocked
-            .store(polled.is_pending(), Ordering::Relaxed);
-        if let Poll::Ready(Ok(done)) = &polled
-            && moved(done)
-        {
-            self.activity.ops.fetch_add(1, Ordering::Relaxed);
-        }
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.wrote(polled, |n| *n > 0)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        this.wrote(polled, |n| *n > 0)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_flush(cx);
-        this.wrote(polled, |_| false)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.activity.hibernate.load(Ordering::Relaxed) {
-            // hyper ends its side only; the socket and the TLS session live on.
-            return Pin::new(&mut this.io).poll_flush(cx);
-        }
-        Pin::new(&mut this.io).poll_shutdown(cx)
-    }
-}
-
-/// Counts a request in flight until its response head is handed to hyper.
-struct InFlight(Arc<Activity>);
-
-impl InFlight {
-    fn start(activity: &Arc<Activity>) -> InFlight {
-        activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(activity.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// Serve HTTP/1.1 on an established TLS stream until the client leaves, the connection
 /// upgrades, `keepalive_timeout` passes in silence, or the gateway stops (then the request
 /// in flight finishes first).
-pub(crate) async fn serve<S>(
-    stream: S,
-    conn: Connection,
-    registry: &Registry,
-    keepalive_timeout: Duration,
-) where
+pub(crate) async fn serve<S>(stream: S, conn: Connection, registry: &Registry)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity::default());
-    registry.add(&activity);
+    let timeouts = conn.timeouts();
+    let keepalive_timeout = timeouts.keepalive;
+    let activity = registry.add(Mode::Hibernating, timeouts);
     let remote = conn.remote;
     let metrics = conn.metrics.clone();
     let head = conn.max_request_head();
@@ -270,11 +61,7 @@ pub(crate) async fn serve<S>(
             }
         })
     };
-    let mut io = Watched {
-        io: stream,
-        unread: Bytes::new(),
-        activity: activity.clone(),
-    };
+    let mut io = Watched::new(stream, activity.clone());
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.writev(true);
     // The read buffer never grows past the request-head limit: hyper answers 431 beyond it.
@@ -299,6 +86,9 @@ pub(crate) async fn serve<S>(
                 }
                 // Registered before the flags are read: a flag set after this wakes us.
                 activity.waker.register(cx.waker());
+                if activity.expired().is_some() {
+                    return Poll::Ready(Ok(()));
+                }
                 if !stopping && registry.stopping.load(Ordering::Relaxed) {
                     stopping = true;
                     activity.hibernate.store(false, Ordering::Relaxed);
@@ -322,6 +112,11 @@ pub(crate) async fn serve<S>(
         .await;
         if let Err(e) = ended {
             tracing::debug!("connection ended: {e}");
+            return;
+        }
+        if let Some(expired) = activity.expired() {
+            drop(http);
+            close_expired(&metrics, remote, &activity, expired);
             return;
         }
         if !activity.hibernate.load(Ordering::Relaxed) {

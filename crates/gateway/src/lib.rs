@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod access_log;
+mod activity;
 pub mod body;
 pub mod config;
 pub mod echo;

@@ -24,7 +24,15 @@ pub(crate) struct Metrics {
     upstream_errors: Family<CheckLabels, Counter>,
     connections: Gauge,
     waiting: Gauge,
+    reading: Gauge,
+    writing: Gauge,
     cap_reached: Counter,
+    timed_out: Family<TimeoutLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TimeoutLabels {
+    timeout: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -55,6 +63,9 @@ impl Metrics {
         let connections = Gauge::default();
         let waiting = Gauge::default();
         let cap_reached = Counter::default();
+        let reading = Gauge::default();
+        let writing = Gauge::default();
+        let timed_out = Family::<TimeoutLabels, Counter>::default();
         registry.register(
             "tls_handshakes",
             "Completed TLS handshakes",
@@ -91,6 +102,21 @@ impl Metrics {
             waiting.clone(),
         );
         registry.register(
+            "connections_reading",
+            "Connections whose request head is arriving (nginx's Reading; refreshed every 250 ms)",
+            reading.clone(),
+        );
+        registry.register(
+            "connections_writing",
+            "Connections with a request in flight (nginx's Writing; refreshed every 250 ms)",
+            writing.clone(),
+        );
+        registry.register(
+            "connections_timed_out",
+            "Connections closed by a deadline: client_header_timeout, send_timeout, keepalive_timeout, client_body_timeout",
+            timed_out.clone(),
+        );
+        registry.register(
             "connections_cap_reached",
             "Times max_connections was reached and accepting paused until a connection closed",
             cap_reached.clone(),
@@ -104,8 +130,24 @@ impl Metrics {
             upstream_errors,
             connections,
             waiting,
+            reading,
+            writing,
             cap_reached,
+            timed_out,
         })
+    }
+
+    /// The connection states the sweep counted.
+    pub(crate) fn connection_states(&self, reading: i64, writing: i64) {
+        self.reading.set(reading);
+        self.writing.set(writing);
+    }
+
+    /// A connection (or request) ended by the deadline named `timeout`.
+    pub(crate) fn timed_out(&self, timeout: &'static str) {
+        self.timed_out
+            .get_or_create(&TimeoutLabels { timeout })
+            .inc();
     }
 
     pub(crate) fn cap_reached(&self) {

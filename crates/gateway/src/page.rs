@@ -51,6 +51,21 @@ pub(crate) fn body_too_large(limit: u64, version: Version) -> Response<Body> {
     response
 }
 
+/// 408 for a request body that stalled past `client_body_timeout`; the connection is closed
+/// after it, as nginx does.
+pub(crate) fn body_timed_out(timeout: std::time::Duration, version: Version) -> Response<Body> {
+    let mut response = error_page(
+        StatusCode::REQUEST_TIMEOUT,
+        &format!("The request body stopped arriving for {timeout:?} (client_body_timeout)."),
+    );
+    if version < Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
 /// `text` with `& < > " '` replaced by entities, for anything that goes into HTML.
 pub(crate) fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -20,7 +20,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -38,9 +38,9 @@ use tokio::time::Sleep;
 use mtls_tls::client::{ClientStream, ClientTlsSettings, TlsClient, UpstreamTlsError};
 use mtls_tls::{TlsError, VerifyStatus};
 
-use crate::body::{self, Body, Capped};
+use crate::body::{self, Body, BodyFault, BodyVerdict, Checked};
 use crate::config::{HeaderNames, HostPort, IdentityHeaders, PathMatch, Proxy, ProxyTls};
-use crate::page::{body_too_large, error_page};
+use crate::page::{body_timed_out, body_too_large, error_page};
 use crate::path::{NormalPath, encode_path};
 use crate::serve::Connection;
 
@@ -222,7 +222,7 @@ impl ProxyRoute {
         conn: &Connection,
         matched: &PathMatch,
         path: ForwardPath<'_>,
-        max_body: Option<u64>,
+        limits: BodyLimits,
         mut request: Request<Incoming>,
     ) -> Response<Body> {
         let upgrade = is_upgrade(&request);
@@ -234,11 +234,9 @@ impl ProxyRoute {
         // cannot be reached; one with a body has started streaming and cannot.
         let replayable = incoming.is_end_stream();
         let incoming = incoming.map_err(std::io::Error::other);
-        let over_limit = Arc::new(AtomicBool::new(false));
-        let mut body = Some(match max_body {
-            Some(limit) => Capped::new(incoming, limit, over_limit.clone()).boxed(),
-            None => incoming.boxed(),
-        });
+        let verdict = Arc::new(BodyVerdict::default());
+        let checked = Checked::new(incoming, limits.max, limits.timeout, verdict.clone());
+        let mut body = Some(checked.boxed());
         let attempts = if replayable {
             self.balancer.servers.len()
         } else {
@@ -296,15 +294,30 @@ impl ProxyRoute {
                     connect_phase: false,
                 },
             };
-            if over_limit.load(Ordering::Relaxed) {
-                // Not the upstream's fault: the client's body went over the limit.
-                let limit = max_body.unwrap_or_default();
-                conn.refused(
-                    "client_max_body_size",
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("the body went over client_max_body_size ({limit} bytes)"),
-                );
-                return body_too_large(limit, parts.version);
+            // Not the upstream's fault when the client's body went wrong.
+            match verdict.fault() {
+                Some(BodyFault::TooLarge) => {
+                    let limit = limits.max.unwrap_or_default();
+                    conn.refused(
+                        "client_max_body_size",
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        &format!("the body went over client_max_body_size ({limit} bytes)"),
+                    );
+                    return body_too_large(limit, parts.version);
+                }
+                Some(BodyFault::Timeout) => {
+                    conn.metrics.timed_out("client_body_timeout");
+                    conn.refused(
+                        "client_body_timeout",
+                        StatusCode::REQUEST_TIMEOUT,
+                        &format!(
+                            "no body data within client_body_timeout ({:?})",
+                            limits.timeout
+                        ),
+                    );
+                    return body_timed_out(limits.timeout, parts.version);
+                }
+                None => {}
             }
             tracing::warn!(
                 "upstream error: client={} upstream={} ({server}) check={}: {}",
@@ -561,6 +574,14 @@ impl ProxyRoute {
             );
         }
     }
+}
+
+/// What a proxied request's body is held to: `client_max_body_size` (`None`: no limit)
+/// and `client_body_timeout`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimits {
+    pub(crate) max: Option<u64>,
+    pub(crate) timeout: Duration,
 }
 
 /// Which path a proxied request carries to the upstream.

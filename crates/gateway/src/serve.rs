@@ -15,20 +15,29 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
 
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use mtls_tls::{ClientHello, HandshakeError, HandshakeInfo};
 
 use crate::access_log::AccessLogger;
+use crate::activity::{
+    Activity, Counted, Expired, InFlight, Mode, Registry, Watched, close_expired,
+};
 use crate::body::Body;
+use crate::config::Timeouts;
 use crate::handler;
 use crate::keepalive;
 use crate::limits::{self, Throttle};
@@ -54,6 +63,13 @@ pub(crate) struct Connection {
 impl Connection {
     /// `large_client_header_buffers` for this connection: its SNI host's, or (plain HTTP,
     /// where the Host is not read yet) the largest of the listener's hosts.
+    pub(crate) fn timeouts(&self) -> Timeouts {
+        let host = self
+            .sni_host
+            .unwrap_or(self.site.listeners[self.listener].default_host);
+        self.site.hosts[host].timeouts
+    }
+
     pub(crate) fn max_request_head(&self) -> usize {
         match self.sni_host {
             Some(host) => self.site.hosts[host].max_request_head,
@@ -133,9 +149,9 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection task holds a sender; when the last one ends, `recv` says so.
     let (alive, mut all_ended) = mpsc::channel::<()>(1);
-    let keepalive = Arc::new(keepalive::Registry::default());
+    let registry = Arc::new(Registry::default());
     let mut tasks = vec![
-        tokio::spawn(keepalive.clone().run(stop_rx.clone())),
+        tokio::spawn(registry.clone().run(metrics.clone(), stop_rx.clone())),
         tokio::spawn(reap_upstreams(site.clone(), stop_rx.clone())),
     ];
     for (index, listener) in listeners.servers.into_iter().enumerate() {
@@ -143,7 +159,7 @@ pub async fn run(
             site: site.clone(),
             log: log.clone(),
             metrics: metrics.clone(),
-            keepalive: keepalive.clone(),
+            registry: registry.clone(),
             slots: slots.clone(),
             stop: stop_rx.clone(),
             _alive: alive.clone(),
@@ -155,6 +171,8 @@ pub async fn run(
         tasks.push(tokio::spawn(metrics_loop(
             listener,
             metrics.clone(),
+            registry.clone(),
+            site.timeouts,
             stop_rx.clone(),
         )));
     }
@@ -183,7 +201,7 @@ struct Shared {
     site: Arc<Site>,
     log: AccessLogger,
     metrics: Arc<Metrics>,
-    keepalive: Arc<keepalive::Registry>,
+    registry: Arc<Registry>,
     slots: Arc<Slots>,
     /// Turns true when the gateway stops: finish what is in flight, then close.
     stop: watch::Receiver<bool>,
@@ -273,9 +291,9 @@ async fn connection(
         site,
         log,
         metrics,
-        keepalive,
+        registry,
         slots: _,
-        stop,
+        stop: _,
         _alive,
     } = shared;
     let _open = metrics.open_connection();
@@ -291,7 +309,8 @@ async fn connection(
             metrics,
             identity: std::sync::OnceLock::new(),
         };
-        serve_http(TokioIo::new(tcp), conn, stop).await;
+        let activity = registry.add(Mode::Http1, conn.timeouts());
+        serve_http(tcp, conn, &registry, activity).await;
         return;
     }
     let handshake = async {
@@ -308,7 +327,7 @@ async fn connection(
     };
     // Boxed: the handshake's state is large and would otherwise stay part of the task's
     // future (and its allocation) for the whole life of the connection.
-    let handshake = Box::pin(tokio::time::timeout(site.handshake_timeout, handshake));
+    let handshake = Box::pin(tokio::time::timeout(site.ssl_handshake_timeout, handshake));
     let (host, stream, info) = match handshake.await {
         Ok(Ok(done)) => done,
         Ok(Err(e)) => {
@@ -323,7 +342,7 @@ async fn connection(
             tracing::info!(
                 "TLS handshake not finished: client={remote} check=handshake_timeout: \
                  no complete handshake within {:?}; connection closed",
-                site.handshake_timeout
+                site.ssl_handshake_timeout
             );
             return;
         }
@@ -340,10 +359,10 @@ async fn connection(
         identity: std::sync::OnceLock::new(),
     };
     if conn.tls.as_ref().and_then(|t| t.alpn.as_deref()) == Some(b"h2") {
-        serve_http(TokioIo::new(stream), conn, stop).await;
+        let activity = registry.add(Mode::Http2, conn.timeouts());
+        serve_http(stream, conn, &registry, activity).await;
     } else {
-        let timeout = site.keepalive_timeout;
-        keepalive::serve(stream, conn, &keepalive, timeout).await;
+        keepalive::serve(stream, conn, &registry).await;
     }
 }
 
@@ -368,46 +387,161 @@ async fn reap_upstreams(site: Arc<Site>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// The metrics endpoint: plain HTTP/1.1, `GET /metrics` only.
+/// The metrics endpoint: plain HTTP/1.1, `GET /metrics` only, with the top-level
+/// deadlines and a small connection cap of its own (a flood of clients cannot starve the
+/// scraper, and a flood of scrapers cannot take the clients' descriptors).
 async fn metrics_loop(
     listener: TcpListener,
     metrics: Arc<Metrics>,
+    registry: Arc<Registry>,
+    timeouts: Timeouts,
     mut stop: watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(Semaphore::new(METRICS_CONNECTIONS));
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+            _ = stop.changed() => return,
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.changed() => return,
         };
-        let Ok((tcp, _)) = accepted else {
+        let Ok((tcp, remote)) = accepted else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
         let metrics = metrics.clone();
+        let activity = registry.add(Mode::Http1, timeouts);
+        let registry = registry.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request: Request<Incoming>| {
+            let _slot = slot;
+            let handle = {
                 let metrics = metrics.clone();
-                async move {
-                    let response = if request.uri().path() == "/metrics" {
-                        let mut response = Response::new(crate::body::full(metrics.encode()));
-                        response.headers_mut().insert(
-                            http::header::CONTENT_TYPE,
-                            http::HeaderValue::from_static(
-                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                            ),
-                        );
-                        response
-                    } else {
-                        crate::page::error_page(http::StatusCode::NOT_FOUND, "Try /metrics.")
-                    };
-                    Ok::<Response<Body>, Infallible>(response)
+                move |request: Request<Incoming>| {
+                    let metrics = metrics.clone();
+                    async move {
+                        if request.uri().path() == "/metrics" {
+                            let mut response = Response::new(crate::body::full(metrics.encode()));
+                            response.headers_mut().insert(
+                                http::header::CONTENT_TYPE,
+                                http::HeaderValue::from_static(
+                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                ),
+                            );
+                            response
+                        } else {
+                            crate::page::error_page(http::StatusCode::NOT_FOUND, "Try /metrics.")
+                        }
+                    }
                 }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
+            };
+            let builder = hyper::server::conn::http1::Builder::new();
+            let io = TokioIo::new(Watched::new(tcp, activity.clone()));
+            let served = builder.serve_connection(io, counted(activity.clone(), handle));
+            drive(served, &registry, &activity, &metrics, remote).await;
         });
     }
+}
+
+/// At most this many metrics connections at once.
+const METRICS_CONNECTIONS: usize = 64;
+
+/// A hyper connection future that can be told to finish gracefully.
+trait Graceful {
+    fn shut_down(self: Pin<&mut Self>);
+}
+
+/// Serve a connection until it ends, the gateway stops (requests in flight finish), or a
+/// deadline of its [`Activity`] passes: `keepalive_timeout` ends it gracefully (HTTP/2: a
+/// GOAWAY), `client_header_timeout` and `send_timeout` drop it.
+async fn drive<C, E>(
+    served: C,
+    registry: &Registry,
+    activity: &Arc<Activity>,
+    metrics: &Metrics,
+    remote: SocketAddr,
+) where
+    C: Future<Output = Result<(), E>> + Graceful,
+    E: std::fmt::Display,
+{
+    let mut served = std::pin::pin!(served);
+    let mut stopping = false;
+    let mut closing = false;
+    let ended = std::future::poll_fn(|cx| {
+        loop {
+            if let Poll::Ready(ended) = served.as_mut().poll(cx) {
+                return Poll::Ready(Some(ended));
+            }
+            activity.waker.register(cx.waker());
+            if !stopping && registry.stopping.load(Ordering::Relaxed) {
+                stopping = true;
+                served.as_mut().shut_down();
+                continue;
+            }
+            match activity.expired() {
+                Some(Expired::Keepalive) if !closing => {
+                    closing = true;
+                    close_expired(metrics, remote, activity, Expired::Keepalive);
+                    served.as_mut().shut_down();
+                    continue;
+                }
+                Some(Expired::Keepalive) | None => return Poll::Pending,
+                Some(_) => return Poll::Ready(None),
+            }
+        }
+    })
+    .await;
+    match ended {
+        Some(Err(e)) => tracing::debug!("connection ended: {e}"),
+        Some(Ok(())) => {}
+        None => {
+            if let Some(expired) = activity.expired() {
+                close_expired(metrics, remote, activity, expired);
+            }
+        }
+    }
+}
+
+impl<I, S> Graceful for hyper::server::conn::http1::Connection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<Incoming>,
+    S::ResBody: http_body::Body + 'static,
+    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn shut_down(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// A service that counts each request in `activity` from dispatch until its response body
+/// has been sent.
+fn counted<F, Fut>(
+    activity: Arc<Activity>,
+    handle: F,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Body>, Infallible>> + Send,
+> + Clone
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    service_fn(move |request: Request<Incoming>| {
+        let mut guard = InFlight::start(&activity);
+        let answer = handle(request);
+        async move {
+            let response = answer.await;
+            guard.head_sent();
+            Ok::<_, Infallible>(response.map(|body| Counted::new(body, guard).boxed()))
+        }
+    })
 }
 
 fn log_refusal(remote: SocketAddr, error: &HandshakeError) {
@@ -421,16 +555,20 @@ fn log_refusal(remote: SocketAddr, error: &HandshakeError) {
     }
 }
 
-async fn serve_http<IO>(io: IO, conn: Connection, mut stop: watch::Receiver<bool>)
+/// HTTP/2 (ALPN `h2`) and plain HTTP/1.1 (or h2c): hyper-util's auto builder over a
+/// [`Watched`] stream, driven by [`drive`] for the deadlines and the stop signal.
+async fn serve_http<IO>(io: IO, conn: Connection, registry: &Registry, activity: Arc<Activity>)
 where
-    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let head = conn.max_request_head();
+    let remote = conn.remote;
+    let metrics = conn.metrics.clone();
     let conn = Arc::new(conn);
-    let service = service_fn(move |request: Request<Incoming>| {
+    let handle = move |request: Request<Incoming>| {
         let conn = conn.clone();
-        async move { Ok::<Response<Body>, Infallible>(handler::handle(&conn, request).await) }
-    });
+        async move { handler::handle(&conn, request).await }
+    };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // hyper's read buffer holds at most the request head (hyper answers 431 past it), so a
     // slow client's partial head costs at most this much.
@@ -438,24 +576,22 @@ where
     builder
         .http2()
         .max_header_list_size(u32::try_from(head).unwrap_or(u32::MAX));
-    let served = builder.serve_connection_with_upgrades(io, service);
-    tokio::pin!(served);
-    let mut stopping = *stop.borrow();
-    if stopping {
-        served.as_mut().graceful_shutdown();
-    }
-    loop {
-        tokio::select! {
-            ended = &mut served => {
-                if let Err(e) = ended {
-                    tracing::debug!("connection ended: {e}");
-                }
-                return;
-            }
-            _ = stop.changed(), if !stopping => {
-                stopping = true;
-                served.as_mut().graceful_shutdown();
-            }
-        }
+    let io = TokioIo::new(Watched::new(io, activity.clone()));
+    let served = builder.serve_connection_with_upgrades(io, counted(activity.clone(), handle));
+    drive(served, registry, &activity, &metrics, remote).await;
+}
+
+impl<I, S> Graceful for auto::UpgradeableConnection<'_, I, S, TokioExecutor>
+where
+    S: hyper::service::HttpService<Incoming>,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: http_body::Body + Send + 'static,
+    <S::ResBody as http_body::Body>::Data: Send,
+    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    fn shut_down(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
     }
 }

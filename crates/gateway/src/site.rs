@@ -15,7 +15,8 @@ use mtls_tls::{ServerTlsSettings, TlsError, TlsServer};
 
 use crate::config::{
     AccessLog, Action, AllowRule, ClientAuth, Config, ConfigError, ConfigErrors, PathMatch,
-    Position, Proxy, ProxyTls, ProxyUpstream, ServerName, SessionCache, TlsSettings, VerifyClient,
+    Position, Proxy, ProxyTls, ProxyUpstream, ServerName, SessionCache, Timeouts, TlsSettings,
+    VerifyClient,
 };
 use crate::config::{DEFAULT_CLIENT_MAX_BODY_SIZE, DEFAULT_UPSTREAM_KEEPALIVE};
 use crate::files::StaticFiles;
@@ -30,9 +31,10 @@ pub struct Site {
     pub(crate) metrics: Option<SocketAddr>,
     pub(crate) max_connections: Option<usize>,
     pub(crate) worker_rlimit_nofile: Option<u64>,
-    pub(crate) handshake_timeout: Duration,
+    pub(crate) ssl_handshake_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
-    pub(crate) keepalive_timeout: Duration,
+    /// The top-level client timeouts (the metrics listener's).
+    pub(crate) timeouts: Timeouts,
 }
 
 /// One `[[server]]` block.
@@ -43,6 +45,8 @@ pub(crate) struct VirtualHost {
     pub(crate) routes: Vec<Route>,
     /// `large_client_header_buffers`, in total.
     pub(crate) max_request_head: usize,
+    /// `client_header_timeout`, `client_body_timeout`, `send_timeout`, `keepalive_timeout`.
+    pub(crate) timeouts: Timeouts,
 }
 
 /// One `[[server.location]]`.
@@ -187,6 +191,7 @@ impl Site {
                 tls,
                 routes,
                 max_request_head: server.max_request_head,
+                timeouts: server.timeouts,
             });
         }
         if !errors.is_empty() {
@@ -217,16 +222,16 @@ impl Site {
             metrics: config.metrics,
             max_connections: config.max_connections,
             worker_rlimit_nofile: config.worker_rlimit_nofile,
-            handshake_timeout: Duration::from_secs(60),
+            ssl_handshake_timeout: config.ssl_handshake_timeout,
             shutdown_timeout: Duration::from_secs(10),
-            keepalive_timeout: Duration::from_secs(75),
+            timeouts: config.timeouts,
         })
     }
 
-    /// How long a client may take to finish the TLS handshake (nginx's
-    /// `client_header_timeout` plays this part), default 60 s.
+    /// How long a client may take to finish the TLS handshake: overrides the config's
+    /// `ssl_handshake_timeout` (default 60 s).
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Site {
-        self.handshake_timeout = timeout;
+        self.ssl_handshake_timeout = timeout;
         self
     }
 
@@ -236,10 +241,13 @@ impl Site {
         self
     }
 
-    /// How long an HTTP/1.1 keep-alive connection may stay silent between requests before
-    /// it is closed (nginx's `keepalive_timeout`), default 75 s.
+    /// How long a connection may stay idle between requests before it is closed: overrides
+    /// every server's `keepalive_timeout` (default 75 s).
     pub fn with_keepalive_timeout(mut self, timeout: Duration) -> Site {
-        self.keepalive_timeout = timeout;
+        self.timeouts.keepalive = timeout;
+        for host in &mut self.hosts {
+            host.timeouts.keepalive = timeout;
+        }
         self
     }
 

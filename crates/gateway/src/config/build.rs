@@ -21,7 +21,7 @@ use super::raw::{RawAllow, RawConfig, RawLocation, RawServer, RawTls, Value};
 use super::syntax;
 use super::{
     AccessLog, Action, AllowField, AllowRule, ClientAuth, Config, ConfigError, ConfigErrors,
-    DEFAULT_MAX_REQUEST_HEAD, Listen, Location, Position, Server, SessionCache, Sourced,
+    DEFAULT_MAX_REQUEST_HEAD, Listen, Location, Position, Server, SessionCache, Sourced, Timeouts,
     TlsSettings, VerifyClient,
 };
 
@@ -116,11 +116,25 @@ impl<'a> Cx<'a> {
             .and_then(|v| self.integer("worker_rlimit_nofile", v, 64, i64::from(u32::MAX)))
             .and_then(|n| u64::try_from(n).ok());
         let upstreams = self.upstreams(raw.upstream.as_deref().unwrap_or_default());
+        let ssl_handshake_timeout = raw
+            .ssl_handshake_timeout
+            .as_ref()
+            .and_then(|v| self.duration("ssl_handshake_timeout", v))
+            .unwrap_or(Duration::from_secs(60));
+        let timeouts = self.timeouts(
+            Timeouts::default(),
+            [
+                &raw.client_header_timeout,
+                &raw.client_body_timeout,
+                &raw.send_timeout,
+                &raw.keepalive_timeout,
+            ],
+        );
         let mut built = Vec::new();
         match raw.server {
             Some(servers) if !servers.is_empty() => {
                 for server in &servers {
-                    built.push(self.server(server));
+                    built.push(self.server(server, timeouts));
                 }
             }
             _ => self.errors.push(ConfigError::new(
@@ -140,6 +154,25 @@ impl<'a> Cx<'a> {
             upstreams,
             max_connections,
             worker_rlimit_nofile,
+            ssl_handshake_timeout,
+            timeouts,
+        }
+    }
+
+    /// `client_header_timeout`, `client_body_timeout`, `send_timeout`, `keepalive_timeout`
+    /// (in that order) over `defaults`.
+    fn timeouts(&mut self, defaults: Timeouts, keys: [&Option<Spanned<Value>>; 4]) -> Timeouts {
+        let [header, body, send, keepalive] = keys;
+        let mut one = |key: &str, v: &Option<Spanned<Value>>, default: Duration| {
+            v.as_ref()
+                .and_then(|v| self.duration(key, v))
+                .unwrap_or(default)
+        };
+        Timeouts {
+            client_header: one("client_header_timeout", header, defaults.client_header),
+            client_body: one("client_body_timeout", body, defaults.client_body),
+            send: one("send_timeout", send, defaults.send),
+            keepalive: one("keepalive_timeout", keepalive, defaults.keepalive),
         }
     }
 
@@ -196,9 +229,18 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn server(&mut self, raw: &Spanned<RawServer>) -> Built {
+    fn server(&mut self, raw: &Spanned<RawServer>, defaults: Timeouts) -> Built {
         let at = self.at(raw.span());
         let r = raw.get_ref();
+        let timeouts = self.timeouts(
+            defaults,
+            [
+                &r.client_header_timeout,
+                &r.client_body_timeout,
+                &r.send_timeout,
+                &r.keepalive_timeout,
+            ],
+        );
 
         let (mut listen, mut listen_at) = (Vec::new(), Vec::new());
         match &r.listen {
@@ -275,6 +317,7 @@ impl<'a> Cx<'a> {
                 underscores_in_headers,
                 client_max_body_size,
                 max_request_head,
+                timeouts,
                 tls: tls.flatten(),
                 locations,
             },

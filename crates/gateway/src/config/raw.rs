@@ -25,6 +25,11 @@ pub(super) struct RawConfig {
     pub upstream: Option<Vec<Spanned<RawUpstream>>>,
     pub max_connections: Leaf,
     pub worker_rlimit_nofile: Leaf,
+    pub ssl_handshake_timeout: Leaf,
+    pub client_header_timeout: Leaf,
+    pub client_body_timeout: Leaf,
+    pub send_timeout: Leaf,
+    pub keepalive_timeout: Leaf,
 }
 
 /// One `[[upstream]]`.
@@ -74,6 +79,10 @@ pub(super) struct RawServer {
     pub underscores_in_headers: Leaf,
     pub client_max_body_size: Leaf,
     pub large_client_header_buffers: Leaf,
+    pub client_header_timeout: Leaf,
+    pub client_body_timeout: Leaf,
+    pub send_timeout: Leaf,
+    pub keepalive_timeout: Leaf,
     pub tls: Option<Spanned<RawTls>>,
     pub location: Option<Vec<Spanned<RawLocation>>>,
 }

@@ -386,7 +386,7 @@ impl Cx<'_> {
         names
     }
 
-    fn duration(&mut self, key: &str, v: &Spanned<Value>) -> Option<Duration> {
+    pub(super) fn duration(&mut self, key: &str, v: &Spanned<Value>) -> Option<Duration> {
         let parsed = match v.get_ref() {
             Value::Integer(n) => u64::try_from(*n)
                 .map(Duration::from_secs)
