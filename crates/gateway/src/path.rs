@@ -16,8 +16,8 @@
 //! * an escape that decodes to `/` or `\` (`%2F`, `%5C`): decoding would create a separator
 //!   the router did not see, and upstreams disagree on whether it is one (nginx merges it,
 //!   Tomcat refuses it, IIS treats `\` as `/`); a raw `\` for the same reason;
-//! * NUL and other control characters, encoded or raw: no file or route has them, and they
-//!   end strings in C upstreams or break log lines;
+//! * NUL and other control characters (C0, DEL and C1), encoded or raw: no file or route
+//!   has them, and they end strings in C upstreams or break log lines;
 //! * a malformed escape, or bytes that are not UTF-8 once decoded (overlong forms such as
 //!   `%c0%ae` are not UTF-8);
 //! * a `..` that climbs above `/`.
@@ -103,6 +103,11 @@ impl<'a> NormalPath<'a> {
         }
         let decoded = decode(raw.as_bytes())?;
         let decoded = String::from_utf8(decoded).map_err(|_| PathError::NotUtf8)?;
+        // The C1 controls (U+0080 to U+009F; NEL is a line break to some log readers and
+        // Java) are two bytes in UTF-8, so only the decoded text can show them.
+        if decoded.chars().any(char::is_control) {
+            return Err(PathError::ControlCharacter);
+        }
         let mut segments: Vec<&str> = Vec::new();
         let mut trailing_slash = false;
         for segment in decoded.split('/').skip(1) {
@@ -333,6 +338,8 @@ mod tests {
             ("/a%0d%0ab", ControlCharacter),
             ("/a%7f", ControlCharacter),
             ("/a\tb", ControlCharacter),
+            ("/a%C2%85b", ControlCharacter),
+            ("/a\u{9a}/c..d/..bf.", ControlCharacter),
             ("/%c0%ae%c0%ae/x", NotUtf8),
             ("/%ff", NotUtf8),
             ("/%zz", MalformedEscape),
