@@ -8,7 +8,9 @@
 
 mod bench;
 mod get;
+mod hostile;
 mod interop_pki;
+mod limits;
 mod pki;
 mod proxy;
 mod serve;

@@ -133,6 +133,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             }
             None => None,
         };
+        ignore_hangups();
         let listeners = mtls_gateway::serve::bind(&site)?;
         tracing::info!(
             "{}: serving on {}",
@@ -180,6 +181,27 @@ pub(crate) fn init_logging() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
+}
+
+/// SIGHUP asks nginx, HAProxy and ghostunnel to reload; its default action would end the
+/// gateway and drop requests in flight. Until reload exists it is logged and ignored. The
+/// handler is installed before this returns (inside the runtime), so no SIGHUP that
+/// arrives once the gateway listens can end it.
+fn ignore_hangups() {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut signal) => {
+            tokio::spawn(async move {
+                while signal.recv().await.is_some() {
+                    tracing::warn!(
+                        "SIGHUP: reload is not supported yet; still serving the configuration \
+                         loaded at start (restart to apply changes)"
+                    );
+                }
+            });
+        }
+        Err(e) => tracing::warn!("cannot handle SIGHUP: {e}"),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -81,6 +81,10 @@ pub struct Server {
     pub listen: Vec<Listen>,
     /// `server_name`: the names this server answers to; empty is a catch-all.
     pub server_names: Vec<ServerName>,
+    /// `underscores_in_headers` (nginx's): accept request headers whose names contain `_`.
+    /// Default false: they are dropped, because CGI/WSGI servers map `X_Client_Subject` and
+    /// `X-Client-Subject` to the same variable.
+    pub underscores_in_headers: bool,
     /// `[server.tls]`; `None` is plain HTTP.
     pub tls: Option<TlsSettings>,
     /// `[[server.location]]`, in file order.
@@ -240,7 +244,17 @@ pub struct Proxy {
     pub max_header_size: usize,
     /// The client-identity headers sent to the upstream.
     pub identity: IdentityHeaders,
+    /// `forward_raw_path`: send the path as the client wrote it (still percent-encoded,
+    /// `.` and `//` kept) instead of the normalised one, for upstreams that need the exact
+    /// bytes. Only when that raw path, matched as it is, picks this same location; otherwise
+    /// the request is refused (400), since the upstream could read it as another location.
+    /// Default false.
+    pub forward_raw_path: bool,
 }
+
+/// How long an idle pooled upstream connection is kept (nginx's upstream
+/// `keepalive_timeout`), for groups without the key and for `proxy_pass` to an address.
+pub const DEFAULT_UPSTREAM_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Where a proxied request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,6 +364,9 @@ pub struct Upstream {
     pub servers: Vec<HostPort>,
     /// `fail_timeout`: how long a server that failed to connect is skipped; default 10 s.
     pub fail_timeout: Duration,
+    /// `keepalive_timeout` (nginx's, in `upstream {}`): an idle pooled connection to one of
+    /// the servers is closed after this long; default 60 s.
+    pub keepalive_timeout: Duration,
     /// `[upstream.tls]`: the upstream speaks TLS, with these settings.
     pub tls: Option<ProxyTls>,
 }
@@ -830,7 +847,7 @@ return = "301 https://$host/new"
             "t.toml:5:1: proxy_passs: unknown key, expected one of `path`, `root`, `index`, \
              `return`, `client_auth`, `allow`, `proxy_pass`, `proxy_tls`, `connect_timeout`, \
              `read_timeout`, `send_timeout`, `max_header_size`, `identity_headers`, `xfcc`, \
-             `header_names`"
+             `header_names`, `forward_raw_path`"
         );
         assert_eq!(
             one_error("wrokers = 2\n"),

@@ -4,9 +4,9 @@
 //! `/` with the first of `index index.html index.htm`. [`StaticFiles`] is that lookup, done the
 //! way nginx does it and no worse:
 //!
-//! * The URI path is percent-decoded and normalised before it touches the filesystem; a `..`
-//!   that would climb above the root is a 400, and after symlinks are resolved the file must
-//!   still be inside the (canonical) root, or it is a 404. The client never learns whether
+//! * The path is the request's [`NormalPath`], the one routing chose the location by: decoded
+//!   and normalised once, so it cannot climb above the root. Opening it, symlinks included,
+//!   must stay inside the (canonical) root, or it is a 404. The client never learns whether
 //!   something exists outside the root.
 //! * A directory without a trailing slash is redirected (301) so relative links in its index
 //!   page resolve; with the slash the first existing index file is served, and a directory
@@ -42,13 +42,13 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
-use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, Take};
 use tokio_util::io::ReaderStream;
 
 use crate::body::{self, Body};
+use crate::path::NormalPath;
 
 /// Where a location's files live: nginx's `root` and `index` directives.
 #[derive(Debug, Clone)]
@@ -85,13 +85,13 @@ impl StaticFiles {
 
     /// Answers one request for a file.
     ///
-    /// `uri_path` is the request's URI path exactly as received (still percent-encoded,
-    /// without the query); `headers` supplies the conditional (`If-*`) and `Range` fields.
+    /// `path` is the request's normalised path (the whole of it, as nginx's `root` takes
+    /// it); `headers` supplies the conditional (`If-*`) and `Range` fields.
     /// Only GET and HEAD are allowed; a HEAD response has GET's headers and an empty body.
     pub async fn serve(
         &self,
         method: &Method,
-        uri_path: &str,
+        path: &NormalPath<'_>,
         headers: &HeaderMap,
     ) -> Response<Body> {
         if method != Method::GET && method != Method::HEAD {
@@ -104,7 +104,7 @@ impl StaticFiles {
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return response;
         }
-        let response = self.respond(uri_path, headers).await;
+        let response = self.respond(path, headers).await;
         if method == Method::HEAD {
             // The headers, Content-Length included, stay those of GET.
             response.map(|_| body::empty())
@@ -113,14 +113,10 @@ impl StaticFiles {
         }
     }
 
-    async fn respond(&self, uri_path: &str, headers: &HeaderMap) -> Response<Body> {
-        let request = match RequestPath::parse(uri_path) {
-            Ok(request) => request,
-            Err(reason) => return error_page(StatusCode::BAD_REQUEST, reason),
-        };
+    async fn respond(&self, path: &NormalPath<'_>, headers: &HeaderMap) -> Response<Body> {
         // The Content-Type comes from the name asked for (or the index name), like nginx, not
         // from wherever a symlink leads.
-        let relative = request.relative();
+        let relative: PathBuf = path.segments().collect();
         let mut named = self.root.join(&relative);
         let (mut file, mut meta) = match self.open(&relative) {
             Ok(Some(found)) => found,
@@ -128,8 +124,10 @@ impl StaticFiles {
             Err(response) => return *response,
         };
         if meta.is_dir() {
-            if !request.trailing_slash {
-                return redirect(&request.location_with_slash());
+            if !path.has_trailing_slash() {
+                // Built from the normalised path, which starts with a single `/`, so it
+                // cannot become `//host` (an open redirect).
+                return redirect(&format!("{}/", path.encoded()));
             }
             match self.index_file(&relative) {
                 Ok(Some((index, index_file, index_meta))) => {
@@ -305,93 +303,6 @@ const CHUNK: usize = 64 * 1024;
 /// More ranges than this in one request are answered with the whole file: real clients ask
 /// for a handful, and thousands of tiny ranges only cost us per-part overhead.
 const MAX_RANGES: usize = 16;
-
-/// What is left to escape when a path goes back into a `Location` header: controls, space,
-/// and the characters that would end or change the meaning of a path.
-const PATH_ESCAPE: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'[')
-    .add(b'\\')
-    .add(b']')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
-
-/// A request path, decoded and normalised into segments that stay below the root.
-#[derive(Debug)]
-struct RequestPath {
-    segments: Vec<String>,
-    trailing_slash: bool,
-}
-
-impl RequestPath {
-    fn parse(raw: &str) -> Result<RequestPath, &'static str> {
-        if !raw.starts_with('/') {
-            return Err("The request path must start with a slash.");
-        }
-        let bytes = raw.as_bytes();
-        for (at, _) in raw.match_indices('%') {
-            let hex = bytes.get(at + 1..at + 3);
-            if !hex.is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) {
-                return Err("The request path has a malformed percent-escape.");
-            }
-        }
-        let decoded = percent_decode_str(raw)
-            .decode_utf8()
-            .map_err(|_| "The request path is not valid UTF-8.")?;
-        if decoded.contains('\0') {
-            return Err("The request path contains a NUL byte.");
-        }
-        let mut segments: Vec<String> = Vec::new();
-        let mut last = "";
-        for segment in decoded.split('/') {
-            last = segment;
-            match segment {
-                "" | "." => {}
-                ".." => {
-                    if segments.pop().is_none() {
-                        return Err("The request path climbs above the document root.");
-                    }
-                }
-                _ => {
-                    if cfg!(windows) && segment.contains(['\\', ':']) {
-                        return Err("The request path has a character not allowed here.");
-                    }
-                    segments.push(segment.to_owned());
-                }
-            }
-        }
-        let trailing_slash = matches!(last, "" | "." | "..");
-        Ok(RequestPath {
-            segments,
-            trailing_slash,
-        })
-    }
-
-    fn relative(&self) -> PathBuf {
-        self.segments.iter().collect()
-    }
-
-    /// The normalised path with a trailing slash, percent-encoded again. Built from the
-    /// segments (never from the raw path), so it cannot start with `//` and become an
-    /// open redirect to another host.
-    fn location_with_slash(&self) -> String {
-        let mut location = String::from("/");
-        for segment in &self.segments {
-            location.extend(utf8_percent_encode(segment, PATH_ESCAPE));
-            location.push('/');
-        }
-        location
-    }
-}
 
 /// How the conditional headers decided.
 #[derive(Debug, PartialEq, Eq)]
@@ -1091,6 +1002,13 @@ fn redirect(location: &str) -> Response<Body> {
     response
 }
 
+/// `text` with `& < > " '` replaced by entities, for anything that goes into HTML.
+pub(crate) fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    push_escaped(&mut out, text);
+    out
+}
+
 fn push_escaped(out: &mut String, text: &str) {
     for ch in text.chars() {
         match ch {
@@ -1152,7 +1070,11 @@ mod tests {
                     HeaderValue::from_str(value).expect("value"),
                 );
             }
-            let response = self.files.serve(&method, path, &map).await;
+            // The handler's part: the path is normalised first, and refused with a 400.
+            let Ok(path) = NormalPath::parse(path) else {
+                return (StatusCode::BAD_REQUEST, HeaderMap::new(), Bytes::new());
+            };
+            let response = self.files.serve(&method, &path, &map).await;
             let (parts, body) = response.into_parts();
             let bytes = body.collect().await.expect("body").to_bytes();
             (parts.status, parts.headers, bytes)
@@ -1264,10 +1186,22 @@ mod tests {
     async fn index_may_not_point_outside_the_root() {
         let site = site();
         let files = StaticFiles::new(&site.root(), vec!["../secret.txt".to_owned()]).expect("root");
-        let response = files.serve(&Method::GET, "/", &HeaderMap::new()).await;
+        let response = files
+            .serve(
+                &Method::GET,
+                &NormalPath::parse("/").expect("path"),
+                &HeaderMap::new(),
+            )
+            .await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         let files = StaticFiles::new(&site.root(), vec!["/hello.txt".to_owned()]).expect("root");
-        let response = files.serve(&Method::GET, "/sub/", &HeaderMap::new()).await;
+        let response = files
+            .serve(
+                &Method::GET,
+                &NormalPath::parse("/sub/").expect("path"),
+                &HeaderMap::new(),
+            )
+            .await;
         assert_eq!(response.status(), StatusCode::OK);
     }
 
@@ -1326,9 +1260,10 @@ mod tests {
                 "{path}"
             );
         }
-        // An encoded slash is a slash, like nginx.
-        let (status, _, body) = site.get("/sub%2fpage.html", &[]).await;
-        assert_eq!((status, &body[..]), (StatusCode::OK, &b"sub page"[..]));
+        // An encoded slash is refused: decoding it would create a separator that the
+        // router never saw.
+        let (status, _, _) = site.get("/sub%2fpage.html", &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]
@@ -1733,7 +1668,11 @@ mod tests {
         std::fs::write(site.root().join("big.bin"), &data).expect("write");
         let response = site
             .files
-            .serve(&Method::GET, "/big.bin", &HeaderMap::new())
+            .serve(
+                &Method::GET,
+                &NormalPath::parse("/big.bin").expect("path"),
+                &HeaderMap::new(),
+            )
             .await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(
@@ -1768,7 +1707,11 @@ mod tests {
         std::fs::write(&path, vec![7u8; 200_000]).expect("write");
         let response = site
             .files
-            .serve(&Method::GET, "/shrink.bin", &HeaderMap::new())
+            .serve(
+                &Method::GET,
+                &NormalPath::parse("/shrink.bin").expect("path"),
+                &HeaderMap::new(),
+            )
             .await;
         std::fs::write(&path, vec![7u8; 10]).expect("truncate");
         assert!(response.into_body().collect().await.is_err());

@@ -1,8 +1,9 @@
-//! One request: pick the virtual host (SNI, then Host), refuse a Host that would bypass the
-//! client-certificate check (421), pick the location, apply its client-certificate rules,
-//! run its action, and write the access-log line.
+//! One request: validate its Host ([`crate::host`]) and pick the virtual host (SNI, then
+//! Host), refuse a Host that would bypass the client-certificate check (421), normalise the
+//! path once ([`crate::path`]), pick the location by that path, apply its
+//! client-certificate rules, run its action with the same path, and write the access-log
+//! line.
 
-use std::borrow::Cow;
 use std::time::Instant;
 
 use http::{HeaderValue, StatusCode, header};
@@ -14,7 +15,10 @@ use mtls_tls::VerifyStatus;
 use crate::access_log::{Entry, RequestLine};
 use crate::body::{self, Body};
 use crate::config::{AllowField, ClientAuth};
-use crate::files::error_page;
+use crate::files::{error_page, html_escape};
+use crate::host::request_host;
+use crate::path::NormalPath;
+use crate::proxy::ForwardPath;
 use crate::serve::Connection;
 use crate::site::{Route, RouteAction};
 
@@ -36,7 +40,10 @@ pub(crate) async fn handle(conn: &Connection, request: Request<Incoming>) -> Res
 async fn respond(conn: &Connection, request: Request<Incoming>) -> Response<Body> {
     let site = &conn.site;
     let plan = &site.listeners[conn.listener];
-    let host_name = request_host(&request);
+    let host_name = match request_host(&request) {
+        Ok(name) => name,
+        Err(e) => return bad_request(conn, e.check(), &e.to_string()),
+    };
     let by_host = site.host_for(plan, host_name.as_deref());
     let host = match conn.sni_host {
         None => by_host,
@@ -62,29 +69,72 @@ async fn respond(conn: &Connection, request: Request<Incoming>) -> Response<Body
             by_host
         }
     };
-    let path = request.uri().path();
-    let Some(route) = site.hosts[host].route(path) else {
+    // A cheap clone (the URI shares its bytes), so the path can borrow from it while the
+    // request itself moves on to the proxy.
+    let uri = request.uri().clone();
+    let path = match NormalPath::parse(uri.path()) {
+        Ok(path) => path,
+        Err(e) => return bad_request(conn, e.check(), &e.to_string()),
+    };
+    let vhost = &site.hosts[host];
+    let Some(route) = vhost.route(path.as_str()) else {
         return error_page(StatusCode::NOT_FOUND, "No location matches this path.");
     };
-    if let Some(refused) = check_client(conn, route, path) {
+    if let Some(refused) = check_client(conn, route, &path) {
         return refused;
     }
     match &route.action {
-        RouteAction::Static(files) => files.serve(request.method(), path, request.headers()).await,
+        RouteAction::Static(files) => {
+            files
+                .serve(request.method(), &path, request.headers())
+                .await
+        }
         RouteAction::Return { status, target } => answer_return(
             conn,
             &request,
             host_name.as_deref(),
+            &path,
             *status,
             target.as_deref(),
         ),
-        RouteAction::Proxy(proxy) => proxy.forward(conn, &route.path, request).await,
+        RouteAction::Proxy(proxy) => {
+            let forward = if proxy.forwards_raw_path() {
+                // The raw path, matched as it is, must pick this same location: otherwise
+                // the upstream may read it as the location the normalised path avoided.
+                match vhost.route(uri.path()) {
+                    Some(raw_route) if std::ptr::eq(raw_route, route) => {
+                        ForwardPath::Raw(uri.path())
+                    }
+                    _ => {
+                        return bad_request(
+                            conn,
+                            "ambiguous_path",
+                            "The request path, as written, would reach another location than \
+                             its normalised form; send it normalised.",
+                        );
+                    }
+                }
+            } else {
+                ForwardPath::Normal(&path)
+            };
+            proxy.forward(conn, &route.path, forward, request).await
+        }
     }
+}
+
+/// A request refused before routing: 400, counted and logged under `check`.
+fn bad_request(conn: &Connection, check: &'static str, why: &str) -> Response<Body> {
+    conn.metrics.request_refusal(check);
+    tracing::info!(
+        "request refused: client={} check={check}: 400, {why}",
+        conn.remote
+    );
+    error_page(StatusCode::BAD_REQUEST, why)
 }
 
 /// Per-location `client_auth = "required"` and `allow` rules: 403 with a body that says
 /// what was missing, and a log line naming the certificate.
-fn check_client(conn: &Connection, route: &Route, path: &str) -> Option<Response<Body>> {
+fn check_client(conn: &Connection, route: &Route, path: &NormalPath) -> Option<Response<Body>> {
     if route.client_auth == ClientAuth::Inherit && route.allow.is_empty() {
         return None;
     }
@@ -147,11 +197,12 @@ fn answer_return(
     conn: &Connection,
     request: &Request<Incoming>,
     host: Option<&str>,
+    path: &NormalPath,
     status: u16,
     target: Option<&str>,
 ) -> Response<Body> {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let expanded = target.map(|t| expand(t, conn, request, host));
+    let expanded = target.map(|t| expand(t, conn, request, host, path));
     let mut response = Response::new(body::empty());
     *response.status_mut() = status;
     match expanded {
@@ -159,6 +210,7 @@ fn answer_return(
             if let Ok(value) = HeaderValue::from_str(&location) {
                 response.headers_mut().insert(header::LOCATION, value);
             }
+            let location = html_escape(&location);
             let page = format!(
                 "<html><head><title>{status}</title></head><body><h1>{status}</h1><a href=\"{location}\">{location}</a></body></html>\n"
             );
@@ -184,6 +236,7 @@ fn expand(
     conn: &Connection,
     request: &Request<Incoming>,
     host: Option<&str>,
+    path: &NormalPath,
 ) -> String {
     let mut out = String::with_capacity(template.len() + 32);
     let mut rest = template;
@@ -202,7 +255,7 @@ fn expand(
                 (&after[..end], end)
             }
         };
-        match variable(name, conn, request, host) {
+        match variable(name, conn, request, host, path) {
             Some(value) if !name.is_empty() => out.push_str(&value),
             _ => {
                 out.push('$');
@@ -220,6 +273,7 @@ fn variable(
     conn: &Connection,
     request: &Request<Incoming>,
     host: Option<&str>,
+    path: &NormalPath,
 ) -> Option<String> {
     let tls = conn.tls.as_ref();
     let peer = tls.and_then(|t| t.peer.as_deref());
@@ -231,7 +285,8 @@ fn variable(
             .uri()
             .path_and_query()
             .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned()),
-        "uri" => request.uri().path().to_owned(),
+        // nginx's `$uri` is the decoded, normalised path; `$request_uri` stays as sent.
+        "uri" => path.as_str().to_owned(),
         "args" | "query_string" => request.uri().query().unwrap_or("").to_owned(),
         "request_method" => request.method().as_str().to_owned(),
         "remote_addr" => conn.remote.ip().to_string(),
@@ -251,30 +306,5 @@ fn variable(
         "ssl_client_serial" => peer.map(|p| p.serial.clone()).unwrap_or_default(),
         "ssl_client_fingerprint" => peer.map(|p| p.fingerprint.clone()).unwrap_or_default(),
         _ => return None,
-    })
-}
-
-/// The host the request names, without port: `:authority` (HTTP/2 and absolute URIs),
-/// else the Host header.
-fn request_host(request: &Request<Incoming>) -> Option<Cow<'_, str>> {
-    let raw = match request.uri().host() {
-        Some(h) => h,
-        None => {
-            let value = request.headers().get(header::HOST)?.to_str().ok()?;
-            match value.strip_prefix('[') {
-                Some(v6) => v6.split(']').next().unwrap_or(""),
-                None => value.rsplit_once(':').map_or(value, |(h, _)| h),
-            }
-        }
-    };
-    let host = raw.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return None;
-    }
-    // Borrowed unless it needs lower-casing: no allocation for the usual request.
-    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(host.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(host)
     })
 }

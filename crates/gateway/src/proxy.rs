@@ -5,7 +5,8 @@
 //! seed 004's "hand the request to the backend". Per location:
 //!
 //! ```text
-//!   request ─► strip hop-by-hop and spoofable identity headers ─► add X-Forwarded-*,
+//!   request (path normalised by the handler) ─► strip hop-by-hop, spoofable identity and
+//!   (unless allowed) underscored headers ─► add X-Forwarded-*,
 //!   Forwarded and X-Client-* ─► Balancer picks a server ─► pooled keep-alive connection
 //!   (Connector: TCP, then TLS with our client certificate, sessions resumed) ─► response
 //!   streamed back; 101 Switching Protocols becomes a byte tunnel (WebSocket)
@@ -38,8 +39,9 @@ use mtls_tls::client::{ClientStream, ClientTlsSettings, TlsClient, UpstreamTlsEr
 use mtls_tls::{TlsError, VerifyStatus};
 
 use crate::body::{self, Body};
-use crate::config::{HostPort, IdentityHeaders, PathMatch, Proxy, ProxyTls};
+use crate::config::{HeaderNames, HostPort, IdentityHeaders, PathMatch, Proxy, ProxyTls};
 use crate::files::error_page;
+use crate::path::{NormalPath, encode_path};
 use crate::serve::Connection;
 
 mod pool;
@@ -60,8 +62,13 @@ pub(crate) struct ProxyRoute {
     connect_timeout: Duration,
     max_header_size: usize,
     identity: IdentityHeaders,
-    /// Every identity header name, lower-cased, removed from what the client sent.
+    /// Every identity header name, default and configured, lower-cased and with `_` read
+    /// as `-`: removed from what the client sent.
     spoofable: Vec<HeaderName>,
+    /// The server's `underscores_in_headers`: pass on header names with `_`.
+    underscores_in_headers: bool,
+    /// `forward_raw_path`: the upstream gets the path as the client wrote it.
+    forward_raw_path: bool,
     /// The identity header names, parsed once: verify, subject, issuer, serial,
     /// fingerprint, cert.
     header_names: [Option<HeaderName>; 6],
@@ -126,6 +133,8 @@ impl ProxyRoute {
         proxy: &Proxy,
         tls: Option<&ProxyTls>,
         balancer: Arc<Balancer>,
+        keepalive_timeout: Duration,
+        underscores_in_headers: bool,
     ) -> Result<ProxyRoute, TlsError> {
         let tls_client = match (proxy.https, tls) {
             (true, Some(tls)) => Some(TlsClient::build(&client_settings(tls))?),
@@ -146,21 +155,29 @@ impl ProxyRoute {
         let pool = Arc::new(Pool::new(
             balancer.servers.len(),
             proxy.max_header_size,
-            Duration::from_secs(60),
+            keepalive_timeout,
         ));
         let names = &proxy.identity.names;
-        let spoofable = [
-            &names.verify,
-            &names.subject,
-            &names.issuer,
-            &names.serial,
-            &names.fingerprint,
-            &names.cert,
-            &"X-Forwarded-Client-Cert".to_owned(),
-        ]
-        .iter()
-        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-        .collect();
+        let defaults = HeaderNames::default();
+        // The default names are stripped even when renamed: an upstream written for them
+        // must never read a client's value under them.
+        let mut spoofable: Vec<HeaderName> = [names, &defaults]
+            .iter()
+            .flat_map(|n| {
+                [
+                    &n.verify,
+                    &n.subject,
+                    &n.issuer,
+                    &n.serial,
+                    &n.fingerprint,
+                    &n.cert,
+                ]
+            })
+            .chain(std::iter::once(&"X-Forwarded-Client-Cert".to_owned()))
+            .filter_map(|n| HeaderName::from_bytes(n.replace('_', "-").as_bytes()).ok())
+            .collect();
+        spoofable.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        spoofable.dedup();
         let header_names = [
             &names.verify,
             &names.subject,
@@ -183,20 +200,34 @@ impl ProxyRoute {
             max_header_size: proxy.max_header_size,
             identity: proxy.identity.clone(),
             spoofable,
+            underscores_in_headers,
+            forward_raw_path: proxy.forward_raw_path,
         })
     }
 
-    /// Forward `request` (which matched `matched`) and stream the answer back.
+    /// Close the pooled connections idle longer than the upstream's `keepalive_timeout`.
+    pub(crate) fn reap_idle(&self) {
+        self.pool.reap();
+    }
+
+    /// Whether this location forwards the raw path (the handler then checks that it routes
+    /// the same as the normalised one).
+    pub(crate) fn forwards_raw_path(&self) -> bool {
+        self.forward_raw_path
+    }
+
+    /// Forward `request` (which matched `matched`, by `path`) and stream the answer back.
     pub(crate) async fn forward(
         &self,
         conn: &Connection,
         matched: &PathMatch,
+        path: ForwardPath<'_>,
         mut request: Request<Incoming>,
     ) -> Response<Body> {
         let upgrade = is_upgrade(&request);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (parts, incoming) = request.into_parts();
-        let path = self.upstream_path(matched, &parts.uri);
+        let path = self.upstream_path(matched, path, parts.uri.query());
         let headers = self.upstream_headers(conn, &parts, upgrade);
         // A request without a body can be sent again to another server if the first one
         // cannot be reached; one with a body has started streaming and cannot.
@@ -365,19 +396,40 @@ impl ProxyRoute {
         )
     }
 
-    /// nginx: with a URI in `proxy_pass`, the part of the path the location matched is
-    /// replaced by it; without one, the path goes as it came.
-    fn upstream_path(&self, matched: &PathMatch, uri: &Uri) -> String {
-        let path = uri.path();
-        let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-        let Some(replacement) = &self.uri else {
-            return format!("{path}{query}");
+    /// The upstream's request target. The path is the normalised one, encoded again (or,
+    /// with `forward_raw_path`, the client's bytes); with a URI in `proxy_pass`, the part the
+    /// location matched is replaced by it, as nginx does. The query goes as it came.
+    fn upstream_path(
+        &self,
+        matched: &PathMatch,
+        path: ForwardPath<'_>,
+        query: Option<&str>,
+    ) -> String {
+        let (path, encode) = match path {
+            ForwardPath::Normal(path) => (path.as_str(), true),
+            ForwardPath::Raw(raw) => (raw, false),
         };
-        let rest = match matched {
-            PathMatch::Prefix(prefix) => path.strip_prefix(prefix.as_str()).unwrap_or(path),
-            PathMatch::Exact(_) => "",
+        let rest = match (&self.uri, matched) {
+            (None, _) => path,
+            (Some(_), PathMatch::Prefix(prefix)) => {
+                path.strip_prefix(prefix.as_str()).unwrap_or(path)
+            }
+            (Some(_), PathMatch::Exact(_)) => "",
         };
-        format!("{replacement}{rest}{query}")
+        let mut target = String::with_capacity(path.len() + query.map_or(0, str::len) + 16);
+        if let Some(replacement) = &self.uri {
+            target.push_str(replacement);
+        }
+        if encode {
+            target.push_str(&encode_path(rest));
+        } else {
+            target.push_str(rest);
+        }
+        if let Some(query) = query {
+            target.push('?');
+            target.push_str(query);
+        }
+        target
     }
 
     /// The upstream request's headers: the client's, minus hop-by-hop and spoofable ones
@@ -393,8 +445,10 @@ impl ProxyRoute {
         let listed = connection_listed(source, upgrade);
         let mut headers = HeaderMap::with_capacity(source.len() + 12);
         for (name, value) in source {
+            let underscored = name.as_str().contains('_');
             if is_hop_by_hop(name, upgrade)
-                || self.spoofable.contains(name)
+                || (underscored && !self.underscores_in_headers)
+                || self.is_spoofable(name, underscored)
                 || listed.contains(name)
             {
                 continue;
@@ -434,8 +488,15 @@ impl ProxyRoute {
         }
         forwarded.push_str(&values.forwarded);
         if let Some(host) = host.as_ref().and_then(|h| h.to_str().ok()) {
+            // The Host was validated (no quote or backslash can be in it); escape anyway, as
+            // RFC 7230's quoted-string wants.
             forwarded.push_str(";host=\"");
-            forwarded.extend(host.chars().filter(|c| *c != '"'));
+            for c in host.chars() {
+                if c == '"' || c == '\\' {
+                    forwarded.push('\\');
+                }
+                forwarded.push(c);
+            }
             forwarded.push('"');
         }
         if let Ok(value) = HeaderValue::from_str(&forwarded) {
@@ -445,6 +506,17 @@ impl ProxyRoute {
             self.identity_headers(values, &mut headers);
         }
         headers
+    }
+
+    /// An identity header name, or one that CGI/WSGI would read as one (`X_Client_Verify`
+    /// becomes `HTTP_X_CLIENT_VERIFY` too).
+    fn is_spoofable(&self, name: &HeaderName, underscored: bool) -> bool {
+        if underscored {
+            let dashed = name.as_str().replace('_', "-");
+            self.spoofable.iter().any(|s| s.as_str() == dashed)
+        } else {
+            self.spoofable.contains(name)
+        }
     }
 
     fn identity_headers(&self, values: &IdentityValues, headers: &mut HeaderMap) {
@@ -473,6 +545,16 @@ impl ProxyRoute {
             );
         }
     }
+}
+
+/// Which path a proxied request carries to the upstream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ForwardPath<'a> {
+    /// The normalised path (the default): encoded again on the way out.
+    Normal(&'a NormalPath<'a>),
+    /// `forward_raw_path`: the path as the client wrote it, checked by the handler to route
+    /// the same.
+    Raw(&'a str),
 }
 
 /// A connection's identity headers, ready to copy into each proxied request (a

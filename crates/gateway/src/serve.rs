@@ -100,7 +100,10 @@ pub async fn run(
     // Every connection task holds a sender; when the last one ends, `recv` says so.
     let (alive, mut all_ended) = mpsc::channel::<()>(1);
     let keepalive = Arc::new(keepalive::Registry::default());
-    let mut tasks = vec![tokio::spawn(keepalive.clone().run(stop_rx.clone()))];
+    let mut tasks = vec![
+        tokio::spawn(keepalive.clone().run(stop_rx.clone())),
+        tokio::spawn(reap_upstreams(site.clone(), stop_rx.clone())),
+    ];
     for (index, listener) in listeners.servers.into_iter().enumerate() {
         let shared = Shared {
             site: site.clone(),
@@ -251,6 +254,27 @@ async fn connection(shared: Shared, listener: usize, tcp: TcpStream, remote: Soc
     } else {
         let timeout = site.keepalive_timeout;
         keepalive::serve(stream, conn, &keepalive, timeout).await;
+    }
+}
+
+/// How often idle upstream connections are looked at: they close between
+/// `keepalive_timeout` and `keepalive_timeout` + this.
+const REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Close pooled upstream connections idle past their upstream's `keepalive_timeout`, so a
+/// burst does not leave sockets open on both sides until the next request happens by.
+async fn reap_upstreams(site: Arc<Site>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(REAP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                for proxy in site.hosts.iter().flat_map(|h| h.proxies()) {
+                    proxy.reap_idle();
+                }
+            }
+            _ = stop.changed() => return,
+        }
     }
 }
 

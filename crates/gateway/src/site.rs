@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use mtls_tls::{ServerTlsSettings, TlsError, TlsServer};
 
+use crate::config::DEFAULT_UPSTREAM_KEEPALIVE;
 use crate::config::{
     AccessLog, Action, AllowRule, ClientAuth, Config, ConfigError, ConfigErrors, PathMatch,
     Position, Proxy, ProxyTls, ProxyUpstream, ServerName, SessionCache, TlsSettings, VerifyClient,
@@ -75,12 +76,13 @@ impl Site {
         let mut hosts = Vec::new();
         // One balancer per group, shared by every location that names it, so round robin
         // and "this server is down" are the group's, as in nginx.
-        let groups: BTreeMap<&str, (Arc<Balancer>, Option<&ProxyTls>)> = config
+        let groups: BTreeMap<&str, (Arc<Balancer>, Option<&ProxyTls>, Duration)> = config
             .upstreams
             .iter()
             .map(|u| {
                 let balancer = Balancer::new(u.name.clone(), u.servers.clone(), u.fail_timeout);
-                (u.name.as_str(), (Arc::new(balancer), u.tls.as_ref()))
+                let group = (Arc::new(balancer), u.tls.as_ref(), u.keepalive_timeout);
+                (u.name.as_str(), group)
             })
             .collect();
         for server in &config.servers {
@@ -114,7 +116,7 @@ impl Site {
                         target: target.clone(),
                     },
                     Action::Proxy(proxy) => {
-                        let (balancer, group_tls) = match &proxy.upstream {
+                        let (balancer, group_tls, keepalive) = match &proxy.upstream {
                             ProxyUpstream::Address(address) => (
                                 Arc::new(Balancer::new(
                                     address.to_string(),
@@ -122,9 +124,12 @@ impl Site {
                                     Duration::from_secs(10),
                                 )),
                                 None,
+                                DEFAULT_UPSTREAM_KEEPALIVE,
                             ),
                             ProxyUpstream::Group(name) => match groups.get(name.as_str()) {
-                                Some((balancer, tls)) => (balancer.clone(), *tls),
+                                Some((balancer, tls, keepalive)) => {
+                                    (balancer.clone(), *tls, *keepalive)
+                                }
                                 None => {
                                     errors.push(ConfigError::new(
                                         config.source.clone(),
@@ -137,7 +142,14 @@ impl Site {
                             },
                         };
                         let tls = proxy.tls.as_ref().or(group_tls);
-                        match ProxyRoute::build(proxy, tls, balancer) {
+                        let built = ProxyRoute::build(
+                            proxy,
+                            tls,
+                            balancer,
+                            keepalive,
+                            server.underscores_in_headers,
+                        );
+                        match built {
                             Ok(route) => RouteAction::Proxy(Box::new(route)),
                             Err(e) => {
                                 errors.push(locate_proxy(config, proxy, tls, &e));
@@ -259,6 +271,14 @@ impl VirtualHost {
                 .max_by_key(|r| match &r.path {
                     PathMatch::Prefix(p) | PathMatch::Exact(p) => p.len(),
                 })
+        })
+    }
+
+    /// The proxy routes, for the upstream reaper.
+    pub(crate) fn proxies(&self) -> impl Iterator<Item = &ProxyRoute> {
+        self.routes.iter().filter_map(|r| match &r.action {
+            RouteAction::Proxy(proxy) => Some(&**proxy),
+            _ => None,
         })
     }
 

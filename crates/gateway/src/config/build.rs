@@ -216,6 +216,12 @@ impl<'a> Cx<'a> {
             }
         }
 
+        let underscores_in_headers = r
+            .underscores_in_headers
+            .as_ref()
+            .map_or(Some(false), |v| self.boolean("underscores_in_headers", v))
+            .unwrap_or(false);
+
         let tls = r.tls.as_ref().map(|t| self.tls(t));
         let certs = match &tls {
             None => ClientCerts::Plain,
@@ -244,6 +250,7 @@ impl<'a> Cx<'a> {
                 at,
                 listen,
                 server_names,
+                underscores_in_headers,
                 tls: tls.flatten(),
                 locations,
             },

@@ -32,6 +32,7 @@ pub(super) struct RawUpstream {
     pub name: Leaf,
     pub servers: Leaf,
     pub fail_timeout: Leaf,
+    pub keepalive_timeout: Leaf,
     pub tls: Option<Spanned<RawProxyTls>>,
 }
 
@@ -68,6 +69,7 @@ pub(super) struct RawHeaderNames {
 pub(super) struct RawServer {
     pub listen: Leaf,
     pub server_name: Leaf,
+    pub underscores_in_headers: Leaf,
     pub tls: Option<Spanned<RawTls>>,
     pub location: Option<Vec<Spanned<RawLocation>>>,
 }
@@ -111,6 +113,7 @@ pub(super) struct RawLocation {
     pub identity_headers: Leaf,
     pub xfcc: Leaf,
     pub header_names: Option<Spanned<RawHeaderNames>>,
+    pub forward_raw_path: Leaf,
 }
 
 /// `[server.location.allow]` or an inline `allow = { ... }`.

@@ -92,6 +92,16 @@ impl Pool {
         }
     }
 
+    /// Drop the idle connections that have been idle too long or closed: dropping the last
+    /// `SendRequest` ends hyper's connection task, which closes the socket.
+    pub(super) fn reap(&self) {
+        for list in &self.idle {
+            if let Ok(mut idle) = list.lock() {
+                idle.retain(|i| !i.sender.is_closed() && i.since.elapsed() < self.idle_timeout);
+            }
+        }
+    }
+
     fn take(&self, server: usize) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.get(server)?.lock().ok()?;
         while let Some(Idle { sender, since }) = idle.pop() {

@@ -11,7 +11,8 @@ use toml::Spanned;
 
 use super::super::raw::{RawHeaderNames, RawLocation, RawProxyTls, RawUpstream, Value};
 use super::super::{
-    HeaderNames, HostPort, IdentityHeaders, Position, Proxy, ProxyTls, ProxyUpstream, Upstream,
+    DEFAULT_UPSTREAM_KEEPALIVE, HeaderNames, HostPort, IdentityHeaders, Position, Proxy, ProxyTls,
+    ProxyUpstream, Upstream,
 };
 use super::{Cx, DEFAULT_PROTOCOLS, syntax};
 
@@ -78,6 +79,12 @@ impl Cx<'_> {
                 .map_or(Some(DEFAULT_FAIL_TIMEOUT), |v| {
                     self.duration("fail_timeout", v)
                 });
+            let keepalive_timeout = r
+                .keepalive_timeout
+                .as_ref()
+                .map_or(Some(DEFAULT_UPSTREAM_KEEPALIVE), |v| {
+                    self.duration("keepalive_timeout", v)
+                });
             let tls = r.tls.as_ref().map(|t| self.proxy_tls(t));
             if let Some(name) = &name {
                 self.upstreams.push((name.clone(), r.tls.is_some()));
@@ -85,12 +92,15 @@ impl Cx<'_> {
             if self.errors.len() > errors_before {
                 continue;
             }
-            if let (Some(name), Some(fail_timeout)) = (name, fail_timeout) {
+            if let (Some(name), Some(fail_timeout), Some(keepalive_timeout)) =
+                (name, fail_timeout, keepalive_timeout)
+            {
                 out.push(Upstream {
                     at,
                     name,
                     servers,
                     fail_timeout,
+                    keepalive_timeout,
                     tls: tls.flatten(),
                 });
             }
@@ -144,6 +154,10 @@ impl Cx<'_> {
             .xfcc
             .as_ref()
             .map_or(Some(false), |v| self.boolean("xfcc", v));
+        let forward_raw_path = r
+            .forward_raw_path
+            .as_ref()
+            .map_or(Some(false), |v| self.boolean("forward_raw_path", v));
         let names = r
             .header_names
             .as_ref()
@@ -166,12 +180,13 @@ impl Cx<'_> {
                 xfcc: xfcc?,
                 names,
             },
+            forward_raw_path: forward_raw_path?,
         })
     }
 
     /// Proxy keys without `proxy_pass` mean something was forgotten.
     pub(super) fn no_proxy_keys(&mut self, r: &RawLocation) {
-        let keys: [(&str, Option<Position>); 8] = [
+        let keys: [(&str, Option<Position>); 9] = [
             ("proxy_tls", r.proxy_tls.as_ref().map(|t| self.at(t.span()))),
             (
                 "header_names",
@@ -198,6 +213,10 @@ impl Cx<'_> {
                 r.identity_headers.as_ref().map(|v| self.at(v.span())),
             ),
             ("xfcc", r.xfcc.as_ref().map(|v| self.at(v.span()))),
+            (
+                "forward_raw_path",
+                r.forward_raw_path.as_ref().map(|v| self.at(v.span())),
+            ),
         ];
         for (key, at) in keys {
             if let Some(at) = at {

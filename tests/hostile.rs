@@ -1,0 +1,544 @@
+//! Requests an attacker would send, against the running binary: paths written to slip past
+//! a location's client-certificate rule, identity headers a client tries to forge, and Host
+//! headers built to confuse routing or an error page.
+//!
+//! Every location below either requires a verified client certificate or allows only some
+//! certificates; the test is that no spelling of a path reaches it without one.
+
+use crate::util::{Server, Work, free_port};
+
+/// A CA, the gateway's server certificate (localhost), clients `alice` (OU=Payments) and
+/// `gateway`, and documents under `www/`.
+fn hostile_pki() -> Work {
+    let work = Work::new();
+    work.init_ca(false);
+    work.ok(&[
+        "pki",
+        "issue",
+        "server",
+        "localhost",
+        "--san",
+        "localhost",
+        "--san",
+        "127.0.0.1",
+    ]);
+    work.ok(&["pki", "issue", "client", "alice", "--ou", "Payments"]);
+    for dir in ["www/private", "www/pub", "www/allowed"] {
+        std::fs::create_dir_all(work.join(dir)).unwrap();
+    }
+    work.write("www/private/secret.txt", "SECRET\n");
+    work.write("www/allowed/secret.txt", "ALLOWED-ONLY\n");
+    work.write("www/pub/hello.txt", "hello\n");
+    work
+}
+
+/// The TLS server block every test uses: `optional` client certificates, so that anonymous
+/// clients connect and the per-location rules are what keeps them out.
+fn server_block(extra: &str, locations: &str) -> String {
+    format!(
+        r#"
+[[server]]
+listen = ["127.0.0.1:{{port}}"]
+server_name = ["localhost"]
+{extra}
+[server.tls]
+certificate = "pki/certs/localhost.chain.pem"
+key = "pki/private/localhost.key"
+client_ca = "pki/ca.crt"
+verify_client = "optional"
+{locations}
+"#
+    )
+}
+
+const STATIC_AND_RETURN: &str = r#"
+[[server.location]]
+path = "/"
+root = "www"
+
+[[server.location]]
+path = "/private/"
+client_auth = "required"
+root = "www"
+
+[[server.location]]
+path = "/allowed/"
+allow = { cn = "bob" }
+root = "www"
+
+[[server.location]]
+path = "/ret/"
+return = "200 public $uri"
+
+[[server.location]]
+path = "/ret/private/"
+client_auth = "required"
+return = "200 private $uri"
+"#;
+
+const ALICE: &[&str] = &[
+    "--cert",
+    "pki/certs/alice.crt",
+    "--key",
+    "pki/private/alice.key",
+];
+
+/// `curl --path-as-is` (the path goes out byte for byte): (status, body).
+fn get(work: &Work, server: &Server, path: &str, extra: &[&str]) -> (u16, String) {
+    let url = format!("https://localhost:{}{path}", server.port);
+    let resolve = format!("localhost:{}:127.0.0.1", server.port);
+    let mut args = vec![
+        "--cacert",
+        "pki/ca.crt",
+        "--resolve",
+        &resolve,
+        "--path-as-is",
+        "-w",
+        "\n%{http_code}",
+    ];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    let (code, out, err) = work.curl(&args);
+    assert_eq!(code, 0, "curl {path}: {err}");
+    let (body, status) = out.rsplit_once('\n').unwrap();
+    (status.parse().unwrap(), body.to_owned())
+}
+
+/// Spellings of `/private/secret.txt` that name the same file once decoded and normalised.
+const SAME_FILE: &[&str] = &[
+    "/private/secret.txt",
+    "//private/secret.txt",
+    "/%70rivate/secret.txt",
+    "/%70%72%69%76%61%74%65/secret.txt",
+    "/./private/secret.txt",
+    "/pub/../private/secret.txt",
+    "/pub/%2e%2e/private/secret.txt",
+    "/pub/%2E%2e/private/secret.txt",
+    "/pub/.%2E/private/secret.txt",
+    "/pub/%2e./private/secret.txt",
+    "/pub/x/../../private/secret.txt",
+    "/private/./secret.txt",
+    "/private//secret.txt",
+    "/pub/hello.txt/../../private/secret.txt",
+];
+
+/// Spellings that would create a separator the router never saw, or are not text: 400.
+const REFUSED: &[&str] = &[
+    "/pub/..%2fprivate/secret.txt",
+    "/pub/..%2Fprivate/secret.txt",
+    "/pub%2f..%2fprivate/secret.txt",
+    "/private%2fsecret.txt",
+    "/pub/..%5cprivate/secret.txt",
+    "/pub/..%5Cprivate/secret.txt",
+    "/pub\\..\\private/secret.txt",
+    "/pub/%c0%ae%c0%ae/private/secret.txt",
+    "/pub/%c0%ae./private/secret.txt",
+    "/private/secret.txt%00.html",
+    "/pub/%0d%0aprivate/secret.txt",
+    "/../private/secret.txt",
+    "/pub/../../private/secret.txt",
+    "/%2e%2e/private/secret.txt",
+    "/pub/%zz/secret.txt",
+];
+
+#[test]
+fn no_spelling_of_a_path_skips_client_auth_on_static_files() {
+    let work = hostile_pki();
+    let server = work.serve("gw", &server_block("", STATIC_AND_RETURN));
+    for path in SAME_FILE {
+        let (status, body) = get(&work, &server, path, &[]);
+        assert_eq!(status, 403, "{path} without a certificate: {body}");
+        assert!(!body.contains("SECRET"), "{path}: {body}");
+        let (status, body) = get(&work, &server, path, ALICE);
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "SECRET\n"),
+            "{path} with alice"
+        );
+    }
+    for path in REFUSED {
+        for extra in [&[][..], ALICE] {
+            let (status, body) = get(&work, &server, path, extra);
+            assert_eq!(status, 400, "{path} ({extra:?}): {body}");
+            assert!(!body.contains("SECRET"), "{path}: {body}");
+        }
+    }
+    // A double-encoded dot is a file literally named `%2e%2e`, never a step up.
+    let (status, body) = get(&work, &server, "/pub/%252e%252e/private/secret.txt", ALICE);
+    assert_eq!(status, 404, "{body}");
+    // The refusal is logged against the normalised path.
+    server.wait_log("check=client_auth_required: /private/secret.txt");
+}
+
+#[test]
+fn no_spelling_of_a_path_skips_an_allow_rule() {
+    let work = hostile_pki();
+    let server = work.serve("gw", &server_block("", STATIC_AND_RETURN));
+    for path in [
+        "/allowed/secret.txt",
+        "//allowed/secret.txt",
+        "/%61llowed/secret.txt",
+        "/./allowed/secret.txt",
+        "/pub/../allowed/secret.txt",
+        "/pub/%2e%2e/allowed/secret.txt",
+    ] {
+        let (status, body) = get(&work, &server, path, ALICE);
+        assert_eq!(status, 403, "{path} as alice (allow cn = bob): {body}");
+        assert!(!body.contains("ALLOWED-ONLY"), "{path}: {body}");
+    }
+}
+
+#[test]
+fn no_spelling_of_a_path_skips_client_auth_on_return() {
+    let work = hostile_pki();
+    let server = work.serve("gw", &server_block("", STATIC_AND_RETURN));
+    for path in [
+        "/ret/private/x",
+        "/ret//private/x",
+        "/ret/%70rivate/x",
+        "/ret/./private/x",
+        "/ret/pub/../private/x",
+        "/ret/pub/%2e%2E/private/x",
+        "//ret/private/x",
+    ] {
+        let (status, body) = get(&work, &server, path, &[]);
+        assert_eq!(status, 403, "{path} without a certificate: {body}");
+        // `$uri` is the normalised path, as in nginx.
+        let (status, body) = get(&work, &server, path, ALICE);
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "private /ret/private/x"),
+            "{path}"
+        );
+    }
+    let (status, body) = get(&work, &server, "/ret/private%2fx", ALICE);
+    assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn http2_paths_are_normalised_too() {
+    let work = hostile_pki();
+    let server = work.serve("gw", &server_block("", STATIC_AND_RETURN));
+    for path in ["//private/secret.txt", "/pub/%2e%2e/private/secret.txt"] {
+        let (status, body) = get(&work, &server, path, &["--http2"]);
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    let (status, _) = get(&work, &server, "/pub/..%2fprivate/secret.txt", &["--http2"]);
+    assert_eq!(status, 400);
+}
+
+/// nginx as an upstream that normalises paths: it tells which of its locations answered.
+fn normalising_upstream(work: &Work) -> (Server, u16) {
+    let port = free_port();
+    let nginx = work.nginx(
+        port,
+        &format!(
+            "server {{\n listen 127.0.0.1:{port};\n\
+             location /apiadmin/ {{ return 200 \"ADMIN $uri\\n\"; }}\n\
+             location /api/ {{ return 200 \"API $uri\\n\"; }}\n\
+             location / {{ return 200 \"ROOT $uri\\n\"; }}\n}}\n"
+        ),
+    );
+    (nginx, port)
+}
+
+fn proxy_locations(upstream: u16, api_extra: &str) -> String {
+    format!(
+        r#"
+[[server.location]]
+path = "/api/"
+proxy_pass = "http://127.0.0.1:{upstream}"
+{api_extra}
+
+[[server.location]]
+path = "/apiadmin/"
+client_auth = "required"
+proxy_pass = "http://127.0.0.1:{upstream}"
+"#
+    )
+}
+
+#[test]
+fn the_proxy_forwards_the_normalised_path() {
+    let work = hostile_pki();
+    let (_nginx, upstream) = normalising_upstream(&work);
+    let server = work.serve("gw", &server_block("", &proxy_locations(upstream, "")));
+    for path in [
+        "/api/../apiadmin/x",
+        "/api/%2e%2e/apiadmin/x",
+        "/api/%2E%2E/apiadmin/x",
+        "/api/./../apiadmin/x",
+        "//apiadmin/x",
+        "/%61piadmin/x",
+    ] {
+        let (status, body) = get(&work, &server, path, &[]);
+        assert_eq!(status, 403, "{path} without a certificate: {body}");
+        assert!(!body.contains("ADMIN"), "{path}: {body}");
+        let (status, body) = get(&work, &server, path, ALICE);
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "ADMIN /apiadmin/x\n"),
+            "{path}"
+        );
+    }
+    for path in ["/api/..%2fapiadmin/x", "/api/..%5capiadmin/x", "/api/%00"] {
+        let (status, body) = get(&work, &server, path, &[]);
+        assert_eq!(status, 400, "{path}: {body}");
+    }
+    // What the upstream receives is the normalised path, encoded again; the query as sent.
+    let port = free_port();
+    let _echo = work.serve_args(
+        "echo",
+        port,
+        &["echo-server", "--listen", &format!("127.0.0.1:{port}")],
+    );
+    let server = work.serve("gw2", &server_block("", &proxy_locations(port, "")));
+    for (sent, received) in [
+        ("/api/./a//b/../c", "/api/a/c"),
+        ("/api/a%20b", "/api/a%20b"),
+        ("/api/%61", "/api/a"),
+        ("/api/%252e%252e/x", "/api/%252e%252e/x"),
+        ("/api/caf%C3%A9", "/api/caf%C3%A9"),
+        ("/api/a%3Fb", "/api/a%3Fb"),
+        ("/api/a%23b", "/api/a%23b"),
+    ] {
+        let (status, body) = get(&work, &server, &format!("{sent}?q=%2e%2e/x"), &[]);
+        assert_eq!(status, 200, "{sent}: {body}");
+        let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(echoed["path"], received, "{sent}");
+        assert_eq!(echoed["query"], "q=%2e%2e/x", "{sent}");
+    }
+}
+
+#[test]
+fn forward_raw_path_sends_the_path_as_received_only_when_it_routes_the_same() {
+    let work = hostile_pki();
+    let port = free_port();
+    let _echo = work.serve_args(
+        "echo",
+        port,
+        &["echo-server", "--listen", &format!("127.0.0.1:{port}")],
+    );
+    let server = work.serve(
+        "gw",
+        &server_block("", &proxy_locations(port, "forward_raw_path = true")),
+    );
+    for (sent, received) in [
+        ("/api/a%2Cb", "/api/a%2Cb"),
+        ("/api/./x", "/api/./x"),
+        ("/api/%61", "/api/%61"),
+    ] {
+        let (status, body) = get(&work, &server, sent, &[]);
+        assert_eq!(status, 200, "{sent}: {body}");
+        let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(echoed["path"], received, "{sent}");
+    }
+    // Routed by its normalised form to /apiadmin/, which forwards normalised paths.
+    let (status, _) = get(&work, &server, "/api/../apiadmin/x", &[]);
+    assert_eq!(status, 403);
+    let (status, body) = get(&work, &server, "/api/../apiadmin/x", ALICE);
+    assert_eq!(status, 200, "{body}");
+    let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echoed["path"], "/apiadmin/x");
+    // Routed to /api/ (raw paths) by its normalised form, but its raw form, matched as it
+    // is, would pick /apiadmin/: an upstream could read it either way, so it is refused.
+    for extra in [&[][..], ALICE] {
+        let (status, body) = get(&work, &server, "/apiadmin/../api/x", extra);
+        assert_eq!(status, 400, "{body}");
+    }
+    server.wait_log("check=ambiguous_path");
+}
+
+/// One raw HTTP/1.1 exchange over TLS with Python's ssl (no client certificate): the
+/// request bytes exactly as given, the whole answer back.
+fn raw_tls(work: &Work, port: u16, request: &str) -> String {
+    let script = format!(
+        r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile="pki/ca.crt")
+with socket.create_connection(("127.0.0.1", {port})) as tcp:
+    with ctx.wrap_socket(tcp, server_hostname="localhost") as tls:
+        tls.sendall(sys.stdin.buffer.read())
+        out = b""
+        while True:
+            chunk = tls.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+sys.stdout.buffer.write(out)
+"#
+    );
+    let mut child = std::process::Command::new(mtls_test_support::require_peer("python3"))
+        .current_dir(work.path())
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(request.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", mtls_test_support::text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn status_of(answer: &str) -> &str {
+    answer.split(' ').nth(1).unwrap_or("")
+}
+
+#[test]
+fn host_headers_are_validated() {
+    let work = hostile_pki();
+    let locations = r#"
+[[server.location]]
+path = "/"
+return = "301 https://$host$request_uri"
+"#;
+    let server = work.serve("gw", &server_block("", locations));
+    let request =
+        |host_lines: &str| format!("GET /x HTTP/1.1\r\n{host_lines}Connection: close\r\n\r\n");
+    let ok = raw_tls(&work, server.port, &request("Host: localhost\r\n"));
+    assert_eq!(status_of(&ok), "301", "{ok}");
+    for bad in [
+        "Host: localhost\r\nHost: evil.test\r\n",
+        "Host: evil\\.test\r\n",
+        "Host: a\"b\r\n",
+        "Host: <script>\r\n",
+        "Host: a b\r\n",
+        "Host: a/b\r\n",
+        "Host: localhost:\r\n",
+        "Host: localhost:99999\r\n",
+        "Host: localhost:8x\r\n",
+        "Host: [::1\r\n",
+        "Host: [not-v6]\r\n",
+        "Host: a..b\r\n",
+        "Host: @evil.test\r\n",
+        "",
+    ] {
+        let answer = raw_tls(&work, server.port, &request(bad));
+        assert_eq!(status_of(&answer), "400", "{bad:?}: {answer}");
+        assert!(!answer.contains("<script>"), "{answer}");
+    }
+    for good in [
+        "Host: LOCALHOST\r\n",
+        "Host: localhost:443\r\n",
+        "Host: 127.0.0.1\r\n",
+        "Host: [::1]:8443\r\n",
+        "Host: localhost.\r\n",
+    ] {
+        let answer = raw_tls(&work, server.port, &request(good));
+        assert_eq!(status_of(&answer), "301", "{good:?}: {answer}");
+    }
+}
+
+#[test]
+fn error_pages_escape_what_the_client_sent() {
+    let work = hostile_pki();
+    let locations = r#"
+[[server.location]]
+path = "/"
+return = "301 https://$host$request_uri"
+"#;
+    let server = work.serve("gw", &server_block("", locations));
+    // `"` is allowed in a request path by the HTTP parser; unescaped in the redirect page's
+    // `href="..."` it would open an attribute of the attacker's choosing.
+    let answer = raw_tls(
+        &work,
+        server.port,
+        "GET /x\"onmouseover=\"alert(1) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status_of(&answer), "301", "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    assert!(!body.contains("\"onmouseover"), "{answer}");
+    assert!(body.contains("&quot;onmouseover"), "{answer}");
+}
+
+#[test]
+fn underscored_and_renamed_identity_headers_never_reach_the_upstream() {
+    let work = hostile_pki();
+    let port = free_port();
+    let _echo = work.serve_args(
+        "echo",
+        port,
+        &["echo-server", "--listen", &format!("127.0.0.1:{port}")],
+    );
+    let renamed = format!(
+        r#"
+[[server.location]]
+path = "/"
+proxy_pass = "http://127.0.0.1:{port}"
+[server.location.header_names]
+verify = "X-SSL-Verify"
+subject = "X-SSL-Subject"
+issuer = "X-SSL-Issuer"
+serial = "X-SSL-Serial"
+fingerprint = "X-SSL-Fingerprint"
+cert = "X-SSL-Cert"
+"#
+    );
+    let server = work.serve("gw", &server_block("", &renamed));
+    let forged = [
+        "-H",
+        "X_Client_Subject: CN=carol",
+        "-H",
+        "X-Client-Subject: CN=carol",
+        "-H",
+        "X-Client-Verify: SUCCESS",
+        "-H",
+        "X-Client-Issuer: CN=mtls CA",
+        "-H",
+        "X-Client-Serial: 01",
+        "-H",
+        "X-Client-Fingerprint: 00",
+        "-H",
+        "X-Client-Cert: x",
+        "-H",
+        "X-SSL-Subject: CN=carol",
+        "-H",
+        "X-Forwarded-Client-Cert: Hash=00",
+        "-H",
+        "My_Header: kept?",
+    ];
+    let (status, body) = get(&work, &server, "/", &[ALICE, &forged].concat());
+    assert_eq!(status, 200, "{body}");
+    let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<(String, String)> = echoed["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| {
+            (
+                pair[0].as_str().unwrap().to_owned(),
+                pair[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (name, value) in &names {
+        assert!(!name.contains('_'), "{name} reached the upstream");
+        assert!(!name.starts_with("x-client-"), "{name}: {value}");
+        assert_ne!(name, "x-forwarded-client-cert");
+        assert!(!value.contains("carol"), "{name}: {value}");
+    }
+    let subject: Vec<_> = names.iter().filter(|(n, _)| n == "x-ssl-subject").collect();
+    assert_eq!(subject.len(), 1, "{names:?}");
+    assert!(subject[0].1.contains("CN=alice"), "{names:?}");
+
+    // `underscores_in_headers = true` lets ordinary underscored names through, never an
+    // identity header.
+    let server = work.serve(
+        "gw2",
+        &server_block("underscores_in_headers = true", &renamed),
+    );
+    let (status, body) = get(&work, &server, "/", &[ALICE, &forged].concat());
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"my_header\",\"kept?\""), "{body}");
+    assert!(!body.contains("carol"), "{body}");
+}
