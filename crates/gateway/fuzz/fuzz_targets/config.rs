@@ -23,9 +23,15 @@ fuzz_target!(|data: &[u8]| {
             for error in &errors.0 {
                 assert_eq!(error.file, path);
                 if let Some(at) = error.at {
-                    assert!(at.line >= 1 && at.line <= lines.len(), "{error}: no such line");
+                    assert!(
+                        at.line >= 1 && at.line <= lines.len(),
+                        "{error}: no such line"
+                    );
                     let width = lines[at.line - 1].len();
-                    assert!(at.col >= 1 && at.col <= width + 1, "{error}: no such column");
+                    assert!(
+                        at.col >= 1 && at.col <= width + 1,
+                        "{error}: no such column"
+                    );
                 }
             }
             let _ = errors.to_string();

@@ -16,10 +16,19 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let normal = path.as_str();
-    assert!(normal.starts_with('/'), "{raw:?} -> {normal:?}: not absolute");
-    assert!(!normal.contains("//"), "{raw:?} -> {normal:?}: an empty segment");
+    assert!(
+        normal.starts_with('/'),
+        "{raw:?} -> {normal:?}: not absolute"
+    );
+    assert!(
+        !normal.contains("//"),
+        "{raw:?} -> {normal:?}: an empty segment"
+    );
     for segment in normal.split('/') {
-        assert!(segment != "." && segment != "..", "{raw:?} -> {normal:?}: a dot segment");
+        assert!(
+            segment != "." && segment != "..",
+            "{raw:?} -> {normal:?}: a dot segment"
+        );
     }
     assert!(
         !normal.chars().any(|c| c.is_control() || c == '\\'),
@@ -37,6 +46,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if !normal.contains('%') {
         let again = NormalPath::parse(normal).map(|p| p.as_str().to_owned());
-        assert_eq!(again.as_deref(), Ok(normal), "{raw:?} -> {normal:?}: not a fixed point");
+        assert_eq!(
+            again.as_deref(),
+            Ok(normal),
+            "{raw:?} -> {normal:?}: not a fixed point"
+        );
     }
 });
