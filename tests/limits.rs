@@ -593,3 +593,145 @@ print("done")
     // Closed by the deadline (2 s), not by the client.
     server.wait_log("check=send_timeout");
 }
+
+/// Resident memory of a running process, in KiB.
+fn rss_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// The documented bound on what one connection with a half-sent request head may hold:
+/// twice `large_client_header_buffers` (hyper's read buffer may overshoot by one read) plus
+/// the TLS and task state (docs/serve.md).
+const HEAD_BOUND_KIB: u64 = 2 * 32 + 32;
+
+/// The documented bound for a connection whose client reads its response slowly: one
+/// 64 KiB file chunk, rustls' 64 KiB of pending TLS output, and 48 KiB of TLS, HTTP and
+/// task state.
+const SLOW_READ_BOUND_KIB: u64 = 64 + 64 + 48;
+
+#[test]
+fn slow_request_heads_never_take_more_than_the_documented_memory() {
+    let work = limits_pki();
+    let server = work.serve("gw", &tls_server("", "", HELLO));
+    let port = server.port;
+    // Warm the allocator and the runtime first, so the growth measured is the connections'.
+    for _ in 0..3 {
+        assert_eq!(get(&work, &server, "/", &[]).0, 200);
+    }
+    let before = rss_kib(&server);
+    let connections = 300;
+    let script = format!(
+        r#"
+import socket, ssl, sys, time
+ctx = ssl.create_default_context(cafile="pki/ca.crt")
+held = []
+# Half of them stop just under the head limit, half try to send far more than it.
+for i in range({connections}):
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", {port})), server_hostname="localhost")
+    pad = 30000 if i % 2 == 0 else 400000
+    try:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Pad: " + b"a" * pad)
+    except OSError:
+        pass
+    held.append(s)
+print("sent", flush=True)
+sys.stdin.read()
+"#
+    );
+    let mut client = std::process::Command::new(mtls_test_support::require_peer("python3"))
+        .current_dir(work.path())
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(client.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "sent");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let during = rss_kib(&server);
+    // A well-behaved client is served meanwhile.
+    assert_eq!(get(&work, &server, "/", &[]).0, 200);
+    drop(client.stdin.take());
+    let _ = client.wait();
+    let per_connection = during.saturating_sub(before) / connections;
+    assert!(
+        per_connection <= HEAD_BOUND_KIB,
+        "{per_connection} KiB per slow connection (RSS {before} -> {during} KiB), bound {HEAD_BOUND_KIB}"
+    );
+}
+
+#[test]
+fn slowhttptest_slowloris_and_slow_read_leave_certificate_clients_served() {
+    let work = limits_pki();
+    std::fs::create_dir_all(work.join("www")).unwrap();
+    work.write("www/big.bin", vec![b'r'; 4 << 20]);
+    let locations = "[[server.location]]\npath = \"/\"\nroot = \"www\"\n";
+    let server = work.serve("gw", &tls_server("", DEADLINES, locations));
+    let url = format!("https://127.0.0.1:{}/big.bin", server.port);
+    let before = rss_kib(&server);
+    let mut peak = before;
+    for mode in [
+        // Slowloris: 200 connections, a header line every second, for 6 s.
+        vec!["-H", "-c", "200", "-r", "200", "-i", "1", "-l", "6"],
+        // Slow read: 200 connections reading 32 bytes every 2 s from a tiny window.
+        vec![
+            "-X", "-c", "200", "-r", "200", "-l", "6", "-n", "2", "-z", "32", "-w", "16", "-y",
+            "64", "-k", "1",
+        ],
+    ] {
+        let mut args = mode.clone();
+        args.extend_from_slice(&["-u", &url, "-p", "3"]);
+        let mut attack =
+            std::process::Command::new(mtls_test_support::require_peer("slowhttptest"))
+                .current_dir(work.path())
+                .args(&args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        // Mid-attack, a client with a certificate still gets its answer.
+        let (status, _) = get(
+            &work,
+            &server,
+            "/big.bin",
+            &[
+                "--cert",
+                "pki/certs/alice.crt",
+                "--key",
+                "pki/private/alice.key",
+                "-o",
+                "/dev/null",
+                "--max-time",
+                "10",
+            ],
+        );
+        assert_eq!(status, 200, "{mode:?}");
+        let now = rss_kib(&server);
+        eprintln!("{}: RSS {before} -> {now} KiB", mode[0]);
+        peak = peak.max(now);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while attack.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "slowhttptest {mode:?} ran over"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    assert!(
+        peak.saturating_sub(before) <= 200 * SLOW_READ_BOUND_KIB,
+        "RSS {before} -> {peak} KiB under 200 slow connections"
+    );
+}
