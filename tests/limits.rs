@@ -735,3 +735,31 @@ fn slowhttptest_slowloris_and_slow_read_leave_certificate_clients_served() {
         "RSS {before} -> {peak} KiB under 200 slow connections"
     );
 }
+
+#[test]
+fn one_byte_after_a_keepalive_pause_still_meets_client_header_timeout() {
+    let work = limits_pki();
+    let server = work.serve("gw", &tls_server("", DEADLINES, HELLO));
+    let port = server.port;
+    let out = python(
+        &work,
+        &format!(
+            r#"
+s = tls({port})
+s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+time.sleep(0.3)
+s.recv(65536)
+# Let the connection hibernate, then send one byte of the next request and nothing more.
+time.sleep(1.0)
+s.sendall(b"G")
+print("closed", closed_within(s, 6))
+"#
+        ),
+    );
+    let seconds: f64 = out
+        .trim()
+        .strip_prefix("closed ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("never closed: {out}"));
+    assert!((1.5..=4.5).contains(&seconds), "closed after {seconds} s");
+}

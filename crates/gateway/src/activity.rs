@@ -155,7 +155,7 @@ impl Activity {
     }
 
     /// Bytes came in: for HTTP/1, the first of a new request head starts its clock.
-    fn read_some(&self) {
+    pub(crate) fn read_some(&self) {
         self.ops.fetch_add(1, Ordering::Relaxed);
         if self.mode != Mode::Http2
             && self.head_since.load(Ordering::Relaxed) == 0

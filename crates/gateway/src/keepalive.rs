@@ -159,6 +159,9 @@ where
         match woken {
             Some(Ok(())) if !first.filled().is_empty() => {
                 io.unread = Bytes::copy_from_slice(first.filled());
+                // The first bytes of the next request head: its clock starts now, even if
+                // no more ever come.
+                activity.read_some();
             }
             Some(_) => return, // an error, or the client closed
             None => {
