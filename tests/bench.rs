@@ -9,22 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{Server, Work};
+use crate::util::{Server, Work, localhost_pki};
 
 /// A CA with a server certificate for localhost/127.0.0.1 and a client `alice`.
 fn bench_pki() -> Work {
-    let work = Work::new();
-    work.init_ca(false);
-    work.ok(&[
-        "pki",
-        "issue",
-        "server",
-        "localhost",
-        "--san",
-        "localhost",
-        "--san",
-        "127.0.0.1",
-    ]);
+    let work = localhost_pki();
     work.ok(&["pki", "issue", "client", "alice"]);
     work
 }

@@ -8,23 +8,12 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::util::{Server, Work, free_port, silent_listener};
+use crate::util::{Server, Work, free_port, localhost_pki, silent_listener};
 
 /// A CA with a server certificate for localhost/127.0.0.1, a client `alice`, and another CA
 /// ("Other CA") with a client `mallory` and a server `stranger`.
 fn get_pki() -> Work {
-    let work = Work::new();
-    work.init_ca(false);
-    work.ok(&[
-        "pki",
-        "issue",
-        "server",
-        "localhost",
-        "--san",
-        "localhost",
-        "--san",
-        "127.0.0.1",
-    ]);
+    let work = localhost_pki();
     work.ok(&["pki", "issue", "client", "alice"]);
     work.ok(&["pki", "--dir", "other", "init", "--cn", "Other CA"]);
     work.ok(&["pki", "--dir", "other", "issue", "client", "mallory"]);

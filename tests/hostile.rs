@@ -5,23 +5,11 @@
 //! Every location below either requires a verified client certificate or allows only some
 //! certificates; the test is that no spelling of a path reaches it without one.
 
-use crate::util::{Server, Work, free_port};
+use crate::util::{Server, Work, free_port, gateway_config, https_get, localhost_pki, plain_echo};
 
-/// A CA, the gateway's server certificate (localhost), clients `alice` (OU=Payments) and
-/// `gateway`, and documents under `www/`.
+/// The gateway's PKI, a client `alice` (OU=Payments), and documents under `www/`.
 fn hostile_pki() -> Work {
-    let work = Work::new();
-    work.init_ca(false);
-    work.ok(&[
-        "pki",
-        "issue",
-        "server",
-        "localhost",
-        "--san",
-        "localhost",
-        "--san",
-        "127.0.0.1",
-    ]);
+    let work = localhost_pki();
     work.ok(&["pki", "issue", "client", "alice", "--ou", "Payments"]);
     for dir in ["www/private", "www/pub", "www/allowed"] {
         std::fs::create_dir_all(work.join(dir)).unwrap();
@@ -32,23 +20,10 @@ fn hostile_pki() -> Work {
     work
 }
 
-/// The TLS server block every test uses: `optional` client certificates, so that anonymous
-/// clients connect and the per-location rules are what keeps them out.
+/// The gateway with `locations`: anonymous clients connect, the per-location rules are
+/// what keeps them out.
 fn server_block(extra: &str, locations: &str) -> String {
-    format!(
-        r#"
-[[server]]
-listen = ["127.0.0.1:{{port}}"]
-server_name = ["localhost"]
-{extra}
-[server.tls]
-certificate = "pki/certs/localhost.chain.pem"
-key = "pki/private/localhost.key"
-client_ca = "pki/ca.crt"
-verify_client = "optional"
-{locations}
-"#
-    )
+    gateway_config("", extra, locations)
 }
 
 const STATIC_AND_RETURN: &str = r#"
@@ -85,23 +60,7 @@ const ALICE: &[&str] = &[
 
 /// `curl --path-as-is` (the path goes out byte for byte): (status, body).
 fn get(work: &Work, server: &Server, path: &str, extra: &[&str]) -> (u16, String) {
-    let url = format!("https://localhost:{}{path}", server.port);
-    let resolve = format!("localhost:{}:127.0.0.1", server.port);
-    let mut args = vec![
-        "--cacert",
-        "pki/ca.crt",
-        "--resolve",
-        &resolve,
-        "--path-as-is",
-        "-w",
-        "\n%{http_code}",
-    ];
-    args.extend_from_slice(extra);
-    args.push(&url);
-    let (code, out, err) = work.curl(&args);
-    assert_eq!(code, 0, "curl {path}: {err}");
-    let (body, status) = out.rsplit_once('\n').unwrap();
-    (status.parse().unwrap(), body.to_owned())
+    https_get(work, server, path, &[&["--path-as-is"], extra].concat())
 }
 
 /// Spellings of `/private/secret.txt` that name the same file once decoded and normalised.
@@ -286,12 +245,7 @@ fn the_proxy_forwards_the_normalised_path() {
         assert_eq!(status, 400, "{path}: {body}");
     }
     // What the upstream receives is the normalised path, encoded again; the query as sent.
-    let port = free_port();
-    let _echo = work.serve_args(
-        "echo",
-        port,
-        &["echo-server", "--listen", &format!("127.0.0.1:{port}")],
-    );
+    let (_echo, port) = plain_echo(&work);
     let server = work.serve("gw2", &server_block("", &proxy_locations(port, "")));
     for (sent, received) in [
         ("/api/./a//b/../c", "/api/a/c"),
@@ -313,12 +267,7 @@ fn the_proxy_forwards_the_normalised_path() {
 #[test]
 fn forward_raw_path_sends_the_path_as_received_only_when_it_routes_the_same() {
     let work = hostile_pki();
-    let port = free_port();
-    let _echo = work.serve_args(
-        "echo",
-        port,
-        &["echo-server", "--listen", &format!("127.0.0.1:{port}")],
-    );
+    let (_echo, port) = plain_echo(&work);
     let server = work.serve(
         "gw",
         &server_block("", &proxy_locations(port, "forward_raw_path = true")),
@@ -464,12 +413,7 @@ return = "301 https://$host$request_uri"
 #[test]
 fn underscored_and_renamed_identity_headers_never_reach_the_upstream() {
     let work = hostile_pki();
-    let port = free_port();
-    let _echo = work.serve_args(
-        "echo",
-        port,
-        &["echo-server", "--listen", &format!("127.0.0.1:{port}")],
-    );
+    let (_echo, port) = plain_echo(&work);
     let renamed = format!(
         r#"
 [[server.location]]

@@ -13,23 +13,11 @@ use mtls_test_support::forge::{
 };
 use serde_json::Value;
 
-use crate::util::{Server, Work, free_port};
+use crate::util::{Server, Work, free_port, localhost_pki};
 
 /// A CA with a server certificate for localhost/127.0.0.1.
 fn pki() -> Work {
-    let work = Work::new();
-    work.init_ca(false);
-    work.ok(&[
-        "pki",
-        "issue",
-        "server",
-        "localhost",
-        "--san",
-        "localhost",
-        "--san",
-        "127.0.0.1",
-    ]);
-    work
+    localhost_pki()
 }
 
 fn utf8(s: &str) -> DnValue {

@@ -1,41 +1,17 @@
 //! Deadlines and bounds, against the running binary: what a slow, silent or greedy peer can
 //! hold, and signals that must not end the gateway.
 
-use crate::util::{Server, Work, free_port};
+use crate::util::{Server, Work, free_port, gateway_config, https_get, localhost_pki, plain_echo};
 
-/// A CA with a server certificate for localhost and a client `alice`.
+/// The gateway's PKI and a client `alice`.
 fn limits_pki() -> Work {
-    let work = Work::new();
-    work.init_ca(false);
-    work.ok(&[
-        "pki",
-        "issue",
-        "server",
-        "localhost",
-        "--san",
-        "localhost",
-        "--san",
-        "127.0.0.1",
-    ]);
+    let work = localhost_pki();
     work.ok(&["pki", "issue", "client", "alice"]);
     work
 }
 
 fn tls_server(top: &str, server_keys: &str, locations: &str) -> String {
-    format!(
-        r#"{top}
-[[server]]
-listen = ["127.0.0.1:{{port}}"]
-server_name = ["localhost"]
-{server_keys}
-[server.tls]
-certificate = "pki/certs/localhost.chain.pem"
-key = "pki/private/localhost.key"
-client_ca = "pki/ca.crt"
-verify_client = "optional"
-{locations}
-"#
-    )
+    gateway_config(top, server_keys, locations)
 }
 
 const HELLO: &str = r#"
@@ -44,24 +20,8 @@ path = "/"
 return = "200 hello"
 "#;
 
-/// `curl` through the gateway: (status, body).
 fn get(work: &Work, server: &Server, path: &str, extra: &[&str]) -> (u16, String) {
-    let url = format!("https://localhost:{}{path}", server.port);
-    let resolve = format!("localhost:{}:127.0.0.1", server.port);
-    let mut args = vec![
-        "--cacert",
-        "pki/ca.crt",
-        "--resolve",
-        &resolve,
-        "-w",
-        "\n%{http_code}",
-    ];
-    args.extend_from_slice(extra);
-    args.push(&url);
-    let (code, out, err) = work.curl(&args);
-    assert_eq!(code, 0, "curl {path}: {err}");
-    let (body, status) = out.rsplit_once('\n').unwrap();
-    (status.parse().unwrap(), body.to_owned())
+    https_get(work, server, path, extra)
 }
 
 fn signal(server: &Server, name: &str) {
@@ -109,12 +69,7 @@ fn established_to(port: u16) -> usize {
 #[test]
 fn idle_upstream_connections_are_closed_after_keepalive_timeout() {
     let work = limits_pki();
-    let port = free_port();
-    let _echo = work.serve_args(
-        "echo",
-        port,
-        &["echo-server", "--listen", &format!("127.0.0.1:{port}")],
-    );
+    let (_echo, port) = plain_echo(&work);
     let config = tls_server(
         &format!(
             "[[upstream]]\nname = \"backend\"\nservers = [\"127.0.0.1:{port}\"]\n\
@@ -262,12 +217,7 @@ fn post(
 #[test]
 fn client_max_body_size_answers_413_per_server_and_location() {
     let work = limits_pki();
-    let port = free_port();
-    let _echo = work.serve_args(
-        "echo",
-        port,
-        &["echo-server", "--listen", &format!("127.0.0.1:{port}")],
-    );
+    let (_echo, port) = plain_echo(&work);
     std::fs::create_dir_all(work.join("www/static")).unwrap();
     work.write("www/static/a.txt", "a");
     let locations = format!(
@@ -526,12 +476,7 @@ print("plain-idle", closed_within(p, 6))
 #[test]
 fn a_body_that_stops_gets_408_at_client_body_timeout() {
     let work = limits_pki();
-    let port = free_port();
-    let _echo = work.serve_args(
-        "echo",
-        port,
-        &["echo-server", "--listen", &format!("127.0.0.1:{port}")],
-    );
+    let (_echo, port) = plain_echo(&work);
     let locations =
         format!("[[server.location]]\npath = \"/\"\nproxy_pass = \"http://127.0.0.1:{port}\"\n");
     let server = work.serve("gw", &tls_server("", DEADLINES, &locations));

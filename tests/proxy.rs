@@ -5,23 +5,12 @@
 
 use serde_json::Value;
 
-use crate::util::{Server, Work, free_port};
+use crate::util::{Server, Work, free_port, https_get, localhost_pki};
 
 /// The CA, the gateway's own server certificate (localhost), a client `alice`, the
 /// gateway's client certificate `gateway`, and the backend's server certificate.
 fn proxy_pki() -> Work {
-    let work = Work::new();
-    work.init_ca(false);
-    work.ok(&[
-        "pki",
-        "issue",
-        "server",
-        "localhost",
-        "--san",
-        "localhost",
-        "--san",
-        "127.0.0.1",
-    ]);
+    let work = localhost_pki();
     work.ok(&["pki", "issue", "client", "alice", "--ou", "Payments"]);
     work.ok(&["pki", "issue", "client", "gateway"]);
     work.ok(&[
@@ -107,22 +96,7 @@ const ALICE: &[&str] = &[
 
 /// GET (or more, with `extra`) through the gateway; (status, body).
 fn fetch(work: &Work, gw: &Server, path: &str, extra: &[&str]) -> (u16, String) {
-    let url = format!("https://localhost:{}{path}", gw.port);
-    let resolve = format!("localhost:{}:127.0.0.1", gw.port);
-    let mut args = vec![
-        "--cacert",
-        "pki/ca.crt",
-        "--resolve",
-        &resolve,
-        "-w",
-        "\n%{http_code}",
-    ];
-    args.extend_from_slice(extra);
-    args.push(&url);
-    let (code, out, err) = work.curl(&args);
-    assert_eq!(code, 0, "curl {path}: {err}");
-    let (body, status) = out.rsplit_once('\n').unwrap();
-    (status.parse().unwrap(), body.to_owned())
+    https_get(work, gw, path, extra)
 }
 
 fn json(body: &str) -> Value {

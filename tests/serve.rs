@@ -4,22 +4,11 @@
 
 use mtls_test_support::forge;
 
-use crate::util::{Server, Work};
+use crate::util::{Server, Work, localhost_pki};
 
 /// A CA with a server certificate for localhost/127.0.0.1 and a client `alice`.
 fn work_with_pki() -> Work {
-    let work = Work::new();
-    work.init_ca(false);
-    work.ok(&[
-        "pki",
-        "issue",
-        "server",
-        "localhost",
-        "--san",
-        "localhost",
-        "--san",
-        "127.0.0.1",
-    ]);
+    let work = localhost_pki();
     work.ok(&["pki", "issue", "client", "alice", "--ou", "Payments"]);
     work
 }

@@ -355,3 +355,74 @@ pub fn silent_listener() -> (std::net::TcpListener, u16) {
     let port = listener.local_addr().unwrap().port();
     (listener, port)
 }
+
+/// A CA (`pki/ca.crt`) with a server certificate for localhost and 127.0.0.1
+/// (`pki/certs/localhost.chain.pem`): what every gateway test serves with.
+pub fn localhost_pki() -> Work {
+    let work = Work::new();
+    work.init_ca(false);
+    work.ok(&[
+        "pki",
+        "issue",
+        "server",
+        "localhost",
+        "--san",
+        "localhost",
+        "--san",
+        "127.0.0.1",
+    ]);
+    work
+}
+
+/// One TLS `[[server]]` on `{port}` for localhost, asking for client certificates from our
+/// CA (`verify_client = "optional"`, so anonymous clients connect and the per-location
+/// rules decide): `top` goes before it (top-level keys), `server_keys` into it, then
+/// `locations`.
+pub fn gateway_config(top: &str, server_keys: &str, locations: &str) -> String {
+    format!(
+        r#"{top}
+[[server]]
+listen = ["127.0.0.1:{{port}}"]
+server_name = ["localhost"]
+{server_keys}
+[server.tls]
+certificate = "pki/certs/localhost.chain.pem"
+key = "pki/private/localhost.key"
+client_ca = "pki/ca.crt"
+verify_client = "optional"
+{locations}
+"#
+    )
+}
+
+/// `curl` to `https://localhost:PORT{path}` (resolved to 127.0.0.1, our CA trusted) with
+/// `extra` arguments; curl must succeed. Returns (status, body).
+pub fn https_get(work: &Work, server: &Server, path: &str, extra: &[&str]) -> (u16, String) {
+    let url = format!("https://localhost:{}{path}", server.port);
+    let resolve = format!("localhost:{}:127.0.0.1", server.port);
+    let mut args = vec![
+        "--cacert",
+        "pki/ca.crt",
+        "--resolve",
+        &resolve,
+        "-w",
+        "\n%{http_code}",
+    ];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    let (code, out, err) = work.curl(&args);
+    assert_eq!(code, 0, "curl {path}: {err}");
+    let (body, status) = out.rsplit_once('\n').unwrap();
+    (status.parse().unwrap(), body.to_owned())
+}
+
+/// A plain-HTTP `mtls echo-server` on a free port: (server, port).
+pub fn plain_echo(work: &Work) -> (Server, u16) {
+    let port = free_port();
+    let server = work.serve_args(
+        "echo",
+        port,
+        &["echo-server", "--listen", &format!("127.0.0.1:{port}")],
+    );
+    (server, port)
+}
