@@ -486,3 +486,68 @@ cert = "X-SSL-Cert"
     assert!(body.contains("\"my_header\",\"kept?\""), "{body}");
     assert!(!body.contains("carol"), "{body}");
 }
+
+/// A plain-HTTP upstream that frames its answer two ways at once: a 3-byte Content-Length
+/// and a chunked body of 45 bytes.
+const TWO_FRAMINGS_UPSTREAM: &str = r#"
+import socket, sys, threading
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(16)
+BODY = b"forty-five bytes of body, all of which count!"
+def handle(conn):
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return
+        head += chunk
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 + b"%x\r\n" % len(BODY) + BODY + b"\r\n0\r\n\r\n")
+    conn.close()
+while True:
+    conn, _ = srv.accept()
+    threading.Thread(target=handle, args=(conn,), daemon=True).start()
+"#;
+
+#[test]
+fn an_upstream_answer_framed_two_ways_is_not_truncated() {
+    let work = hostile_pki();
+    let port = free_port();
+    let _upstream = work.spawn_peer(
+        "upstream",
+        port,
+        "python3",
+        &["-c", TWO_FRAMINGS_UPSTREAM, &port.to_string()],
+    );
+    let locations =
+        format!("[[server.location]]\npath = \"/\"\nproxy_pass = \"http://127.0.0.1:{port}\"\n");
+    let server = work.serve("gw", &server_block("", &locations));
+    for version in ["--http1.1", "--http2"] {
+        let (status, body) = get(&work, &server, "/x", &[version]);
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "forty-five bytes of body, all of which count!"),
+            "{version}"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_chunked_upload_is_the_clients_fault() {
+    let work = hostile_pki();
+    let (_echo, port) = plain_echo(&work);
+    let locations =
+        format!("[[server.location]]\npath = \"/\"\nproxy_pass = \"http://127.0.0.1:{port}\"\n");
+    let server = work.serve("gw", &server_block("", &locations));
+    let answer = raw_tls(
+        &work,
+        server.port,
+        "POST /x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n5\r\nhello\r\nzz\r\nnot hex\r\n0\r\n\r\n",
+    );
+    assert_eq!(status_of(&answer), "400", "{answer}");
+    let log = server.wait_log("check=client_body_invalid");
+    assert!(!log.contains("upstream error"), "{log}");
+}
