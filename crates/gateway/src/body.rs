@@ -60,6 +60,8 @@ pub(crate) enum BodyFault {
     TooLarge = 1,
     /// Nothing for `client_body_timeout`: 408.
     Timeout = 2,
+    /// The client's body itself failed (malformed chunking, the client went away): 400.
+    Client = 3,
 }
 
 /// What a [`Checked`] body reports to whoever sends it on (the proxy): the fault, if any.
@@ -72,6 +74,7 @@ impl BodyVerdict {
         match self.0.load(Ordering::Relaxed) {
             1 => Some(BodyFault::TooLarge),
             2 => Some(BodyFault::Timeout),
+            3 => Some(BodyFault::Client),
             _ => None,
         }
     }
@@ -132,6 +135,7 @@ impl<B> Checked<B> {
                 "no request body data within client_body_timeout ({:?})",
                 self.timeout
             ),
+            BodyFault::Client => "the request body broke off or was malformed".to_owned(),
         })
     }
 }
@@ -161,6 +165,10 @@ where
             return Poll::Pending;
         }
         this.waiting = None;
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            this.verdict.set(BodyFault::Client);
+            return polled;
+        }
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
             && let Some(left) = &mut this.left

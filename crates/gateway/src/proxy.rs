@@ -305,6 +305,17 @@ impl ProxyRoute {
                     );
                     return body_too_large(limit, parts.version);
                 }
+                Some(BodyFault::Client) => {
+                    conn.refused(
+                        "client_body_invalid",
+                        StatusCode::BAD_REQUEST,
+                        "the request body broke off or was malformed",
+                    );
+                    return error_page(
+                        StatusCode::BAD_REQUEST,
+                        "The request body broke off or was malformed.",
+                    );
+                }
                 Some(BodyFault::Timeout) => {
                     conn.metrics.timed_out("client_body_timeout");
                     conn.refused(
@@ -381,6 +392,11 @@ impl ProxyRoute {
             return Response::from_parts(parts, body::empty());
         }
         let (mut parts, incoming) = response.into_parts();
+        // RFC 9112 section 6.3: with Transfer-Encoding, Content-Length means nothing, and
+        // forwarded beside the de-chunked body it would cut the body short.
+        if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+            parts.headers.remove(header::CONTENT_LENGTH);
+        }
         strip_hop_by_hop(&mut parts.headers);
         let body = IdleTimeout::new(incoming, self.read_timeout, lent);
         if self.https && parts.status == StatusCode::BAD_REQUEST && is_small_html(&parts.headers) {
