@@ -551,3 +551,59 @@ fn a_malformed_chunked_upload_is_the_clients_fault() {
     let log = server.wait_log("check=client_body_invalid");
     assert!(!log.contains("upstream error"), "{log}");
 }
+
+/// A plain-HTTP upstream that promises 1,000 bytes, sends 100 and closes.
+const TRUNCATING_UPSTREAM: &str = r#"
+import socket, sys, threading
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(16)
+def handle(conn):
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return
+        head += chunk
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"t" * 100)
+    conn.close()
+while True:
+    conn, _ = srv.accept()
+    threading.Thread(target=handle, args=(conn,), daemon=True).start()
+"#;
+
+#[test]
+fn an_upstream_that_breaks_off_mid_body_is_logged_and_the_client_can_tell() {
+    let work = hostile_pki();
+    let port = free_port();
+    let _upstream = work.spawn_peer(
+        "upstream",
+        port,
+        "python3",
+        &["-c", TRUNCATING_UPSTREAM, &port.to_string()],
+    );
+    let locations =
+        format!("[[server.location]]\npath = \"/\"\nproxy_pass = \"http://127.0.0.1:{port}\"\n");
+    let server = work.serve("gw", &server_block("", &locations));
+    for version in ["--http1.1", "--http2"] {
+        let url = format!("https://localhost:{}/x", server.port);
+        let resolve = format!("localhost:{}:127.0.0.1", server.port);
+        let (code, out, _) = work.curl(&[
+            "--cacert",
+            "pki/ca.crt",
+            "--resolve",
+            &resolve,
+            version,
+            &url,
+        ]);
+        // curl sees the answer break off (18: partial file; 92: HTTP/2 stream reset).
+        assert!(
+            code == 18 || code == 92,
+            "{version}: curl exit {code}, {} bytes",
+            out.len()
+        );
+    }
+    let log = server.wait_log("check=upstream_truncated");
+    assert!(log.contains(&format!("127.0.0.1:{port}")), "{log}");
+}
