@@ -398,7 +398,14 @@ impl ProxyRoute {
             parts.headers.remove(header::CONTENT_LENGTH);
         }
         strip_hop_by_hop(&mut parts.headers);
-        let body = IdleTimeout::new(incoming, self.read_timeout, lent);
+        let witness = Witness {
+            metrics: conn.metrics.clone(),
+            client: conn.remote,
+            balancer: self.balancer.clone(),
+            server: lent.server(),
+            sent: 0,
+        };
+        let body = IdleTimeout::new(incoming, self.read_timeout, lent, witness);
         if self.https && parts.status == StatusCode::BAD_REQUEST && is_small_html(&parts.headers) {
             return self.nginx_refusal(conn, parts, body).await;
         }
@@ -1047,6 +1054,8 @@ impl hyper::rt::Write for UpstreamIo {
 /// syscall per proxied request (docs/BENCHMARKS.md, proxy).
 struct IdleTimeout {
     inner: Incoming,
+    /// Who to tell when the body breaks off.
+    witness: Witness,
     /// The upstream connection, back to the pool when this body has ended.
     lent: Option<Lent>,
     timeout: Duration,
@@ -1056,14 +1065,42 @@ struct IdleTimeout {
 }
 
 impl IdleTimeout {
-    fn new(inner: Incoming, timeout: Duration, lent: Lent) -> IdleTimeout {
+    fn new(inner: Incoming, timeout: Duration, lent: Lent, witness: Witness) -> IdleTimeout {
         IdleTimeout {
             inner,
+            witness,
             lent: Some(lent),
             timeout,
             sleep: None,
             armed: false,
         }
+    }
+}
+
+/// What a response body needs to say, once, that its upstream broke off: the client learns
+/// it from the aborted response (HTTP/1.1: the connection closes short of the length or the
+/// last chunk; HTTP/2: the stream is reset), the operator from this log line and metric.
+#[derive(Debug)]
+struct Witness {
+    metrics: Arc<crate::metrics::Metrics>,
+    client: SocketAddr,
+    balancer: Arc<Balancer>,
+    server: usize,
+    /// Body bytes passed on so far.
+    sent: u64,
+}
+
+impl Witness {
+    fn broke_off(&self, check: &'static str, why: &str) {
+        self.metrics.upstream_error(check);
+        tracing::warn!(
+            "upstream error: client={} upstream={} ({}) check={check}: the response broke off \
+             after {} body bytes: {why}",
+            self.client,
+            self.balancer.name,
+            self.balancer.servers[self.server],
+            self.sent
+        );
     }
 }
 
@@ -1090,7 +1127,16 @@ impl http_body::Body for IdleTimeout {
         let this = self.get_mut();
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             this.armed = false;
-            return Poll::Ready(frame.map(|f| f.map_err(std::io::Error::other)));
+            return Poll::Ready(frame.map(|frame| match frame {
+                Ok(frame) => {
+                    this.witness.sent += frame.data_ref().map_or(0, |d| d.len() as u64);
+                    Ok(frame)
+                }
+                Err(e) => {
+                    this.witness.broke_off("upstream_truncated", &e.to_string());
+                    Err(std::io::Error::other(e))
+                }
+            }));
         }
         let deadline = || tokio::time::Instant::now() + this.timeout;
         let sleep = match &mut this.sleep {
@@ -1106,13 +1152,17 @@ impl http_body::Body for IdleTimeout {
         };
         this.armed = true;
         match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!(
+            Poll::Ready(()) => {
+                let why = format!(
                     "the upstream sent nothing for {:?} (read_timeout)",
                     this.timeout
-                ),
-            )))),
+                );
+                this.witness.broke_off("read_timeout", &why);
+                Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    why,
+                ))))
+            }
             Poll::Pending => Poll::Pending,
         }
     }

@@ -47,6 +47,11 @@ pub(super) struct Lent {
 }
 
 impl Lent {
+    /// The index of the server this connection goes to.
+    pub(super) fn server(&self) -> usize {
+        self.server
+    }
+
     pub(super) fn give_back(self) {
         let Lent {
             pool,
