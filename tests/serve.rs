@@ -1113,3 +1113,22 @@ print("closed", rest == b"", "after", round(time.monotonic() - started, 1), flus
     assert!(text.contains("waiting\n"), "{text}");
     assert!(text.contains("closed True"), "{text}");
 }
+
+#[test]
+fn a_tls_1_0_or_1_1_client_is_told_which_versions_are_accepted() {
+    let work = work_with_pki();
+    let server = work.serve("s", &config("", ""));
+    for version in ["-tls1", "-tls1_1"] {
+        let out = work.s_client(server.port, &[version, "-cipher", "DEFAULT:@SECLEVEL=0"]);
+        assert!(out.contains("alert"), "{version}: {out}");
+    }
+    let log = server.wait_log("check=protocol_version");
+    assert!(
+        log.contains("offered only TLS 1.0 or 1.1") && log.contains("TLS 1.2 and 1.3"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("SignatureAlgorithmsExtensionRequired"),
+        "{log}"
+    );
+}
