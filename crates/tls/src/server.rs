@@ -352,6 +352,12 @@ pub enum HandshakeError {
         /// The alert sent (certificate_required in TLS 1.3, handshake_failure in 1.2).
         alert: String,
     },
+    /// The client speaks only a protocol version older than TLS 1.2.
+    #[error(
+        "the client offered only TLS 1.0 or 1.1 (its hello has no signature_algorithms, which \
+         TLS 1.2 added); mtls accepts TLS 1.2 and 1.3 only; sent alert handshake_failure"
+    )]
+    OldProtocol,
     /// The client ended the handshake with an alert (often: it refused our certificate).
     #[error("client sent alert {0}")]
     PeerAlert(String),
@@ -369,6 +375,7 @@ impl HandshakeError {
         match self {
             HandshakeError::CertificateRefused { refusal, .. } => refusal.check,
             HandshakeError::NoCertificate { .. } => "no_certificate",
+            HandshakeError::OldProtocol => "protocol_version",
             HandshakeError::PeerAlert(_) => "peer_alert",
             HandshakeError::Tls(_) => "tls_error",
             HandshakeError::Io(_) => "io",
@@ -390,6 +397,12 @@ impl HandshakeError {
             (Some(rustls::Error::NoCertificatesPresented), _) => HandshakeError::NoCertificate {
                 alert: "certificate_required (TLS 1.3) or handshake_failure (TLS 1.2)".into(),
             },
+            (
+                Some(rustls::Error::PeerIncompatible(
+                    rustls::PeerIncompatible::SignatureAlgorithmsExtensionRequired,
+                )),
+                _,
+            ) => HandshakeError::OldProtocol,
             (Some(rustls::Error::AlertReceived(alert)), _) => {
                 HandshakeError::PeerAlert(alert_name(alert))
             }
