@@ -708,3 +708,60 @@ print("closed", closed_within(s, 6))
         .unwrap_or_else(|| panic!("never closed: {out}"));
     assert!((1.5..=4.5).contains(&seconds), "closed after {seconds} s");
 }
+
+#[test]
+fn sigterm_closes_idle_http2_and_plain_connections_at_once() {
+    let work = limits_pki();
+    let plain = free_port();
+    let config = format!(
+        "{}\n[[server]]\nlisten = [\"127.0.0.1:{plain}\"]\n\
+         [[server.location]]\npath = \"/\"\nreturn = \"200 plain\"\n",
+        tls_server("", "", HELLO)
+    );
+    let server = work.serve("gw", &config);
+    let port = server.port;
+    let script = format!(
+        r#"
+import socket, ssl, sys, time
+import h2.connection, h2.config
+ctx = ssl.create_default_context(cafile="pki/ca.crt")
+ctx.set_alpn_protocols(["h2"])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", {port})), server_hostname="localhost")
+conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+conn.initiate_connection()
+conn.send_headers(1, [(":method", "GET"), (":path", "/"), (":scheme", "https"), (":authority", "localhost")], end_stream=True)
+s.sendall(conn.data_to_send())
+s.recv(65536)
+p = socket.create_connection(("127.0.0.1", {plain}))
+p.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+p.recv(65536)
+print("idle", flush=True)
+sys.stdin.read()
+"#
+    );
+    let mut client = std::process::Command::new(mtls_test_support::require_peer("python3"))
+        .current_dir(work.path())
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(client.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "idle");
+    }
+    let started = std::time::Instant::now();
+    assert!(server.terminate().success());
+    // Not the 10 s shutdown timeout: nothing was in flight.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "shutdown took {:?} with two idle connections",
+        started.elapsed()
+    );
+    drop(client.stdin.take());
+    let _ = client.wait();
+}

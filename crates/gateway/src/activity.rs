@@ -126,6 +126,11 @@ impl Activity {
             && self.blocked_since.load(Ordering::Relaxed) == 0
     }
 
+    /// No request open: nothing would be lost by closing now.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.streams.load(Ordering::Relaxed) == 0
+    }
+
     /// The deadline that passed, if one did.
     pub(crate) fn expired(&self) -> Option<Expired> {
         Expired::from_u8(self.expired.load(Ordering::Relaxed))

@@ -485,6 +485,12 @@ async fn drive<C, E>(
                 served.as_mut().shut_down();
                 continue;
             }
+            if stopping && activity.is_idle() {
+                // The GOAWAY (or the HTTP/1.1 close) went out in the poll above; nothing is
+                // in flight, so do not wait for the client to acknowledge it (HTTP/2's
+                // graceful close waits for a PING the client may never answer).
+                return Poll::Ready(Some(Ok(())));
+            }
             match activity.expired() {
                 Some(Expired::Keepalive) if !closing => {
                     closing = true;
