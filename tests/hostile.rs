@@ -299,7 +299,7 @@ fn forward_raw_path_sends_the_path_as_received_only_when_it_routes_the_same() {
 }
 
 /// One raw HTTP/1.1 exchange over TLS with Python's ssl (no client certificate): the
-/// request bytes exactly as given, the whole answer back.
+/// request bytes exactly as given, the answer until the server closes or 3 s of silence.
 fn raw_tls(work: &Work, port: u16, request: &str) -> String {
     let script = format!(
         r#"
@@ -308,9 +308,13 @@ ctx = ssl.create_default_context(cafile="pki/ca.crt")
 with socket.create_connection(("127.0.0.1", {port})) as tcp:
     with ctx.wrap_socket(tcp, server_hostname="localhost") as tls:
         tls.sendall(sys.stdin.buffer.read())
+        tls.settimeout(3)
         out = b""
         while True:
-            chunk = tls.recv(65536)
+            try:
+                chunk = tls.recv(65536)
+            except (socket.timeout, TimeoutError):
+                break
             if not chunk:
                 break
             out += chunk
@@ -606,4 +610,63 @@ fn an_upstream_that_breaks_off_mid_body_is_logged_and_the_client_can_tell() {
     }
     let log = server.wait_log("check=upstream_truncated");
     assert!(log.contains(&format!("127.0.0.1:{port}")), "{log}");
+}
+
+#[test]
+fn an_h2c_upgrade_is_never_passed_to_the_upstream() {
+    let work = hostile_pki();
+    let (_echo, port) = plain_echo(&work);
+    let locations = proxy_locations(port, "");
+    let server = work.serve("gw", &server_block("", &locations));
+    // Without a certificate, through the open location: an upstream that speaks h2c would
+    // otherwise switch protocols and take requests for any path, unchecked.
+    let answer = raw_tls(
+        &work,
+        server.port,
+        "GET /api/x HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+         Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    );
+    assert_eq!(status_of(&answer), "200", "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    assert!(!body.contains("\"upgrade\""), "{body}");
+    assert!(!body.contains("http2-settings"), "{body}");
+    // A WebSocket upgrade still goes through.
+    let answer = raw_tls(
+        &work,
+        server.port,
+        "GET /api/ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    );
+    assert_eq!(status_of(&answer), "101", "{answer}");
+}
+
+#[test]
+fn path_parameters_cannot_route_around_a_location() {
+    let work = hostile_pki();
+    let (_echo, port) = plain_echo(&work);
+    let locations = format!(
+        "{}\n[[server.location]]\npath = \"/\"\nproxy_pass = \"http://127.0.0.1:{port}\"\n",
+        proxy_locations(port, "")
+    );
+    let server = work.serve("gw", &server_block("", &locations));
+    // Tomcat, Jetty and Spring drop `;parameters` from each segment before they route:
+    // these are /apiadmin/x to them.
+    for path in [
+        "/api/..;/apiadmin/x",
+        "/api/..;jsessionid=1/apiadmin/x",
+        "/apiadmin;x/x",
+        "/apiadmin;/x",
+        "/.;/apiadmin/x",
+    ] {
+        let (status, body) = get(&work, &server, path, &[]);
+        assert!(status == 400 || status == 403, "{path}: {status} {body}");
+        assert!(
+            !body.contains("\"path\""),
+            "{path} reached the upstream: {body}"
+        );
+    }
+    // Matrix parameters that do not change the location are fine.
+    let (status, body) = get(&work, &server, "/api/cars;color=red", &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("/api/cars;color=red"), "{body}");
 }
