@@ -94,6 +94,23 @@ async fn respond(conn: &Connection, request: Request<Incoming>) -> Response<Body
     let Some(route) = vhost.route(path.as_str()) else {
         return error_page(StatusCode::NOT_FOUND, "No location matches this path.");
     };
+    // Java upstreams route `;parameters` away: the path they would see must pick the
+    // same location, or the rules checked here are not the ones that apply there.
+    if let Some(stripped) = path.without_parameters() {
+        let same = stripped.ok().and_then(|stripped| {
+            vhost
+                .route(stripped.as_str())
+                .map(|r| std::ptr::eq(r, route))
+        });
+        if same != Some(true) {
+            return bad_request(
+                conn,
+                "ambiguous_path",
+                "The request path, read without its ;parameters as Java servers read it, \
+                 would reach another location.",
+            );
+        }
+    }
     if let Some(refused) = check_client(conn, route, &path) {
         return refused;
     }

@@ -108,29 +108,28 @@ impl<'a> NormalPath<'a> {
         if decoded.chars().any(char::is_control) {
             return Err(PathError::ControlCharacter);
         }
-        let mut segments: Vec<&str> = Vec::new();
-        let mut trailing_slash = false;
-        for segment in decoded.split('/').skip(1) {
-            trailing_slash = matches!(segment, "" | "." | "..");
-            match segment {
-                "" | "." => {}
-                ".." => {
-                    segments.pop().ok_or(PathError::AboveRoot)?;
-                }
-                _ => segments.push(segment),
-            }
-        }
-        let mut path = String::with_capacity(decoded.len());
-        for segment in &segments {
-            path.push('/');
-            path.push_str(segment);
-        }
-        if trailing_slash || segments.is_empty() {
-            path.push('/');
-        }
         Ok(NormalPath {
-            path: Cow::Owned(path),
+            path: Cow::Owned(resolve(decoded.split('/').skip(1))?),
         })
+    }
+
+    /// The path as Java servers route it, when it has `;`: Tomcat, Jetty and Spring cut
+    /// each segment at its first `;` ("path parameters", `;jsessionid=...`) before they
+    /// match, so to them `/api/..;/admin/x` is `/admin/x` and `/admin;x/y` is `/admin/y`.
+    /// The handler refuses a path whose form here picks another location than its own.
+    /// `None` when the path has no `;`.
+    pub fn without_parameters(&self) -> Option<Result<NormalPath<'static>, PathError>> {
+        if !self.path.contains(';') {
+            return None;
+        }
+        let segments = self
+            .path
+            .split('/')
+            .skip(1)
+            .map(|segment| segment.split(';').next().unwrap_or(segment));
+        Some(resolve(segments).map(|path| NormalPath {
+            path: Cow::Owned(path),
+        }))
     }
 
     /// The decoded, normalised path: what routes match and files are named by.
@@ -174,6 +173,31 @@ impl fmt::Display for NormalPath<'_> {
 /// see [`NormalPath::encoded`].
 pub fn encode_path(decoded: &str) -> Cow<'_, str> {
     utf8_percent_encode(decoded, PATH_ESCAPE).into()
+}
+
+/// Merge empty and `.` segments and resolve `..`, keeping a trailing slash.
+fn resolve<'s>(decoded: impl Iterator<Item = &'s str>) -> Result<String, PathError> {
+    let mut segments: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    for segment in decoded {
+        trailing_slash = matches!(segment, "" | "." | "..");
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop().ok_or(PathError::AboveRoot)?;
+            }
+            _ => segments.push(segment),
+        }
+    }
+    let mut path = String::new();
+    for segment in &segments {
+        path.push('/');
+        path.push_str(segment);
+    }
+    if trailing_slash || segments.is_empty() {
+        path.push('/');
+    }
+    Ok(path)
 }
 
 /// What [`encode_path`] escapes: controls, space, non-ASCII (via `CONTROLS`' rule for
@@ -372,6 +396,21 @@ mod tests {
             let again = path.encoded();
             assert_eq!(NormalPath::parse(&again).expect(&again), path, "{raw}");
         }
+    }
+
+    #[test]
+    fn path_parameters_as_java_servers_read_them() {
+        let without = |raw: &str| {
+            NormalPath::parse(raw)
+                .expect(raw)
+                .without_parameters()
+                .map(|p| p.map(|p| p.as_str().to_owned()))
+        };
+        assert_eq!(without("/a/b"), None);
+        assert_eq!(without("/api/..;/admin/x"), Some(Ok("/admin/x".into())));
+        assert_eq!(without("/admin;x/y"), Some(Ok("/admin/y".into())));
+        assert_eq!(without("/cars;color=red/"), Some(Ok("/cars/".into())));
+        assert_eq!(without("/..;/x"), Some(Err(PathError::AboveRoot)));
     }
 
     #[test]

@@ -701,6 +701,7 @@ fn is_hop_by_hop(name: &HeaderName, keep_upgrade: bool) -> bool {
             | "te"
             | "trailer"
             | "transfer-encoding"
+            | "http2-settings"
     ) || (!keep_upgrade && name == header::UPGRADE)
 }
 
@@ -732,11 +733,20 @@ const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// A request that asks to switch protocols (WebSocket): HTTP/1.1 with `Upgrade` and
-/// `Connection: upgrade`.
+/// A request that asks to switch to WebSocket: HTTP/1.1 with `Upgrade: websocket` and
+/// `Connection: upgrade`. Only WebSocket: an upgrade to anything else (h2c above all) would
+/// let the client speak a protocol of its choosing straight to the upstream, with requests
+/// for any path that the gateway never routes or checks. Any other `Upgrade` is dropped.
 fn is_upgrade<B>(request: &Request<B>) -> bool {
+    let mut upgrades = request.headers().get_all(header::UPGRADE).iter().peekable();
     request.version() == Version::HTTP_11
-        && request.headers().contains_key(header::UPGRADE)
+        && upgrades.peek().is_some()
+        && upgrades.all(|value| {
+            value.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .all(|token| token.trim().eq_ignore_ascii_case("websocket"))
+            })
+        })
         && connection_tokens(request.headers()).any(|t| t.eq_ignore_ascii_case("upgrade"))
 }
 
