@@ -670,3 +670,16 @@ fn path_parameters_cannot_route_around_a_location() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("/api/cars;color=red"), "{body}");
 }
+
+#[test]
+fn a_request_that_cannot_be_parsed_is_logged_and_counted() {
+    let work = hostile_pki();
+    let server = work.serve("gw", &server_block("", STATIC_AND_RETURN));
+    let answer = raw_tls(
+        &work,
+        server.port,
+        "GET /pub/hello.txt HTTP/1.1\r\nHost: localhost\r\nX-Folded: a\r\n b\r\n\r\n",
+    );
+    assert_eq!(status_of(&answer), "400", "{answer}");
+    server.wait_log("check=http_parse");
+}

@@ -449,6 +449,14 @@ while time.time() - start < 8:
         break
     s.sendall(conn.data_to_send())
 print("h2-goaway", goaway)
+# HTTP/2 again, but the client never answers anything after its request (no PING ack,
+# no GOAWAY of its own): the connection must still end.
+q = tls({port}, ["h2"])
+c2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+c2.initiate_connection()
+c2.send_headers(1, [(":method", "GET"), (":path", "/"), (":scheme", "https"), (":authority", "localhost")], end_stream=True)
+q.sendall(c2.data_to_send())
+print("h2-deaf", closed_within(q, 6))
 # Plain HTTP/1.1 keep-alive: one request, then silence.
 p = socket.create_connection(("127.0.0.1", {plain}))
 p.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -458,7 +466,7 @@ print("plain-idle", closed_within(p, 6))
 "#
         ),
     );
-    for case in ["h2-goaway", "plain-idle"] {
+    for case in ["h2-goaway", "h2-deaf", "plain-idle"] {
         let line = out
             .lines()
             .find(|l| l.starts_with(&format!("{case} ")))

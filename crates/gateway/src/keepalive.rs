@@ -111,7 +111,7 @@ where
         })
         .await;
         if let Err(e) = ended {
-            tracing::debug!("connection ended: {e}");
+            crate::serve::connection_error(&metrics, remote, &e);
             return;
         }
         if let Some(expired) = activity.expired() {

@@ -32,9 +32,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use mtls_tls::{ClientHello, HandshakeError, HandshakeInfo};
 
 use crate::access_log::AccessLogger;
-use crate::activity::{
-    Activity, Counted, Expired, InFlight, Mode, Registry, Watched, close_expired,
-};
+use crate::activity::{Activity, Counted, InFlight, Mode, Registry, Watched, close_expired};
 use crate::body::Body;
 use crate::config::Timeouts;
 use crate::handler;
@@ -469,7 +467,7 @@ async fn drive<C, E>(
     remote: SocketAddr,
 ) where
     C: Future<Output = Result<(), E>> + Graceful,
-    E: std::fmt::Display,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut served = std::pin::pin!(served);
     let mut stopping = false;
@@ -485,33 +483,53 @@ async fn drive<C, E>(
                 served.as_mut().shut_down();
                 continue;
             }
-            if stopping && activity.is_idle() {
+            if let Some(expired) = activity.expired()
+                && !closing
+            {
+                closing = true;
+                close_expired(metrics, remote, activity, expired);
+                if !activity.is_idle() {
+                    // A request is open (send_timeout): drop it, the client is not reading.
+                    return Poll::Ready(None);
+                }
+                // Idle: say goodbye properly (HTTP/2: a GOAWAY) on the way out.
+                served.as_mut().shut_down();
+                continue;
+            }
+            if (stopping || closing) && activity.is_idle() {
                 // The GOAWAY (or the HTTP/1.1 close) went out in the poll above; nothing is
                 // in flight, so do not wait for the client to acknowledge it (HTTP/2's
                 // graceful close waits for a PING the client may never answer).
                 return Poll::Ready(Some(Ok(())));
             }
-            match activity.expired() {
-                Some(Expired::Keepalive) if !closing => {
-                    closing = true;
-                    close_expired(metrics, remote, activity, Expired::Keepalive);
-                    served.as_mut().shut_down();
-                    continue;
-                }
-                Some(Expired::Keepalive) | None => return Poll::Pending,
-                Some(_) => return Poll::Ready(None),
-            }
+            return Poll::Pending;
         }
     })
     .await;
-    match ended {
-        Some(Err(e)) => tracing::debug!("connection ended: {e}"),
-        Some(Ok(())) => {}
-        None => {
-            if let Some(expired) = activity.expired() {
-                close_expired(metrics, remote, activity, expired);
-            }
-        }
+    if let Some(Err(e)) = ended {
+        connection_error(metrics, remote, &*e.into());
+    }
+}
+
+/// A connection that ended with an error: a request hyper could not parse was answered 400
+/// by hyper itself, and is counted and logged like every other refusal; anything else (the
+/// client went away) is not news.
+pub(crate) fn connection_error(
+    metrics: &Metrics,
+    remote: SocketAddr,
+    error: &(dyn std::error::Error + Send + Sync + 'static),
+) {
+    let parse = error
+        .downcast_ref::<hyper::Error>()
+        .is_some_and(|e| e.is_parse() || e.is_parse_too_large());
+    if parse {
+        metrics.request_refusal("http_parse");
+        tracing::info!(
+            "request refused: client={remote} check=http_parse: 400, the request could not \
+             be parsed: {error}"
+        );
+    } else {
+        tracing::debug!("connection ended: client={remote}: {error}");
     }
 }
 
