@@ -683,3 +683,91 @@ fn a_request_that_cannot_be_parsed_is_logged_and_counted() {
     assert_eq!(status_of(&answer), "400", "{answer}");
     server.wait_log("check=http_parse");
 }
+
+#[test]
+fn small_proxy_and_variable_fixes_from_the_attack_run() {
+    let work = hostile_pki();
+    let (_echo, port) = plain_echo(&work);
+    let locations = format!(
+        "[[server.location]]\npath = \"/r\"\nreturn = \"301 https://$host/x\"\n\
+         [[server.location]]\npath = \"/\"\nproxy_pass = \"http://127.0.0.1:{port}\"\n"
+    );
+    let server = work.serve("gw", &server_block("", &locations));
+    // `$host` keeps an IPv6 literal's brackets.
+    let answer = raw_tls(
+        &work,
+        server.port,
+        "GET /r HTTP/1.1\r\nHost: [::1]:8443\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.contains("location: https://[::1]/x"), "{answer}");
+    // HTTP/1.0 without Host: the upstream still gets one (its own name).
+    let answer = raw_tls(&work, server.port, "GET /a HTTP/1.0\r\n\r\n");
+    assert!(
+        answer.contains(&format!("[\"host\",\"127.0.0.1:{port}\"]")),
+        "{answer}"
+    );
+    // HTTP/2 cookie fields reach an HTTP/1.1 upstream as one header.
+    let (status, body) = get(
+        &work,
+        &server,
+        "/c",
+        &["--http2", "-H", "Cookie: a=1", "-H", "Cookie: b=2"],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("[\"cookie\",\"a=1; b=2\"]"), "{body}");
+}
+
+#[test]
+fn a_certificate_with_two_common_names_matches_no_cn_rule() {
+    let work = hostile_pki();
+    let openssl = |args: &[&str]| {
+        let out = mtls_test_support::run_peer("openssl", args, work.path());
+        assert!(out.status.success(), "{}", mtls_test_support::text(&out));
+    };
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "two.key",
+        "-subj",
+        "/CN=bob/CN=eve",
+        "-out",
+        "two.csr",
+    ]);
+    // Extensions make it a v3 certificate, which rustls requires.
+    work.write(
+        "ext.cnf",
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    );
+    openssl(&[
+        "x509",
+        "-extfile",
+        "ext.cnf",
+        "-req",
+        "-in",
+        "two.csr",
+        "-CA",
+        "pki/ca.crt",
+        "-CAkey",
+        "pki/ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        "two.crt",
+    ]);
+    let server = work.serve("gw", &server_block("", STATIC_AND_RETURN));
+    // `allow = { cn = "bob" }` on /allowed/: bob is one of the two names, but not the name.
+    let (status, body) = get(
+        &work,
+        &server,
+        "/allowed/secret.txt",
+        &["--cert", "two.crt", "--key", "two.key"],
+    );
+    assert_eq!(status, 403, "{body}");
+}

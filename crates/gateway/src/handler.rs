@@ -232,6 +232,9 @@ fn check_client(conn: &Connection, route: &Route, path: &NormalPath) -> Option<R
     }
     let allowed = route.allow.iter().any(|rule| {
         let values: &[String] = match rule.field {
+            // A subject with several CNs has no one name to check (OpenSSL and Go read the
+            // last, others the first): a cn rule never matches it.
+            AllowField::Cn if peer.common_names.len() > 1 => &[],
             AllowField::Cn => &peer.common_names,
             AllowField::Ou => &peer.organizational_units,
             AllowField::SanDns => &peer.san_dns,
@@ -350,7 +353,15 @@ fn variable(
     let local = conn.site.listeners[conn.listener].addr;
     Some(match name {
         "scheme" => if tls.is_some() { "https" } else { "http" }.to_owned(),
-        "host" => host.map_or_else(|| local.ip().to_string(), str::to_owned),
+        // An IPv6 literal keeps its brackets, as in nginx: `https://$host/` must stay a URL.
+        "host" => match host {
+            Some(host) if host.contains(':') => format!("[{host}]"),
+            Some(host) => host.to_owned(),
+            None => match local.ip() {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            },
+        },
         "request_uri" => request
             .uri()
             .path_and_query()

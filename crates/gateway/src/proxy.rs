@@ -507,6 +507,20 @@ impl ProxyRoute {
             }
             headers.append(name.clone(), value.clone());
         }
+        // HTTP/2 may split `cookie` into several fields; HTTP/1.1 wants one (RFC 9113 8.2.3).
+        if parts.version == Version::HTTP_2
+            && let header::Entry::Occupied(mut cookies) = headers.entry(header::COOKIE)
+            && cookies.iter().nth(1).is_some()
+        {
+            let joined = cookies
+                .iter()
+                .map(HeaderValue::as_bytes)
+                .collect::<Vec<_>>()
+                .join(&b"; "[..]);
+            if let Ok(value) = HeaderValue::from_bytes(&joined) {
+                cookies.insert(value);
+            }
+        }
         if upgrade {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
@@ -515,9 +529,18 @@ impl ProxyRoute {
             let authority = parts.uri.authority()?;
             HeaderValue::from_str(authority.as_str()).ok()
         });
-        if let Some(host) = &host {
-            headers.insert(header::HOST, host.clone());
-            headers.insert(X_FORWARDED_HOST, host.clone());
+        match &host {
+            Some(host) => {
+                headers.insert(header::HOST, host.clone());
+                headers.insert(X_FORWARDED_HOST, host.clone());
+            }
+            // HTTP/1.0 or HTTP/2 without a host: HTTP/1.1 to the upstream needs one, so it
+            // gets the upstream's own name, as nginx's `$proxy_host`.
+            None => {
+                if let Ok(name) = HeaderValue::from_str(&self.balancer.name) {
+                    headers.insert(header::HOST, name);
+                }
+            }
         }
         let forwarded_for = match source.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
             Some(previous) => {
