@@ -773,3 +773,17 @@ sys.stdin.read()
     drop(client.stdin.take());
     let _ = client.wait();
 }
+
+#[test]
+fn a_cap_above_the_descriptor_limit_is_warned_about() {
+    let work = limits_pki();
+    let server = work.serve(
+        "gw",
+        &tls_server(
+            "max_connections = 10000\nworker_rlimit_nofile = 4096\n",
+            "",
+            HELLO,
+        ),
+    );
+    server.wait_log("is more than the file-descriptor limit (4096)");
+}

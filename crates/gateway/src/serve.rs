@@ -136,6 +136,13 @@ pub async fn run(
         .max_connections
         .unwrap_or_else(|| limits::default_max_connections(nofile));
     tracing::info!("file descriptors: {nofile}; max_connections: {max_connections}");
+    if u64::try_from(max_connections).unwrap_or(u64::MAX) > nofile {
+        // nginx warns the same way: the cap will never be reached, EMFILE will.
+        tracing::warn!(
+            "max_connections ({max_connections}) is more than the file-descriptor limit \
+             ({nofile}): accept will fail with EMFILE before the cap is reached"
+        );
+    }
     let slots = Arc::new(Slots {
         free: Arc::new(Semaphore::new(max_connections)),
         max: max_connections,
