@@ -430,6 +430,19 @@ fn pki_sign_refuses_odd_subjects_unless_allowed() {
     openssl("/O=Ops, OU=Payments, CN=carol", "forged");
     openssl("/CN=alice\\+x", "plus");
     openssl("/O=Ops/OU=Payments/CN=carol", "carol");
+    openssl("/CN=bob/CN=eve", "twice");
+    // Two CNs cannot both go into the certificate: refused, never silently cut to one.
+    let err = work.fails(&["pki", "sign", "twice.csr", "--profile", "client"]);
+    assert!(err.contains("CN more than once"), "{err}");
+    let err = work.fails(&[
+        "pki",
+        "sign",
+        "twice.csr",
+        "--profile",
+        "client",
+        "--allow-odd-subject",
+    ]);
+    assert!(err.contains("CN more than once"), "{err}");
 
     let err = work.fails(&["pki", "sign", "forged.csr", "--profile", "client"]);
     assert!(

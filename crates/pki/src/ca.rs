@@ -708,7 +708,23 @@ impl Csr {
         let info = &csr.certification_request_info;
         let mut subject = DistinguishedName::new();
         let mut odd_attribute = None;
+        let mut seen: Vec<&x509_parser::der_parser::asn1_rs::Oid<'_>> = Vec::new();
         for attr in info.subject.iter_attributes() {
+            // The certificate holds one value per attribute type: a second CN would be
+            // dropped without a word, and the certificate would not say what was asked.
+            if seen.contains(&attr.attr_type()) {
+                let name = x509_parser::objects::oid2abbrev(
+                    attr.attr_type(),
+                    x509_parser::objects::oid_registry(),
+                )
+                .map_or_else(|_| attr.attr_type().to_id_string(), str::to_owned);
+                return Err(Error::InvalidInput(format!(
+                    "{what}: the subject has {name} more than once ({}); mtls issues one value \
+                     per attribute type, so ask for one",
+                    crate::dn::display(&info.subject)
+                )));
+            }
+            seen.push(attr.attr_type());
             let oid: Vec<u64> = attr
                 .attr_type()
                 .iter()
