@@ -4,10 +4,10 @@
 //! stream from upstreams; boxing them behind one type keeps every route's handler
 //! signature the same without generic plumbing through the router.
 //!
-//! [`Checked`] holds a request body to `client_max_body_size` when its length is not
+//! `Checked` holds a request body to `client_max_body_size` when its length is not
 //! announced (chunked, or HTTP/2 without content-length) and to `client_body_timeout`: it
 //! streams the body on and fails it at the first byte over the limit or when the client
-//! stalls, and says which through a [`BodyVerdict`] the proxy reads to answer 413 or 408
+//! stalls, and says which through a `BodyVerdict` the proxy reads to answer 413 or 408
 //! rather than blame the upstream.
 
 use std::future::Future;
