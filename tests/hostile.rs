@@ -491,15 +491,17 @@ cert = "X-SSL-Cert"
     assert!(!body.contains("carol"), "{body}");
 }
 
-/// A plain-HTTP upstream that frames its answer two ways at once: a 3-byte Content-Length
-/// and a chunked body of 45 bytes.
-const TWO_FRAMINGS_UPSTREAM: &str = r#"
+/// A plain-HTTP upstream that reads a request head and answers every connection with the
+/// bytes `reply` exactly, then closes: an upstream that misbehaves in a way of the test's
+/// choosing. Returns it with its port.
+fn scripted_upstream(work: &Work, reply: &[u8]) -> (Server, u16) {
+    const SCRIPT: &str = r#"
 import socket, sys, threading
+REPLY = bytes.fromhex(sys.argv[2])
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(("127.0.0.1", int(sys.argv[1])))
 srv.listen(16)
-BODY = b"forty-five bytes of body, all of which count!"
 def handle(conn):
     head = b""
     while b"\r\n\r\n" not in head:
@@ -507,34 +509,41 @@ def handle(conn):
         if not chunk:
             return
         head += chunk
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
-                 + b"%x\r\n" % len(BODY) + BODY + b"\r\n0\r\n\r\n")
+    conn.sendall(REPLY)
     conn.close()
 while True:
     conn, _ = srv.accept()
     threading.Thread(target=handle, args=(conn,), daemon=True).start()
 "#;
+    let port = free_port();
+    let hex: String = reply.iter().map(|b| format!("{b:02x}")).collect();
+    let upstream = work.spawn_peer(
+        "upstream",
+        port,
+        "python3",
+        &["-c", SCRIPT, &port.to_string(), &hex],
+    );
+    (upstream, port)
+}
+
+const FORTY_FIVE: &str = "forty-five bytes of body, all of which count!";
 
 #[test]
 fn an_upstream_answer_framed_two_ways_is_not_truncated() {
     let work = hostile_pki();
-    let port = free_port();
-    let _upstream = work.spawn_peer(
-        "upstream",
-        port,
-        "python3",
-        &["-c", TWO_FRAMINGS_UPSTREAM, &port.to_string()],
+    // A 3-byte Content-Length beside a chunked body of 45 bytes.
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
+         {:x}\r\n{FORTY_FIVE}\r\n0\r\n\r\n",
+        FORTY_FIVE.len()
     );
+    let (_upstream, port) = scripted_upstream(&work, reply.as_bytes());
     let locations =
         format!("[[server.location]]\npath = \"/\"\nproxy_pass = \"http://127.0.0.1:{port}\"\n");
     let server = work.serve("gw", &server_block("", &locations));
     for version in ["--http1.1", "--http2"] {
         let (status, body) = get(&work, &server, "/x", &[version]);
-        assert_eq!(
-            (status, body.as_str()),
-            (200, "forty-five bytes of body, all of which count!"),
-            "{version}"
-        );
+        assert_eq!((status, body.as_str()), (200, FORTY_FIVE), "{version}");
     }
 }
 
@@ -556,37 +565,15 @@ fn a_malformed_chunked_upload_is_the_clients_fault() {
     assert!(!log.contains("upstream error"), "{log}");
 }
 
-/// A plain-HTTP upstream that promises 1,000 bytes, sends 100 and closes.
-const TRUNCATING_UPSTREAM: &str = r#"
-import socket, sys, threading
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", int(sys.argv[1])))
-srv.listen(16)
-def handle(conn):
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = conn.recv(4096)
-        if not chunk:
-            return
-        head += chunk
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"t" * 100)
-    conn.close()
-while True:
-    conn, _ = srv.accept()
-    threading.Thread(target=handle, args=(conn,), daemon=True).start()
-"#;
-
 #[test]
 fn an_upstream_that_breaks_off_mid_body_is_logged_and_the_client_can_tell() {
     let work = hostile_pki();
-    let port = free_port();
-    let _upstream = work.spawn_peer(
-        "upstream",
-        port,
-        "python3",
-        &["-c", TRUNCATING_UPSTREAM, &port.to_string()],
+    // It promises 1,000 bytes, sends 100 and closes.
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{}",
+        "t".repeat(100)
     );
+    let (_upstream, port) = scripted_upstream(&work, reply.as_bytes());
     let locations =
         format!("[[server.location]]\npath = \"/\"\nproxy_pass = \"http://127.0.0.1:{port}\"\n");
     let server = work.serve("gw", &server_block("", &locations));
@@ -706,14 +693,41 @@ fn small_proxy_and_variable_fixes_from_the_attack_run() {
         answer.contains(&format!("[\"host\",\"127.0.0.1:{port}\"]")),
         "{answer}"
     );
-    // HTTP/2 cookie fields reach an HTTP/1.1 upstream as one header.
-    let (status, body) = get(
-        &work,
-        &server,
-        "/c",
-        &["--http2", "-H", "Cookie: a=1", "-H", "Cookie: b=2"],
+    // HTTP/2 cookie fields, sent as two fields (curl would join them itself), reach an
+    // HTTP/1.1 upstream as one header.
+    let script = format!(
+        r#"
+import socket, ssl
+import h2.connection, h2.config, h2.events
+ctx = ssl.create_default_context(cafile="pki/ca.crt")
+ctx.set_alpn_protocols(["h2"])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", {port})), server_hostname="localhost")
+conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+conn.initiate_connection()
+conn.send_headers(1, [(":method", "GET"), (":path", "/c"), (":scheme", "https"),
+                      (":authority", "localhost"), ("cookie", "a=1"), ("cookie", "b=2")],
+                  end_stream=True)
+s.sendall(conn.data_to_send())
+body = b""
+done = False
+while not done:
+    data = s.recv(65536)
+    if not data:
+        break
+    for event in conn.receive_data(data):
+        if isinstance(event, h2.events.DataReceived):
+            body += event.data
+            conn.acknowledge_received_data(len(event.data), event.stream_id)
+        if isinstance(event, h2.events.StreamEnded):
+            done = True
+    s.sendall(conn.data_to_send())
+print(body.decode())
+"#,
+        port = server.port
     );
-    assert_eq!(status, 200, "{body}");
+    let out = mtls_test_support::run_peer("python3", &["-c", &script], work.path());
+    let body = mtls_test_support::text(&out);
+    assert!(out.status.success(), "{body}");
     assert!(body.contains("[\"cookie\",\"a=1; b=2\"]"), "{body}");
 }
 

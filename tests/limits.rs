@@ -547,6 +547,36 @@ print("done")
     server.wait_log("check=send_timeout");
 }
 
+/// A Python script that holds its sockets open: started, and waited for until it prints
+/// `ready`; it runs until dropped (its stdin closes, its `sys.stdin.read()` returns).
+struct HeldPython(std::process::Child);
+
+impl HeldPython {
+    fn start(work: &Work, script: &str, ready: &str) -> HeldPython {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(mtls_test_support::require_peer("python3"))
+            .current_dir(work.path())
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), ready);
+        HeldPython(child)
+    }
+}
+
+impl Drop for HeldPython {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
 /// Resident memory of a running process, in KiB.
 fn rss_kib(server: &Server) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
@@ -596,27 +626,12 @@ print("sent", flush=True)
 sys.stdin.read()
 "#
     );
-    let mut client = std::process::Command::new(mtls_test_support::require_peer("python3"))
-        .current_dir(work.path())
-        .args(["-c", &script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(client.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "sent");
-    }
+    let client = HeldPython::start(&work, &script, "sent");
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let during = rss_kib(&server);
     // A well-behaved client is served meanwhile.
     assert_eq!(get(&work, &server, "/", &[]).0, 200);
-    drop(client.stdin.take());
-    let _ = client.wait();
+    drop(client);
     let per_connection = during.saturating_sub(before) / connections;
     assert!(
         per_connection <= HEAD_BOUND_KIB,
@@ -747,21 +762,7 @@ print("idle", flush=True)
 sys.stdin.read()
 "#
     );
-    let mut client = std::process::Command::new(mtls_test_support::require_peer("python3"))
-        .current_dir(work.path())
-        .args(["-c", &script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(client.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "idle");
-    }
+    let client = HeldPython::start(&work, &script, "idle");
     let started = std::time::Instant::now();
     assert!(server.terminate().success());
     // Not the 10 s shutdown timeout: nothing was in flight.
@@ -770,8 +771,7 @@ sys.stdin.read()
         "shutdown took {:?} with two idle connections",
         started.elapsed()
     );
-    drop(client.stdin.take());
-    let _ = client.wait();
+    drop(client);
 }
 
 #[test]

@@ -96,20 +96,15 @@ async fn respond(conn: &Connection, request: Request<Incoming>) -> Response<Body
     };
     // Java upstreams route `;parameters` away: the path they would see must pick the
     // same location, or the rules checked here are not the ones that apply there.
-    if let Some(stripped) = path.without_parameters() {
-        let same = stripped.ok().and_then(|stripped| {
-            vhost
-                .route(stripped.as_str())
-                .map(|r| std::ptr::eq(r, route))
-        });
-        if same != Some(true) {
-            return bad_request(
-                conn,
-                "ambiguous_path",
-                "The request path, read without its ;parameters as Java servers read it, \
-                 would reach another location.",
-            );
-        }
+    if let Some(stripped) = path.without_parameters()
+        && !stripped.is_ok_and(|stripped| vhost.routes_to(stripped.as_str(), route))
+    {
+        return bad_request(
+            conn,
+            "ambiguous_path",
+            "The request path, read without its ;parameters as Java servers read it, would \
+             reach another location.",
+        );
     }
     if let Some(refused) = check_client(conn, route, &path) {
         return refused;
@@ -144,24 +139,19 @@ async fn respond(conn: &Connection, request: Request<Incoming>) -> Response<Body
             target.as_deref(),
         ),
         RouteAction::Proxy(proxy) => {
-            let forward = if proxy.forwards_raw_path() {
-                // The raw path, matched as it is, must pick this same location: otherwise
-                // the upstream may read it as the location the normalised path avoided.
-                match vhost.route(uri.path()) {
-                    Some(raw_route) if std::ptr::eq(raw_route, route) => {
-                        ForwardPath::Raw(uri.path())
-                    }
-                    _ => {
-                        return bad_request(
-                            conn,
-                            "ambiguous_path",
-                            "The request path, as written, would reach another location than \
-                             its normalised form; send it normalised.",
-                        );
-                    }
-                }
-            } else {
+            let forward = if !proxy.forwards_raw_path() {
                 ForwardPath::Normal(&path)
+            } else if vhost.routes_to(uri.path(), route) {
+                // The raw path, matched as it is, picks this same location: the upstream
+                // cannot read it as the location the normalised path avoided.
+                ForwardPath::Raw(uri.path())
+            } else {
+                return bad_request(
+                    conn,
+                    "ambiguous_path",
+                    "The request path, as written, would reach another location than its \
+                     normalised form; send it normalised.",
+                );
             };
             let limits = BodyLimits {
                 max: route.max_body,

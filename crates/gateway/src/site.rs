@@ -304,6 +304,12 @@ impl VirtualHost {
         })
     }
 
+    /// Whether `path`, another reading of a request's path, picks `route` too: a path that
+    /// two readers would route differently is refused, never guessed at.
+    pub(crate) fn routes_to(&self, path: &str, route: &Route) -> bool {
+        self.route(path).is_some_and(|r| std::ptr::eq(r, route))
+    }
+
     /// The proxy routes, for the upstream reaper.
     pub(crate) fn proxies(&self) -> impl Iterator<Item = &ProxyRoute> {
         self.routes.iter().filter_map(|r| match &r.action {
