@@ -2,26 +2,42 @@
 //!
 //! ```text
 //! 127.0.0.1 - - [23/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/7.88.1" \
-//!     tls=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384 resumed=. client="CN=alice" verify=SUCCESS rt=0.000
+//!     tls=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384 resumed=. client="CN=alice" verify=SUCCESS \
+//!     rt=0.000 end=ok
 //! ```
+//!
+//! The line is written when the response has ended, not when its head went out: the size
+//! is the body bytes really sent (nginx's `$body_bytes_sent`), `rt` runs to the last byte,
+//! and `end` says how it ended: `ok`; `client_closed` (the client went away or reset the
+//! stream); `send_timeout`; `shutdown` (cut at the end of a shutdown's drain); or the check
+//! name of the upstream's failure (`upstream_truncated`, `read_timeout`).
 //!
 //! Lines go through a bounded channel to one writer task, so a request never waits on the
 //! terminal or the disk; if the writer falls behind by more than the channel holds, lines
 //! are dropped and counted rather than slowing requests down.
 
+use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{Request, Response, header};
+use bytes::Bytes;
+use http::{Request, header};
+use http_body::{Body as _, Frame, SizeHint};
 use time::OffsetDateTime;
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
+use mtls_tls::HandshakeInfo;
+
+use crate::activity::Activity;
+use crate::body::Body;
 use crate::config::AccessLog;
-use crate::serve::Connection;
+use crate::error::Error;
 
 const TIME_LOCAL: &[FormatItem<'static>] = format_description!(
     "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] [offset_hour sign:mandatory][offset_minute]"
@@ -66,17 +82,62 @@ impl RequestLine {
     }
 }
 
-/// One finished request, formatted off the request path's hot part.
+/// A request whose response is on its way: its access-log line is written when the body
+/// has been sent, fails, or is dropped (the client went away, `send_timeout`, the end of
+/// a shutdown's drain), with the bytes really sent, the time to the last byte, and how it
+/// ended (`end=`).
 #[derive(Debug)]
-pub(crate) struct Entry(String);
+pub(crate) struct Pending {
+    logger: AccessLogger,
+    client: IpAddr,
+    request: RequestLine,
+    status: u16,
+    /// ` tls=... verify=...`, made while the handshake's facts are at hand.
+    tls: String,
+    started: Instant,
+    sent: u64,
+    activity: Arc<Activity>,
+}
 
-impl Entry {
-    pub(crate) fn new<C>(
-        conn: &Connection,
-        request: &RequestLine,
-        response: &Response<C>,
+impl Pending {
+    /// The line of `request` (`started` when it arrived), answered `status`, on the
+    /// connection from `client` with the handshake `tls`.
+    pub(crate) fn new(
+        logger: &AccessLogger,
+        client: IpAddr,
+        tls: Option<&HandshakeInfo>,
+        activity: &Arc<Activity>,
+        request: RequestLine,
+        status: http::StatusCode,
         started: Instant,
-    ) -> Entry {
+    ) -> Box<Pending> {
+        let tls = match tls {
+            Some(tls) => {
+                let peer = tls.peer.as_ref().map_or("-", |p| p.subject.as_str());
+                format!(
+                    " tls={} cipher={} resumed={} client=\"{}\" verify={}",
+                    tls.protocol,
+                    tls.cipher,
+                    if tls.resumed { "r" } else { "." },
+                    escape(peer),
+                    tls.verify
+                )
+            }
+            None => " tls=- cipher=- resumed=- client=\"-\" verify=NONE".to_owned(),
+        };
+        Box::new(Pending {
+            logger: logger.clone(),
+            client,
+            request,
+            status: status.as_u16(),
+            tls,
+            started,
+            sent: 0,
+            activity: activity.clone(),
+        })
+    }
+
+    fn write(&self, end: &str) {
         let header = |value: &Option<http::HeaderValue>| {
             value
                 .as_ref()
@@ -84,39 +145,94 @@ impl Entry {
                 .unwrap_or("-")
                 .to_owned()
         };
-        let bytes = response
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("0");
-        let now = OffsetDateTime::now_utc();
-        let when = now.format(TIME_LOCAL).unwrap_or_default();
-        let mut line = format!(
-            "{} - - [{when}] \"{} {} {:?}\" {} {bytes} \"{}\" \"{}\"",
-            conn.remote.ip(),
+        let request = &self.request;
+        let when = OffsetDateTime::now_utc()
+            .format(TIME_LOCAL)
+            .unwrap_or_default();
+        let line = format!(
+            "{} - - [{when}] \"{} {} {:?}\" {} {} \"{}\" \"{}\"{} rt={:.3} end={end}\n",
+            self.client,
             request.method,
             escape(&request.target),
             request.version,
-            response.status().as_u16(),
+            self.status,
+            self.sent,
             escape(&header(&request.referer)),
             escape(&header(&request.user_agent)),
+            self.tls,
+            self.started.elapsed().as_secs_f64(),
         );
-        match &conn.tls {
-            Some(tls) => {
-                let client = tls.peer.as_ref().map_or("-", |p| p.subject.as_str());
-                line.push_str(&format!(
-                    " tls={} cipher={} resumed={} client=\"{}\" verify={}",
-                    tls.protocol,
-                    tls.cipher,
-                    if tls.resumed { "r" } else { "." },
-                    escape(client),
-                    tls.verify
-                ));
-            }
-            None => line.push_str(" tls=- cipher=- resumed=- client=\"-\" verify=NONE"),
+        self.logger.log(line);
+    }
+}
+
+/// A response body that writes its request's access-log line when it ends (see
+/// [`Pending`]); without a pending line (`access_log = "off"`) it only passes frames on.
+#[derive(Debug)]
+pub(crate) struct Logged {
+    body: Body,
+    pending: Option<Box<Pending>>,
+}
+
+impl Logged {
+    pub(crate) fn new(body: Body, pending: Option<Box<Pending>>) -> Logged {
+        Logged { body, pending }
+    }
+
+    fn finish(&mut self, end: &str) {
+        if let Some(pending) = self.pending.take() {
+            pending.write(end);
         }
-        line.push_str(&format!(" rt={:.3}\n", started.elapsed().as_secs_f64()));
-        Entry(line)
+    }
+}
+
+impl http_body::Body for Logged {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Some(pending) = this.pending.as_mut() {
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => {
+                    pending.sent += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    let end = Error::within(e).map_or("error", |e| e.check);
+                    this.finish(end);
+                }
+                Poll::Ready(None) => this.finish("ok"),
+                Poll::Pending => {}
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Logged {
+    /// hyper stops polling a body that says it has ended; one dropped before that was cut
+    /// short: by the connection (`send_timeout`, `shutdown`) or by the client.
+    fn drop(&mut self) {
+        if let Some(pending) = &self.pending {
+            let end = if self.body.is_end_stream() {
+                "ok"
+            } else {
+                pending.activity.cut_short().unwrap_or("client_closed")
+            };
+            self.finish(end);
+        }
     }
 }
 
@@ -193,9 +309,9 @@ impl AccessLogger {
         self.tx.is_some()
     }
 
-    pub(crate) fn log(&self, entry: Entry) {
+    fn log(&self, line: String) {
         if let Some(tx) = &self.tx
-            && tx.try_send(Message::Line(entry.0)).is_err()
+            && tx.try_send(Message::Line(line)).is_err()
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }

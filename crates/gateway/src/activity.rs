@@ -108,6 +108,8 @@ pub(crate) struct Activity {
     pub(crate) requested: AtomicBool,
     /// The connection is hibernating: hyper's shutdown must leave the socket alone.
     pub(crate) hibernate: AtomicBool,
+    /// The server's drain ran out and dropped this connection.
+    cut: AtomicBool,
     /// The connection's task, for the sweep and for shutdown to wake. Flags and a waker,
     /// not a `Notify` or a `watch`: those take a lock each time the task is polled, and the
     /// task is polled for every read and write.
@@ -137,6 +139,23 @@ impl Activity {
     }
 
     /// The timeout that goes with `expired`, for log lines.
+    /// The connection is being dropped by the end of the server's drain.
+    pub(crate) fn cut(&self) {
+        self.cut.store(true, Ordering::Relaxed);
+    }
+
+    /// Why a response on this connection stopped before its end, when the connection (not
+    /// the client) stopped it: `send_timeout`, or `shutdown` for the end of the drain.
+    pub(crate) fn cut_short(&self) -> Option<&'static str> {
+        if self.cut.load(Ordering::Relaxed) {
+            Some("shutdown")
+        } else if self.expired() == Some(Expired::Send) {
+            Some("send_timeout")
+        } else {
+            None
+        }
+    }
+
     pub(crate) fn limit(&self, expired: Expired) -> Duration {
         match expired {
             Expired::ClientHeader => self.timeouts.client_header,
@@ -213,13 +232,29 @@ pub(crate) fn close_expired(
     );
 }
 
-/// The connections the sweep watches.
+/// Where a server is in its life: the one stop signal every listener, connection and
+/// background task of a [`crate::runtime::Runtime`] follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub(crate) enum Phase {
+    /// Accepting and serving.
+    Running = 0,
+    /// No new connections; requests in flight finish, idle connections close at once.
+    Draining = 1,
+    /// The drain took too long: every connection still open is dropped now (its requests
+    /// get their access-log line, ended by `shutdown`).
+    Cut = 2,
+}
+
+/// The connections the sweep watches, and the stop signal they follow.
 #[derive(Debug)]
 pub(crate) struct Registry {
     connections: Mutex<Vec<Weak<Activity>>>,
     epoch: Instant,
-    /// The gateway is stopping: finish what is in flight, then close.
-    pub(crate) stopping: AtomicBool,
+    /// [`Phase`] as a number, read on every poll of a connection (an atomic load).
+    phase: AtomicU8,
+    /// The same phase for tasks that wait for it (accept loops, background tasks).
+    changes: watch::Sender<Phase>,
 }
 
 impl Default for Registry {
@@ -227,7 +262,8 @@ impl Default for Registry {
         Registry {
             connections: Mutex::new(Vec::new()),
             epoch: Instant::now(),
-            stopping: AtomicBool::new(false),
+            phase: AtomicU8::new(Phase::Running as u8),
+            changes: watch::Sender::new(Phase::Running),
         }
     }
 }
@@ -251,6 +287,7 @@ impl Registry {
             asleep: AtomicBool::new(false),
             requested: AtomicBool::new(false),
             hibernate: AtomicBool::new(false),
+            cut: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         });
         activity.head_since.store(activity.now(), Ordering::Relaxed);
@@ -298,8 +335,28 @@ impl Registry {
         metrics.connection_states(reading, writing);
     }
 
-    fn stop(&self) {
-        self.stopping.store(true, Ordering::Relaxed);
+    /// The server stops accepting: requests in flight finish, then their connections close.
+    pub(crate) fn stopping(&self) -> bool {
+        self.phase.load(Ordering::Relaxed) >= Phase::Draining as u8
+    }
+
+    /// The drain is over: drop the connection now, whatever it is doing.
+    pub(crate) fn is_cut(&self) -> bool {
+        self.phase.load(Ordering::Relaxed) >= Phase::Cut as u8
+    }
+
+    /// Move to `phase` (never back) and wake every connection and waiting task to see it.
+    pub(crate) fn enter(&self, phase: Phase) {
+        if self.phase.fetch_max(phase as u8, Ordering::Relaxed) >= phase as u8 {
+            return;
+        }
+        self.changes.send_if_modified(|now| {
+            let later = phase > *now;
+            if later {
+                *now = phase;
+            }
+            later
+        });
         if let Ok(list) = self.connections.lock() {
             for activity in list.iter().filter_map(Weak::upgrade) {
                 activity.waker.wake();
@@ -307,21 +364,20 @@ impl Registry {
         }
     }
 
-    /// The sweep task: runs until `stop` turns true.
-    pub(crate) async fn run(
-        self: Arc<Self>,
-        metrics: Arc<Metrics>,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    /// Wait until the server is at least at `phase`.
+    pub(crate) async fn reached(&self, phase: Phase) {
+        let mut changes = self.changes.subscribe();
+        let _ = changes.wait_for(|now| *now >= phase).await;
+    }
+
+    /// The sweep task: deadlines hold while requests drain too; it ends at the cut.
+    pub(crate) async fn run(self: Arc<Self>, metrics: Arc<Metrics>) {
         let mut tick = tokio::time::interval(SWEEP);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => self.sweep(&metrics),
-                _ = stop.changed() => {
-                    self.stop();
-                    return;
-                }
+                () = self.reached(Phase::Cut) => return,
             }
         }
     }

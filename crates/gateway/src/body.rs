@@ -21,6 +21,8 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
 
+use crate::error::Error;
+
 /// A response body: any stream of byte chunks that may fail with an I/O error.
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -62,6 +64,33 @@ pub(crate) enum BodyFault {
     Timeout = 2,
     /// The client's body itself failed (malformed chunking, the client went away): 400.
     Client = 3,
+}
+
+impl BodyFault {
+    /// The client's error this fault is: `max` is `client_max_body_size`, `timeout`
+    /// `client_body_timeout`.
+    pub(crate) fn error(self, max: Option<u64>, timeout: Duration) -> Error {
+        match self {
+            BodyFault::TooLarge => Error::client(
+                "client_max_body_size",
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body went over client_max_body_size ({} bytes)",
+                    max.unwrap_or_default()
+                ),
+            ),
+            BodyFault::Timeout => Error::client(
+                "client_body_timeout",
+                http::StatusCode::REQUEST_TIMEOUT,
+                format!("no body data within client_body_timeout ({timeout:?})"),
+            ),
+            BodyFault::Client => Error::client(
+                "client_body_invalid",
+                http::StatusCode::BAD_REQUEST,
+                "The request body broke off or was malformed.",
+            ),
+        }
+    }
 }
 
 /// What a [`Checked`] body reports to whoever sends it on (the proxy): the fault, if any.

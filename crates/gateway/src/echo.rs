@@ -19,7 +19,6 @@
 //! digest: this crate has no digest dependency, and a test only needs to see that the bytes
 //! arrived intact and in order.
 
-use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,18 +35,19 @@ use http::{HeaderValue, StatusCode, Version};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
 use mtls_tls::{
     ClientHello, HandshakeError, HandshakeInfo, ServerTlsSettings, TlsError, TlsServer,
 };
 
+use crate::activity::Mode;
 use crate::body::{self, Body};
+use crate::config::Timeouts;
+use crate::metrics::Metrics;
+use crate::runtime::{Handler, Runtime, Serve, Slots, Ticket, serve_http};
 
 /// What the echo server serves: plain HTTP or TLS, with or without client certificates.
 #[derive(Debug, Clone)]
@@ -138,52 +138,133 @@ impl EchoServer {
     }
 
     /// Serve on `listener` until `shutdown` completes; then stop accepting and let requests
-    /// in flight finish (for a few seconds at most).
+    /// in flight finish (for a few seconds at most). The gateway's own skeleton
+    /// ([`crate::runtime`]) runs it: the same accept, deadlines and drain.
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let graceful = GracefulShutdown::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        let mut connections: u64 = 0;
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = &mut shutdown => break,
-            };
-            let (tcp, remote) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // EMFILE and friends: back off a little rather than spin.
-                    tracing::warn!("echo-server: accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            connections += 1;
-            tokio::spawn(connection(
-                connections,
-                tcp,
-                remote,
-                self.tls.clone(),
-                graceful.watcher(),
-            ));
-        }
-        drop(listener);
-        if tokio::time::timeout(SHUTDOWN_TIMEOUT, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::debug!(
-                "echo-server: closing connections still busy after {SHUTDOWN_TIMEOUT:?}"
-            );
-        }
+        let metrics = Metrics::new();
+        let mut runtime = Runtime::new(metrics.clone());
+        let echo = Echo {
+            tls: self.tls,
+            connections: AtomicU64::new(0),
+            metrics,
+        };
+        runtime.listen(listener, Slots::new(MAX_CONNECTIONS, false), Arc::new(echo));
+        runtime.run_until(shutdown, SHUTDOWN_TIMEOUT).await;
         Ok(())
     }
 }
 
+/// The echo server's listener.
+#[derive(Debug)]
+struct Echo {
+    tls: Option<Arc<TlsServer>>,
+    /// Connections accepted so far.
+    connections: AtomicU64,
+    /// The runtime's counters (deadlines closed, requests unparsed); not served anywhere.
+    metrics: Arc<Metrics>,
+}
+
+impl Serve for Echo {
+    async fn connection(self: Arc<Self>, tcp: TcpStream, remote: SocketAddr, ticket: Ticket) {
+        let id = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let new = |tls| Connection {
+            id,
+            remote,
+            tls,
+            requests: AtomicU64::new(0),
+        };
+        let registry = &ticket.registry;
+        let Some(server) = &self.tls else {
+            let activity = registry.add(Mode::Http1, TIMEOUTS);
+            let requests = EchoRequests(Arc::new(new(None)));
+            serve_http(
+                tcp,
+                requests,
+                registry,
+                activity,
+                &self.metrics,
+                remote,
+                MAX_HEAD,
+            )
+            .await;
+            return;
+        };
+        let handshake = async { ClientHello::read(tcp).await?.complete(server).await };
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+            Ok(Ok((stream, info))) => {
+                let mode = if info.alpn.as_deref() == Some(b"h2") {
+                    Mode::Http2
+                } else {
+                    Mode::Http1
+                };
+                let activity = registry.add(mode, TIMEOUTS);
+                let requests = EchoRequests(Arc::new(new(Some(info))));
+                serve_http(
+                    stream,
+                    requests,
+                    registry,
+                    activity,
+                    &self.metrics,
+                    remote,
+                    MAX_HEAD,
+                )
+                .await;
+            }
+            // A client that connects and leaves (a readiness probe) is not news.
+            Ok(Err(e @ HandshakeError::Io(_))) => {
+                tracing::debug!(
+                    "echo-server: TLS handshake ended: client={remote} check={}: {e}",
+                    e.check()
+                );
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    "echo-server: TLS handshake refused: client={remote} check={}: {e}",
+                    e.check()
+                );
+            }
+            Err(_) => tracing::warn!(
+                "echo-server: TLS handshake refused: client={remote} check=handshake_timeout: \
+                 no complete handshake within {HANDSHAKE_TIMEOUT:?}"
+            ),
+        }
+    }
+}
+
+/// Each request of a connection, numbered in arrival order.
+#[derive(Debug, Clone)]
+struct EchoRequests(Arc<Connection>);
+
+impl Handler for EchoRequests {
+    type Body = Body;
+
+    fn call(
+        &self,
+        request: Request<Incoming>,
+    ) -> impl Future<Output = Response<Body>> + Send + use<> {
+        let conn = self.0.clone();
+        // Counted when the request arrives, so HTTP/2 streams are numbered in arrival order.
+        let index = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        async move { handle(&conn, index, request).await }
+    }
+}
+
+/// The deadlines of an echo connection: generous, for tests that are slow on purpose
+/// (`/sleep/MS` waits up to a minute).
+const TIMEOUTS: Timeouts = Timeouts {
+    client_header: Duration::from_secs(60),
+    client_body: Duration::from_secs(60),
+    send: Duration::from_secs(60),
+    keepalive: Duration::from_secs(75),
+};
+/// The longest request head read.
+const MAX_HEAD: usize = 64 * 1024;
+/// At most this many connections at once.
+const MAX_CONNECTIONS: usize = 10_000;
 /// A client that connects and never finishes its handshake holds only its task this long.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for requests in flight.
@@ -205,64 +286,6 @@ struct Connection {
     tls: Option<HandshakeInfo>,
     /// Requests seen so far on this connection.
     requests: AtomicU64,
-}
-
-async fn connection(
-    id: u64,
-    tcp: TcpStream,
-    remote: SocketAddr,
-    tls: Option<Arc<TlsServer>>,
-    watcher: Watcher,
-) {
-    let new = |tls| Connection {
-        id,
-        remote,
-        tls,
-        requests: AtomicU64::new(0),
-    };
-    let Some(server) = tls else {
-        serve_http(TokioIo::new(tcp), new(None), watcher).await;
-        return;
-    };
-    let handshake = async { ClientHello::read(tcp).await?.complete(&server).await };
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok((stream, info))) => serve_http(TokioIo::new(stream), new(Some(info)), watcher).await,
-        // A client that connects and leaves (a readiness probe) is not news.
-        Ok(Err(e @ HandshakeError::Io(_))) => {
-            tracing::debug!(
-                "echo-server: TLS handshake ended: client={remote} check={}: {e}",
-                e.check()
-            );
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(
-                "echo-server: TLS handshake refused: client={remote} check={}: {e}",
-                e.check()
-            );
-        }
-        Err(_) => tracing::warn!(
-            "echo-server: TLS handshake refused: client={remote} check=handshake_timeout: \
-             no complete handshake within {HANDSHAKE_TIMEOUT:?}"
-        ),
-    }
-}
-
-async fn serve_http<IO>(io: IO, conn: Connection, watcher: Watcher)
-where
-    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let conn = Arc::new(conn);
-    let service = service_fn(move |request: Request<Incoming>| {
-        let conn = conn.clone();
-        // Counted when the request arrives, so HTTP/2 streams are numbered in arrival order.
-        let index = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
-        async move { Ok::<Response<Body>, Infallible>(handle(&conn, index, request).await) }
-    });
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let served = builder.serve_connection_with_upgrades(io, service);
-    if let Err(e) = watcher.watch(served.into_owned()).await {
-        tracing::debug!("echo-server: connection ended: {e}");
-    }
 }
 
 /// What a request's path asks for.

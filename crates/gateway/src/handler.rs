@@ -12,61 +12,78 @@ use hyper::{Request, Response};
 
 use mtls_tls::VerifyStatus;
 
-use crate::access_log::{Entry, RequestLine};
+use crate::access_log::{Logged, Pending, RequestLine};
 use crate::body::{self, Body};
 use crate::config::{AllowField, ClientAuth};
+use crate::context::Connection;
+use crate::error::Error;
 use crate::host::request_host;
 use crate::page::{body_too_large, error_page, html_escape};
 use crate::path::NormalPath;
 use crate::proxy::{BodyLimits, ForwardPath};
-use crate::serve::Connection;
-use crate::site::{Route, RouteAction};
+use crate::site::{Entrance, Misdirected, Route, RouteAction};
 
-/// Answer one request on `conn`.
-pub(crate) async fn handle(conn: &Connection, request: Request<Incoming>) -> Response<Body> {
+/// Answer one request on `conn`, which came in through `entrance`. The response's body
+/// writes the access-log line when it ends.
+pub(crate) async fn handle(
+    entrance: &Entrance,
+    conn: &Connection,
+    request: Request<Incoming>,
+) -> Response<Logged> {
     // With `access_log = "off"` nothing of the request is copied, formatted or timed.
     let line = conn
         .log
         .enabled()
         .then(|| (RequestLine::of(&request), Instant::now()));
-    let response = respond(conn, request).await;
-    conn.metrics.request(response.status());
-    if let Some((line, started)) = line {
-        conn.log.log(Entry::new(conn, &line, &response, started));
-    }
-    response
+    let response = respond(entrance, conn, request).await;
+    let status = response.status();
+    conn.metrics.request(status);
+    let pending = line.map(|(line, started)| {
+        Pending::new(
+            &conn.log,
+            conn.remote.ip(),
+            conn.tls.as_ref(),
+            &conn.activity,
+            line,
+            status,
+            started,
+        )
+    });
+    response.map(|body| Logged::new(body, pending))
 }
 
-async fn respond(conn: &Connection, request: Request<Incoming>) -> Response<Body> {
-    let site = &conn.site;
-    let plan = &site.listeners[conn.listener];
+/// Route the request: its Host to a virtual host, its path to a location; then answer it
+/// with that host and location alone.
+async fn respond(
+    entrance: &Entrance,
+    conn: &Connection,
+    request: Request<Incoming>,
+) -> Response<Body> {
     let host_name = match request_host(&request) {
         Ok(name) => name,
-        Err(e) => return bad_request(conn, e.check(), &e.to_string()),
+        Err(e) => {
+            return refuse(
+                conn,
+                Error::client(e.check(), StatusCode::BAD_REQUEST, e.to_string()),
+            );
+        }
     };
-    let by_host = site.host_for(plan, host_name.as_deref());
-    let host = match conn.sni_host {
-        None => by_host,
-        Some(sni) if sni == by_host => sni,
-        Some(sni) => {
-            // The certificate (and client check) came from the SNI block; a Host naming
-            // another block must not reach it unchecked. nginx answers 421 here too.
-            if site.hosts[sni].verifies_clients() || site.hosts[by_host].verifies_clients() {
-                conn.metrics.request_refusal("misdirected");
-                return error_page(
-                    StatusCode::MISDIRECTED_REQUEST,
-                    &format!(
-                        "The TLS connection was made for {} and its client certificate was checked there; \
-                         this request is for {}. Open a new connection for that name.",
-                        conn.tls
-                            .as_ref()
-                            .and_then(|t| t.server_name.as_deref())
-                            .unwrap_or("(no SNI)"),
-                        host_name.as_deref().unwrap_or("(no Host)")
-                    ),
-                );
-            }
-            by_host
+    let vhost = match entrance.host(host_name.as_deref()) {
+        Ok(vhost) => vhost,
+        Err(Misdirected) => {
+            conn.metrics.request_refusal("misdirected");
+            return error_page(
+                StatusCode::MISDIRECTED_REQUEST,
+                &format!(
+                    "The TLS connection was made for {} and its client certificate was checked there; \
+                     this request is for {}. Open a new connection for that name.",
+                    conn.tls
+                        .as_ref()
+                        .and_then(|t| t.server_name.as_deref())
+                        .unwrap_or("(no SNI)"),
+                    host_name.as_deref().unwrap_or("(no Host)")
+                ),
+            );
         }
     };
     // A cheap clone (the URI shares its bytes), so the path can borrow from it while the
@@ -76,7 +93,6 @@ async fn respond(conn: &Connection, request: Request<Incoming>) -> Response<Body
         Ok(path) => path,
         Err(e) => return bad_request(conn, e.check(), &e.to_string()),
     };
-    let vhost = &site.hosts[host];
     // hyper bounds its read buffer near the limit (memory); this is the exact check.
     let head = head_size(&request);
     if head > vhost.max_request_head {
@@ -84,11 +100,12 @@ async fn respond(conn: &Connection, request: Request<Incoming>) -> Response<Body
             "the request head is {head} bytes, over large_client_header_buffers ({} bytes)",
             vhost.max_request_head
         );
-        conn.refused(
+        Error::client(
             "large_client_header_buffers",
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            &why,
-        );
+            why.clone(),
+        )
+        .report(conn, None);
         return error_page(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, &why);
     }
     let Some(route) = vhost.route(path.as_str()) else {
@@ -115,11 +132,12 @@ async fn respond(conn: &Connection, request: Request<Incoming>) -> Response<Body
         && let Some(length) = content_length(&request)
         && length > limit
     {
-        conn.refused(
+        Error::client(
             "client_max_body_size",
             StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("Content-Length is {length}, over client_max_body_size ({limit} bytes)"),
-        );
+            format!("Content-Length is {length}, over client_max_body_size ({limit} bytes)"),
+        )
+        .report(conn, None);
         let version = request.version();
         body::discard(request.into_body());
         return body_too_large(limit, version);
@@ -188,8 +206,13 @@ fn content_length(request: &Request<Incoming>) -> Option<u64> {
 
 /// A request refused before routing: 400, counted and logged under `check`.
 fn bad_request(conn: &Connection, check: &'static str, why: &str) -> Response<Body> {
-    conn.refused(check, StatusCode::BAD_REQUEST, why);
-    error_page(StatusCode::BAD_REQUEST, why)
+    refuse(conn, Error::client(check, StatusCode::BAD_REQUEST, why))
+}
+
+/// Count and log `error`, and answer with its status and sentence.
+fn refuse(conn: &Connection, error: Error) -> Response<Body> {
+    error.report(conn, None);
+    error_page(error.status, &error.why)
 }
 
 /// Per-location `client_auth = "required"` and `allow` rules: 403 with a body that says
@@ -340,7 +363,7 @@ fn variable(
 ) -> Option<String> {
     let tls = conn.tls.as_ref();
     let peer = tls.and_then(|t| t.peer.as_deref());
-    let local = conn.site.listeners[conn.listener].addr;
+    let local = conn.local;
     Some(match name {
         "scheme" => if tls.is_some() { "https" } else { "http" }.to_owned(),
         // An IPv6 literal keeps its brackets, as in nginx: `https://$host/` must stay a URL.

@@ -17,6 +17,7 @@
 //! connection that stays silent for `keepalive_timeout` is closed with a TLS close_notify.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -30,34 +31,38 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use crate::activity::{InFlight, Mode, Registry, Watched, close_expired};
-use crate::body::Body;
-use crate::handler;
-use crate::serve::Connection;
+#[cfg(doc)]
+use crate::activity::Mode;
+use crate::activity::{Activity, Expired, InFlight, Registry, Watched, close_expired};
+use crate::metrics::Metrics;
+use crate::runtime::{Handler, connection_error};
 
 /// Serve HTTP/1.1 on an established TLS stream until the client leaves, the connection
-/// upgrades, `keepalive_timeout` passes in silence, or the gateway stops (then the request
-/// in flight finishes first).
-pub(crate) async fn serve<S>(stream: S, conn: Connection, registry: &Registry)
-where
+/// upgrades, `keepalive_timeout` passes in silence, or the server stops (then the request
+/// in flight finishes first). `activity` is the connection's, made in [`Mode::Hibernating`];
+/// each request is answered by `handler`; `head` bounds the request head.
+pub(crate) async fn serve<S, H>(
+    stream: S,
+    handler: H,
+    registry: &Registry,
+    activity: Arc<Activity>,
+    metrics: &Arc<Metrics>,
+    remote: SocketAddr,
+    head: usize,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Handler,
 {
-    let timeouts = conn.timeouts();
-    let keepalive_timeout = timeouts.keepalive;
-    let activity = registry.add(Mode::Hibernating, timeouts);
-    let remote = conn.remote;
-    let metrics = conn.metrics.clone();
-    let head = conn.max_request_head();
-    let conn = Arc::new(conn);
+    let keepalive_timeout = activity.limit(Expired::Keepalive);
     let service = {
         let activity = activity.clone();
         service_fn(move |request: Request<Incoming>| {
-            let conn = conn.clone();
+            let response = handler.call(request);
             let in_flight = InFlight::start(&activity);
             async move {
-                let response = handler::handle(&conn, request).await;
+                let response = response.await;
                 drop(in_flight);
-                Ok::<Response<Body>, Infallible>(response)
+                Ok::<Response<H::Body>, Infallible>(response)
             }
         })
     };
@@ -75,7 +80,7 @@ where
                 .serve_connection(TokioIo::new(io), service.clone())
                 .with_upgrades(),
         );
-        let mut stopping = registry.stopping.load(Ordering::Relaxed);
+        let mut stopping = registry.stopping();
         if stopping {
             http.as_mut().graceful_shutdown();
         }
@@ -89,7 +94,11 @@ where
                 if activity.expired().is_some() {
                     return Poll::Ready(Ok(()));
                 }
-                if !stopping && registry.stopping.load(Ordering::Relaxed) {
+                if registry.is_cut() {
+                    activity.cut();
+                    return Poll::Ready(Ok(()));
+                }
+                if !stopping && registry.stopping() {
                     stopping = true;
                     activity.hibernate.store(false, Ordering::Relaxed);
                     http.as_mut().graceful_shutdown();
@@ -111,15 +120,15 @@ where
         })
         .await;
         if let Err(e) = ended {
-            crate::serve::connection_error(&metrics, remote, &e);
+            connection_error(metrics, remote, &e);
             return;
         }
         if let Some(expired) = activity.expired() {
             drop(http);
-            close_expired(&metrics, remote, &activity, expired);
+            close_expired(metrics, remote, &activity, expired);
             return;
         }
-        if !activity.hibernate.load(Ordering::Relaxed) {
+        if registry.is_cut() || !activity.hibernate.load(Ordering::Relaxed) {
             return; // the client closed, or we are stopping
         }
         let Some(parts) = Pin::into_inner(http).into_parts() else {
@@ -142,7 +151,7 @@ where
         // `None`: the gateway is stopping (its sweep task wakes us, as in the loop above).
         let woken = std::future::poll_fn(|cx| {
             activity.waker.register(cx.waker());
-            if registry.stopping.load(Ordering::Relaxed) {
+            if registry.stopping() {
                 return Poll::Ready(None);
             }
             Pin::new(&mut io.io).poll_read(cx, &mut first).map(Some)

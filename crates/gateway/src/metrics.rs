@@ -22,6 +22,7 @@ pub(crate) struct Metrics {
     requests: Family<StatusLabels, Counter>,
     request_refusals: Family<CheckLabels, Counter>,
     upstream_errors: Family<CheckLabels, Counter>,
+    internal_errors: Family<CheckLabels, Counter>,
     connections: Gauge,
     waiting: Gauge,
     reading: Gauge,
@@ -60,6 +61,7 @@ impl Metrics {
         let requests = Family::<StatusLabels, Counter>::default();
         let request_refusals = Family::<CheckLabels, Counter>::default();
         let upstream_errors = Family::<CheckLabels, Counter>::default();
+        let internal_errors = Family::<CheckLabels, Counter>::default();
         let connections = Gauge::default();
         let waiting = Gauge::default();
         let cap_reached = Counter::default();
@@ -90,6 +92,11 @@ impl Metrics {
             "upstream_errors",
             "Failed attempts to reach an upstream (502/504), by reason",
             upstream_errors.clone(),
+        );
+        registry.register(
+            "internal_errors",
+            "Requests that failed through the gateway's own fault, by check",
+            internal_errors.clone(),
         );
         registry.register(
             "connections_open",
@@ -128,6 +135,7 @@ impl Metrics {
             requests,
             request_refusals,
             upstream_errors,
+            internal_errors,
             connections,
             waiting,
             reading,
@@ -188,6 +196,12 @@ impl Metrics {
 
     pub(crate) fn request_refusal(&self, check: &'static str) {
         self.request_refusals
+            .get_or_create(&CheckLabels { check })
+            .inc();
+    }
+
+    pub(crate) fn internal_error(&self, check: &'static str) {
+        self.internal_errors
             .get_or_create(&CheckLabels { check })
             .inc();
     }

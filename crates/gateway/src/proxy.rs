@@ -31,18 +31,19 @@ use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
+use mtls_tls::TlsError;
 use mtls_tls::client::{ClientStream, ClientTlsSettings, TlsClient, UpstreamTlsError};
-use mtls_tls::{TlsError, VerifyStatus};
 
 use crate::body::{self, Body, BodyFault, BodyVerdict, Checked};
 use crate::config::{HeaderNames, HostPort, IdentityHeaders, PathMatch, Proxy, ProxyTls};
+use crate::context::Connection;
+use crate::error::Error;
+use crate::identity::IdentityValues;
 use crate::page::{body_timed_out, body_too_large, error_page};
 use crate::path::{NormalPath, encode_path};
-use crate::serve::Connection;
 
 mod pool;
 
@@ -273,91 +274,58 @@ impl ProxyRoute {
                 Ok(Ok((response, lent))) => {
                     return self.respond(conn, response, client_upgrade, lent).await;
                 }
-                Ok(Err(SendError::Connect(e))) => e.failure(),
-                Ok(Err(SendError::Http(e))) if e.is_parse_too_large() => Failure {
-                    status: StatusCode::BAD_GATEWAY,
-                    check: "max_header_size",
-                    reason: format!(
+                Ok(Err(SendError::Connect(e))) => e.error(),
+                Ok(Err(SendError::Http(e))) if e.is_parse_too_large() => Error::upstream(
+                    "max_header_size",
+                    StatusCode::BAD_GATEWAY,
+                    format!(
                         "the response headers exceed {} bytes (max_header_size)",
                         self.max_header_size
                     ),
-                    connect_phase: false,
-                },
-                Ok(Err(SendError::Http(e))) => Failure::from_error(&e, self.tls.as_ref()),
-                Err(_) => Failure {
-                    status: StatusCode::GATEWAY_TIMEOUT,
-                    check: "read_timeout",
-                    reason: format!(
+                ),
+                Ok(Err(SendError::Http(e))) => upstream_failure(&e, self.tls.as_ref()),
+                Err(_) => Error::upstream(
+                    "read_timeout",
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
                         "no response headers within {:?} (read_timeout)",
                         self.read_timeout
                     ),
-                    connect_phase: false,
-                },
+                ),
             };
             // Not the upstream's fault when the client's body went wrong.
-            match verdict.fault() {
-                Some(BodyFault::TooLarge) => {
-                    let limit = limits.max.unwrap_or_default();
-                    conn.refused(
-                        "client_max_body_size",
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        &format!("the body went over client_max_body_size ({limit} bytes)"),
-                    );
-                    return body_too_large(limit, parts.version);
-                }
-                Some(BodyFault::Client) => {
-                    conn.refused(
-                        "client_body_invalid",
-                        StatusCode::BAD_REQUEST,
-                        "the request body broke off or was malformed",
-                    );
-                    return error_page(
-                        StatusCode::BAD_REQUEST,
-                        "The request body broke off or was malformed.",
-                    );
-                }
-                Some(BodyFault::Timeout) => {
-                    conn.metrics.timed_out("client_body_timeout");
-                    conn.refused(
-                        "client_body_timeout",
-                        StatusCode::REQUEST_TIMEOUT,
-                        &format!(
-                            "no body data within client_body_timeout ({:?})",
-                            limits.timeout
-                        ),
-                    );
-                    return body_timed_out(limits.timeout, parts.version);
-                }
-                None => {}
+            if let Some(fault) = verdict.fault() {
+                let error = fault.error(limits.max, limits.timeout);
+                error.report(conn, None);
+                return match fault {
+                    BodyFault::TooLarge => {
+                        body_too_large(limits.max.unwrap_or_default(), parts.version)
+                    }
+                    BodyFault::Timeout => {
+                        conn.metrics.timed_out("client_body_timeout");
+                        body_timed_out(limits.timeout, parts.version)
+                    }
+                    BodyFault::Client => error_page(error.status, &error.why),
+                };
             }
-            tracing::warn!(
-                "upstream error: client={} upstream={} ({server}) check={}: {}",
-                conn.remote,
-                self.balancer.name,
-                failure.check,
-                failure.reason
-            );
-            conn.metrics.upstream_error(failure.check);
-            if failure.connect_phase {
+            failure.report(conn, Some(&format!("{} ({server})", self.balancer.name)));
+            if failure.retry {
                 self.balancer.mark_down(index);
             }
-            let retry = failure.connect_phase && replayable;
+            let retry = failure.retry && replayable;
             last_error = Some(failure);
             if !retry {
                 break;
             }
         }
-        let failure = last_error.unwrap_or(Failure {
-            status: StatusCode::BAD_GATEWAY,
-            check: "no_server",
-            reason: "no server to try".into(),
-            connect_phase: false,
+        let failure = last_error.unwrap_or_else(|| {
+            Error::internal("no_server", "no server to try").with_status(StatusCode::BAD_GATEWAY)
         });
         error_page(
             failure.status,
             &format!(
                 "The upstream {} failed: {}",
-                self.balancer.name, failure.reason
+                self.balancer.name, failure.why
             ),
         )
     }
@@ -436,12 +404,8 @@ impl ProxyRoute {
         let reason = format!(
             "the upstream refused our client certificate (it answered 400 \"{marker}\", nginx's page for ssl_verify_client failures)"
         );
-        tracing::warn!(
-            "upstream error: client={} upstream={} check=refused_our_certificate: {reason}",
-            conn.remote,
-            self.balancer.name,
-        );
-        conn.metrics.upstream_error("refused_our_certificate");
+        Error::upstream("refused_our_certificate", StatusCode::BAD_GATEWAY, &reason)
+            .report(conn, Some(&self.balancer.name));
         error_page(
             StatusCode::BAD_GATEWAY,
             &format!("The upstream {} failed: {reason}", self.balancer.name),
@@ -524,7 +488,9 @@ impl ProxyRoute {
         if upgrade {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
-        let values = conn.identity.get_or_init(|| IdentityValues::of(conn));
+        let values = conn
+            .identity
+            .get_or_init(|| IdentityValues::of(conn.remote, conn.tls.as_ref()));
         let host = source.get(header::HOST).cloned().or_else(|| {
             let authority = parts.uri.authority()?;
             HeaderValue::from_str(authority.as_str()).ok()
@@ -640,74 +606,6 @@ pub(crate) enum ForwardPath<'a> {
     Raw(&'a str),
 }
 
-/// A connection's identity headers, ready to copy into each proxied request (a
-/// `HeaderValue` clone shares its bytes). Escaping the certificate as PEM costs more than
-/// the rest of the request's headers together, so it is done once per connection.
-#[derive(Debug)]
-pub(crate) struct IdentityValues {
-    verify: HeaderValue,
-    subject: Option<HeaderValue>,
-    issuer: Option<HeaderValue>,
-    serial: Option<HeaderValue>,
-    fingerprint: Option<HeaderValue>,
-    /// nginx's `$ssl_client_escaped_cert`.
-    cert: Option<HeaderValue>,
-    /// Envoy's `X-Forwarded-Client-Cert`, for a verified certificate only.
-    xfcc: Option<HeaderValue>,
-    /// The client's address, as X-Forwarded-For appends it.
-    client_ip: HeaderValue,
-    /// `for=ADDR;proto=SCHEME`, this hop's element of `Forwarded` (RFC 7239).
-    forwarded: String,
-}
-
-impl IdentityValues {
-    fn of(conn: &Connection) -> IdentityValues {
-        let tls = conn.tls.as_ref();
-        let verify = tls.map_or(VerifyStatus::None, |t| t.verify.clone());
-        let peer = tls.and_then(|t| t.peer.as_deref());
-        let value = |text: &str| HeaderValue::from_bytes(text.as_bytes()).ok();
-        let xfcc = peer
-            .filter(|_| verify == VerifyStatus::Success)
-            .and_then(|peer| {
-                // Envoy's format: key=value pairs, `;` separated, quoted where needed.
-                let mut xfcc = format!(
-                    "Hash={};Subject=\"{}\"",
-                    peer.fingerprint,
-                    peer.subject.replace('"', "\\\"")
-                );
-                for uri in &peer.san_uri {
-                    xfcc.push_str(&format!(";URI={uri}"));
-                }
-                for dns in &peer.san_dns {
-                    xfcc.push_str(&format!(";DNS={dns}"));
-                }
-                value(&xfcc)
-            });
-        IdentityValues {
-            verify: value(&verify.to_string()).unwrap_or(HeaderValue::from_static("FAILED")),
-            subject: peer.and_then(|p| value(&p.subject)),
-            issuer: peer.and_then(|p| value(&p.issuer)),
-            serial: peer.and_then(|p| value(&p.serial)),
-            fingerprint: peer.and_then(|p| value(&p.fingerprint)),
-            cert: peer.and_then(|p| {
-                let pem = mtls_pki::pem::encode("CERTIFICATE", &p.der);
-                value(&utf8_percent_encode(&pem, URI_COMPONENT).to_string())
-            }),
-            xfcc,
-            client_ip: value(&conn.remote.ip().to_string())
-                .unwrap_or(HeaderValue::from_static("unknown")),
-            forwarded: {
-                let node = match conn.remote {
-                    SocketAddr::V4(v4) => v4.ip().to_string(),
-                    SocketAddr::V6(v6) => format!("\"[{}]\"", v6.ip()),
-                };
-                let proto = if conn.tls.is_some() { "https" } else { "http" };
-                format!("for={node};proto={proto}")
-            },
-        }
-    }
-}
-
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -748,13 +646,6 @@ fn is_small_html(headers: &HeaderMap) -> bool {
         .is_some_and(|n| n <= 4096);
     html && small
 }
-
-/// What nginx's `$ssl_client_escaped_cert` escapes: everything but unreserved characters.
-const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// A request that asks to switch to WebSocket: HTTP/1.1 with `Upgrade: websocket` and
 /// `Connection: upgrade`. Only WebSocket: an upgrade to anything else (h2c above all) would
@@ -824,72 +715,33 @@ fn client_settings(tls: &ProxyTls) -> ClientTlsSettings {
     }
 }
 
-/// A failed attempt, as the client and the log will hear of it.
-#[derive(Debug)]
-struct Failure {
-    status: StatusCode,
-    check: &'static str,
-    reason: String,
-    /// The request never reached the upstream (connect or TLS failed): safe to try another
-    /// server, and a reason to skip this one for a while.
-    connect_phase: bool,
-}
-
-impl Failure {
-    fn from_error(error: &hyper::Error, tls: Option<&TlsClient>) -> Failure {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-        while let Some(e) = source {
-            if let Some(connect) = e.downcast_ref::<ConnectError>() {
-                return connect.failure();
-            }
-            if let Some(io) = e.downcast_ref::<std::io::Error>()
-                && io.kind() == std::io::ErrorKind::TimedOut
-            {
-                return Failure {
-                    status: StatusCode::GATEWAY_TIMEOUT,
-                    check: "send_timeout",
-                    reason: io.to_string(),
-                    connect_phase: false,
-                };
-            }
-            // In TLS 1.3 the upstream judges our certificate after the handshake, so its
-            // refusal arrives as the first read of the response.
-            if let (Some(io), Some(tls)) = (e.downcast_ref::<std::io::Error>(), tls)
-                && let Some(tls_error) = tls.describe_stream_error(io)
-            {
-                return Failure {
-                    status: StatusCode::BAD_GATEWAY,
-                    check: tls_error.check(),
-                    reason: tls_error.to_string(),
-                    connect_phase: false,
-                };
-            }
-            source = e.source();
+/// A failed exchange with an upstream, found by type in the error's chain of causes: our
+/// connect and `send_timeout` errors, then a TLS error under an io error (in TLS 1.3 the
+/// upstream judges our certificate after the handshake, so its refusal arrives as the
+/// first read of the response); anything else is the upstream closing on us.
+fn upstream_failure(error: &hyper::Error, tls: Option<&TlsClient>) -> Error {
+    for cause in mtls_tls::cause::chain(error) {
+        if let Some(connect) = cause.downcast_ref::<ConnectError>() {
+            return connect.error();
         }
-        let reason = describe_chain(error);
-        let (status, check) = if reason.contains("timed out") {
-            (StatusCode::GATEWAY_TIMEOUT, "send_timeout")
-        } else {
-            (StatusCode::BAD_GATEWAY, "upstream_closed")
-        };
-        Failure {
-            status,
-            check,
-            reason,
-            connect_phase: false,
+        if let Some(ours) = cause.downcast_ref::<Error>() {
+            return ours.clone();
+        }
+        if let (Some(io), Some(tls)) = (cause.downcast_ref::<std::io::Error>(), tls)
+            && let Some(tls_error) = tls.describe_stream_error(io)
+        {
+            return Error::upstream(
+                tls_error.check(),
+                StatusCode::BAD_GATEWAY,
+                tls_error.to_string(),
+            );
         }
     }
-}
-
-fn describe_chain(error: &dyn std::error::Error) -> String {
-    let mut words = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        words.push_str(": ");
-        words.push_str(&e.to_string());
-        source = e.source();
-    }
-    words
+    Error::upstream(
+        "upstream_closed",
+        StatusCode::BAD_GATEWAY,
+        mtls_tls::cause::describe(error),
+    )
 }
 
 /// Why a connection to the upstream could not be made.
@@ -906,7 +758,8 @@ enum ConnectError {
 }
 
 impl ConnectError {
-    fn failure(&self) -> Failure {
+    /// Never reached the upstream: another server may be tried.
+    fn error(&self) -> Error {
         let (status, check) = match self {
             ConnectError::Timeout(..) => (StatusCode::GATEWAY_TIMEOUT, "connect_timeout"),
             ConnectError::Resolve(..) => (StatusCode::BAD_GATEWAY, "resolve"),
@@ -916,12 +769,7 @@ impl ConnectError {
             }
             ConnectError::Tls(e) => (StatusCode::BAD_GATEWAY, e.check()),
         };
-        Failure {
-            status,
-            check,
-            reason: self.to_string(),
-            connect_phase: true,
-        }
+        Error::upstream(check, status, self.to_string()).retryable()
     }
 }
 
@@ -1026,10 +874,12 @@ impl UpstreamIo {
             .write_stall
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
+            Poll::Ready(()) => Poll::Ready(Err(Error::upstream(
+                "send_timeout",
+                StatusCode::GATEWAY_TIMEOUT,
                 format!("the upstream accepted nothing for {timeout:?} (send_timeout)"),
-            ))),
+            )
+            .into_io())),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -1166,8 +1016,12 @@ impl http_body::Body for IdleTimeout {
                     Ok(frame)
                 }
                 Err(e) => {
-                    this.witness.broke_off("upstream_truncated", &e.to_string());
-                    Err(std::io::Error::other(e))
+                    let why = mtls_tls::cause::describe(&e);
+                    this.witness.broke_off("upstream_truncated", &why);
+                    Err(
+                        Error::upstream("upstream_truncated", StatusCode::BAD_GATEWAY, why)
+                            .into_io(),
+                    )
                 }
             }));
         }
@@ -1191,10 +1045,12 @@ impl http_body::Body for IdleTimeout {
                     this.timeout
                 );
                 this.witness.broke_off("read_timeout", &why);
-                Poll::Ready(Some(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
+                Poll::Ready(Some(Err(Error::upstream(
+                    "read_timeout",
+                    StatusCode::GATEWAY_TIMEOUT,
                     why,
-                ))))
+                )
+                .into_io())))
             }
             Poll::Pending => Poll::Pending,
         }

@@ -287,6 +287,75 @@ impl Site {
     }
 }
 
+/// Where a connection came in: its listener, and (TLS) the virtual host its SNI picked.
+/// The router's view of the site, and the only one: everything past the router gets the
+/// virtual host and route it picked.
+#[derive(Debug, Clone)]
+pub(crate) struct Entrance {
+    site: Arc<Site>,
+    listener: usize,
+    sni_host: Option<usize>,
+}
+
+/// A request whose Host names another virtual host than the one its TLS connection (and
+/// client-certificate check) was made for.
+#[derive(Debug)]
+pub(crate) struct Misdirected;
+
+impl Entrance {
+    pub(crate) fn new(site: Arc<Site>, listener: usize, sni_host: Option<usize>) -> Entrance {
+        Entrance {
+            site,
+            listener,
+            sni_host,
+        }
+    }
+
+    fn plan(&self) -> &ListenerPlan {
+        &self.site.listeners[self.listener]
+    }
+
+    /// The address clients connect to.
+    pub(crate) fn local(&self) -> SocketAddr {
+        self.plan().addr
+    }
+
+    /// The deadlines of this connection: its SNI host's, or (plain HTTP, where the Host is
+    /// not read yet) the listener's default host's.
+    pub(crate) fn timeouts(&self) -> Timeouts {
+        let host = self.sni_host.unwrap_or(self.plan().default_host);
+        self.site.hosts[host].timeouts
+    }
+
+    /// `large_client_header_buffers` for this connection: its SNI host's, or (plain HTTP)
+    /// the largest of the listener's hosts.
+    pub(crate) fn max_request_head(&self) -> usize {
+        match self.sni_host {
+            Some(host) => self.site.hosts[host].max_request_head,
+            None => self.plan().max_request_head,
+        }
+    }
+
+    /// The virtual host for a request whose Host is `name`. With TLS, a Host naming another
+    /// block than SNI's is refused when either checks client certificates: the certificate
+    /// (and the client check) came from the SNI block. nginx answers 421 there too.
+    pub(crate) fn host(&self, name: Option<&str>) -> Result<&VirtualHost, Misdirected> {
+        let by_host = self.site.host_for(self.plan(), name);
+        let host = match self.sni_host {
+            None => by_host,
+            Some(sni) if sni == by_host => sni,
+            Some(sni) => {
+                let hosts = &self.site.hosts;
+                if hosts[sni].verifies_clients() || hosts[by_host].verifies_clients() {
+                    return Err(Misdirected);
+                }
+                by_host
+            }
+        };
+        Ok(&self.site.hosts[host])
+    }
+}
+
 impl VirtualHost {
     /// nginx's location choice: an exact match wins, else the longest matching prefix.
     pub(crate) fn route(&self, path: &str) -> Option<&Route> {

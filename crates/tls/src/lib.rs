@@ -17,12 +17,16 @@
 //!             client for `mtls bench`, without the report, with a SessionReuse policy
 //! ```
 //!
+//! `cause` walks an error's chain of causes by type, for every crate that meets TLS
+//! errors under hyper's and io's.
+//!
 //! Certificates and keys are read with `mtls-pki`'s PEM/DER readers; nothing here parses
 //! HTTP.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cause;
 pub mod ciphers;
 pub mod client;
 pub mod identity;
