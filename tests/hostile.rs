@@ -597,6 +597,14 @@ fn an_upstream_that_breaks_off_mid_body_is_logged_and_the_client_can_tell() {
     }
     let log = server.wait_log("check=upstream_truncated");
     assert!(log.contains(&format!("127.0.0.1:{port}")), "{log}");
+    // The access log says what was really sent, and how it ended, for both protocols.
+    let access = server.wait_access("HTTP/2.0\" 200");
+    let lines: Vec<&str> = access.lines().filter(|l| l.contains("GET /x ")).collect();
+    assert_eq!(lines.len(), 2, "{access}");
+    for line in lines {
+        assert!(line.contains("\" 200 100 \""), "{line}");
+        assert!(line.ends_with(" end=upstream_truncated"), "{line}");
+    }
 }
 
 #[test]

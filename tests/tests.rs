@@ -18,6 +18,7 @@ mod interop_pki;
 mod limits;
 mod pki;
 mod proxy;
+mod runtime;
 mod serve;
 mod trace_oracle;
 mod util;

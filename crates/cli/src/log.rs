@@ -20,7 +20,11 @@
 
 use std::io::{self, Write};
 
-use tracing_subscriber::fmt::MakeWriter;
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormattedFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
 
 /// Log to stderr at `MTLS_LOG` (default `default_level`), colour only on a terminal.
 pub(crate) fn init(default_level: &str) {
@@ -31,8 +35,50 @@ pub(crate) fn init(default_level: &str) {
         .with_env_filter(filter)
         .with_writer(OneLine::new(io::stderr, ansi))
         .with_ansi(ansi)
-        .with_target(false)
+        .event_format(Lines::default())
         .try_init();
+}
+
+/// The layout of a line: `TIME LEVEL message`, and for events of other crates (rustls'
+/// warnings, through the `log` bridge) the fields of the spans they happened in, which
+/// name the connection: `TIME WARN client=127.0.0.1:50514: Refusing renegotiation`. Our
+/// own lines name the client in their message already; the gateway runs each connection
+/// in a `connection` span (`client=`) for the others.
+#[derive(Debug, Default)]
+pub(crate) struct Lines {
+    time: SystemTime,
+}
+
+impl<S, N> FormatEvent<S, N> for Lines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        if self.time.format_time(&mut writer).is_err() {
+            writer.write_str("-")?;
+        }
+        let level = *event.metadata().level();
+        write!(writer, " {level:>5} ")?;
+        let ours = event.metadata().target().starts_with("mtls");
+        if !ours && let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let extensions = span.extensions();
+                if let Some(fields) = extensions.get::<FormattedFields<N>>()
+                    && !fields.is_empty()
+                {
+                    write!(writer, "{fields}: ")?;
+                }
+            }
+        }
+        ctx.format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }
 
 /// A `MakeWriter` whose writers escape control characters (see the module documentation).
@@ -197,5 +243,32 @@ mod tests {
             "{text}"
         );
         assert!(lines[1].contains("second"), "{text}");
+    }
+
+    #[test]
+    fn another_crates_warning_names_the_connection_it_happened_in() {
+        let buffer = Buffer::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(OneLine::new(buffer.clone(), false))
+            .with_ansi(false)
+            .event_format(Lines::default())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("connection", client = "127.0.0.1:50514");
+            let _inside = span.enter();
+            tracing::warn!(target: "rustls::server::hs", "Refusing renegotiation");
+            tracing::info!("request refused: client=127.0.0.1:50514 check=x");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].ends_with(" WARN client=\"127.0.0.1:50514\": Refusing renegotiation"),
+            "{text}"
+        );
+        assert!(
+            lines[1].ends_with(" INFO request refused: client=127.0.0.1:50514 check=x"),
+            "{text}"
+        );
     }
 }

@@ -97,19 +97,30 @@ pub(crate) struct Pending {
     started: Instant,
     sent: u64,
     activity: Arc<Activity>,
+    written: bool,
+}
+
+impl Drop for Pending {
+    /// Dropped unwritten: the response stopped short, cut by the connection
+    /// (`send_timeout`, `shutdown`) or by the client.
+    fn drop(&mut self) {
+        if !self.written {
+            self.write(self.activity.cut_short().unwrap_or("client_closed"));
+        }
+    }
 }
 
 impl Pending {
-    /// The line of `request` (`started` when it arrived), answered `status`, on the
-    /// connection from `client` with the handshake `tls`.
-    pub(crate) fn new(
+    /// The line of `request`, which arrived just now on the connection from `client` with
+    /// the handshake `tls`. Until [`Pending::answered`] says otherwise, its status is 499
+    /// (nginx's "no response was sent"): a request dropped before its answer (the client
+    /// left, or a shutdown cut it) is logged so.
+    pub(crate) fn new<B>(
         logger: &AccessLogger,
         client: IpAddr,
         tls: Option<&HandshakeInfo>,
         activity: &Arc<Activity>,
-        request: RequestLine,
-        status: http::StatusCode,
-        started: Instant,
+        request: &Request<B>,
     ) -> Box<Pending> {
         let tls = match tls {
             Some(tls) => {
@@ -128,13 +139,24 @@ impl Pending {
         Box::new(Pending {
             logger: logger.clone(),
             client,
-            request,
-            status: status.as_u16(),
+            request: RequestLine::of(request),
+            status: 499,
             tls,
-            started,
+            started: Instant::now(),
             sent: 0,
             activity: activity.clone(),
+            written: false,
         })
+    }
+
+    /// The response head is on its way with `status`.
+    pub(crate) fn answered(&mut self, status: http::StatusCode) {
+        self.status = status.as_u16();
+    }
+
+    fn finish(mut self: Box<Self>, end: &str) {
+        self.write(end);
+        self.written = true;
     }
 
     fn write(&self, end: &str) {
@@ -181,7 +203,7 @@ impl Logged {
 
     fn finish(&mut self, end: &str) {
         if let Some(pending) = self.pending.take() {
-            pending.write(end);
+            pending.finish(end);
         }
     }
 }
@@ -223,15 +245,10 @@ impl http_body::Body for Logged {
 
 impl Drop for Logged {
     /// hyper stops polling a body that says it has ended; one dropped before that was cut
-    /// short: by the connection (`send_timeout`, `shutdown`) or by the client.
+    /// short, and its [`Pending`] says so as it drops.
     fn drop(&mut self) {
-        if let Some(pending) = &self.pending {
-            let end = if self.body.is_end_stream() {
-                "ok"
-            } else {
-                pending.activity.cut_short().unwrap_or("client_closed")
-            };
-            self.finish(end);
+        if self.body.is_end_stream() {
+            self.finish("ok");
         }
     }
 }

@@ -4,15 +4,13 @@
 //! client-certificate rules, run its action with the same path, and write the access-log
 //! line.
 
-use std::time::Instant;
-
 use http::{HeaderValue, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
 use mtls_tls::VerifyStatus;
 
-use crate::access_log::{Logged, Pending, RequestLine};
+use crate::access_log::{Logged, Pending};
 use crate::body::{self, Body};
 use crate::config::{AllowField, ClientAuth};
 use crate::context::Connection;
@@ -30,25 +28,24 @@ pub(crate) async fn handle(
     conn: &Connection,
     request: Request<Incoming>,
 ) -> Response<Logged> {
-    // With `access_log = "off"` nothing of the request is copied, formatted or timed.
-    let line = conn
-        .log
-        .enabled()
-        .then(|| (RequestLine::of(&request), Instant::now()));
-    let response = respond(entrance, conn, request).await;
-    let status = response.status();
-    conn.metrics.request(status);
-    let pending = line.map(|(line, started)| {
+    // With `access_log = "off"` nothing of the request is copied, formatted or timed. The
+    // line is pending from here: if this future is dropped (the client left, or a shutdown
+    // cut the request) it is written as it drops.
+    let mut pending = conn.log.enabled().then(|| {
         Pending::new(
             &conn.log,
             conn.remote.ip(),
             conn.tls.as_ref(),
             &conn.activity,
-            line,
-            status,
-            started,
+            &request,
         )
     });
+    let response = respond(entrance, conn, request).await;
+    let status = response.status();
+    conn.metrics.request(status);
+    if let Some(pending) = pending.as_mut() {
+        pending.answered(status);
+    }
     response.map(|body| Logged::new(body, pending))
 }
 
