@@ -210,6 +210,31 @@ fn http2_streams_share_connections() {
 }
 
 #[test]
+fn requests_an_http2_server_never_processed_are_sent_again_not_counted_as_errors() {
+    // nginx ends an HTTP/2 connection with a GOAWAY after `keepalive_requests`: the streams
+    // above its last one were never processed (RFC 9113 8.7), and go on a new connection.
+    let work = bench_pki();
+    let port = crate::util::free_port();
+    let server = work.nginx(
+        port,
+        &format!(
+            "server {{\n listen 127.0.0.1:{port} ssl http2;\n keepalive_requests 7;\n\
+             ssl_certificate {{dir}}/pki/certs/localhost.chain.pem;\n\
+             ssl_certificate_key {{dir}}/pki/private/localhost.key;\n\
+             location / {{ return 200 \"hello\\n\"; }}\n}}"
+        ),
+    );
+    let report = ok(bench(
+        &work,
+        &server,
+        "/",
+        &[&["--http2", "-m", "8", "-c", "2", "-n", "400"], ALICE].concat(),
+    ));
+    assert_eq!(report["requests_ok"], 400, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+}
+
+#[test]
 fn handshakes_mode_makes_a_full_handshake_per_request() {
     let work = bench_pki();
     let server = gateway(&work);

@@ -928,13 +928,7 @@ fn stream_failure(phase: Phase, error: &hyper::Error, tls: Option<&Arc<TlsWatch>
 }
 
 fn http_failure(phase: Phase, error: &hyper::Error) -> GetError {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let message = mtls_tls::cause::describe(error);
     GetError::Http { phase, message }
 }
 

@@ -695,21 +695,18 @@ impl Lane {
 /// Whether HTTP/2 says the server never processed the request: a stream above the last
 /// one a graceful GOAWAY covers (nginx sends one after `keepalive_requests`), or one
 /// refused with REFUSED_STREAM. Such a request may be sent again on a new connection
-/// (RFC 9113, section 8.7). hyper hands these out as errors without the request, and the
-/// h2 error under them is not ours to name as a type, so its words are matched; should
-/// they change, such requests count as errors, which is the safe side.
+/// (RFC 9113, section 8.7). hyper hands these out as errors without the request; the h2
+/// error under them says which, by type: a GOAWAY with NO_ERROR or a REFUSED_STREAM reset,
+/// both from the server.
 fn unprocessed(error: &hyper::Error) -> bool {
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let words = cause.to_string();
-        if words.starts_with("connection error received: not a result of an error")
-            || words.starts_with("stream error received: refused stream")
-        {
-            return true;
-        }
-        source = cause.source();
-    }
-    false
+    mtls_tls::cause::find::<h2::Error>(error).is_some_and(|h2| {
+        h2.is_remote()
+            && match h2.reason() {
+                Some(h2::Reason::NO_ERROR) => h2.is_go_away(),
+                Some(h2::Reason::REFUSED_STREAM) => h2.is_reset(),
+                _ => false,
+            }
+    })
 }
 
 impl Tally {

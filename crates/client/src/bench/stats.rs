@@ -407,15 +407,8 @@ impl Failure {
 
     /// hyper failed (the TLS error under it, when there was one, is taken first).
     pub(super) fn http(error: &hyper::Error) -> Failure {
-        let mut message = error.to_string();
-        let mut io = None;
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            io = io.or_else(|| cause.downcast_ref::<io::Error>().map(io_kind));
-            source = cause.source();
-        }
+        let message = mtls_tls::cause::describe(error);
+        let io = mtls_tls::cause::find::<io::Error>(error).map(io_kind);
         let kind = if error.is_timeout() {
             "timeout"
         } else if let Some(kind) = io {
