@@ -12,6 +12,7 @@ use mtls_tls::HandshakeInfo;
 
 use crate::access_log::AccessLogger;
 use crate::activity::Activity;
+use crate::error::Error;
 use crate::identity::IdentityValues;
 use crate::metrics::Metrics;
 
@@ -30,4 +31,11 @@ pub(crate) struct Connection {
     /// The client-identity and forwarding header values, made at the first proxied
     /// request and reused: neither can change during a connection.
     pub(crate) identity: OnceLock<IdentityValues>,
+}
+
+impl Connection {
+    /// Count and log `error` of a request on this connection (see [`Error::report`]).
+    pub(crate) fn report(&self, error: &Error, upstream: Option<&str>) {
+        error.report(&self.metrics, self.remote, upstream);
+    }
 }

@@ -16,10 +16,11 @@
 //! ([`Error::into_io`]), and whoever receives it takes it back out ([`Error::within`]).
 
 use std::fmt;
+use std::net::SocketAddr;
 
 use http::StatusCode;
 
-use crate::context::Connection;
+use crate::metrics::Metrics;
 
 /// Who caused a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,14 +98,13 @@ impl Error {
         self
     }
 
-    /// Count it and write its one log line. `upstream` names the upstream (group, and the
-    /// server tried) for an upstream's fault.
-    pub(crate) fn report(&self, conn: &Connection, upstream: Option<&str>) {
-        let remote = conn.remote;
+    /// Count it in `metrics` and write its one log line for the client at `remote`.
+    /// `upstream` names the upstream (group, and the server tried) for an upstream's fault.
+    pub(crate) fn report(&self, metrics: &Metrics, remote: SocketAddr, upstream: Option<&str>) {
         let check = self.check;
         match self.side {
             Side::Client => {
-                conn.metrics.request_refusal(check);
+                metrics.request_refusal(check);
                 tracing::info!(
                     "request refused: client={remote} check={check}: {}, {}",
                     self.status.as_u16(),
@@ -112,7 +112,7 @@ impl Error {
                 );
             }
             Side::Upstream => {
-                conn.metrics.upstream_error(check);
+                metrics.upstream_error(check);
                 tracing::warn!(
                     "upstream error: client={remote} upstream={} check={check}: {}",
                     upstream.unwrap_or("-"),
@@ -120,7 +120,7 @@ impl Error {
                 );
             }
             Side::Internal => {
-                conn.metrics.internal_error(check);
+                metrics.internal_error(check);
                 tracing::error!(
                     "internal error: client={remote} check={check}: {}, {}",
                     self.status.as_u16(),

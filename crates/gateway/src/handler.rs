@@ -97,12 +97,14 @@ async fn respond(
             "the request head is {head} bytes, over large_client_header_buffers ({} bytes)",
             vhost.max_request_head
         );
-        Error::client(
-            "large_client_header_buffers",
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            why.clone(),
-        )
-        .report(conn, None);
+        conn.report(
+            &Error::client(
+                "large_client_header_buffers",
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                why.clone(),
+            ),
+            None,
+        );
         return error_page(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, &why);
     }
     let Some(route) = vhost.route(path.as_str()) else {
@@ -129,12 +131,14 @@ async fn respond(
         && let Some(length) = content_length(&request)
         && length > limit
     {
-        Error::client(
-            "client_max_body_size",
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Content-Length is {length}, over client_max_body_size ({limit} bytes)"),
-        )
-        .report(conn, None);
+        conn.report(
+            &Error::client(
+                "client_max_body_size",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Content-Length is {length}, over client_max_body_size ({limit} bytes)"),
+            ),
+            None,
+        );
         let version = request.version();
         body::discard(request.into_body());
         return body_too_large(limit, version);
@@ -208,7 +212,7 @@ fn bad_request(conn: &Connection, check: &'static str, why: &str) -> Response<Bo
 
 /// Count and log `error`, and answer with its status and sentence.
 fn refuse(conn: &Connection, error: Error) -> Response<Body> {
-    error.report(conn, None);
+    conn.report(&error, None);
     error_page(error.status, &error.why)
 }
 

@@ -296,7 +296,7 @@ impl ProxyRoute {
             // Not the upstream's fault when the client's body went wrong.
             if let Some(fault) = verdict.fault() {
                 let error = fault.error(limits.max, limits.timeout);
-                error.report(conn, None);
+                conn.report(&error, None);
                 return match fault {
                     BodyFault::TooLarge => {
                         body_too_large(limits.max.unwrap_or_default(), parts.version)
@@ -308,7 +308,10 @@ impl ProxyRoute {
                     BodyFault::Client => error_page(error.status, &error.why),
                 };
             }
-            failure.report(conn, Some(&format!("{} ({server})", self.balancer.name)));
+            conn.report(
+                &failure,
+                Some(&format!("{} ({server})", self.balancer.name)),
+            );
             if failure.retry {
                 self.balancer.mark_down(index);
             }
@@ -404,8 +407,8 @@ impl ProxyRoute {
         let reason = format!(
             "the upstream refused our client certificate (it answered 400 \"{marker}\", nginx's page for ssl_verify_client failures)"
         );
-        Error::upstream("refused_our_certificate", StatusCode::BAD_GATEWAY, &reason)
-            .report(conn, Some(&self.balancer.name));
+        let error = Error::upstream("refused_our_certificate", StatusCode::BAD_GATEWAY, &reason);
+        conn.report(&error, Some(&self.balancer.name));
         error_page(
             StatusCode::BAD_GATEWAY,
             &format!("The upstream {} failed: {reason}", self.balancer.name),
