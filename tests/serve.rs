@@ -1132,3 +1132,174 @@ fn a_tls_1_0_or_1_1_client_is_told_which_versions_are_accepted() {
         "{log}"
     );
 }
+
+/// Many clients at once, failing for different reasons (expired, unknown CA, revoked by the
+/// CRL, no certificate) beside good ones, each with a certificate of its own CN: every
+/// refusal line names the check and the subject that the client at that address presented,
+/// and the metrics count each check exactly as often as it was sent.
+#[test]
+fn concurrent_refusals_are_logged_and_counted_for_their_own_connection() {
+    const EACH: usize = 8;
+    let work = work_with_pki();
+    work.ok(&["pki", "--dir", "other", "init", "--cn", "Other CA"]);
+    let (ca_cert, ca_key) = (work.join("pki/ca.crt"), work.join("pki/ca.key"));
+    let mut clients = Vec::new(); // (kind, cn, cert, key)
+    let mut revoked = Vec::new();
+    for i in 0..EACH {
+        for kind in ["good", "expired", "unknown", "revoked", "none"] {
+            let cn = format!("{kind}-{i}");
+            let (cert, key) = match kind {
+                "good" | "revoked" => {
+                    work.ok(&["pki", "issue", "client", &cn]);
+                    if kind == "revoked" {
+                        revoked.push(forge::serial_of(&work.join(&format!("pki/certs/{cn}.crt"))));
+                    }
+                    (
+                        format!("pki/certs/{cn}.crt"),
+                        format!("pki/private/{cn}.key"),
+                    )
+                }
+                "unknown" => {
+                    work.ok(&["pki", "--dir", "other", "issue", "client", &cn]);
+                    (
+                        format!("other/certs/{cn}.crt"),
+                        format!("other/private/{cn}.key"),
+                    )
+                }
+                "expired" => {
+                    let (cert, key) = forge::expired_client(&ca_cert, &ca_key, &cn);
+                    work.write(&format!("{cn}.crt"), cert);
+                    work.write(&format!("{cn}.key"), key);
+                    (format!("{cn}.crt"), format!("{cn}.key"))
+                }
+                _ => (String::new(), String::new()),
+            };
+            clients.push((kind, cn, cert, key));
+        }
+    }
+    work.write("clients.crl", forge::crl_pem(&ca_cert, &ca_key, &revoked));
+    let conf = format!(
+        "metrics = \"127.0.0.1:{{metrics_port}}\"\n{}",
+        config(
+            "client_ca = \"pki/ca.crt\"\nverify_client = \"on\"\ncrl = \"clients.crl\"",
+            ""
+        )
+    );
+    let server = work.serve("s", &conf);
+    let metrics_port = String::from_utf8(work.read("s.metrics_port")).unwrap();
+
+    // One Python process, a thread per client: all connect, then all handshake at once.
+    // Each prints its local port, kind and CN; odd ones speak TLS 1.2.
+    let list: Vec<String> = clients
+        .iter()
+        .map(|(kind, cn, cert, key)| format!("({kind:?}, {cn:?}, {cert:?}, {key:?})"))
+        .collect();
+    let script = format!(
+        r#"
+import socket, ssl, threading
+clients = [{list}]
+barrier = threading.Barrier(len(clients))
+lines = []
+def run(i, kind, cn, cert, key):
+    ctx = ssl.create_default_context(cafile="pki/ca.crt")
+    if i % 2:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    sock = socket.create_connection(("127.0.0.1", {port}))
+    port = sock.getsockname()[1]
+    barrier.wait()
+    outcome = "ok"
+    try:
+        tls = ctx.wrap_socket(sock, server_hostname="localhost")
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        if not tls.recv(100).startswith(b"HTTP/1.1 200"):
+            outcome = "bad-answer"
+    except (ssl.SSLError, OSError) as e:
+        outcome = "refused"
+    lines.append(f"{{port}} {{kind}} {{cn}} {{outcome}}")
+threads = [threading.Thread(target=run, args=(i,) + c) for i, c in enumerate(clients)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("\n".join(lines))
+"#,
+        list = list.join(", "),
+        port = server.port
+    );
+    let out = mtls_test_support::run_peer("python3", &["-c", &script], work.path());
+    let text = mtls_test_support::text(&out);
+    assert!(out.status.success(), "{text}");
+    let mut by_port = std::collections::HashMap::new();
+    for line in text.lines() {
+        let [port, kind, cn, outcome] = line.split(' ').collect::<Vec<_>>()[..] else {
+            panic!("unexpected output {line:?}:\n{text}");
+        };
+        let expected = if kind == "good" { "ok" } else { "refused" };
+        assert_eq!(outcome, expected, "{line}");
+        by_port.insert(port.to_owned(), (kind.to_owned(), cn.to_owned()));
+    }
+    assert_eq!(by_port.len(), clients.len(), "{text}");
+
+    let failing = EACH * 4;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let refusals = loop {
+        let log = server.log();
+        let refusals: Vec<String> = log
+            .lines()
+            .filter(|l| l.contains("TLS handshake refused: client="))
+            .map(str::to_owned)
+            .collect();
+        if refusals.len() >= failing || std::time::Instant::now() > deadline {
+            break refusals;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(refusals.len(), failing, "{}", server.log());
+    let field = |line: &str, start: &str, end: char| -> String {
+        let from = line
+            .find(start)
+            .unwrap_or_else(|| panic!("{start} in {line}"))
+            + start.len();
+        line[from..].split(end).next().unwrap().to_owned()
+    };
+    let mut seen = std::collections::HashSet::new();
+    for line in &refusals {
+        let addr = field(line, "client=", ' ');
+        let port = addr.rsplit(':').next().unwrap();
+        let (kind, cn) = by_port
+            .get(port)
+            .unwrap_or_else(|| panic!("no client at {addr}: {line}"));
+        assert!(seen.insert(port.to_owned()), "two lines for {addr}");
+        let check = field(line, "check=", ':');
+        let expected = match kind.as_str() {
+            "expired" => "expired",
+            "unknown" => "unknown_issuer",
+            "revoked" => "revoked",
+            "none" => "no_certificate",
+            other => panic!("a {other} client was refused: {line}"),
+        };
+        assert_eq!(check, expected, "{cn}: {line}");
+        if kind != "none" {
+            assert_eq!(field(line, "; subject ", ','), format!("CN={cn}"), "{line}");
+        }
+    }
+
+    let (code, metrics, err) = work.curl(&[&format!("http://127.0.0.1:{metrics_port}/metrics")]);
+    assert_eq!(code, 0, "{err}");
+    for check in ["expired", "unknown_issuer", "revoked", "no_certificate"] {
+        let line = format!("mtls_tls_refusals_total{{check=\"{check}\"}} {EACH}\n");
+        assert!(metrics.contains(&line), "missing {line}{metrics}");
+    }
+    let refused: usize = metrics
+        .lines()
+        .filter(|l| l.starts_with("mtls_tls_refusals_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(refused, failing, "{metrics}");
+    let completed: usize = metrics
+        .lines()
+        .filter(|l| l.starts_with("mtls_tls_handshakes_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(completed, EACH, "{metrics}");
+}

@@ -19,8 +19,9 @@
 //!   OpenSSL (and so nginx) does and webpki does not; with SANs present the CN is never
 //!   used (RFC 6125), and the fallback is taken only when the chain itself verified;
 //! - a failure leaves a sentence about the certificate (subject, serial, issuer, the names
-//!   it has) for `connect` to return, by the same thread-local route as the server side's
-//!   refusals: see [`crate::verifier::take_refusal`] for why that is sound.
+//!   it has) in the connection's notes, for `connect` to return: see `observe` for why
+//!   the notes are lent to the callbacks rather than given to a verifier of each
+//!   connection's own, as the server side does.
 //!
 //! In TLS 1.3 the upstream judges our client certificate after our side of the handshake
 //! is done, so its refusal arrives with the first read, not from `connect`:
@@ -417,11 +418,16 @@ thread_local! {
 /// Drive `handshake`, collecting what rustls' callbacks (verifier, certificate resolver, key
 /// log) noticed about this connection.
 ///
-/// Those callbacks belong to the shared `ClientConfig` and get no per-connection context,
-/// while the config must stay one object for sessions to resume. They run inside
-/// `process_new_packets`, within a poll of this future, so the notes are lent to a
-/// thread-local for the duration of each poll and taken back after it: nothing else runs
-/// on the thread in between (the same reasoning as [`crate::verifier::take_refusal`]).
+/// Those callbacks get no per-connection context. The server side gives each handshake a
+/// copy of the config with a verifier of its own; the client cannot: rustls resumes a
+/// client session only on a config whose `verifier` and `client_auth_cert_resolver` are
+/// the very `Arc`s the session was made with (`Weak::ptr_eq` in its
+/// `ClientSessionCommon::compatible_config`, rustls 0.23), so per-connection wrappers
+/// would end session reuse. The callbacks therefore stay the shared objects, and the notes
+/// are lent to a thread-local for the duration of each poll of this future and taken back
+/// after it. That is sound on its own terms, without relying on how much of the handshake
+/// one poll does: the callbacks run inside `process_new_packets` on the connection this
+/// future owns, so only within its polls, and no other connection is driven inside them.
 pub(crate) async fn observe<F: Future + Unpin>(mut handshake: F) -> (F::Output, Notes) {
     let mut notes = Some(Notes::default());
     let output = std::future::poll_fn(|cx| {
@@ -1576,6 +1582,79 @@ mod tests {
         assert!(resumes("TLSv1.2", true).await, "TLS 1.2");
         assert!(!resumes("TLSv1.3", false).await, "reuse off, 1.3");
         assert!(!resumes("TLSv1.2", false).await, "reuse off, 1.2");
+    }
+
+    /// Why `observe` lends notes instead of giving each connection a verifier of its own:
+    /// rustls resumes a client session only with the very verifier `Arc` that made it. If
+    /// this starts failing, rustls has dropped that rule and per-connection verifiers
+    /// become possible.
+    #[tokio::test]
+    async fn a_verifier_of_each_connections_own_would_end_resumption() {
+        #[derive(Debug)]
+        struct Own(Arc<dyn ServerCertVerifier>);
+        impl ServerCertVerifier for Own {
+            fn verify_server_cert(
+                &self,
+                end_entity: &CertificateDer<'_>,
+                intermediates: &[CertificateDer<'_>],
+                server_name: &ServerName<'_>,
+                ocsp: &[u8],
+                now: UnixTime,
+            ) -> Result<ServerCertVerified, rustls::Error> {
+                self.0
+                    .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+            }
+            fn verify_tls12_signature(
+                &self,
+                message: &[u8],
+                cert: &CertificateDer<'_>,
+                dss: &DigitallySignedStruct,
+            ) -> Result<HandshakeSignatureValid, rustls::Error> {
+                self.0.verify_tls12_signature(message, cert, dss)
+            }
+            fn verify_tls13_signature(
+                &self,
+                message: &[u8],
+                cert: &CertificateDer<'_>,
+                dss: &DigitallySignedStruct,
+            ) -> Result<HandshakeSignatureValid, rustls::Error> {
+                self.0.verify_tls13_signature(message, cert, dss)
+            }
+            fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+                self.0.supported_verify_schemes()
+            }
+        }
+
+        let mut ca = TestCa::new();
+        let up = upstream(&mut ca, &["backend.test"]).await;
+        let client = TlsClient::build(&client_settings(&ca)).expect("client");
+        let roots = read_roots("trusted_ca", &[ca.ca.layout().ca_cert()]).expect("roots");
+        let provider = client.config.crypto_provider().clone();
+        let shared: Arc<dyn ServerCertVerifier> =
+            Arc::new(ChainVerifier::new(roots, &provider, Audience::Upstream).expect("verifier"));
+        // Two connections in a row, each on a copy of the config sharing its session store.
+        let twice = |verifier: &dyn Fn() -> Arc<dyn ServerCertVerifier>| {
+            let configs = [(); 2].map(|_| {
+                let mut config = (*client.config).clone();
+                config.dangerous().set_certificate_verifier(verifier());
+                TlsClient {
+                    config: Arc::new(config),
+                    ours: None,
+                }
+            });
+            let up = &up;
+            async move {
+                let (mut first, _) = connect(&configs[0], up, "backend.test").await.expect("1");
+                ping(&mut first).await.expect("echo");
+                drop(first);
+                let (_, second) = connect(&configs[1], up, "backend.test").await.expect("2");
+                second.resumed
+            }
+        };
+        let own = twice(&|| Arc::new(Own(shared.clone()))).await;
+        assert!(!own, "a verifier of each connection's own never resumes");
+        let one: Arc<dyn ServerCertVerifier> = Arc::new(Own(shared.clone()));
+        assert!(twice(&|| one.clone()).await, "the same verifier resumes");
     }
 
     #[tokio::test]

@@ -7,7 +7,9 @@
 //!   ciphers   OpenSSL cipher strings / protocol names ──► rustls suites and versions
 //!   server    ServerTlsSettings ──► TlsServer (certificate, verifier, sessions)
 //!             ClientHello::read ─► pick a block by SNI ─► complete ─► HandshakeInfo
-//!   verifier  client_ca / trusted_ca / CRLs / verify_depth, with a Refusal for every "no"
+//!             (certificate: the block's certificate, behind rustls' resolver, replaceable)
+//!   verifier  client_ca / trusted_ca / CRLs / verify_depth, with a Refusal for every "no",
+//!             kept by a verifier of each handshake's own
 //!   identity  the peer certificate's names, serial and fingerprint
 //!   client    ClientTlsSettings ──► TlsClient: TLS to upstreams with our certificate,
 //!             verified by trusted_ca (CN fallback like nginx), sessions resumed
@@ -27,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod cause;
+mod certificate;
 pub mod ciphers;
 pub mod client;
 pub mod identity;

@@ -10,26 +10,30 @@
 //!
 //! Each block has its own certificate, client-CA policy, suites and protocols, because that
 //! is what nginx users expect from `server { ssl_... }` blocks; the choice has to be made
-//! from the ClientHello, which is why this is not a single rustls `ServerConfig` with a
-//! certificate resolver. Session state (cache and ticket keys) belongs to the block, so a
-//! session made under one client-CA policy is never resumed under another.
+//! from the ClientHello, which is why there is a rustls `ServerConfig` per block rather than
+//! one for all with a resolver choosing the certificate. Session state (cache and ticket
+//! keys) belongs to the block, so a session made under one client-CA policy is never
+//! resumed under another. Each handshake runs on its own copy of the block's config, whose
+//! verifier keeps that handshake's [`Refusal`] (see [`crate::verifier`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{Acceptor, NoServerSessionStorage, ProducesTickets, StoresServerSessions};
 use rustls::sign::CertifiedKey;
-use rustls::{HandshakeKind, ProtocolVersion, ServerConfig};
+use rustls::{ConfigBuilder, HandshakeKind, ProtocolVersion, ServerConfig, WantsVerifier};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use crate::certificate::CertResolver;
 use crate::ciphers;
 use crate::identity::PeerCert;
-use crate::verifier::{self, ClientVerifier, Refusal, VerifyClient, VerifyStatus};
+use crate::verifier::{ClientVerifier, HandshakeVerifier, Refusal, VerifyClient, VerifyStatus};
 
 /// Everything needed to build one TLS server block; paths are read by [`TlsServer::build`].
 #[derive(Debug, Clone)]
@@ -88,12 +92,18 @@ pub enum TlsError {
     },
 }
 
-/// A built TLS server block: its rustls configuration and client verifier.
+/// A built TLS server block: its rustls configuration, client-certificate policy and
+/// certificate.
 #[derive(Debug)]
 pub struct TlsServer {
-    config: Arc<ServerConfig>,
+    /// The block's configuration; each handshake runs on a copy of it with its own
+    /// verifier (see [`TlsServer::for_handshake`]).
+    template: ServerConfig,
+    /// The builder `template` came from, with the provider and protocol versions already
+    /// checked: rustls' verifier field can only be set through a builder.
+    builder: ConfigBuilder<ServerConfig, WantsVerifier>,
     verifier: Arc<ClientVerifier>,
-    leaf: PeerCert,
+    certificate: Arc<CertResolver>,
 }
 
 impl TlsServer {
@@ -115,28 +125,8 @@ impl TlsServer {
             })?;
         let provider = Arc::new(provider);
 
-        let chain = read_certificates("certificate", &settings.certificate)?;
-        let key = read_key(&settings.key)?;
-        let signer = provider
-            .key_provider
-            .load_private_key(key)
-            .map_err(|e| TlsError::File {
-                key: "key",
-                path: settings.key.clone(),
-                message: format!("unsupported private key: {e}"),
-            })?;
-        let certified = CertifiedKey::new(chain.clone(), signer);
-        if certified.keys_match().is_err() {
-            return Err(TlsError::File {
-                key: "key",
-                path: settings.key.clone(),
-                message: format!(
-                    "this key does not belong to the certificate in {}",
-                    settings.certificate.display()
-                ),
-            });
-        }
-        let leaf = PeerCert::from_der(chain[0].as_ref());
+        let (certified, leaf) = load_certificate(&provider, &settings.certificate, &settings.key)?;
+        let certificate = Arc::new(CertResolver::new(certified, leaf));
 
         let client_ca = read_many("client_ca", &settings.client_ca)?;
         let trusted_ca = read_many("trusted_ca", &settings.trusted_ca)?;
@@ -165,19 +155,16 @@ impl TlsServer {
             .map_err(|(key, message)| TlsError::Setting { key, message })?,
         );
 
-        let mut config = ServerConfig::builder_with_provider(provider)
+        let builder = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&versions)
             .map_err(|e| TlsError::Setting {
                 key: "ciphers",
                 message: format!("no cipher suite is usable with the chosen protocols: {e}"),
-            })?
-            .with_client_cert_verifier(verifier.clone())
-            .with_single_cert(chain, read_key(&settings.key)?)
-            .map_err(|e| TlsError::File {
-                key: "certificate",
-                path: settings.certificate.clone(),
-                message: e.to_string(),
             })?;
+        let mut config = builder
+            .clone()
+            .with_client_cert_verifier(Arc::new(HandshakeVerifier::new(verifier.clone())))
+            .with_cert_resolver(certificate.clone());
         config.ignore_client_order = settings.prefer_server_ciphers;
         config.alpn_protocols = settings.alpn.clone();
         config.session_storage = match settings.session_cache {
@@ -200,9 +187,10 @@ impl TlsServer {
             config.send_tls13_tickets = 0;
         }
         Ok(TlsServer {
-            config: Arc::new(config),
+            template: config,
+            builder,
             verifier,
-            leaf,
+            certificate,
         })
     }
 
@@ -212,9 +200,85 @@ impl TlsServer {
     }
 
     /// The server's own certificate (for logs and the quickstart banner).
-    pub fn certificate(&self) -> &PeerCert {
-        &self.leaf
+    pub fn certificate(&self) -> Arc<PeerCert> {
+        self.certificate.leaf()
     }
+
+    /// Serve the certificate and key in these files from the next handshake on (a reload);
+    /// sessions and ticket keys are kept. On error the current certificate stays.
+    pub fn replace_certificate(&self, certificate: &Path, key: &Path) -> Result<(), TlsError> {
+        let (certified, leaf) =
+            load_certificate(self.template.crypto_provider(), certificate, key)?;
+        self.certificate.replace(certified, leaf);
+        Ok(())
+    }
+
+    /// The block's configuration for one handshake, with a verifier of its own that keeps
+    /// this handshake's refusal.
+    ///
+    /// It is the template with another verifier: rustls keeps that field private, so the
+    /// copy is made through the builder and every public field is taken from the template.
+    /// The `Arc`s among them (session cache, ticket keys, certificate resolver) are shared,
+    /// so a session made on one connection resumes on another: the rustls server keeps no
+    /// tie between a session and the `ServerConfig` that made it (it checks suite, SNI and
+    /// extended master secret only). Allocations: the copy, the verifier, the ALPN list,
+    /// and rustls' default session cache, made by the builder and dropped at once.
+    fn for_handshake(&self) -> (Arc<ServerConfig>, Arc<HandshakeVerifier>) {
+        let verifier = Arc::new(HandshakeVerifier::new(self.verifier.clone()));
+        let t = &self.template;
+        let mut config = self
+            .builder
+            .clone()
+            .with_client_cert_verifier(verifier.clone())
+            .with_cert_resolver(t.cert_resolver.clone());
+        config.ignore_client_order = t.ignore_client_order;
+        config.max_fragment_size = t.max_fragment_size;
+        config.session_storage = t.session_storage.clone();
+        config.ticketer = t.ticketer.clone();
+        config.alpn_protocols.clone_from(&t.alpn_protocols);
+        config.key_log = t.key_log.clone();
+        config.enable_secret_extraction = t.enable_secret_extraction;
+        config.max_early_data_size = t.max_early_data_size;
+        config.send_half_rtt_data = t.send_half_rtt_data;
+        config.send_tls13_tickets = t.send_tls13_tickets;
+        config.max_tls13_tickets = t.max_tls13_tickets;
+        config.require_ems = t.require_ems;
+        config.time_provider = t.time_provider.clone();
+        config.cert_compressors.clone_from(&t.cert_compressors);
+        config.cert_compression_cache = t.cert_compression_cache.clone();
+        config.cert_decompressors.clone_from(&t.cert_decompressors);
+        (Arc::new(config), verifier)
+    }
+}
+
+/// A certificate chain and its key, checked to belong together, with the leaf's names.
+fn load_certificate(
+    provider: &CryptoProvider,
+    certificate: &Path,
+    key: &Path,
+) -> Result<(CertifiedKey, PeerCert), TlsError> {
+    let chain = read_certificates("certificate", certificate)?;
+    let signer = provider
+        .key_provider
+        .load_private_key(read_key(key)?)
+        .map_err(|e| TlsError::File {
+            key: "key",
+            path: key.to_owned(),
+            message: format!("unsupported private key: {e}"),
+        })?;
+    let leaf = PeerCert::from_der(chain[0].as_ref());
+    let certified = CertifiedKey::new(chain, signer);
+    if certified.keys_match().is_err() {
+        return Err(TlsError::File {
+            key: "key",
+            path: key.to_owned(),
+            message: format!(
+                "this key does not belong to the certificate in {}",
+                certificate.display()
+            ),
+        });
+    }
+    Ok((certified, leaf))
 }
 
 /// A connection whose ClientHello has arrived, waiting for the gateway to pick a block.
@@ -252,18 +316,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientHello<IO> {
         self,
         server: &TlsServer,
     ) -> Result<(TlsStream<IO>, HandshakeInfo), HandshakeError> {
-        verifier::clear_refusal();
         let server_name = self.server_name;
-        let stream = match self
-            .start
-            .into_stream(server.config.clone())
-            .into_fallible()
-            .await
-        {
+        let (config, verifier) = server.for_handshake();
+        let stream = match self.start.into_stream(config).into_fallible().await {
             Ok(stream) => stream,
             Err((e, io)) => {
-                // Same poll as the verifier ran in: see `verifier::take_refusal`.
-                let refusal = verifier::take_refusal();
+                let refusal = verifier.refusal();
                 linger(io).await;
                 return Err(HandshakeError::from_io(e, refusal));
             }
@@ -623,6 +681,44 @@ fn read_crls(path: &Path) -> Result<Vec<(Vec<u8>, webpki::OwnedCertRevocationLis
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A handshake's configuration is the block's with another verifier. Every public field
+    /// is compared through `Debug`, so a field a newer rustls adds, set on the template and
+    /// not copied, fails here; the state that must be one object is checked to be shared.
+    #[test]
+    fn a_handshake_runs_on_the_block_config_with_its_own_verifier() {
+        let mut ca = mtls_test_support::TestCa::new();
+        let issued = ca.server("localhost", &["localhost"]);
+        let settings = ServerTlsSettings {
+            certificate: issued.chain,
+            key: issued.key.expect("the CA made the key"),
+            client_ca: vec![ca.ca.layout().ca_cert()],
+            trusted_ca: Vec::new(),
+            verify_client: VerifyClient::Optional,
+            crl: Vec::new(),
+            verify_depth: 1,
+            protocols: vec!["TLSv1.2".into(), "TLSv1.3".into()],
+            ciphers: Some("ECDHE-ECDSA-AES256-GCM-SHA384:TLS_AES_256_GCM_SHA384".into()),
+            prefer_server_ciphers: true,
+            session_cache: Some(10),
+            session_timeout: Duration::from_secs(60),
+            session_tickets: true,
+            alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        };
+        let server = TlsServer::build(&settings).expect("server");
+        let (config, verifier) = server.for_handshake();
+        let template = &server.template;
+        assert_eq!(format!("{template:?}"), format!("{config:?}"));
+        assert!(Arc::ptr_eq(
+            &template.session_storage,
+            &config.session_storage
+        ));
+        assert!(Arc::ptr_eq(&template.ticketer, &config.ticketer));
+        assert!(Arc::ptr_eq(&template.cert_resolver, &config.cert_resolver));
+        assert!(verifier.refusal().is_none());
+        let (other, _) = server.for_handshake();
+        assert!(!Arc::ptr_eq(&config, &other));
+    }
 
     #[test]
     fn alert_names_follow_the_rfc_spelling() {

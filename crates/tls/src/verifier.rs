@@ -16,12 +16,23 @@
 //!
 //! When a certificate is refused, the right TLS alert goes to the peer (rustls maps our
 //! `CertificateError` to certificate_expired, certificate_revoked, unknown_ca, ...), and a
-//! [`Refusal`] naming the failed check, the subject, issuer and serial is left for the
-//! accept loop to log: see [`take_refusal`] for why that is a thread-local.
+//! [`Refusal`] naming the failed check, the subject, issuer and serial is kept for the
+//! accept loop to log.
+//!
+//! rustls calls a verifier with no connection context, and its error must be one of
+//! rustls' own for the peer to get the right alert, so the refusal cannot travel back in
+//! the error. Instead every handshake gets its own `HandshakeVerifier`: a small wrapper
+//! around the block's shared [`ClientVerifier`] (the policy, built once) that keeps the
+//! refusal of that one handshake:
+//!
+//! ```text
+//!   block:      Arc<ClientVerifier> ───────────────┐ (shared: CAs, CRLs, depth)
+//!   handshake:  ServerConfig copy ─► HandshakeVerifier { policy, refusal } ─► complete()
+//! ```
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -85,32 +96,8 @@ pub struct Refusal {
     pub serial: String,
 }
 
-thread_local! {
-    static LAST_REFUSAL: RefCell<Option<Refusal>> = const { RefCell::new(None) };
-}
-
-/// The refusal recorded by the verifier on this thread, if any, cleared as it is read.
-///
-/// rustls' verifier API has no per-connection context, and its error must be one of its own
-/// `CertificateError` variants for the peer to get the right alert. So the verifier leaves
-/// the details here. This is sound because tokio-rustls drives the handshake inside one
-/// `poll` of the connection's task: the verifier runs in `process_new_packets`, the error
-/// is returned from the same poll, and nothing else runs on this thread in between. The
-/// accept loop calls [`clear_refusal`] before the handshake so a stale value is never read.
-pub fn take_refusal() -> Option<Refusal> {
-    LAST_REFUSAL.with(|slot| slot.borrow_mut().take())
-}
-
-/// Forget any refusal left on this thread (call before starting a handshake).
-pub fn clear_refusal() {
-    LAST_REFUSAL.with(|slot| *slot.borrow_mut() = None);
-}
-
-fn record_refusal(refusal: Refusal) {
-    LAST_REFUSAL.with(|slot| *slot.borrow_mut() = Some(refusal));
-}
-
-/// The verifier one TLS server block uses.
+/// The client-certificate policy of one TLS server block, shared by all its handshakes
+/// (each through its own `HandshakeVerifier`).
 #[derive(Debug)]
 pub struct ClientVerifier {
     mode: VerifyClient,
@@ -306,17 +293,40 @@ impl ClientVerifier {
     }
 }
 
-impl ClientCertVerifier for ClientVerifier {
+/// One handshake's verifier: the block's policy, and a slot for this handshake's refusal
+/// (see the module documentation for why it is per handshake).
+#[derive(Debug)]
+pub(crate) struct HandshakeVerifier {
+    policy: Arc<ClientVerifier>,
+    refusal: OnceLock<Refusal>,
+}
+
+impl HandshakeVerifier {
+    /// A verifier for one handshake under `policy`.
+    pub(crate) fn new(policy: Arc<ClientVerifier>) -> HandshakeVerifier {
+        HandshakeVerifier {
+            policy,
+            refusal: OnceLock::new(),
+        }
+    }
+
+    /// Why this handshake's client certificate was refused, if it was.
+    pub(crate) fn refusal(&self) -> Option<Refusal> {
+        self.refusal.get().cloned()
+    }
+}
+
+impl ClientCertVerifier for HandshakeVerifier {
     fn offer_client_auth(&self) -> bool {
-        self.mode != VerifyClient::Off
+        self.policy.mode != VerifyClient::Off
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        self.mode == VerifyClient::On
+        self.policy.mode == VerifyClient::On
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &self.hints
+        &self.policy.hints
     }
 
     fn verify_client_cert(
@@ -325,15 +335,17 @@ impl ClientCertVerifier for ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        match self.check(end_entity, intermediates, now) {
+        match self.policy.check(end_entity, intermediates, now) {
             Ok(()) => Ok(ClientCertVerified::assertion()),
             // Reported to the application as FAILED:reason by `status`.
-            Err(_) if self.mode == VerifyClient::OptionalNoCa => {
+            Err(_) if self.policy.mode == VerifyClient::OptionalNoCa => {
                 Ok(ClientCertVerified::assertion())
             }
             Err(failure) => {
                 let (error, refusal) = *failure;
-                record_refusal(refusal);
+                // rustls verifies a client certificate at most once per handshake, so
+                // the slot is empty here.
+                let _ = self.refusal.set(refusal);
                 Err(error)
             }
         }
@@ -345,7 +357,7 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.policy.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -354,11 +366,11 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.policy.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+        self.policy.algorithms.supported_schemes()
     }
 }
 
