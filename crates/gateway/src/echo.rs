@@ -139,7 +139,7 @@ impl EchoServer {
 
     /// Serve on `listener` until `shutdown` completes; then stop accepting and let requests
     /// in flight finish (for a few seconds at most). The gateway's own skeleton
-    /// ([`crate::runtime`]) runs it: the same accept, deadlines and drain.
+    /// (`runtime`) runs it: the same accept, deadlines and drain.
     pub async fn run(
         self,
         listener: TcpListener,

@@ -7,14 +7,21 @@
 //! shutdown without dropping requests in flight. It never generates certificates.
 //!
 //! ```text
-//!   accept (serve: max_connections, fd limit in limits)
-//!     -> TLS handshake (mtls-tls) -> HTTP/1.1 (keepalive) or HTTP/2 / plain (serve)
-//!        every connection watched by activity: deadlines, hibernation, one sweep
-//!     -> request (handler): Host validated (host), one normalised path (path),
-//!        location, client_auth/allow, body limits
-//!     -> static files (files) | return | proxy_pass (proxy, proxy::pool)
-//!     -> error pages (page), access log, metrics
+//!   runtime: one skeleton for every listener (serve's, the metrics listener, echo-server):
+//!     accept within a cap (limits) -> a task per connection in a `client=` span ->
+//!     Serve::connection -> drain and cut on stop; activity's sweep keeps the deadlines
+//!   serve: TLS handshake (mtls-tls) -> HTTP/1.1 (keepalive: idle buffers released) or
+//!     HTTP/2 / plain (runtime::serve_http)
+//!   handler: Host validated (host) -> virtual host (site::Entrance) -> one normalised
+//!     path (path) -> location -> client_auth/allow -> body limits (body)
+//!     -> static files (files) | return | proxy_pass (proxy, proxy::pool, identity)
+//!   below them all: context (what a request knows of its connection), error (who is to
+//!     blame, the check name), access_log (a line when the body ends), metrics, page
 //! ```
+//!
+//! Nothing below `handler` knows the site: an action gets the virtual host and route the
+//! router picked, and the connection's `context`. New protocols (TCP tunnels) are
+//! another `runtime::Serve`; a reloaded site is a new `site::Entrance` for new connections.
 //!
 //! A request is read hostile: the path and Host are interpreted in one place each, before
 //! anything routes on them, so no two components can read them differently.

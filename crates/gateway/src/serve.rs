@@ -1,12 +1,8 @@
-//! The accept loop and the connection lifecycle: TCP accept -> (TLS: ClientHello, pick the
-//! virtual host by SNI, finish the handshake or log why not) -> HTTP/2 with hyper (ALPN
-//! `h2`), or HTTP/1.1 with hyper in [`crate::keepalive`]'s loop, which releases the
-//! buffers of idle connections -> graceful shutdown.
-//!
-//! Shutdown is ours rather than hyper-util's `GracefulShutdown` (whose connection trait is
-//! sealed, and the keep-alive loop is not one of hyper's connections): a `watch` turns
-//! true, each connection finishes what is in flight, and `run` waits until the last task
-//! has dropped its `mpsc` sender.
+//! `mtls serve` on the runtime: each listener of the site is a `Serve` that reads the
+//! ClientHello, picks the virtual host by SNI, finishes the handshake (or logs why not),
+//! then serves HTTP/2 (ALPN `h2`) on the runtime's HTTP driver or HTTP/1.1 in
+//! `keepalive`'s loop, which releases the buffers of idle connections. The metrics
+//! listener is another `Serve` on the same runtime, with a small cap of its own.
 //!
 //! One task per connection; nothing is shared between connections but the read-only
 //! [`Site`] and the access-log channel, so a peer that sends garbage or nothing at all costs
