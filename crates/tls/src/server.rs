@@ -50,9 +50,10 @@ pub struct ServerTlsSettings {
     pub verify_depth: u32,
     /// `TLSv1.2` / `TLSv1.3`.
     pub protocols: Vec<String>,
-    /// An OpenSSL cipher string, or `None` for rustls' defaults.
+    /// An OpenSSL cipher string, or `None` for `ciphers::DEFAULT_CIPHERS`.
     pub ciphers: Option<String>,
-    /// Choose the suite in our order rather than the client's.
+    /// Choose the suite in our order rather than the client's, except for a client that
+    /// lists ChaCha20 first (see `ciphers`).
     pub prefer_server_ciphers: bool,
     /// Server-side session cache capacity in sessions; `None` disables it.
     pub session_cache: Option<usize>,
@@ -92,6 +93,9 @@ pub enum TlsError {
 #[derive(Debug)]
 pub struct TlsServer {
     config: Arc<ServerConfig>,
+    /// With `prefer_server_ciphers`: the config in the client's order, for clients whose
+    /// first suite is ChaCha20 (`ciphers::client_prefers_chacha`).
+    chacha_config: Option<Arc<ServerConfig>>,
     verifier: Arc<ClientVerifier>,
     leaf: PeerCert,
 }
@@ -101,13 +105,11 @@ impl TlsServer {
     /// the file, so `mtls check` can point at the config line.
     pub fn build(settings: &ServerTlsSettings) -> Result<TlsServer, TlsError> {
         let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-        if let Some(spec) = &settings.ciphers {
-            provider.cipher_suites =
-                ciphers::parse_cipher_string(spec).map_err(|e| TlsError::Setting {
-                    key: "ciphers",
-                    message: e.to_string(),
-                })?;
-        }
+        provider.cipher_suites =
+            ciphers::server_suites(settings.ciphers.as_deref()).map_err(|e| TlsError::Setting {
+                key: "ciphers",
+                message: e.to_string(),
+            })?;
         let versions =
             ciphers::parse_protocols(&settings.protocols).map_err(|e| TlsError::Setting {
                 key: "protocols",
@@ -199,8 +201,15 @@ impl TlsServer {
         } else if settings.session_cache.unwrap_or(0) == 0 {
             config.send_tls13_tickets = 0;
         }
+        // Same sessions and ticket keys (the Arcs are shared), the client's order.
+        let chacha_config = settings.prefer_server_ciphers.then(|| {
+            let mut own_order = config.clone();
+            own_order.ignore_client_order = false;
+            Arc::new(own_order)
+        });
         Ok(TlsServer {
             config: Arc::new(config),
+            chacha_config,
             verifier,
             leaf,
         })
@@ -221,6 +230,7 @@ impl TlsServer {
 pub struct ClientHello<IO> {
     start: tokio_rustls::StartHandshake<IO>,
     server_name: Option<String>,
+    chacha_first: bool,
 }
 
 impl<IO> std::fmt::Debug for ClientHello<IO> {
@@ -239,7 +249,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientHello<IO> {
             .await
             .map_err(|e| HandshakeError::from_io(e, None))?;
         let server_name = start.client_hello().server_name().map(str::to_owned);
-        Ok(ClientHello { start, server_name })
+        let chacha_first = ciphers::client_prefers_chacha(start.client_hello().cipher_suites());
+        Ok(ClientHello {
+            start,
+            server_name,
+            chacha_first,
+        })
     }
 
     /// The SNI name the client asked for, if any.
@@ -254,12 +269,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientHello<IO> {
     ) -> Result<(TlsStream<IO>, HandshakeInfo), HandshakeError> {
         verifier::clear_refusal();
         let server_name = self.server_name;
-        let stream = match self
-            .start
-            .into_stream(server.config.clone())
-            .into_fallible()
-            .await
-        {
+        let config = match &server.chacha_config {
+            Some(own_order) if self.chacha_first => own_order.clone(),
+            _ => server.config.clone(),
+        };
+        let stream = match self.start.into_stream(config).into_fallible().await {
             Ok(stream) => stream,
             Err((e, io)) => {
                 // Same poll as the verifier ran in: see `verifier::take_refusal`.
