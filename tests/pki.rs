@@ -56,6 +56,9 @@ fn init_issue_list_revoke_crl() {
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert_eq!(list[1]["status"], "valid");
     assert!(list[1]["days_left"].as_i64().unwrap() >= 364);
+    // Servers too: within the 366 days that Mozilla's TLS profiles (and sslyze) allow.
+    let server_days = list[0]["days_left"].as_i64().unwrap();
+    assert!((364..=365).contains(&server_days), "{server_days}");
 
     // The same name cannot be issued twice while the first is valid.
     let err = w.fails(&["pki", "issue", "client", "alice"]);

@@ -1303,3 +1303,61 @@ print("\n".join(lines))
         .sum();
     assert_eq!(completed, EACH, "{metrics}");
 }
+
+/// The default order is ours, AES-128-GCM first (SHA-256 handshakes cost less than the
+/// SHA-384 of AES-256-GCM), except that a client listing ChaCha20 first (no AES
+/// instructions) gets ChaCha20; `prefer_server_ciphers = false` gives the client its order.
+#[test]
+fn server_order_prefers_aes_128_but_lets_chacha_first_clients_have_chacha() {
+    let work = work_with_pki();
+    let ours = work.serve("ours", &config("", ""));
+    let theirs = work.serve("theirs", &config("prefer_server_ciphers = false", ""));
+    let cipher = |server: &Server, args: &[&str]| -> String {
+        let out = work.s_client(server.port, args);
+        let line = out
+            .lines()
+            .find(|l| l.contains("Cipher is "))
+            .unwrap_or_else(|| panic!("{args:?}: no cipher line:\n{out}"));
+        line.rsplit(' ').next().unwrap().to_owned()
+    };
+    let aes256_first = "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256";
+    let chacha_first = "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256";
+    let tls12_aes256_first = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:\
+                              ECDHE-ECDSA-CHACHA20-POLY1305";
+    let tls12_chacha_first = "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:\
+                              ECDHE-ECDSA-AES128-GCM-SHA256";
+    for (server, args, expected) in [
+        (
+            &ours,
+            &["-ciphersuites", aes256_first][..],
+            "TLS_AES_128_GCM_SHA256",
+        ),
+        (
+            &ours,
+            &["-ciphersuites", chacha_first],
+            "TLS_CHACHA20_POLY1305_SHA256",
+        ),
+        (
+            &ours,
+            &["-tls1_2", "-cipher", tls12_aes256_first],
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+        ),
+        (
+            &ours,
+            &["-tls1_2", "-cipher", tls12_chacha_first],
+            "ECDHE-ECDSA-CHACHA20-POLY1305",
+        ),
+        (
+            &theirs,
+            &["-ciphersuites", aes256_first],
+            "TLS_AES_256_GCM_SHA384",
+        ),
+        (
+            &theirs,
+            &["-tls1_2", "-cipher", tls12_aes256_first],
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+        ),
+    ] {
+        assert_eq!(cipher(server, args), expected, "{args:?}");
+    }
+}

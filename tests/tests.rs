@@ -2,7 +2,8 @@
 //!
 //! `pki` drives the CLI and checks files, exit codes and messages; `interop_pki` proves
 //! that what we make is accepted by the real tools (openssl, keytool, Python's ssl);
-//! `serve` runs the gateway against curl, `openssl s_client` and Python's ssl.
+//! `serve` runs the gateway against curl, `openssl s_client` and Python's ssl;
+//! `scanners` against testssl.sh and sslyze.
 //! `hostile` sends what an attacker would (path spellings past a location's rules, forged
 //! identity headers, bad Host headers); `limits` holds deadlines and bounds.
 //! `identity` proves that names from certificates cannot be forged: `$ssl_client_s_dn` is
@@ -19,6 +20,7 @@ mod limits;
 mod pki;
 mod proxy;
 mod runtime;
+mod scanners;
 mod serve;
 mod trace_oracle;
 mod util;

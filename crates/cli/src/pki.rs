@@ -270,7 +270,7 @@ impl PasswordArgs {
 
 #[derive(Debug, Args)]
 struct LeafArgs {
-    /// Lifetime in days (default 397 for servers, 365 for clients).
+    /// Lifetime in days (default 365 for servers and clients).
     #[arg(long)]
     days: Option<u32>,
     /// CRL distribution point URL to put in the certificate (repeatable).

@@ -188,7 +188,8 @@ pub struct TlsSettings {
     /// `ciphers`: an OpenSSL cipher string, already checked with
     /// `mtls_tls::ciphers::parse_cipher_string`; `None` is rustls's defaults.
     pub ciphers: Option<Sourced<String>>,
-    /// `prefer_server_ciphers`; default false.
+    /// `prefer_server_ciphers`; default true (nginx: off): our order, AES-128-GCM first,
+    /// except for clients that list ChaCha20 first (`mtls_tls::ciphers`).
     pub prefer_server_ciphers: bool,
     /// `session_cache`; default 5m (20 000 sessions).
     pub session_cache: SessionCache,
@@ -827,7 +828,7 @@ return = "301 https://$host/new"
         assert_eq!(tls.verify_depth, 1);
         assert_eq!(tls.protocols, ["TLSv1.2", "TLSv1.3"]);
         assert_eq!(tls.ciphers, None);
-        assert!(!tls.prefer_server_ciphers);
+        assert!(tls.prefer_server_ciphers);
         assert_eq!(tls.session_cache, SessionCache::Sessions(20_000));
         assert_eq!(tls.session_timeout, Duration::from_secs(300));
         assert!(tls.session_tickets);

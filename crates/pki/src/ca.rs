@@ -37,8 +37,9 @@ use crate::pem;
 
 /// Default lifetime of a root CA, in days.
 pub const DEFAULT_CA_DAYS: u32 = 3650;
-/// Default lifetime of a server certificate: 397 days, the most browsers accept.
-pub const DEFAULT_SERVER_DAYS: u32 = 397;
+/// Default lifetime of a server certificate: 365 days, under the 366 that Mozilla's server
+/// profiles allow (browsers accept up to 397; sslyze's `--mozilla_config` checks 366).
+pub const DEFAULT_SERVER_DAYS: u32 = 365;
 /// Default lifetime of a client certificate.
 pub const DEFAULT_CLIENT_DAYS: u32 = 365;
 /// Default time until a CRL's nextUpdate.

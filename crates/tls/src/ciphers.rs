@@ -13,7 +13,13 @@
 //!
 //! TLS 1.3 suites follow OpenSSL's rule: a cipher string without any TLS 1.3 name leaves
 //! all three TLS 1.3 suites enabled (nginx's `ssl_ciphers` never touches them); naming one
-//! or more TLS 1.3 suites enables exactly those.
+//! or more TLS 1.3 suites enables exactly those. Left implicit, they come in Mozilla's
+//! order, AES-128-GCM first, not OpenSSL's (AES-256-GCM first): see [`DEFAULT_CIPHERS`].
+//!
+//! The server's order wins by default (`prefer_server_ciphers = true`), except for a client
+//! whose first suite is ChaCha20-Poly1305 — a client without AES instructions, for which
+//! ChaCha20 is the fast one — which then gets its own order ([`client_prefers_chacha`];
+//! OpenSSL's `SSL_OP_PRIORITIZE_CHACHA`, which rustls lacks).
 
 use std::fmt;
 
@@ -59,6 +65,13 @@ const TLS13_CLASSES: &[&str] = &["TLSv1.3"];
 fn suites() -> [Suite; 9] {
     [
         Suite {
+            suite: cs::TLS13_AES_128_GCM_SHA256,
+            openssl: "TLS_AES_128_GCM_SHA256",
+            iana: "TLS_AES_128_GCM_SHA256",
+            tls13: true,
+            classes: TLS13_CLASSES,
+        },
+        Suite {
             suite: cs::TLS13_AES_256_GCM_SHA384,
             openssl: "TLS_AES_256_GCM_SHA384",
             iana: "TLS_AES_256_GCM_SHA384",
@@ -69,13 +82,6 @@ fn suites() -> [Suite; 9] {
             suite: cs::TLS13_CHACHA20_POLY1305_SHA256,
             openssl: "TLS_CHACHA20_POLY1305_SHA256",
             iana: "TLS_CHACHA20_POLY1305_SHA256",
-            tls13: true,
-            classes: TLS13_CLASSES,
-        },
-        Suite {
-            suite: cs::TLS13_AES_128_GCM_SHA256,
-            openssl: "TLS_AES_128_GCM_SHA256",
-            iana: "TLS_AES_128_GCM_SHA256",
             tls13: true,
             classes: TLS13_CLASSES,
         },
@@ -140,6 +146,41 @@ fn suites() -> [Suite; 9] {
             ],
         },
     ]
+}
+
+/// The suites used when a config names none: Mozilla's "intermediate" list, in its order.
+///
+/// AES-128-GCM comes first because on the handshake the suite's hash is most of the cost
+/// that the suite decides: TLS_AES_256_GCM_SHA384 runs the transcript hash and the key
+/// schedule in SHA-384, which has no instructions on x86 (SHA-NI covers SHA-1 and SHA-256
+/// only): a full mutual-TLS handshake cost the server 381 µs of CPU with it against 320 µs
+/// with TLS_AES_128_GCM_SHA256 (TLS 1.2 with ECDSA: 384 against 352; `bench/compare --only
+/// suites`, docs/serve.md). AES-128 and AES-256 are both far beyond brute force; Mozilla,
+/// Go and BoringSSL all put 128 first.
+pub const DEFAULT_CIPHERS: &str = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:\
+TLS_CHACHA20_POLY1305_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
+ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:\
+ECDHE-RSA-CHACHA20-POLY1305";
+
+/// The suites a server offers, in its preference order: `spec` parsed, or
+/// [`DEFAULT_CIPHERS`] when the config names none.
+pub fn server_suites(spec: Option<&str>) -> Result<Vec<SupportedCipherSuite>, CipherError> {
+    parse_cipher_string(spec.unwrap_or(DEFAULT_CIPHERS))
+}
+
+/// Whether a client's first suite (in a ClientHello) is a ChaCha20-Poly1305 suite: such a
+/// client has no AES instructions and ChaCha20 is much faster for it, so a server that
+/// otherwise imposes its own order lets this client's order decide.
+pub fn client_prefers_chacha(client_suites: &[rustls::CipherSuite]) -> bool {
+    use rustls::CipherSuite as C;
+    matches!(
+        client_suites.first(),
+        Some(
+            C::TLS13_CHACHA20_POLY1305_SHA256
+                | C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+                | C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+        )
+    )
 }
 
 /// Keywords that name only suites rustls lacks: accepted, they select or remove nothing.
@@ -433,11 +474,50 @@ mod tests {
         assert_eq!(
             names(&ok)[..3],
             [
+                "TLS_AES_128_GCM_SHA256",
                 "TLS_AES_256_GCM_SHA384",
-                "TLS_CHACHA20_POLY1305_SHA256",
-                "TLS_AES_128_GCM_SHA256"
+                "TLS_CHACHA20_POLY1305_SHA256"
             ]
         );
+    }
+
+    #[test]
+    fn default_is_mozilla_intermediate_aes128_first() {
+        let all = server_suites(None).unwrap();
+        assert_eq!(all.len(), 9, "every suite rustls implements");
+        assert_eq!(
+            names(&all),
+            [
+                "TLS_AES_128_GCM_SHA256",
+                "TLS_AES_256_GCM_SHA384",
+                "TLS_CHACHA20_POLY1305_SHA256",
+                "ECDHE-ECDSA-AES128-GCM-SHA256",
+                "ECDHE-RSA-AES128-GCM-SHA256",
+                "ECDHE-ECDSA-AES256-GCM-SHA384",
+                "ECDHE-RSA-AES256-GCM-SHA384",
+                "ECDHE-ECDSA-CHACHA20-POLY1305",
+                "ECDHE-RSA-CHACHA20-POLY1305"
+            ]
+        );
+        let named = server_suites(Some("ECDHE-RSA-AES256-GCM-SHA384")).unwrap();
+        assert_eq!(names(&named).last(), Some(&"ECDHE-RSA-AES256-GCM-SHA384"));
+    }
+
+    #[test]
+    fn chacha_first_clients_are_recognised() {
+        use rustls::CipherSuite as C;
+        assert!(client_prefers_chacha(&[
+            C::TLS13_CHACHA20_POLY1305_SHA256,
+            C::TLS13_AES_128_GCM_SHA256
+        ]));
+        assert!(client_prefers_chacha(&[
+            C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+        ]));
+        assert!(!client_prefers_chacha(&[
+            C::TLS13_AES_256_GCM_SHA384,
+            C::TLS13_CHACHA20_POLY1305_SHA256
+        ]));
+        assert!(!client_prefers_chacha(&[]));
     }
 
     #[test]

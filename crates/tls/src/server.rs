@@ -54,9 +54,10 @@ pub struct ServerTlsSettings {
     pub verify_depth: u32,
     /// `TLSv1.2` / `TLSv1.3`.
     pub protocols: Vec<String>,
-    /// An OpenSSL cipher string, or `None` for rustls' defaults.
+    /// An OpenSSL cipher string, or `None` for `ciphers::DEFAULT_CIPHERS`.
     pub ciphers: Option<String>,
-    /// Choose the suite in our order rather than the client's.
+    /// Choose the suite in our order rather than the client's, except for a client that
+    /// lists ChaCha20 first (see `ciphers`).
     pub prefer_server_ciphers: bool,
     /// Server-side session cache capacity in sessions; `None` disables it.
     pub session_cache: Option<usize>,
@@ -111,13 +112,11 @@ impl TlsServer {
     /// the file, so `mtls check` can point at the config line.
     pub fn build(settings: &ServerTlsSettings) -> Result<TlsServer, TlsError> {
         let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-        if let Some(spec) = &settings.ciphers {
-            provider.cipher_suites =
-                ciphers::parse_cipher_string(spec).map_err(|e| TlsError::Setting {
-                    key: "ciphers",
-                    message: e.to_string(),
-                })?;
-        }
+        provider.cipher_suites =
+            ciphers::server_suites(settings.ciphers.as_deref()).map_err(|e| TlsError::Setting {
+                key: "ciphers",
+                message: e.to_string(),
+            })?;
         let versions =
             ciphers::parse_protocols(&settings.protocols).map_err(|e| TlsError::Setting {
                 key: "protocols",
@@ -223,7 +222,7 @@ impl TlsServer {
     /// tie between a session and the `ServerConfig` that made it (it checks suite, SNI and
     /// extended master secret only). Allocations: the copy, the verifier, the ALPN list,
     /// and rustls' default session cache, made by the builder and dropped at once.
-    fn for_handshake(&self) -> (Arc<ServerConfig>, Arc<HandshakeVerifier>) {
+    fn for_handshake(&self, chacha_first: bool) -> (Arc<ServerConfig>, Arc<HandshakeVerifier>) {
         let verifier = Arc::new(HandshakeVerifier::new(self.verifier.clone()));
         let t = &self.template;
         let mut config = self
@@ -231,7 +230,7 @@ impl TlsServer {
             .clone()
             .with_client_cert_verifier(verifier.clone())
             .with_cert_resolver(t.cert_resolver.clone());
-        config.ignore_client_order = t.ignore_client_order;
+        config.ignore_client_order = t.ignore_client_order && !chacha_first;
         config.max_fragment_size = t.max_fragment_size;
         config.session_storage = t.session_storage.clone();
         config.ticketer = t.ticketer.clone();
@@ -285,6 +284,7 @@ fn load_certificate(
 pub struct ClientHello<IO> {
     start: tokio_rustls::StartHandshake<IO>,
     server_name: Option<String>,
+    chacha_first: bool,
 }
 
 impl<IO> std::fmt::Debug for ClientHello<IO> {
@@ -303,7 +303,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientHello<IO> {
             .await
             .map_err(|e| HandshakeError::from_io(e, None))?;
         let server_name = start.client_hello().server_name().map(str::to_owned);
-        Ok(ClientHello { start, server_name })
+        let chacha_first = ciphers::client_prefers_chacha(start.client_hello().cipher_suites());
+        Ok(ClientHello {
+            start,
+            server_name,
+            chacha_first,
+        })
     }
 
     /// The SNI name the client asked for, if any.
@@ -317,7 +322,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientHello<IO> {
         server: &TlsServer,
     ) -> Result<(TlsStream<IO>, HandshakeInfo), HandshakeError> {
         let server_name = self.server_name;
-        let (config, verifier) = server.for_handshake();
+        // With prefer_server_ciphers, a client whose first suite is ChaCha20 (no AES
+        // hardware) keeps its own order (OpenSSL's PRIORITIZE_CHACHA).
+        let (config, verifier) = server.for_handshake(self.chacha_first);
         let stream = match self.start.into_stream(config).into_fallible().await {
             Ok(stream) => stream,
             Err((e, io)) => {
@@ -706,7 +713,7 @@ mod tests {
             alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
         };
         let server = TlsServer::build(&settings).expect("server");
-        let (config, verifier) = server.for_handshake();
+        let (config, verifier) = server.for_handshake(false);
         let template = &server.template;
         assert_eq!(format!("{template:?}"), format!("{config:?}"));
         assert!(Arc::ptr_eq(
@@ -716,7 +723,7 @@ mod tests {
         assert!(Arc::ptr_eq(&template.ticketer, &config.ticketer));
         assert!(Arc::ptr_eq(&template.cert_resolver, &config.cert_resolver));
         assert!(verifier.refusal().is_none());
-        let (other, _) = server.for_handshake();
+        let (other, _) = server.for_handshake(false);
         assert!(!Arc::ptr_eq(&config, &other));
     }
 

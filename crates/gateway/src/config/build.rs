@@ -415,7 +415,7 @@ impl<'a> Cx<'a> {
         let prefer_server_ciphers = r
             .prefer_server_ciphers
             .as_ref()
-            .map_or(Some(false), |v| self.boolean("prefer_server_ciphers", v));
+            .map_or(Some(true), |v| self.boolean("prefer_server_ciphers", v));
         let session_tickets = r
             .session_tickets
             .as_ref()
