@@ -153,10 +153,10 @@ fn suites() -> [Suite; 9] {
 /// AES-128-GCM comes first because on the handshake the suite's hash is most of the cost
 /// that the suite decides: TLS_AES_256_GCM_SHA384 runs the transcript hash and the key
 /// schedule in SHA-384, which has no instructions on x86 (SHA-NI covers SHA-1 and SHA-256
-/// only): a full mutual-TLS handshake cost the server 381 µs of CPU with it against 320 µs
-/// with TLS_AES_128_GCM_SHA256 (TLS 1.2 with ECDSA: 384 against 352; `bench/compare --only
-/// suites`, docs/serve.md). AES-128 and AES-256 are both far beyond brute force; Mozilla,
-/// Go and BoringSSL all put 128 first.
+/// only): a full mutual-TLS handshake cost the server 7–16 % more CPU with it than with
+/// TLS_AES_128_GCM_SHA256 (322 against 298 µs; TLS 1.2 with ECDSA 6–8 %; `bench/compare
+/// --only suites`, docs/serve.md). AES-128 and AES-256 are both far beyond brute force;
+/// Mozilla, Go and BoringSSL all put 128 first.
 pub const DEFAULT_CIPHERS: &str = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:\
 TLS_CHACHA20_POLY1305_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
 ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:\
