@@ -120,6 +120,13 @@ fn a_client_that_leaves_mid_download_is_logged_with_what_it_got() {
 
 #[test]
 fn a_request_cut_by_the_shutdown_timeout_gets_its_access_log_line() {
+    // HTTP/1.1 runs the request inside its connection; HTTP/2 in a task of its own.
+    for version in ["--http1.1", "--http2"] {
+        cut_by_shutdown(version);
+    }
+}
+
+fn cut_by_shutdown(version: &'static str) {
     let work = localhost_pki();
     let (echo, port) = plain_echo(&work);
     let locations =
@@ -142,7 +149,7 @@ fn a_request_cut_by_the_shutdown_timeout_gets_its_access_log_line() {
             .current_dir(dir)
             .args([
                 "-sS",
-                "--http1.1",
+                version,
                 "--cacert",
                 "pki/ca.crt",
                 "--resolve",
@@ -156,17 +163,21 @@ fn a_request_cut_by_the_shutdown_timeout_gets_its_access_log_line() {
     let log_path = work.join("gw.access.log");
     let started = std::time::Instant::now();
     let status = server.terminate();
-    assert!(status.success(), "{status}");
+    assert!(status.success(), "{version}: {status}");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
-        "the drain was cut after --shutdown-timeout"
+        "{version}: the drain was cut after --shutdown-timeout"
     );
     let _ = slow.join();
     let log = std::fs::read_to_string(log_path).unwrap();
     let line = log
         .lines()
         .find(|l| l.contains("GET /sleep/8000 "))
-        .unwrap_or_else(|| panic!("no line for the cut request:\n{log}"));
-    assert_eq!(fields(line), (499, 0, "shutdown".into()), "{line}");
+        .unwrap_or_else(|| panic!("{version}: no line for the cut request:\n{log}"));
+    assert_eq!(
+        fields(line),
+        (499, 0, "shutdown".into()),
+        "{version}: {line}"
+    );
     drop(echo);
 }
