@@ -57,10 +57,10 @@ pub(crate) async fn serve<S, H>(
     let service = {
         let activity = activity.clone();
         service_fn(move |request: Request<Incoming>| {
-            let response = handler.call(request);
+            let handler = handler.clone();
             let in_flight = InFlight::start(&activity);
             async move {
-                let response = response.await;
+                let response = handler.call(request).await;
                 drop(in_flight);
                 Ok::<Response<H::Body>, Infallible>(response)
             }

@@ -287,16 +287,16 @@ pub(crate) async fn serve_http<IO, H>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Handler,
 {
-    // The handler's future is awaited at once by the async block that counts it; HTTP/2
-    // moves every request's future into a task of its own, so its size matters (a memmove
-    // of a future stored twice once showed as a quarter of the CPU).
+    // The handler's future is made inside the async block, not passed in: a future made
+    // outside and awaited inside is stored twice, and HTTP/2 moves every request's future
+    // into a task of its own (a memmove that showed as a quarter of the CPU, twice now).
     let service = {
         let activity = activity.clone();
         service_fn(move |request: Request<Incoming>| {
-            let response = handler.call(request);
+            let handler = handler.clone();
             let mut request_guard = InFlight::start(&activity);
             async move {
-                let response = response.await;
+                let response = handler.call(request).await;
                 request_guard.head_sent();
                 let counted = response.map(|body| Counted::new(body, request_guard));
                 Ok::<_, Infallible>(counted)
