@@ -71,6 +71,53 @@ fn the_access_log_counts_the_bytes_really_sent_over_both_protocols() {
 }
 
 #[test]
+fn head_and_multipart_ranges_are_whole_answers() {
+    let work = localhost_pki();
+    std::fs::create_dir_all(work.join("www")).unwrap();
+    work.write("www/small.bin", "0123456789".repeat(10));
+    let locations = "[[server.location]]\npath = \"/hello\"\nreturn = \"200 hello, world\"\n\n\
+                     [[server.location]]\npath = \"/\"\nroot = \"www\"\n";
+    let server = work.serve("gw", &gateway_config("", "", locations));
+    for version in ["--http1.1", "--http2"] {
+        // HTTP/2 has no room for a body after HEAD's answer: a DATA frame is a protocol
+        // error for curl.
+        let (status, _) = https_get(&work, &server, "/hello", &[version, "--head"]);
+        assert_eq!(status, 200, "{version}");
+        // Two ranges: multipart/byteranges, a body that does not say when it has ended.
+        let (status, _) = https_get(&work, &server, "/small.bin", &[version, "-r", "0-9,20-29"]);
+        assert_eq!(status, 206, "{version}");
+    }
+    let log = server.wait_access("HTTP/2.0\" 206");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 4, "{log}");
+    for line in lines {
+        assert!(line.ends_with(" end=ok"), "{line}");
+        if line.contains("HEAD /hello ") {
+            assert_eq!(fields(line), (200, 0, "ok".into()), "{line}");
+        }
+    }
+}
+
+#[test]
+fn read_timeout_bounds_the_wait_for_the_response_head() {
+    let work = localhost_pki();
+    let (_echo, port) = plain_echo(&work);
+    let locations = format!(
+        "[[server.location]]\npath = \"/\"\nproxy_pass = \"http://127.0.0.1:{port}\"\n\
+         read_timeout = \"1s\"\n"
+    );
+    let server = work.serve("gw", &gateway_config("", "", &locations));
+    let started = std::time::Instant::now();
+    let (status, _) = https_get(&work, &server, "/sleep/4000", &[]);
+    assert_eq!(status, 504);
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(3500),
+        "504 after read_timeout, not after the upstream's answer"
+    );
+    server.wait_log("check=read_timeout");
+}
+
+#[test]
 fn a_client_that_leaves_mid_download_is_logged_with_what_it_got() {
     let work = localhost_pki();
     let (server, _echo) = proxy_to_echo(&work, "");

@@ -96,6 +96,9 @@ pub(crate) struct Pending {
     tls: String,
     started: Instant,
     sent: u64,
+    /// The Content-Length announced: hyper stops polling a body once it has sent that many
+    /// bytes, so a body that never says it has ended is whole when this much has gone.
+    length: Option<u64>,
     activity: Arc<Activity>,
     written: bool,
 }
@@ -144,14 +147,19 @@ impl Pending {
             tls,
             started: Instant::now(),
             sent: 0,
+            length: None,
             activity: activity.clone(),
             written: false,
         })
     }
 
-    /// The response head is on its way with `status`.
-    pub(crate) fn answered(&mut self, status: http::StatusCode) {
+    /// The response head is on its way with `status` and `headers`.
+    pub(crate) fn answered(&mut self, status: http::StatusCode, headers: &http::HeaderMap) {
         self.status = status.as_u16();
+        self.length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
     }
 
     fn finish(mut self: Box<Self>, end: &str) {
@@ -247,7 +255,11 @@ impl Drop for Logged {
     /// hyper stops polling a body that says it has ended; one dropped before that was cut
     /// short, and its [`Pending`] says so as it drops.
     fn drop(&mut self) {
-        if self.body.is_end_stream() {
+        let whole = self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.length == Some(p.sent));
+        if whole || self.body.is_end_stream() {
             self.finish("ok");
         }
     }

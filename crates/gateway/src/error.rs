@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!   Side::Client    the client's request or body was wrong, or it went away: 4xx (or
-//!                   nothing), `request refused ... check=...`, mtls_request_refusals_total
+//!                   nothing), `request refused ... check=...`, mtls_http_refusals_total
 //!   Side::Upstream  the upstream refused, broke off or was too slow: 502/504,
 //!                   `upstream error ... check=...`, mtls_upstream_errors_total
 //!   Side::Internal  our own fault (a path we cannot forward, a config that cannot work):

@@ -4,7 +4,7 @@
 //! client-certificate rules, run its action with the same path, and write the access-log
 //! line.
 
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderValue, Method, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
@@ -40,11 +40,17 @@ pub(crate) async fn handle(
             &request,
         )
     });
-    let response = respond(entrance, conn, request).await;
+    let head = request.method() == Method::HEAD;
+    let mut response = respond(entrance, conn, request).await;
+    if head {
+        // hyper leaves out the body of an answer to HEAD over HTTP/1.1, not over HTTP/2,
+        // where a DATA frame after it is a protocol error. Content-Length stays.
+        *response.body_mut() = body::empty();
+    }
     let status = response.status();
     conn.metrics.request(status);
     if let Some(pending) = pending.as_mut() {
-        pending.answered(status);
+        pending.answered(status, response.headers());
     }
     response.map(|body| Logged::new(body, pending))
 }

@@ -266,10 +266,19 @@ impl ProxyRoute {
                 headers.clone()
             };
             *upstream_request.headers_mut() = attempt_headers.unwrap_or_default();
+            // A request without a body is sent at once: `read_timeout` runs from there to
+            // the response head. With a body, the upload may take any time (the client's
+            // pace, `client_body_timeout`); then the connect and read timeouts bound the
+            // whole exchange together.
+            let head_timeout = replayable.then_some(self.read_timeout);
             let wait = self.connect_timeout + self.read_timeout;
-            let sent = self
-                .pool
-                .send(index, server, &self.connector, upstream_request);
+            let sent = self.pool.send(
+                index,
+                server,
+                &self.connector,
+                upstream_request,
+                head_timeout,
+            );
             let failure = match tokio::time::timeout(wait, sent).await {
                 Ok(Ok((response, lent))) => {
                     return self.respond(conn, response, client_upgrade, lent).await;
@@ -284,7 +293,7 @@ impl ProxyRoute {
                     ),
                 ),
                 Ok(Err(SendError::Http(e))) => upstream_failure(&e, self.tls.as_ref()),
-                Err(_) => Error::upstream(
+                Ok(Err(SendError::ReadTimeout)) | Err(_) => Error::upstream(
                     "read_timeout",
                     StatusCode::GATEWAY_TIMEOUT,
                     format!(

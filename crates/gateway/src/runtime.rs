@@ -76,6 +76,22 @@ pub(crate) struct Ticket {
     _alive: mpsc::Sender<()>,
 }
 
+impl Ticket {
+    /// A token that keeps [`Runtime::run_until`] waiting while it lives, for work of the
+    /// connection that may outlive its task (an HTTP/2 request runs in a task of its own).
+    pub(crate) fn hold(&self) -> Hold {
+        Hold {
+            _alive: self._alive.clone(),
+        }
+    }
+}
+
+/// See [`Ticket::hold`].
+#[derive(Debug, Clone)]
+pub(crate) struct Hold {
+    _alive: mpsc::Sender<()>,
+}
+
 /// A connection cap (`max_connections`, or the metrics listener's own), shared by the
 /// listeners given the same one.
 #[derive(Debug)]

@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -20,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use mtls_tls::{ClientHello, HandshakeError, HandshakeInfo};
 
 use crate::access_log::{AccessLogger, Logged};
-use crate::activity::{Activity, Mode, Registry};
+use crate::activity::{Activity, Mode, Phase, Registry};
 use crate::body::Body;
 use crate::config::Timeouts;
 use crate::context::Connection;
@@ -28,7 +29,7 @@ use crate::handler;
 use crate::keepalive;
 use crate::limits;
 use crate::metrics::Metrics;
-use crate::runtime::{self, Handler, Runtime, Serve, Slots, Ticket};
+use crate::runtime::{self, Handler, Hold, Runtime, Serve, Slots, Ticket};
 use crate::site::{Entrance, Site};
 
 /// The sockets a site serves on, bound before anything runs.
@@ -136,7 +137,7 @@ impl Serve for Gateway {
             let entrance = Entrance::new(site.clone(), self.listener, None);
             let activity = ticket.registry.add(Mode::Http1, entrance.timeouts());
             let conn = self.context(&entrance, remote, None, activity);
-            serve_http(tcp, entrance, conn, &ticket.registry).await;
+            serve_http(tcp, entrance, conn, &ticket).await;
             return;
         }
         let handshake = async {
@@ -180,12 +181,12 @@ impl Serve for Gateway {
         if h2 {
             let activity = registry.add(Mode::Http2, entrance.timeouts());
             let conn = self.context(&entrance, remote, Some(info), activity);
-            serve_http(stream, entrance, conn, registry).await;
+            serve_http(stream, entrance, conn, &ticket).await;
         } else {
             let activity = registry.add(Mode::Hibernating, entrance.timeouts());
             let conn = self.context(&entrance, remote, Some(info), activity.clone());
             let head = entrance.max_request_head();
-            let handler = Requests::new(entrance, conn);
+            let handler = Requests::new(entrance, conn, &ticket);
             keepalive::serve(
                 stream,
                 handler,
@@ -222,11 +223,12 @@ impl Gateway {
 
 /// Each request of a connection to [`handler::handle`], with the connection's entrance.
 #[derive(Debug, Clone)]
-struct Requests(Arc<(Entrance, Connection)>);
+struct Requests(Arc<(Entrance, Connection, Arc<Registry>, Hold)>);
 
 impl Requests {
-    fn new(entrance: Entrance, conn: Connection) -> Requests {
-        Requests(Arc::new((entrance, conn)))
+    fn new(entrance: Entrance, conn: Connection, ticket: &Ticket) -> Requests {
+        let registry = ticket.registry.clone();
+        Requests(Arc::new((entrance, conn, registry, ticket.hold())))
     }
 }
 
@@ -237,20 +239,58 @@ impl Handler for Requests {
         &self,
         request: Request<Incoming>,
     ) -> impl Future<Output = Response<Logged>> + Send + use<> {
-        let both = self.0.clone();
-        async move { handler::handle(&both.0, &both.1, request).await }
+        let shared = self.0.clone();
+        async move {
+            // `shared` also holds the drain open until this request has ended.
+            let (entrance, conn, registry) = (&shared.0, &shared.1, &shared.2);
+            // HTTP/2 runs each request in a task of its own, which may outlive its
+            // connection: at the end of a shutdown's drain the request is dropped here, so
+            // that its access-log line is written (`end=shutdown`) before the process exits.
+            // The cut is only looked at while the handler waits (an upstream, a file).
+            let answered = {
+                let mut handling = std::pin::pin!(handler::handle(entrance, conn, request));
+                let mut cut = std::pin::pin!(registry.reached(Phase::Cut));
+                std::future::poll_fn(|cx| {
+                    if let Poll::Ready(response) = handling.as_mut().poll(cx) {
+                        return Poll::Ready(Some(response));
+                    }
+                    if cut.as_mut().poll(cx).is_ready() {
+                        conn.activity.cut();
+                        return Poll::Ready(None);
+                    }
+                    Poll::Pending
+                })
+                .await
+            };
+            answered.unwrap_or_else(|| {
+                let page = crate::page::error_page(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "The server is shutting down.",
+                );
+                page.map(|body| Logged::new(body, None))
+            })
+        }
     }
 }
 
 /// HTTP/2 (ALPN `h2`) and plain HTTP/1.1 (or h2c), on the runtime's one HTTP driver.
-async fn serve_http<IO>(io: IO, entrance: Entrance, conn: Connection, registry: &Registry)
+async fn serve_http<IO>(io: IO, entrance: Entrance, conn: Connection, ticket: &Ticket)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let head = entrance.max_request_head();
     let (remote, metrics, activity) = (conn.remote, conn.metrics.clone(), conn.activity.clone());
-    let handler = Requests::new(entrance, conn);
-    runtime::serve_http(io, handler, registry, activity, &metrics, remote, head).await;
+    let handler = Requests::new(entrance, conn, ticket);
+    runtime::serve_http(
+        io,
+        handler,
+        &ticket.registry,
+        activity,
+        &metrics,
+        remote,
+        head,
+    )
+    .await;
 }
 
 /// How often idle upstream connections are looked at: they close between

@@ -79,6 +79,21 @@ pub(super) enum SendError {
     Connect(ConnectError),
     /// The connection failed while the request was sent or the response awaited.
     Http(hyper::Error),
+    /// No response head within `read_timeout` of the request being sent.
+    ReadTimeout,
+}
+
+/// `future`, failing with [`SendError::ReadTimeout`] after `limit` (`None`: no limit).
+async fn within<T>(
+    limit: Option<std::time::Duration>,
+    future: impl std::future::Future<Output = T>,
+) -> Result<T, SendError> {
+    match limit {
+        None => Ok(future.await),
+        Some(limit) => tokio::time::timeout(limit, future)
+            .await
+            .map_err(|_| SendError::ReadTimeout),
+    }
 }
 
 impl Pool {
@@ -124,6 +139,7 @@ impl Pool {
         target: &HostPort,
         connector: &Connector,
         mut request: Request<Body>,
+        head_timeout: Option<std::time::Duration>,
     ) -> Result<(Response<Incoming>, Lent), SendError> {
         while let Some(mut sender) = self.take(server) {
             // Ready once its connection has finished the previous response; an error
@@ -131,7 +147,7 @@ impl Pool {
             if sender.ready().await.is_err() {
                 continue;
             }
-            match sender.try_send_request(request).await {
+            match within(head_timeout, sender.try_send_request(request)).await? {
                 Ok(response) => return Ok((response, self.lend(server, sender))),
                 Err(mut failed) => match failed.take_message() {
                     Some(unsent) => request = unsent,
@@ -149,9 +165,8 @@ impl Pool {
                 tracing::debug!("upstream connection ended: {e}");
             }
         });
-        let response = sender
-            .send_request(request)
-            .await
+        let response = within(head_timeout, sender.send_request(request))
+            .await?
             .map_err(SendError::Http)?;
         Ok((response, self.lend(server, sender)))
     }
