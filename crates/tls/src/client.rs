@@ -20,7 +20,7 @@
 //!   used (RFC 6125), and the fallback is taken only when the chain itself verified;
 //! - a failure leaves a sentence about the certificate (subject, serial, issuer, the names
 //!   it has) in the connection's notes, for `connect` to return: see `observe` for why
-//!   the notes are lent to the callbacks rather than given to a verifier of each
+//!   the notes sit in a task-local of the handshake rather than in a verifier of each
 //!   connection's own, as the server side does.
 //!
 //! In TLS 1.3 the upstream judges our client certificate after our side of the handshake
@@ -36,7 +36,6 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -410,9 +409,9 @@ pub(crate) struct Trusted {
     pub(crate) common_name: bool,
 }
 
-thread_local! {
-    /// The notes of the connection whose handshake is being polled on this thread.
-    static NOTES: RefCell<Option<Notes>> = const { RefCell::new(None) };
+tokio::task_local! {
+    /// The notes of the connection whose handshake [`observe`] is driving.
+    static NOTES: RefCell<Notes>;
 }
 
 /// Drive `handshake`, collecting what rustls' callbacks (verifier, certificate resolver, key
@@ -423,29 +422,28 @@ thread_local! {
 /// client session only on a config whose `verifier` and `client_auth_cert_resolver` are
 /// the very `Arc`s the session was made with (`Weak::ptr_eq` in its
 /// `ClientSessionCommon::compatible_config`, rustls 0.23), so per-connection wrappers
-/// would end session reuse. The callbacks therefore stay the shared objects, and the notes
-/// are lent to a thread-local for the duration of each poll of this future and taken back
-/// after it. That is sound on its own terms, without relying on how much of the handshake
-/// one poll does: the callbacks run inside `process_new_packets` on the connection this
-/// future owns, so only within its polls, and no other connection is driven inside them.
-pub(crate) async fn observe<F: Future + Unpin>(mut handshake: F) -> (F::Output, Notes) {
-    let mut notes = Some(Notes::default());
-    let output = std::future::poll_fn(|cx| {
-        NOTES.with(|slot| *slot.borrow_mut() = notes.take());
-        let poll = Pin::new(&mut handshake).poll(cx);
-        notes = NOTES.with(|slot| slot.borrow_mut().take());
-        poll
-    })
-    .await;
-    (output, notes.unwrap_or_default())
+/// would end session reuse. The callbacks therefore stay the shared objects, and find this
+/// connection's notes in a tokio task-local scoped to the handshake future: set whenever
+/// that future is polled, for its whole life, and nowhere else. The callbacks run inside
+/// `process_new_packets` on the connection this future owns, so only within its polls;
+/// nothing depends on how much of the handshake one poll does, and no thread-local is left
+/// holding anything between polls.
+pub(crate) async fn observe<F: Future>(handshake: F) -> (F::Output, Notes) {
+    NOTES
+        .scope(RefCell::new(Notes::default()), async {
+            let output = handshake.await;
+            let notes = NOTES.with(|notes| std::mem::take(&mut *notes.borrow_mut()));
+            (output, notes)
+        })
+        .await
 }
 
-/// Add to the notes of the connection being polled, if any (outside [`observe`], nothing
-/// is recorded).
+/// Add to the notes of the connection being driven by [`observe`], if any (outside it,
+/// nothing is recorded).
 pub(crate) fn note(record: impl FnOnce(&mut Notes)) {
-    NOTES.with(|slot| {
-        if let Some(notes) = slot.borrow_mut().as_mut() {
-            record(notes);
+    let _ = NOTES.try_with(|notes| {
+        if let Ok(mut notes) = notes.try_borrow_mut() {
+            record(&mut notes);
         }
     });
 }
@@ -1880,6 +1878,36 @@ mod tests {
         let io_error = ping(&mut stream).await.expect_err("refused");
         let err = client.stream_error(&info, &io_error).expect("a TLS error");
         assert_eq!(err.to_string(), expected);
+    }
+
+    /// The notes of one connection never reach another: many handshakes at once on a
+    /// multi-thread runtime, through one shared client, half of them to a server of an
+    /// unknown CA, each get the verdict on their own server.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_connections_each_get_their_own_notes() {
+        let mut ca = TestCa::new();
+        let good = Arc::new(upstream(&mut ca, &["good.test"]).await);
+        let mut other = other_ca("Other CA");
+        let stranger = Arc::new(upstream(&mut other, &["backend.test"]).await);
+        let client = Arc::new(ProbeClient::build(&probe_settings(&ca)).expect("client"));
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let (client, good, stranger) = (client.clone(), good.clone(), stranger.clone());
+            tasks.push(tokio::spawn(async move {
+                if i % 2 == 0 {
+                    probe(&client, &good, "good.test").await.is_ok()
+                } else {
+                    let err = probe_err(probe(&client, &stranger, "backend.test").await);
+                    err.check() == "unknown_issuer" && err.to_string().contains("CN=Other CA")
+                }
+            }));
+        }
+        for (i, task) in tasks.into_iter().enumerate() {
+            assert!(
+                task.await.expect("task"),
+                "connection {i} got another's verdict"
+            );
+        }
     }
 
     #[tokio::test]
