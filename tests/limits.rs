@@ -547,6 +547,64 @@ print("done")
     server.wait_log("check=send_timeout");
 }
 
+#[test]
+fn an_http2_client_that_stops_granting_window_is_cut_off_at_send_timeout() {
+    // HTTP/2 flow control: the client never sends WINDOW_UPDATE, so after the first 64 KiB
+    // the gateway has nothing it may send; no socket write ever blocks.
+    let work = limits_pki();
+    std::fs::create_dir_all(work.join("www")).unwrap();
+    work.write("www/big.bin", vec![b'z'; 4 << 20]);
+    let locations = "[[server.location]]\npath = \"/\"\nroot = \"www\"\n";
+    let server = work.serve("gw", &tls_server("", DEADLINES, locations));
+    let port = server.port;
+    let out = python(
+        &work,
+        &format!(
+            r#"
+import h2.connection, h2.config
+s = tls({port}, ["h2"])
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+c.initiate_connection()
+c.send_headers(1, [(":method", "GET"), (":path", "/big.bin"), (":authority", "localhost"),
+                   (":scheme", "https")], end_stream=True)
+s.sendall(c.data_to_send())
+start = time.time()
+got = 0
+closed = None
+s.settimeout(0.2)
+while time.time() - start < 8:
+    try:
+        data = s.recv(65536)
+    except socket.timeout:
+        continue
+    except OSError:
+        closed = time.time() - start
+        break
+    if not data:
+        closed = time.time() - start
+        break
+    for event in c.receive_data(data):
+        if hasattr(event, "data") and event.data:
+            got += len(event.data)
+    # SETTINGS and PING answers, never a WINDOW_UPDATE (no acknowledge_received_data).
+    s.sendall(c.data_to_send())
+print("closed", closed and round(closed, 1), got)
+"#
+        ),
+    );
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"closed"), "{out}");
+    let seconds: f64 = words[1].parse().unwrap_or(f64::MAX);
+    assert!(
+        (1.5..=4.5).contains(&seconds),
+        "closed after send_timeout (2 s): {out}"
+    );
+    let got: u64 = words[2].parse().unwrap();
+    assert!(got <= 65_535, "no more than the initial window: {out}");
+    server.wait_log("check=send_timeout");
+    server.wait_access("end=send_timeout");
+}
+
 /// A Python script that holds its sockets open: started, and waited for until it prints
 /// `ready`; it runs until dropped (its stdin closes, its `sys.stdin.read()` returns).
 struct HeldPython(std::process::Child);

@@ -98,6 +98,10 @@ pub(crate) struct Activity {
     head_since: AtomicU64,
     /// Clock since the last write could not finish (the client is not reading).
     blocked_since: AtomicU64,
+    /// One clock per response that has handed hyper a chunk and not been asked for the
+    /// next since (0 = asked): an HTTP/2 client that stops sending WINDOW_UPDATE stalls
+    /// its streams inside h2's flow control, where no socket write ever blocks.
+    stalls: Mutex<Vec<Weak<AtomicU64>>>,
     /// Clock since the last response ended with nothing else in flight.
     idle_since: AtomicU64,
     /// Which deadline passed (an [`Expired`] as u8; 0: none).
@@ -189,21 +193,58 @@ impl Activity {
         }
     }
 
+    /// A clock for one response's stall (see `stalls`), watched until it is dropped.
+    fn stall_clock(&self) -> Arc<AtomicU64> {
+        let clock = Arc::new(AtomicU64::new(0));
+        if let Ok(mut stalls) = self.stalls.lock() {
+            stalls.push(Arc::downgrade(&clock));
+        }
+        clock
+    }
+
+    /// The oldest running stall clock (0: none), forgetting the responses that are gone.
+    fn oldest_stall(&self) -> u64 {
+        let Ok(mut stalls) = self.stalls.lock() else {
+            return 0;
+        };
+        let mut oldest = 0;
+        stalls.retain(|weak| {
+            let Some(clock) = weak.upgrade() else {
+                return false;
+            };
+            let since = clock.load(Ordering::Relaxed);
+            if since != 0 && (oldest == 0 || since < oldest) {
+                oldest = since;
+            }
+            true
+        });
+        oldest
+    }
+
     /// What the sweep decides for this connection at `now`.
     fn check(&self, now: u64) -> Option<Expired> {
-        let past = |since: &AtomicU64, limit: Duration| {
-            let since = since.load(Ordering::Relaxed);
+        let past = |since: u64, limit: Duration| {
             let limit = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX / 2);
             since != 0 && now >= since.saturating_add(limit)
         };
-        if past(&self.head_since, self.timeouts.client_header) {
+        if past(
+            self.head_since.load(Ordering::Relaxed),
+            self.timeouts.client_header,
+        ) {
             Some(Expired::ClientHeader)
-        } else if past(&self.blocked_since, self.timeouts.send) {
+        } else if past(
+            self.blocked_since.load(Ordering::Relaxed),
+            self.timeouts.send,
+        ) || past(self.oldest_stall(), self.timeouts.send)
+        {
             Some(Expired::Send)
         } else if self.mode != Mode::Hibernating
             && self.streams.load(Ordering::Relaxed) == 0
             && self.head_since.load(Ordering::Relaxed) == 0
-            && past(&self.idle_since, self.timeouts.keepalive)
+            && past(
+                self.idle_since.load(Ordering::Relaxed),
+                self.timeouts.keepalive,
+            )
         {
             Some(Expired::Keepalive)
         } else {
@@ -282,6 +323,7 @@ impl Registry {
             streams: AtomicUsize::new(0),
             head_since: AtomicU64::new(0),
             blocked_since: AtomicU64::new(0),
+            stalls: Mutex::new(Vec::new()),
             idle_since: AtomicU64::new(0),
             expired: AtomicU8::new(0),
             asleep: AtomicBool::new(false),
@@ -419,18 +461,23 @@ impl Drop for InFlight {
 }
 
 /// A response body that keeps its request counted as open until it has been sent (or
-/// dropped): what "no stream open" means for HTTP/2's `keepalive_timeout`.
+/// dropped): what "no stream open" means for HTTP/2's `keepalive_timeout`. It also keeps
+/// the response's stall clock: running from a chunk handed to hyper until hyper asks for
+/// the next, which it does not while the client's flow-control window stays shut
+/// (`send_timeout` for HTTP/2).
 #[derive(Debug)]
 pub(crate) struct Counted<B> {
     body: B,
-    _request: InFlight,
+    request: InFlight,
+    stall: Option<Arc<AtomicU64>>,
 }
 
 impl<B> Counted<B> {
     pub(crate) fn new(body: B, request: InFlight) -> Counted<B> {
         Counted {
             body,
-            _request: request,
+            request,
+            stall: None,
         }
     }
 }
@@ -443,7 +490,22 @@ impl<B: http_body::Body + Unpin> http_body::Body for Counted<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        if let Some(stall) = &this.stall {
+            stall.store(0, Ordering::Relaxed);
+        }
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        // A body that has ended with this chunk (most small answers) is never asked again:
+        // no clock for it.
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && frame.is_data()
+            && !this.body.is_end_stream()
+        {
+            let activity = &this.request.activity;
+            let stall = this.stall.get_or_insert_with(|| activity.stall_clock());
+            stall.store(activity.now(), Ordering::Relaxed);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
