@@ -194,6 +194,84 @@ fn openssl_req_csrs_are_signed() {
     }
 }
 
+/// Seed 003's Tomcat: keytool makes the key pair and the request
+/// (`-----BEGIN NEW CERTIFICATE REQUEST-----`); we sign it, and keytool takes the answer
+/// back into its keystore.
+#[test]
+fn keytool_certreq_csrs_are_signed_and_imported_back() {
+    let w = Work::new();
+    w.ok(&["pki", "init"]);
+    let keytool = |args: &[&str]| {
+        let all = [
+            args,
+            &[
+                "-keystore",
+                "tomcat.p12",
+                "-storetype",
+                "PKCS12",
+                "-storepass",
+                "changeit",
+            ],
+        ]
+        .concat();
+        let out = run_peer("keytool", &all, w.path());
+        assert!(out.status.success(), "keytool {args:?}: {}", text(&out));
+        text(&out)
+    };
+    keytool(&[
+        "-genkeypair",
+        "-alias",
+        "tomcat",
+        "-keyalg",
+        "EC",
+        "-groupname",
+        "secp256r1",
+        "-dname",
+        "CN=tomcat.example.com, OU=Ops, O=Example Ltd, C=CN",
+        "-ext",
+        "SAN=dns:tomcat.example.com",
+    ]);
+    keytool(&[
+        "-certreq",
+        "-alias",
+        "tomcat",
+        "-file",
+        "tomcat.csr",
+        "-ext",
+        "SAN=dns:tomcat.example.com",
+    ]);
+    let csr = String::from_utf8(w.read("tomcat.csr")).unwrap();
+    assert!(
+        csr.contains("-----BEGIN NEW CERTIFICATE REQUEST-----"),
+        "{csr}"
+    );
+    let shown = w.ok(&["pki", "show", "tomcat.csr"]);
+    assert!(shown.contains("tomcat.example.com"), "{shown}");
+    let signed = w.json(&["pki", "sign", "tomcat.csr", "--profile", "server"]);
+    assert_eq!(
+        signed["sans"],
+        serde_json::json!(["DNS:tomcat.example.com"]),
+        "{signed}"
+    );
+    // keytool imports the CA, then our answer onto its key pair.
+    keytool(&[
+        "-importcert",
+        "-noprompt",
+        "-alias",
+        "ca",
+        "-file",
+        "pki/ca.crt",
+    ]);
+    let reply = keytool(&[
+        "-importcert",
+        "-alias",
+        "tomcat",
+        "-file",
+        "pki/certs/tomcat.crt",
+    ]);
+    assert!(reply.contains("Certificate reply was installed"), "{reply}");
+}
+
 #[test]
 fn a_csr_with_a_bad_signature_is_refused() {
     let w = Work::new();

@@ -5,7 +5,7 @@
 //! name the file and say what was expected, so "truncated PEM" is never a mystery.
 
 use base64::Engine as _;
-use rustls_pki_types::pem::{self, PemObject, SectionKind};
+use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::error::{Error, Result};
@@ -37,13 +37,63 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Every PEM section in `data`, in order. `what` names the input for error messages.
+/// Every PEM section in `data`, in order, whatever its label. `what` names the input for
+/// error messages.
+///
+/// OpenSSL's legacy labels are read as today's (`NEW CERTIFICATE REQUEST`, which keytool
+/// writes, and `X509 CERTIFICATE` as `CERTIFICATE REQUEST` and `CERTIFICATE`), and a label
+/// we do not use (`ENCRYPTED PRIVATE KEY`, `PKCS7`) is kept as written, so the caller can
+/// say what the file holds instead of "nothing found". RFC 1421 header lines (`Proc-Type:`,
+/// `DEK-Info:`) are skipped; a section they mark encrypted gets the label `ENCRYPTED ...`
+/// (`ENCRYPTED RSA PRIVATE KEY`), as PKCS#8's encrypted form has its own.
 pub fn sections(data: &[u8], what: &str) -> Result<Vec<Section>> {
+    let text = String::from_utf8_lossy(data);
     let mut out = Vec::new();
-    for item in <(SectionKind, Vec<u8>) as PemObject>::pem_slice_iter(data) {
-        let (kind, der) = item.map_err(|e| Error::malformed(what, describe_pem_error(&e)))?;
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(label) = boundary(line, "-----BEGIN ") else {
+            continue;
+        };
+        let end = format!("-----END {label}-----");
+        let mut body = String::new();
+        let mut closed = false;
+        let mut encrypted = false;
+        for line in lines.by_ref() {
+            let line = line.trim();
+            if line == end {
+                closed = true;
+                break;
+            }
+            if line.starts_with("-----") {
+                return Err(Error::malformed(
+                    what,
+                    format!("truncated PEM: no closing {end} before {line:?}"),
+                ));
+            }
+            if line.contains(':') {
+                // An RFC 1421 header: `Proc-Type: 4,ENCRYPTED` marks a key encrypted in the
+                // traditional form, whose body is no DER until decrypted.
+                encrypted |= line.starts_with("Proc-Type:") && line.contains("ENCRYPTED");
+                continue;
+            }
+            body.push_str(line);
+        }
+        if !closed {
+            return Err(Error::malformed(
+                what,
+                format!("truncated PEM: no closing {end}"),
+            ));
+        }
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body.as_bytes())
+            .map_err(|e| Error::malformed(what, format!("corrupt PEM body in {label} ({e})")))?;
+        let label = modern_label(label);
         out.push(Section {
-            label: label(kind).to_owned(),
+            label: if encrypted {
+                format!("ENCRYPTED {label}")
+            } else {
+                label.to_owned()
+            },
             der,
         });
     }
@@ -54,6 +104,25 @@ pub fn sections(data: &[u8], what: &str) -> Result<Vec<Section>> {
         ));
     }
     Ok(out)
+}
+
+/// `LABEL` of a `-----BEGIN LABEL-----` line (`prefix` is `-----BEGIN `).
+fn boundary<'a>(line: &'a str, prefix: &str) -> Option<&'a str> {
+    let label = line.trim().strip_prefix(prefix)?.strip_suffix("-----")?;
+    (!label.is_empty()
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' '))
+    .then_some(label)
+}
+
+/// OpenSSL's legacy PEM labels, read as the ones we use.
+fn modern_label(label: &str) -> &str {
+    match label {
+        "NEW CERTIFICATE REQUEST" => "CERTIFICATE REQUEST",
+        "X509 CERTIFICATE" => "CERTIFICATE",
+        other => other,
+    }
 }
 
 /// All certificates in `data` (PEM with one or more sections, or a single DER certificate).
@@ -93,7 +162,9 @@ pub fn certificates(data: &[u8], what: &str) -> Result<Vec<CertificateDer<'stati
 /// The one private key in `data` (PKCS#8, SEC1 or PKCS#1; PEM or DER).
 pub fn private_key(data: &[u8], what: &str) -> Result<PrivateKeyDer<'static>> {
     if is_pem(data) {
-        if contains(data, b"-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        if contains(data, b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+            || contains(data, b"Proc-Type: 4,ENCRYPTED")
+        {
             return Err(Error::malformed(
                 what,
                 "the key is encrypted; decrypt it first (openssl pkey -in KEY -out PLAIN.key)",
@@ -135,19 +206,6 @@ pub fn encode_certificates<'a>(certs: impl IntoIterator<Item = &'a CertificateDe
         .collect()
 }
 
-fn label(kind: SectionKind) -> &'static str {
-    match kind {
-        SectionKind::Certificate => "CERTIFICATE",
-        SectionKind::PublicKey => "PUBLIC KEY",
-        SectionKind::RsaPrivateKey => "RSA PRIVATE KEY",
-        SectionKind::PrivateKey => "PRIVATE KEY",
-        SectionKind::EcPrivateKey => "EC PRIVATE KEY",
-        SectionKind::Crl => "X509 CRL",
-        SectionKind::Csr => "CERTIFICATE REQUEST",
-        _ => "UNKNOWN",
-    }
-}
-
 fn describe_pem_error(e: &pem::Error) -> String {
     match e {
         pem::Error::MissingSectionEnd { end_marker } => format!(
@@ -181,6 +239,37 @@ mod tests {
         assert!(err.contains("does not parse"), "{err}");
         let err = certificates(b"hello", "g.txt").unwrap_err().to_string();
         assert!(err.contains("g.txt"), "{err}");
+    }
+
+    #[test]
+    fn legacy_labels_and_encrypted_keys_are_told_apart() {
+        let der = vec![0x30, 0x03, 0x02, 0x01, 0x05];
+        let keytool = encode("NEW CERTIFICATE REQUEST", &der);
+        let old = encode("X509 CERTIFICATE", &der);
+        let p7 = encode("PKCS7", &der);
+        let all = format!("{keytool}{old}{p7}");
+        let labels: Vec<String> = sections(all.as_bytes(), "t")
+            .unwrap()
+            .into_iter()
+            .map(|s| s.label)
+            .collect();
+        assert_eq!(labels, ["CERTIFICATE REQUEST", "CERTIFICATE", "PKCS7"]);
+        let traditional = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
+                           DEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\nMAMCAQU=\n\
+                           -----END RSA PRIVATE KEY-----\n";
+        let s = sections(traditional.as_bytes(), "k").unwrap();
+        assert_eq!(s[0].label, "ENCRYPTED RSA PRIVATE KEY");
+        let err = private_key(traditional.as_bytes(), "k.key").unwrap_err();
+        assert!(err.to_string().contains("encrypted"), "{err}");
+        // A section that never ends, and one interrupted by another.
+        let err = sections(b"-----BEGIN X509 CRL-----\nMAMC\n", "c").unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+        let err = sections(
+            b"-----BEGIN CERTIFICATE-----\nMAMC\n-----BEGIN CERTIFICATE-----\n",
+            "c",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
     }
 
     #[test]

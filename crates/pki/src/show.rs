@@ -181,6 +181,16 @@ pub fn describe_at(
                         let text = pem::encode(&s.label, &s.der);
                         describe_key(text.as_bytes(), &what).map(Object::PrivateKey)
                     }
+                    other if other.starts_with("ENCRYPTED ") => Err(Error::malformed(
+                        what,
+                        "an encrypted private key, which mtls cannot decrypt yet; decrypt it \
+                         first (openssl pkey -in KEY -out PLAIN.key)",
+                    )),
+                    "PKCS7" => Err(Error::malformed(
+                        what,
+                        "a PKCS#7 bundle, which mtls cannot read yet; list its certificates \
+                         with openssl pkcs7 -print_certs -in FILE",
+                    )),
                     other => Err(Error::malformed(
                         what,
                         format!("unsupported PEM section {other}"),
