@@ -272,6 +272,31 @@ fn keytool_certreq_csrs_are_signed_and_imported_back() {
     assert!(reply.contains("Certificate reply was installed"), "{reply}");
 }
 
+/// Seed 001 keeps the public key beside the private one (`openssl rsa -pubout`): ours is
+/// the same SubjectPublicKeyInfo, byte for byte, for EC and RSA keys.
+#[test]
+fn pubkey_writes_what_openssl_pkey_pubout_writes() {
+    let w = Work::new();
+    w.ok(&["pki", "init"]);
+    w.ok(&["pki", "issue", "client", "ec"]);
+    w.ok(&["pki", "issue", "client", "rsa", "--key-type", "rsa2048"]);
+    for name in ["ec", "rsa"] {
+        let key = format!("pki/private/{name}.key");
+        let out = run_peer("openssl", &["pkey", "-in", &key, "-pubout"], w.path());
+        assert!(out.status.success(), "{}", text(&out));
+        let theirs = String::from_utf8(out.stdout).unwrap();
+        let ours = w.ok(&["pki", "pubkey", &key]);
+        assert_eq!(ours, theirs, "{name}");
+        w.ok(&["pki", "pubkey", &key, "--out", &format!("{name}.pub")]);
+        assert_eq!(
+            String::from_utf8(w.read(&format!("{name}.pub"))).unwrap(),
+            theirs
+        );
+    }
+    let err = w.fails(&["pki", "pubkey", "pki/ca.crt"]);
+    assert!(err.contains("pki/ca.crt"), "{err}");
+}
+
 #[test]
 fn a_csr_with_a_bad_signature_is_refused() {
     let w = Work::new();

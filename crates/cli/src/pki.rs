@@ -142,6 +142,14 @@ enum PkiCommand {
         #[command(flatten)]
         password: PasswordArgs,
     },
+    /// Write a private key's public key as PEM SubjectPublicKeyInfo (`openssl pkey -pubout`).
+    Pubkey {
+        /// The private key (PEM or DER: PKCS#8, SEC1 or PKCS#1).
+        key: PathBuf,
+        /// Write it here (atomically) instead of to standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Check a certificate like `openssl verify`; exit 1 with the precise reason if invalid.
     Verify {
         /// The certificate (PEM or DER); extra certificates after the first are intermediates.
@@ -505,6 +513,24 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
                 })
                 .collect();
             emit(json, &rows, || list_text(&rows, now))
+        }
+        PkiCommand::Pubkey { key, out } => {
+            let data = pkifs::read(&key)?;
+            let what = key.display().to_string();
+            let pair = mtls_pki::key::load(&data, &what)?;
+            let pem = mtls_pki::pem::encode("PUBLIC KEY", &mtls_pki::key::public_key_info(&pair));
+            match out {
+                Some(path) => {
+                    pkifs::write_atomic(&path, pem.as_bytes(), Mode::Public)?;
+                    eprintln!(
+                        "wrote {} ({})",
+                        path.display(),
+                        mtls_pki::key::describe(&pair)
+                    );
+                }
+                None => print!("{pem}"),
+            }
+            Ok(ExitCode::SUCCESS)
         }
         PkiCommand::Show { files, password } => {
             let password = password.read()?;
