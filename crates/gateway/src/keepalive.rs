@@ -31,15 +31,14 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-#[cfg(doc)]
-use crate::activity::Mode;
 use crate::activity::{Activity, Expired, InFlight, Registry, Watched, close_expired};
 use crate::metrics::Metrics;
 use crate::runtime::{Handler, connection_error};
 
 /// Serve HTTP/1.1 on an established TLS stream until the client leaves, the connection
 /// upgrades, `keepalive_timeout` passes in silence, or the server stops (then the request
-/// in flight finishes first). `activity` is the connection's, made in [`Mode::Hibernating`];
+/// in flight finishes first). `activity` is the connection's, made in
+/// [`crate::activity::Mode::Hibernating`];
 /// each request is answered by `handler`; `head` bounds the request head.
 pub(crate) async fn serve<S, H>(
     stream: S,

@@ -162,9 +162,11 @@ pub fn certificates(data: &[u8], what: &str) -> Result<Vec<CertificateDer<'stati
 /// The one private key in `data` (PKCS#8, SEC1 or PKCS#1; PEM or DER).
 pub fn private_key(data: &[u8], what: &str) -> Result<PrivateKeyDer<'static>> {
     if is_pem(data) {
-        if contains(data, b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
-            || contains(data, b"Proc-Type: 4,ENCRYPTED")
-        {
+        // One reading of the labels: `sections` names both encrypted forms (PKCS#8's
+        // own label, and the traditional one's Proc-Type header).
+        let encrypted = sections(data, what)
+            .is_ok_and(|all| all.iter().any(|s| s.label.starts_with("ENCRYPTED ")));
+        if encrypted {
             return Err(Error::malformed(
                 what,
                 "the key is encrypted; decrypt it first (openssl pkey -in KEY -out PLAIN.key)",
