@@ -57,8 +57,42 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", sentence(&err));
             ExitCode::from(1)
         }
+    }
+}
+
+/// The error and its causes as one line, like `{:#}`, but a cause whose words the line
+/// already holds is left out: many errors repeat their source in their own message, and
+/// "No such file or directory (os error 2): No such file or directory (os error 2)" helps
+/// nobody.
+fn sentence(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let words = io.to_string();
+        let err = anyhow::Error::new(io).context(format!("reading crl.pem: {words}"));
+        assert_eq!(sentence(&err), format!("reading crl.pem: {words}"));
+        let err = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(sentence(&err), "outer: inner");
     }
 }

@@ -160,8 +160,9 @@ enum PkiCommand {
         /// Intermediate certificates that are not trusted by themselves.
         #[arg(long)]
         untrusted: Vec<PathBuf>,
-        /// CRLs to check revocation against (the leaf's issuer must have one).
-        #[arg(long)]
+        /// CRLs to check revocation against (the leaf's issuer must have one): files (PEM or
+        /// DER) or http(s):// URLs, fetched with a 10 s deadline and a 10 MiB cap.
+        #[arg(long, value_name = "FILE|URL")]
         crl: Vec<PathBuf>,
         /// What the certificate must be good for: server or client.
         #[arg(long)]
@@ -279,8 +280,15 @@ impl PasswordArgs {
 #[derive(Debug, Args)]
 struct LeafArgs {
     /// Lifetime in days (default 365 for servers and clients).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "not_after")]
     days: Option<u32>,
+    /// notBefore: RFC 3339 (2027-01-01T00:00:00Z) or relative to now (-2d, +1h, now);
+    /// default five minutes ago. A future time makes a not-yet-valid certificate.
+    #[arg(long, value_name = "WHEN", value_parser = parse_when, allow_hyphen_values = true)]
+    not_before: Option<OffsetDateTime>,
+    /// notAfter, instead of --days: RFC 3339 or relative (-1d makes an expired certificate).
+    #[arg(long, value_name = "WHEN", value_parser = parse_when, allow_hyphen_values = true)]
+    not_after: Option<OffsetDateTime>,
     /// CRL distribution point URL to put in the certificate (repeatable).
     #[arg(long = "crl-url", value_name = "URL")]
     crl_urls: Vec<String>,
@@ -294,6 +302,8 @@ impl LeafArgs {
         LeafOptions {
             profile: profile.into(),
             days: self.days,
+            not_before: self.not_before,
+            not_after: self.not_after,
             crl_urls: self.crl_urls.clone(),
             ocsp_url: self.ocsp_url.clone(),
         }
@@ -377,6 +387,7 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
                     request.name
                 )
             })?;
+            warn_if_not_valid_now(&issued);
             emit(json, &issued, || issued_text(&issued))
         }
         PkiCommand::Csr {
@@ -447,6 +458,7 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
             let issued = ca
                 .sign_csr(&data, &csr.display().to_string(), &request)
                 .with_context(|| format!("signing {}", csr.display()))?;
+            warn_if_not_valid_now(&issued);
             emit(json, &issued, || issued_text(&issued))
         }
         PkiCommand::Revoke {
@@ -591,7 +603,7 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
             }
             let mut crls = Vec::new();
             for f in &crl {
-                crls.extend(read_crls(f)?);
+                crls.extend(read_crls(f, &ca_files)?);
             }
             let options = mtls_pki::verify::VerifyOptions {
                 roots,
@@ -780,9 +792,26 @@ fn read_certs(path: &Path) -> Result<Vec<rustls_pki_types::CertificateDer<'stati
     )?)
 }
 
-fn read_crls(path: &Path) -> Result<Vec<Vec<u8>>> {
-    let data = pkifs::read(path)?;
+/// The CRLs in a file, or at an http(s) URL (a CRL distribution point: DER, or PEM);
+/// https servers are verified against `trusted_ca`.
+fn read_crls(path: &Path, trusted_ca: &[PathBuf]) -> Result<Vec<Vec<u8>>> {
     let what = path.display().to_string();
+    let data = match path.to_str().filter(|s| mtls_client::fetch::is_url(s)) {
+        Some(url) => {
+            let options = mtls_client::fetch::Fetch {
+                trusted_ca: trusted_ca.to_vec(),
+                ..Default::default()
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            runtime
+                .block_on(mtls_client::fetch::fetch(url, &options))?
+                .to_vec()
+        }
+        None => pkifs::read(path)?,
+    };
     if !mtls_pki::pem::is_pem(&data) {
         return Ok(vec![data]);
     }
@@ -795,6 +824,31 @@ fn read_crls(path: &Path) -> Result<Vec<Vec<u8>>> {
         bail!("{what}: no X509 CRL section");
     }
     Ok(crls)
+}
+
+/// `--not-before`/`--not-after`: RFC 3339, `now`, or a signed offset from now that
+/// humantime reads (`-2d`, `+12h`, `-1h30m`).
+fn parse_when(s: &str) -> Result<OffsetDateTime, String> {
+    when(s, OffsetDateTime::now_utc())
+}
+
+fn when(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    let offset = |text: &str| {
+        humantime::parse_duration(text)
+            .map_err(|e| format!("{s:?}: {e}"))
+            .and_then(|d| time::Duration::try_from(d).map_err(|e| format!("{s:?}: {e}")))
+    };
+    let at = if s == "now" {
+        Some(now)
+    } else if let Some(rest) = s.strip_prefix('-') {
+        now.checked_sub(offset(rest)?)
+    } else if let Some(rest) = s.strip_prefix('+') {
+        now.checked_add(offset(rest)?)
+    } else {
+        return parse_rfc3339(s)
+            .map_err(|e| format!("{e}; or a time relative to now such as -2d, +12h or now"));
+    };
+    at.ok_or_else(|| format!("{s:?} is out of range"))
 }
 
 fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
@@ -864,6 +918,24 @@ fn profile_word(p: ProfileArg) -> &'static str {
     match p {
         ProfileArg::Server => "server",
         ProfileArg::Client => "client",
+    }
+}
+
+/// A certificate made outside its validity (on purpose, for tests) says so, on stderr so
+/// that scripts reading stdout or `--json` are not disturbed.
+fn warn_if_not_valid_now(issued: &ca::Issued) {
+    let now = OffsetDateTime::now_utc();
+    let subject = &issued.entry.subject;
+    if issued.not_before > now {
+        eprintln!(
+            "warning: {subject} is not valid yet: it becomes valid on {}",
+            mtls_pki::db::rfc3339(issued.not_before)
+        );
+    } else if issued.entry.not_after < now {
+        eprintln!(
+            "warning: {subject} has already expired (notAfter {})",
+            mtls_pki::db::rfc3339(issued.entry.not_after)
+        );
     }
 }
 
@@ -945,4 +1017,30 @@ fn emit<T: Serialize + ?Sized>(
         print!("{}", text());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_reads_rfc3339_relative_offsets_and_now() {
+        let now = time::macros::datetime!(2026-11-30 12:00 UTC);
+        assert_eq!(when("now", now), Ok(now));
+        assert_eq!(
+            when("-2d", now),
+            Ok(time::macros::datetime!(2026-11-28 12:00 UTC))
+        );
+        assert_eq!(
+            when("+1h30m", now),
+            Ok(time::macros::datetime!(2026-11-30 13:30 UTC))
+        );
+        assert_eq!(
+            when("2027-01-01T00:00:00Z", now),
+            Ok(time::macros::datetime!(2027-01-01 0:00 UTC))
+        );
+        let err = when("yesterday", now).unwrap_err();
+        assert!(err.contains("RFC 3339") && err.contains("-2d"), "{err}");
+        assert!(when("-2 fortnights", now).is_err());
+    }
 }

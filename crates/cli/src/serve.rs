@@ -281,6 +281,8 @@ fn quickstart(data: &Path) -> Result<(PathBuf, mtls_gateway::echo::EchoSettings)
             leaf: LeafOptions {
                 profile,
                 days: None,
+                not_before: None,
+                not_after: None,
                 crl_urls: Vec::new(),
                 ocsp_url: None,
             },

@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod fetch;
 pub mod get;
 pub mod record;
 pub mod request;

@@ -4,6 +4,8 @@
 //! DIR/ca.crt  ca.key              root CA (key 0600)
 //! DIR/intermediate.crt .key       optional issuing CA (`init --intermediate`)
 //! DIR/crl.pem  crlnumber          current CRL and the number the next one gets
+//! DIR/public/                     what may be published (nothing secret): ca.crt, the
+//!                                 intermediate, and the CRL as crl.pem, crl.der, crl.crl
 //! DIR/index.txt                   the database (see `db`)
 //! DIR/certs/NAME.crt              leaf
 //! DIR/certs/NAME.chain.pem        leaf + intermediates, what a server presents
@@ -80,6 +82,11 @@ impl Layout {
     pub fn crl(&self) -> PathBuf {
         self.dir.join("crl.pem")
     }
+    /// The directory of files meant to be published (CRL distribution point, AIA): it
+    /// holds nothing secret, so it, and never the CA directory, is what a web server serves.
+    pub fn public(&self) -> PathBuf {
+        self.dir.join("public")
+    }
     /// The number the next CRL gets (hex, like openssl's `crlnumber`).
     pub fn crl_number(&self) -> PathBuf {
         self.dir.join("crlnumber")
@@ -133,8 +140,14 @@ pub struct InitOptions {
 pub struct LeafOptions {
     /// Server or client.
     pub profile: Profile,
-    /// Lifetime in days; the profile's default when `None`.
+    /// Lifetime in days from now; the profile's default when `None` (and no `not_after`).
     pub days: Option<u32>,
+    /// notBefore; now minus five minutes (clock skew) when `None`. Any time is allowed, so
+    /// tests can make certificates that are not valid yet.
+    pub not_before: Option<OffsetDateTime>,
+    /// notAfter, instead of `days`; may be in the past, so tests can make expired
+    /// certificates. Cut to the issuing CA's notAfter like any lifetime.
+    pub not_after: Option<OffsetDateTime>,
     /// CRL distribution point URLs.
     pub crl_urls: Vec<String>,
     /// OCSP responder URL (authorityInfoAccess).
@@ -191,6 +204,9 @@ pub struct Issued {
     pub sans: Vec<String>,
     /// True when the requested lifetime was cut to end with the issuing CA's.
     pub lifetime_clamped: bool,
+    /// notBefore (the database entry holds notAfter).
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
 }
 
 /// The result of writing a CRL.
@@ -527,6 +543,7 @@ impl Ca {
             .map_err(Error::generate("CRL"))?;
         let pem_text = pem::encode("X509 CRL", crl.der().as_ref());
         fs::write_atomic(&self.layout.crl(), pem_text.as_bytes(), Mode::Public)?;
+        self.publish(&pem_text, crl.der().as_ref())?;
         fs::write_atomic(
             &number_path,
             format!("{:02X}\n", number + 1).as_bytes(),
@@ -539,6 +556,30 @@ impl Ca {
             this_update,
             next_update,
         })
+    }
+
+    /// Refresh `public/`: the CA certificates and the CRL in PEM and in DER. DER is what a
+    /// CRL distribution point serves (RFC 5280 4.2.1.13; `openssl verify -crl_download`
+    /// and Windows fetch it), as `crl.crl` so that file servers send
+    /// `application/pkix-crl`; `crl.der` is the same bytes under the name openssl users
+    /// expect.
+    fn publish(&self, crl_pem: &str, crl_der: &[u8]) -> Result<()> {
+        let public = self.layout.public();
+        fs::create_dir(&public, Mode::Public)?;
+        fs::write_atomic(&public.join("crl.pem"), crl_pem.as_bytes(), Mode::Public)?;
+        fs::write_atomic(&public.join("crl.der"), crl_der, Mode::Public)?;
+        fs::write_atomic(&public.join("crl.crl"), crl_der, Mode::Public)?;
+        let root = pem::encode_certificates(std::slice::from_ref(&self.root));
+        fs::write_atomic(&public.join("ca.crt"), root.as_bytes(), Mode::Public)?;
+        if !self.intermediates.is_empty() {
+            let chain = pem::encode_certificates(&self.intermediates);
+            fs::write_atomic(
+                &public.join("intermediate.crt"),
+                chain.as_bytes(),
+                Mode::Public,
+            )?;
+        }
+        Ok(())
     }
 
     /// The certificate chain for `name` (leaf, intermediates) and its key, for export.
@@ -575,18 +616,15 @@ impl Ca {
         leaf: &LeafOptions,
         out: Option<&Path>,
     ) -> Result<Issued> {
-        let days = leaf.days.unwrap_or(match leaf.profile {
-            Profile::Server => DEFAULT_SERVER_DAYS,
-            _ => DEFAULT_CLIENT_DAYS,
-        });
-        if days == 0 {
-            return Err(Error::InvalidInput("--days must be at least 1".into()));
-        }
-        let not_before = now() - time::Duration::minutes(5);
-        let mut not_after = not_before + time::Duration::days(i64::from(days));
+        let (not_before, not_after) = leaf_validity(leaf, now())?;
         let lifetime_clamped = not_after > self.signer_not_after;
-        if lifetime_clamped {
-            not_after = self.signer_not_after;
+        let not_after = not_after.min(self.signer_not_after);
+        if not_after <= not_before {
+            return Err(Error::InvalidInput(format!(
+                "the certificate would end ({}) before it begins ({}): the issuing CA ends then",
+                crate::db::rfc3339(not_after),
+                crate::db::rfc3339(not_before)
+            )));
         }
         let serial = names::random_serial();
         let mut params = CertificateParams::default();
@@ -661,6 +699,7 @@ impl Ca {
             key: None,
             sans,
             lifetime_clamped,
+            not_before,
         })
     }
 
@@ -814,6 +853,45 @@ pub fn make_csr(subject: &Subject, sans: &[San], key_type: KeyType) -> Result<(K
     Ok((key, pem))
 }
 
+/// A leaf's notBefore and notAfter from its options: explicit times win, else `days` (or
+/// the profile's default) from five minutes ago, which absorbs small clock skew.
+fn leaf_validity(
+    leaf: &LeafOptions,
+    now: OffsetDateTime,
+) -> Result<(OffsetDateTime, OffsetDateTime)> {
+    let not_before = leaf.not_before.unwrap_or(now - time::Duration::minutes(5));
+    let not_after = match (leaf.not_after, leaf.days) {
+        (Some(_), Some(_)) => {
+            return Err(Error::InvalidInput(
+                "give --days or --not-after, not both".into(),
+            ));
+        }
+        (Some(at), None) => at,
+        (None, Some(0)) => {
+            return Err(Error::InvalidInput(
+                "--days must be at least 1 (for an expired certificate, give --not-after \
+                 with a past time such as -1d)"
+                    .into(),
+            ));
+        }
+        (None, days) => {
+            let days = days.unwrap_or(match leaf.profile {
+                Profile::Server => DEFAULT_SERVER_DAYS,
+                _ => DEFAULT_CLIENT_DAYS,
+            });
+            not_before + time::Duration::days(i64::from(days))
+        }
+    };
+    if not_after <= not_before {
+        return Err(Error::InvalidInput(format!(
+            "notAfter ({}) must be later than notBefore ({})",
+            crate::db::rfc3339(not_after),
+            crate::db::rfc3339(not_before)
+        )));
+    }
+    Ok((not_before, not_after))
+}
+
 fn ca_params(cn: &str, now: OffsetDateTime, days: u32, path_len: Option<u8>) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = Subject::cn(cn).to_rcgen();
@@ -871,6 +949,7 @@ fn retire(layout: &Layout) -> Result<PathBuf> {
         layout.dir().join("certs"),
         layout.dir().join("private"),
         layout.dir().join("issued"),
+        layout.public(),
     ];
     for path in entries.iter().filter(|p| p.exists()) {
         let Some(name) = path.file_name() else {

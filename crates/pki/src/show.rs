@@ -676,6 +676,8 @@ mod tests {
         let leaf = LeafOptions {
             profile,
             days: Some(5),
+            not_before: None,
+            not_after: None,
             crl_urls: vec!["http://crl.example/ca.crl".into()],
             ocsp_url: Some("http://ocsp.example".into()),
         };

@@ -42,6 +42,8 @@ impl Fixture {
             LeafOptions {
                 profile,
                 days: Some(10),
+                not_before: None,
+                not_after: None,
                 crl_urls: vec![],
                 ocsp_url: None,
             },

@@ -629,6 +629,108 @@ fn check_revocation(
     Ok(checked)
 }
 
+/// How much a [`Finding`] matters: an error stops `mtls check` and `mtls serve`; a warning
+/// is printed and logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Every client will refuse the certificate.
+    Error,
+    /// Some clients will refuse it, or all will soon.
+    Warning,
+}
+
+/// One thing wrong with a certificate for the job it is configured for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Error or warning.
+    pub severity: Severity,
+    /// A short stable name, as in [`VerifyError::check`].
+    pub check: &'static str,
+    /// One sentence: the certificate, what is wrong, what clients will do.
+    pub message: String,
+}
+
+/// A server certificate is about to be warned of when it has fewer days left than this.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// What clients will think of `leaf` as the certificate of a server called `names`
+/// (`server_name` values: `api.example.com` or `*.example.com`), at `at`: refused for
+/// the wrong extended key usage or outside its validity (errors), expiring within
+/// [`EXPIRY_WARNING_DAYS`], without subjectAltName, or not naming a server name (warnings).
+/// The chain is not validated here: the server does not hold the clients' trust anchors.
+pub fn server_fitness(leaf: &[u8], names: &[String], at: OffsetDateTime) -> Vec<Finding> {
+    let Ok(cert) = parse(leaf, "server certificate") else {
+        return Vec::new(); // Loading the certificate has already said why.
+    };
+    let mut findings = Vec::new();
+    let mut refuse = |error: VerifyError, then: &str| {
+        findings.push(Finding {
+            severity: Severity::Error,
+            check: error.check(),
+            message: format!("{error}: {then}"),
+        });
+    };
+    if let Err(e) = check_purpose(std::slice::from_ref(&cert), Purpose::Server) {
+        refuse(
+            e,
+            "TLS clients refuse it as a server's certificate; make one with `mtls pki issue \
+             server` or `mtls pki sign --profile server`",
+        );
+    }
+    if let Err(e) = check_validity(&cert, at) {
+        refuse(e, "every client refuses it");
+    }
+    let subject = dn::display(cert.subject());
+    let not_after = cert.validity().not_after.to_datetime();
+    let left = not_after - at;
+    if left.is_positive() && left.whole_days() < EXPIRY_WARNING_DAYS {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            check: "expires_soon",
+            message: format!(
+                "certificate {subject} (serial {}) expires {} ({}): renew it",
+                serial(&cert),
+                relative(not_after, at),
+                human_time(not_after)
+            ),
+        });
+    }
+    let sans = subject_alt_names(&cert);
+    if sans.is_empty() {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            check: "no_subject_alt_name",
+            message: format!(
+                "certificate {subject} has no subjectAltName: browsers, Go, Java and rustls \
+                 ignore the CN, so they refuse it for every name"
+            ),
+        });
+    }
+    for name in names {
+        let covered = match name.strip_prefix("*.") {
+            // A wildcard server_name is covered by the same wildcard, not by one host.
+            Some(_) => sans.iter().any(|san| {
+                san.strip_prefix("DNS:")
+                    .is_some_and(|d| d.eq_ignore_ascii_case(name))
+            }),
+            None => check_name(&cert, name).is_ok(),
+        };
+        if !covered && !sans.is_empty() {
+            findings.push(Finding {
+                severity: Severity::Warning,
+                check: "name_mismatch",
+                message: format!(
+                    "server_name {name} is not among the names of certificate {subject} \
+                     ({}): clients that connect as {name} refuse it",
+                    sans.join(", ")
+                ),
+            });
+        }
+    }
+    findings
+}
+
 fn trim_zeros(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
     &bytes[start..]
@@ -853,5 +955,61 @@ mod tests {
         o.crls = vec![b"\x30\x03\x02\x01\x01".to_vec()];
         let root = f.ca.root().clone();
         assert_eq!(err(&root, &o).check(), "malformed");
+    }
+
+    #[test]
+    fn server_fitness_names_what_clients_will_refuse() {
+        let mut f = Fixture::new("Fit CA", false);
+        let now = OffsetDateTime::now_utc();
+        let checks = |leaf: &[u8], names: &[&str], at| -> Vec<(Severity, &'static str)> {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            server_fitness(leaf, &names, at)
+                .into_iter()
+                .map(|f| (f.severity, f.check))
+                .collect()
+        };
+        let good = f.issue("api", Profile::Server, &["api.local", "*.apps.local"]);
+        let names = ["api.local", "x.apps.local", "*.apps.local"];
+        // Ten days of life: under the 30 that earn a warning; every name covered.
+        assert_eq!(
+            checks(good[0].as_ref(), &names, now),
+            vec![(Severity::Warning, "expires_soon")]
+        );
+        // Seen from 60 days before: nothing to say, except names it lacks (one host, one
+        // wildcard that a single host name would not cover).
+        let early = now - time::Duration::days(60);
+        let not_yet = checks(good[0].as_ref(), &names, early);
+        assert_eq!(not_yet, vec![(Severity::Error, "not_yet_valid")]);
+        assert_eq!(
+            checks(good[0].as_ref(), &["other.local", "*.web.local"], now)[1..],
+            [
+                (Severity::Warning, "name_mismatch"),
+                (Severity::Warning, "name_mismatch"),
+            ]
+        );
+        let expired_at = now + time::Duration::days(11);
+        let found = server_fitness(good[0].as_ref(), &[], expired_at);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            (found[0].severity, found[0].check),
+            (Severity::Error, "expired")
+        );
+        assert!(
+            found[0].message.contains("every client refuses it"),
+            "{found:?}"
+        );
+
+        let client = f.issue("alice", Profile::Client, &["alice.local"]);
+        let found = server_fitness(client[0].as_ref(), &["alice.local".into()], now);
+        assert_eq!(found.len(), 2, "wrong purpose, expires soon: {found:?}");
+        assert_eq!(
+            (found[0].severity, found[0].check),
+            (Severity::Error, "wrong_purpose")
+        );
+        assert!(
+            found[0].message.contains("mtls pki issue server"),
+            "{found:?}"
+        );
+        assert!(server_fitness(b"garbage", &[], now).is_empty());
     }
 }

@@ -79,6 +79,8 @@ impl TestCa {
                 leaf: LeafOptions {
                     profile,
                     days: Some(7),
+                    not_before: None,
+                    not_after: None,
                     crl_urls: Vec::new(),
                     ocsp_url: None,
                 },
