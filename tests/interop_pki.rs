@@ -498,3 +498,89 @@ fn keytool_and_openssl_read_our_pkcs12_files() {
     assert_eq!(imported["alias"], "from-openssl");
     assert_eq!(imported["subject"], "CN=alice");
 }
+
+/// Seed 001's CRL step done the way CAs publish: `mtls serve` serves the CA's `public/`
+/// directory over plain HTTP as the distribution point named in the certificates, and
+/// `openssl verify -crl_download` (which wants DER) and `mtls pki verify --crl URL` fetch it.
+#[test]
+fn the_public_directory_is_a_crl_distribution_point_openssl_downloads_from() {
+    let w = Work::new();
+    w.init_ca(false);
+    let port = crate::util::free_port();
+    let url = format!("http://127.0.0.1:{port}/crl.crl");
+    w.ok(&["pki", "issue", "client", "alice", "--crl-url", &url]);
+    w.ok(&["pki", "issue", "client", "bob", "--crl-url", &url]);
+    w.ok(&["pki", "revoke", "alice", "--reason", "keyCompromise"]);
+    for f in ["crl.pem", "crl.der", "crl.crl", "ca.crt"] {
+        assert!(w.join("pki/public").join(f).is_file(), "public/{f}");
+    }
+    assert_eq!(w.read("pki/public/crl.der"), w.read("pki/public/crl.crl"));
+    let public: Vec<String> = std::fs::read_dir(w.join("pki/public"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        public.iter().all(|f| !f.ends_with(".key")),
+        "nothing secret: {public:?}"
+    );
+    w.write(
+        "cdp.toml",
+        format!(
+            "[[server]]\nlisten = [\"127.0.0.1:{port}\"]\n\n[[server.location]]\npath = \"/\"\nroot = \"pki/public\"\n"
+        ),
+    );
+    let server = w.serve_args("cdp", port, &["serve", "-c", "cdp.toml"]);
+
+    let (code, head, err) = w.curl(&["-sI", &url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/pkix-crl"),
+        "{head}"
+    );
+
+    let (ok, out) = openssl_verify(
+        &w,
+        &[
+            "-crl_download",
+            "-crl_check",
+            "-CAfile",
+            "pki/ca.crt",
+            "pki/certs/alice.crt",
+        ],
+    );
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    let (ok, out) = openssl_verify(
+        &w,
+        &[
+            "-crl_download",
+            "-crl_check",
+            "-CAfile",
+            "pki/ca.crt",
+            "pki/certs/bob.crt",
+        ],
+    );
+    assert!(ok, "{out}");
+
+    let verdict = w.fails(&["pki", "verify", "pki/certs/alice.crt", "--crl", &url]);
+    assert!(
+        verdict.contains("revoked") && verdict.contains("keyCompromise"),
+        "{verdict}"
+    );
+    w.ok(&["pki", "verify", "pki/certs/bob.crt", "--crl", &url]);
+    let missing = format!("http://127.0.0.1:{port}/nothing.crl");
+    let err = w.fails(&["pki", "verify", "pki/certs/bob.crt", "--crl", &missing]);
+    assert!(err.contains("answered 404"), "{err}");
+    drop(server);
+
+    // A file that is not there: the reason once, not twice.
+    let err = w.fails(&["pki", "verify", "pki/certs/bob.crt", "--crl", "gone.pem"]);
+    let reason = "No such file or directory";
+    assert_eq!(err.matches(reason).count(), 1, "{err}");
+    // Nobody listening: the URL and the reason.
+    let err = w.fails(&["pki", "verify", "pki/certs/bob.crt", "--crl", &url]);
+    assert!(
+        err.contains(&url) && err.contains("cannot connect"),
+        "{err}"
+    );
+}

@@ -479,3 +479,101 @@ fn verify_gives_the_precise_reason_and_exit_code() {
     );
     assert!(mtls_test_support::text(&out).contains("RFC 3339"));
 }
+
+#[test]
+fn not_before_and_not_after_make_expired_and_future_certificates_for_tests() {
+    let w = Work::new();
+    w.init_ca(false);
+    let out = w.mtls(&[
+        "pki",
+        "issue",
+        "client",
+        "gone",
+        "--not-before",
+        "-10d",
+        "--not-after",
+        "-1d",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: CN=gone has already expired"),
+        "{err}"
+    );
+    let verdict = w.fails(&["pki", "verify", "pki/certs/gone.crt", "--purpose", "client"]);
+    assert!(
+        verdict.contains("CN=gone") && verdict.contains("expired on"),
+        "{verdict}"
+    );
+
+    let out = w.mtls(&["pki", "issue", "client", "later", "--not-before", "+2d"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("warning: CN=later is not valid yet"), "{err}");
+    let verdict = w.fails(&["pki", "verify", "pki/certs/later.crt"]);
+    assert!(verdict.contains("is not valid until"), "{verdict}");
+
+    // RFC 3339 works too, and the certificate says exactly what was asked.
+    w.ok(&[
+        "pki",
+        "issue",
+        "client",
+        "fixed",
+        "--not-before",
+        "2025-01-01T00:00:00Z",
+        "--not-after",
+        "2025-02-01T00:00:00Z",
+    ]);
+    let shown = w.json(&["pki", "show", "pki/certs/fixed.crt"]);
+    let text = shown.to_string();
+    assert!(
+        text.contains("2025-01-01") && text.contains("2025-02-01"),
+        "{text}"
+    );
+
+    // sign takes them too.
+    w.ok(&["pki", "csr", "web", "--san", "web.local"]);
+    let out = w.mtls(&[
+        "pki",
+        "sign",
+        "web.csr",
+        "--profile",
+        "server",
+        "--not-after",
+        "-1h",
+        "--not-before",
+        "-2h",
+    ]);
+    assert!(out.status.success(), "{}", mtls_test_support::text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has already expired"));
+
+    // What cannot be: said in one sentence each.
+    let err = w.fails(&["pki", "issue", "client", "zero", "--days", "0"]);
+    assert!(err.contains("--not-after"), "{err}");
+    let err = w.fails(&[
+        "pki",
+        "issue",
+        "client",
+        "backwards",
+        "--not-before",
+        "-1d",
+        "--not-after",
+        "-2d",
+    ]);
+    assert!(err.contains("must be later than notBefore"), "{err}");
+    let out = w.mtls(&[
+        "pki",
+        "issue",
+        "client",
+        "both",
+        "--days",
+        "3",
+        "--not-after",
+        "+1d",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "clap refuses the pair");
+    let out = w.mtls(&["pki", "issue", "client", "typo", "--not-after", "yesterday"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("RFC 3339") && err.contains("-2d"), "{err}");
+}

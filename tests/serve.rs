@@ -858,6 +858,100 @@ fn check_reports_file_line_and_key() {
     assert!(out.contains("ok"), "{out}");
 }
 
+/// A `[server.tls]` block on port 8000 for `server_name`, serving `cert` (key
+/// `pki/private/NAME.key`), with a static root `root`; `certificate =` is on line 6.
+fn lint_config(server_name: &str, name: &str, root: &str) -> String {
+    format!(
+        "[[server]]\nlisten = [\"127.0.0.1:8000\"]\nserver_name = [\"{server_name}\"]\n\n\
+         [server.tls]\ncertificate = \"pki/certs/{name}.crt\"\nkey = \"pki/private/{name}.key\"\n\n\
+         [[server.location]]\npath = \"/\"\nroot = \"{root}\"\n"
+    )
+}
+
+#[test]
+fn check_refuses_server_certificates_clients_refuse_and_warns_of_the_rest() {
+    let work = localhost_pki();
+    std::fs::create_dir_all(work.join("site")).unwrap();
+    work.write("site/index.html", "hello");
+
+    // clientAuth only: loads, and every client refuses it. An error with the line.
+    work.ok(&["pki", "issue", "client", "cli", "--san", "localhost"]);
+    work.write("client.toml", lint_config("localhost", "cli", "site"));
+    let err = work.fails(&["check", "-c", "client.toml"]);
+    assert!(err.contains("client.toml:6:"), "{err}");
+    assert!(
+        err.contains("certificate: pki/certs/cli.crt: wrong purpose")
+            && err.contains("clientAuth")
+            && err.contains("mtls pki issue server"),
+        "{err}"
+    );
+    // serve refuses it the same way: check passing means serve starts, and back.
+    let out = work.mtls(&["serve", "-c", "client.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("client.toml:6:"));
+
+    // Expired: an error.
+    work.ok(&[
+        "pki",
+        "issue",
+        "server",
+        "old",
+        "--san",
+        "localhost",
+        "--not-before",
+        "-30d",
+        "--not-after",
+        "-1d",
+    ]);
+    work.write("old.toml", lint_config("localhost", "old", "site"));
+    let err = work.fails(&["check", "-c", "old.toml"]);
+    assert!(
+        err.contains("old.toml:6:") && err.contains("expired on") && err.contains("refuses"),
+        "{err}"
+    );
+
+    // Expiring in ten days, not naming the server_name, and a root that holds the CA's
+    // keys: three warnings; the config is still good.
+    work.ok(&[
+        "pki",
+        "issue",
+        "server",
+        "soon",
+        "--san",
+        "localhost",
+        "--days",
+        "10",
+    ]);
+    work.write("warn.toml", lint_config("api.example", "soon", "pki"));
+    let out = work.mtls(&["check", "-c", "warn.toml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: warn.toml:6:") && err.contains("expires in 9 days"),
+        "{err}"
+    );
+    assert!(
+        err.contains("server_name api.example is not among the names")
+            && err.contains("DNS:localhost"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: warn.toml:9:") && err.contains("holds private key material"),
+        "{err}"
+    );
+    // The CA's public/ directory is what to serve instead: nothing to warn of there.
+    work.write(
+        "public.toml",
+        lint_config("localhost", "localhost", "pki/public"),
+    );
+    let out = work.mtls(&["check", "-c", "public.toml"]);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        mtls_test_support::text(&out)
+    );
+}
+
 #[test]
 fn quickstart_serves_with_the_printed_curl_command() {
     let work = Work::new();

@@ -56,6 +56,9 @@ pub struct CheckArgs {
 pub fn check(args: CheckArgs) -> Result<ExitCode> {
     match load(&args.config) {
         Ok((config, site)) => {
+            for warning in site.warnings() {
+                eprintln!("warning: {warning}");
+            }
             let listeners = site.listen_addresses();
             println!(
                 "{}: ok ({} server block(s), listening on {})",
@@ -91,6 +94,9 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    for warning in site.warnings() {
+        tracing::warn!("{warning}");
+    }
     let mut site = site.with_shutdown_timeout(args.shutdown_timeout);
     if let Some(timeout) = args.handshake_timeout {
         site = site.with_handshake_timeout(timeout);

@@ -42,6 +42,7 @@ mod host;
 mod identity;
 mod keepalive;
 mod limits;
+mod lint;
 mod metrics;
 mod page;
 pub mod path;

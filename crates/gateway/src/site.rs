@@ -20,11 +20,14 @@ use crate::config::{
 };
 use crate::config::{DEFAULT_CLIENT_MAX_BODY_SIZE, DEFAULT_UPSTREAM_KEEPALIVE};
 use crate::files::StaticFiles;
+use crate::lint;
 use crate::proxy::{Balancer, ProxyRoute};
 
 /// A built configuration, ready to run.
 #[derive(Debug)]
 pub struct Site {
+    /// What `mtls check` warns of (`lint`): the site works, but not for every client.
+    pub(crate) warnings: Vec<ConfigError>,
     pub(crate) hosts: Vec<VirtualHost>,
     pub(crate) listeners: Vec<ListenerPlan>,
     pub(crate) access_log: AccessLog,
@@ -83,9 +86,16 @@ pub(crate) struct ListenerPlan {
 }
 
 impl Site {
+    /// Problems that do not stop the gateway: a certificate that expires soon or does not
+    /// name a `server_name`, a static root that holds a private key. In file order.
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
+    }
+
     /// Build everything `config` describes, reading every file it names.
     pub fn build(config: &Config) -> Result<Site, ConfigErrors> {
         let mut errors = Vec::new();
+        let mut findings = lint::Findings::default();
         let mut hosts = Vec::new();
         // One balancer per group, shared by every location that names it, so round robin
         // and "this server is down" are the group's, as in nginx.
@@ -101,7 +111,12 @@ impl Site {
         for server in &config.servers {
             let tls = match &server.tls {
                 Some(tls) => match TlsServer::build(&tls_settings(tls)) {
-                    Ok(built) => Some(Arc::new(built)),
+                    Ok(built) => {
+                        let leaf = built.certificate();
+                        lint::server_certificate(config, server, tls, &leaf.der, &mut findings);
+                        errors.append(&mut findings.errors);
+                        Some(Arc::new(built))
+                    }
                     Err(e) => {
                         errors.push(locate(config, tls, &e));
                         None
@@ -113,7 +128,24 @@ impl Site {
             for location in &server.locations {
                 let action = match &location.action {
                     Action::Static { root, index } => match StaticFiles::new(root, index.clone()) {
-                        Ok(files) => RouteAction::Static(files),
+                        Ok(files) => {
+                            if let Some(key) = lint::private_key_under(root) {
+                                findings.warnings.push(ConfigError::new(
+                                    config.source.clone(),
+                                    Some(location.at),
+                                    "root",
+                                    format!(
+                                        "{} holds private key material ({}): anyone who \
+                                         reaches this location can download it; serve a \
+                                         directory of public files only, such as the CA \
+                                         directory's public/",
+                                        root.display(),
+                                        key.display()
+                                    ),
+                                ));
+                            }
+                            RouteAction::Static(files)
+                        }
                         Err(e) => {
                             errors.push(ConfigError::new(
                                 config.source.clone(),
@@ -216,6 +248,7 @@ impl Site {
             }
         }
         Ok(Site {
+            warnings: findings.warnings,
             hosts,
             listeners: by_addr.into_values().collect(),
             access_log: config.access_log.clone(),

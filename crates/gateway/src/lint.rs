@@ -1,0 +1,145 @@
+//! What `mtls check` finds in a config that loads: files that are there and parse, but
+//! that clients will refuse or that should never be served.
+//!
+//! Loading answers "can the gateway start?"; these answer "will it work, and is it safe?".
+//! A server certificate only for clientAuth, or already expired, loads fine and then every
+//! handshake fails at the client, far from the config line that caused it: those are
+//! errors with the line. A certificate that expires within 30 days, or that does not name
+//! a `server_name`, and a static root that holds a private key are warnings: the gateway
+//! starts and logs them, `mtls check` prints them.
+
+use std::path::{Path, PathBuf};
+
+use mtls_pki::verify::{Severity, server_fitness};
+use time::OffsetDateTime;
+
+use crate::config::{Config, ConfigError, Server, ServerName, TlsSettings};
+
+/// Errors and warnings about one value of the config.
+#[derive(Debug, Default)]
+pub(crate) struct Findings {
+    pub(crate) errors: Vec<ConfigError>,
+    pub(crate) warnings: Vec<ConfigError>,
+}
+
+/// The `[server.tls]` certificate (its leaf, DER) against the block's `server_name`s.
+pub(crate) fn server_certificate(
+    config: &Config,
+    server: &Server,
+    tls: &TlsSettings,
+    leaf: &[u8],
+    findings: &mut Findings,
+) {
+    let names: Vec<String> = server
+        .server_names
+        .iter()
+        .map(|name| match name {
+            ServerName::Exact(name) => name.clone(),
+            ServerName::Wildcard(suffix) => format!("*{suffix}"),
+        })
+        .collect();
+    for finding in server_fitness(leaf, &names, OffsetDateTime::now_utc()) {
+        let error = ConfigError::new(
+            config.source.clone(),
+            Some(tls.certificate.at),
+            "certificate",
+            format!("{}: {}", tls.certificate.value.display(), finding.message),
+        );
+        match finding.severity {
+            Severity::Error => findings.errors.push(error),
+            Severity::Warning => findings.warnings.push(error),
+        }
+    }
+}
+
+/// The most entries looked at under one root: a check must not read a whole disk.
+const MAX_ENTRIES: usize = 10_000;
+/// Only this much of a file is read to look for a PEM private key header.
+const HEAD_BYTES: u64 = 4096;
+
+/// The first private key found under `root`, if any: a file named like one (`*.key`,
+/// `.p12`, `.pfx`, `.jks`), a `private/` directory (an mtls or easy-rsa CA directory), or a
+/// PEM file holding a `PRIVATE KEY` section. Symbolic links to directories are not
+/// followed; at most [`MAX_ENTRIES`] entries are looked at.
+pub(crate) fn private_key_under(root: &Path) -> Option<PathBuf> {
+    let mut pending = vec![root.to_path_buf()];
+    let mut seen = 0;
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            seen += 1;
+            if seen > MAX_ENTRIES {
+                return None;
+            }
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let name = entry.file_name().to_string_lossy().to_ascii_lowercase();
+            if kind.is_dir() {
+                if name == "private" {
+                    return Some(path);
+                }
+                pending.push(path);
+                continue;
+            }
+            let extension = name.rsplit_once('.').map_or("", |(_, e)| e);
+            if matches!(extension, "key" | "p12" | "pfx" | "jks" | "keystore") {
+                return Some(path);
+            }
+            if matches!(extension, "pem" | "crt" | "cer" | "txt" | "") && holds_pem_key(&path) {
+                return Some(path);
+            }
+        }
+    }
+    None
+}
+
+fn holds_pem_key(path: &Path) -> bool {
+    use std::io::Read as _;
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut head = Vec::new();
+    if file.take(HEAD_BYTES).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    head.windows(b"PRIVATE KEY-----".len())
+        .any(|w| w == b"PRIVATE KEY-----")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_found_by_name_by_directory_and_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("public/css")).unwrap();
+        std::fs::write(root.join("public/index.html"), "<p>hi</p>").unwrap();
+        std::fs::write(root.join("public/ca.crt"), "-----BEGIN CERTIFICATE-----\n").unwrap();
+        assert_eq!(private_key_under(root), None);
+
+        std::fs::write(
+            root.join("public/css/bundle.pem"),
+            "x\n-----BEGIN EC PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        assert_eq!(
+            private_key_under(root),
+            Some(root.join("public/css/bundle.pem"))
+        );
+        std::fs::remove_file(root.join("public/css/bundle.pem")).unwrap();
+
+        std::fs::write(root.join("ca.key"), "anything").unwrap();
+        assert_eq!(private_key_under(root), Some(root.join("ca.key")));
+        std::fs::remove_file(root.join("ca.key")).unwrap();
+
+        std::fs::create_dir(root.join("private")).unwrap();
+        assert_eq!(private_key_under(root), Some(root.join("private")));
+        assert_eq!(private_key_under(&root.join("missing")), None);
+    }
+}
