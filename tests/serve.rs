@@ -581,6 +581,74 @@ fn static_files_with_304_range_and_http2() {
     assert_ne!(status, "200", "no traversal");
 }
 
+/// Two gateways behind one load balancer, given the same `session_ticket_key` files:
+/// a session made with one resumes on the other (TLS 1.2 and 1.3), a third gateway with
+/// other keys refuses it (full handshake), and a key rotated to second place still opens.
+#[test]
+fn gateways_sharing_ticket_key_files_resume_each_others_sessions() {
+    let work = work_with_pki();
+    let key = |name: &str, fill: u8| {
+        let bytes: Vec<u8> = (0..80u8)
+            .map(|i| i.wrapping_mul(fill).wrapping_add(fill))
+            .collect();
+        work.write(name, bytes);
+    };
+    key("current.key", 3);
+    key("previous.key", 5);
+    key("other.key", 7);
+    let tls = |keys: &str| {
+        config(
+            &format!(
+                "client_ca = \"pki/ca.crt\"\nverify_client = \"on\"\nsession_cache = \"off\"\nsession_ticket_key = {keys}"
+            ),
+            "",
+        )
+    };
+    let a = work.serve("a", &tls("[\"current.key\", \"previous.key\"]"));
+    let b = work.serve("b", &tls("[\"current.key\"]"));
+    let c = work.serve("c", &tls("\"other.key\""));
+    // The key that sealed moved to second place on d: it still opens.
+    let d = work.serve("d", &tls("[\"other.key\", \"current.key\"]"));
+    for version in ["-tls1_2", "-tls1_3"] {
+        let base = [
+            "-servername",
+            "localhost",
+            "-CAfile",
+            "pki/ca.crt",
+            "-cert",
+            "pki/certs/alice.crt",
+            "-key",
+            "pki/private/alice.key",
+            version,
+        ];
+        let first = work.s_client(a.port, &[&base[..], &["-sess_out", "s.pem"]].concat());
+        assert!(first.contains("New,"), "{version} a: {first}");
+        let on = |server: &crate::util::Server| {
+            work.s_client(server.port, &[&base[..], &["-sess_in", "s.pem"]].concat())
+        };
+        let out = on(&b);
+        assert!(out.contains("Reused,"), "{version} b shares the key: {out}");
+        let out = on(&c);
+        assert!(out.contains("New,"), "{version} c has other keys: {out}");
+        let out = on(&d);
+        assert!(
+            out.contains("Reused,"),
+            "{version} d holds it second: {out}"
+        );
+    }
+
+    // A key file of the wrong size: FILE:LINE and the fix.
+    work.write("short.key", [1u8; 48]);
+    work.write("bad.toml", tls("\"short.key\"").replace("{port}", "8000"));
+    let err = work.fails(&["check", "-c", "bad.toml"]);
+    assert!(
+        err.contains("bad.toml:")
+            && err.contains("session_ticket_key: ")
+            && err.contains("exactly 80"),
+        "{err}"
+    );
+}
+
 #[test]
 fn sessions_resume_with_openssl_and_respect_the_timeout() {
     let work = work_with_pki();

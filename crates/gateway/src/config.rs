@@ -197,6 +197,9 @@ pub struct TlsSettings {
     pub session_timeout: Duration,
     /// `session_tickets`; default true.
     pub session_tickets: bool,
+    /// `session_ticket_key` (nginx's `ssl_session_ticket_key`): files of 80 random bytes;
+    /// the first seals tickets, all open them. Empty: keys made at start, per process.
+    pub session_ticket_key: Vec<Sourced<PathBuf>>,
 }
 
 /// `verify_client`: whether a client certificate is requested and verified.
@@ -771,6 +774,7 @@ return = "301 https://$host/new"
             session_cache: SessionCache::Sessions(4000),
             session_timeout: Duration::from_secs(300),
             session_tickets: true,
+            session_ticket_key: Vec::new(),
         };
         assert_eq!(*tls, expected);
         assert_eq!(

@@ -114,6 +114,7 @@ impl EchoSettings {
                 session_cache: Some(1000),
                 session_timeout: Duration::from_secs(300),
                 session_tickets: true,
+                session_ticket_keys: Vec::new(),
                 alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
             }),
         }

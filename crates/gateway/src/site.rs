@@ -454,6 +454,7 @@ fn tls_settings(tls: &TlsSettings) -> ServerTlsSettings {
         },
         session_timeout: tls.session_timeout,
         session_tickets: tls.session_tickets,
+        session_ticket_keys: paths(&tls.session_ticket_key),
         alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
     }
 }
@@ -466,6 +467,7 @@ fn locate(config: &Config, tls: &TlsSettings, error: &TlsError) -> ConfigError {
                 "client_ca" => &tls.client_ca,
                 "trusted_ca" => &tls.trusted_ca,
                 "crl" => &tls.crl,
+                "session_ticket_key" => &tls.session_ticket_key,
                 _ => &[],
             };
             let at = match *key {

@@ -1247,6 +1247,7 @@ mod tests {
             session_cache: Some(100),
             session_timeout: Duration::from_secs(300),
             session_tickets: true,
+            session_ticket_keys: Vec::new(),
             alpn: vec![b"http/1.1".to_vec()],
         }
     }

@@ -36,6 +36,7 @@ pub mod identity;
 pub mod probe;
 mod revocation;
 pub mod server;
+pub mod tickets;
 pub mod verifier;
 
 pub use client::{ClientStream, ClientTlsSettings, TlsClient, UpstreamHandshake, UpstreamTlsError};

@@ -33,6 +33,7 @@ use tokio_rustls::server::TlsStream;
 use crate::certificate::CertResolver;
 use crate::ciphers;
 use crate::identity::PeerCert;
+use crate::tickets::{self, FileTicketer, TicketKeyError, TicketKeyMaterial};
 use crate::verifier::{ClientVerifier, HandshakeVerifier, Refusal, VerifyClient, VerifyStatus};
 
 /// Everything needed to build one TLS server block; paths are read by [`TlsServer::build`].
@@ -65,6 +66,10 @@ pub struct ServerTlsSettings {
     pub session_timeout: Duration,
     /// Issue stateless session tickets.
     pub session_tickets: bool,
+    /// Files of 80 bytes whose keys seal tickets (the first) and open them (all), shared
+    /// by every instance given the same files (`tickets`); empty: rustls's own keys,
+    /// made at start and rotated every six hours.
+    pub session_ticket_keys: Vec<PathBuf>,
     /// ALPN protocols offered, in preference order (e.g. `h2`, `http/1.1`).
     pub alpn: Vec<Vec<u8>>,
 }
@@ -105,6 +110,8 @@ pub struct TlsServer {
     builder: ConfigBuilder<ServerConfig, WantsVerifier>,
     verifier: Arc<ClientVerifier>,
     certificate: Arc<CertResolver>,
+    /// The ticket keys when they come from files (`session_ticket_key`), to rotate them.
+    ticket_keys: Option<Arc<FileTicketer>>,
 }
 
 impl TlsServer {
@@ -172,12 +179,19 @@ impl TlsServer {
             }
             _ => Arc::new(NoServerSessionStorage {}),
         };
+        let mut ticket_keys = None;
         if settings.session_tickets {
-            let inner =
+            let inner: Arc<dyn ProducesTickets> = if settings.session_ticket_keys.is_empty() {
                 rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| TlsError::Setting {
                     key: "session_tickets",
                     message: format!("cannot make ticket keys: {e}"),
-                })?;
+                })?
+            } else {
+                let keys = read_ticket_keys(&settings.session_ticket_keys)?;
+                let ticketer = Arc::new(FileTicketer::new(keys));
+                ticket_keys = Some(ticketer.clone());
+                ticketer
+            };
             config.ticketer = Arc::new(TimedTicketer {
                 inner,
                 lifetime: settings.session_timeout,
@@ -190,7 +204,17 @@ impl TlsServer {
             builder,
             verifier,
             certificate,
+            ticket_keys,
         })
+    }
+
+    /// Seal and open tickets with the keys in these files from now on (a reload), when
+    /// the block's keys come from files. On error the current keys stay.
+    pub fn replace_ticket_keys(&self, files: &[PathBuf]) -> Result<(), TlsError> {
+        if let Some(ticketer) = &self.ticket_keys {
+            ticketer.replace(read_ticket_keys(files)?);
+        }
+        Ok(())
     }
 
     /// The client-certificate policy.
@@ -602,6 +626,30 @@ impl ProducesTickets for TimedTicketer {
     }
 }
 
+fn read_ticket_keys(files: &[PathBuf]) -> Result<Vec<Arc<TicketKeyMaterial>>, TlsError> {
+    tickets::read_keys(files).map_err(|e| {
+        let path = match &e {
+            TicketKeyError::Read { path, .. }
+            | TicketKeyError::Length { path, .. }
+            | TicketKeyError::Duplicate { second: path, .. } => path.clone(),
+            TicketKeyError::Empty => PathBuf::new(),
+        };
+        let message = match e {
+            TicketKeyError::Read { error, .. } => format!("cannot read: {error}"),
+            TicketKeyError::Length { len, .. } => format!(
+                "a session ticket key file holds exactly 80 random bytes (found {len}); make \
+                 one with `openssl rand 80 > FILE`"
+            ),
+            other => other.to_string(),
+        };
+        TlsError::File {
+            key: "session_ticket_key",
+            path,
+            message,
+        }
+    })
+}
+
 fn read_file(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| TlsError::File {
         key,
@@ -710,6 +758,7 @@ mod tests {
             session_cache: Some(10),
             session_timeout: Duration::from_secs(60),
             session_tickets: true,
+            session_ticket_keys: Vec::new(),
             alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
         };
         let server = TlsServer::build(&settings).expect("server");

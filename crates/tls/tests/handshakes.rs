@@ -74,6 +74,7 @@ fn settings(ca: &mut TestCa, crl: PathBuf) -> ServerTlsSettings {
         session_cache: Some(100),
         session_timeout: Duration::from_secs(300),
         session_tickets: true,
+        session_ticket_keys: Vec::new(),
         alpn: Vec::new(),
     }
 }
@@ -296,6 +297,7 @@ async fn replacing_the_certificate_changes_the_next_handshake() {
         session_cache: None,
         session_timeout: Duration::from_secs(300),
         session_tickets: false,
+        session_ticket_keys: Vec::new(),
         alpn: Vec::new(),
     };
     let server = Arc::new(TlsServer::build(&settings).unwrap());

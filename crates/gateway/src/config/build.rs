@@ -421,6 +421,15 @@ impl<'a> Cx<'a> {
             .as_ref()
             .map_or(Some(true), |v| self.boolean("session_tickets", v));
 
+        let session_ticket_key = self.paths("session_ticket_key", &r.session_ticket_key);
+        if let (Some(false), Some(v)) = (session_tickets, &r.session_ticket_key) {
+            self.error_at(
+                v,
+                "session_ticket_key",
+                "session_tickets = false issues no tickets: remove one of the two",
+            );
+        }
+
         let session_cache = match &r.session_cache {
             None => Some(DEFAULT_SESSION_CACHE),
             Some(v) => self.string("session_cache", v).and_then(|s| {
@@ -453,6 +462,7 @@ impl<'a> Cx<'a> {
             session_cache: session_cache?,
             session_timeout: session_timeout?,
             session_tickets: session_tickets?,
+            session_ticket_key,
         })
     }
 

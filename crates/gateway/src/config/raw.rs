@@ -104,6 +104,7 @@ pub(super) struct RawTls {
     pub session_cache: Leaf,
     pub session_timeout: Leaf,
     pub session_tickets: Leaf,
+    pub session_ticket_key: Leaf,
 }
 
 /// One `[[server.location]]`.
