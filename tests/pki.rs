@@ -577,3 +577,76 @@ fn not_before_and_not_after_make_expired_and_future_certificates_for_tests() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("RFC 3339") && err.contains("-2d"), "{err}");
 }
+
+#[test]
+fn jks_export_import_round_trip_and_usage() {
+    let w = Work::new();
+    w.ok(&["pki", "init", "--intermediate"]);
+    w.ok(&["pki", "issue", "client", "alice"]);
+    // No password given: one is generated and kept beside the keystore, both 0600.
+    let export = w.json(&["pki", "export", "alice", "--jks"]);
+    assert_eq!(export["file"], "pki/private/alice.jks");
+    assert_eq!(export["password_file"], "pki/private/alice.jks.password");
+    assert_eq!(export["certificates"], 3, "leaf, intermediate, root");
+    assert_eq!(mode(&w.join("pki/private/alice.jks")), 0o600);
+    assert_eq!(mode(&w.join("pki/private/alice.jks.password")), 0o600);
+
+    let shown = w.ok(&["pki", "show", "pki/private/alice.jks"]);
+    assert!(shown.contains("Integrity:    NOT checked"), "{shown}");
+    assert!(shown.contains("Private key:  encrypted"), "{shown}");
+    let imported = w.json(&[
+        "pki",
+        "import",
+        "pki/private/alice.jks",
+        "--password-file",
+        "pki/private/alice.jks.password",
+        "--out-dir",
+        "back",
+    ]);
+    assert_eq!(imported["alias"], "alice");
+    assert_eq!(w.read("back/alice.key"), w.read("pki/private/alice.key"));
+    assert_eq!(w.read("back/alice.crt"), w.read("pki/certs/alice.crt"));
+    assert_eq!(mode(&w.join("back/alice.key")), 0o600);
+
+    // One format, named: both or neither is a usage error (exit 2).
+    for args in [
+        &["pki", "export", "alice", "--p12", "--jks"][..],
+        &["pki", "export", "alice"],
+        &["pki", "export", "alice", "--jks", "--legacy"],
+        &["pki", "export", "alice", "--p12", "--trust", "pki/ca.crt"],
+        &["pki", "export", "--cert", "pki/certs/alice.crt", "--p12"],
+    ] {
+        let out = w.mtls(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    w.write("pass.txt", "changeit\n");
+    w.ok(&[
+        "pki",
+        "export",
+        "alice",
+        "--p12",
+        "--password-file",
+        "pass.txt",
+        "--out",
+        "a.p12",
+    ]);
+    let err = w.fails(&[
+        "pki",
+        "import",
+        "a.p12",
+        "--alias",
+        "alice",
+        "--password-file",
+        "pass.txt",
+    ]);
+    assert!(
+        err.contains("--alias picks a key entry of a JKS keystore"),
+        "{err}"
+    );
+    let err = w.fails(&["pki", "import", "pki/certs/alice.crt", "--out-dir", "x"]);
+    assert!(
+        err.contains("pki/certs/alice.crt is not a PKCS#12 (.p12, .pfx), JKS or PKCS#7"),
+        "{err}"
+    );
+    assert!(!w.join("x").exists());
+}

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use mtls_pki::ca::{self, Ca, InitOptions, IssueRequest, LeafOptions, RevokeTarget, SignRequest};
 use mtls_pki::db::{Entry, Profile, Reason, Status};
 use mtls_pki::fs::{self as pkifs, Mode};
-use mtls_pki::{KeyType, San, Subject};
+use mtls_pki::{Credentials, KeyType, San, Subject};
 
 /// Flags shared by every `mtls pki` command.
 #[derive(Debug, Args)]
@@ -134,7 +134,10 @@ enum PkiCommand {
     },
     /// List every certificate the CA issued, with status and time to expiry.
     List,
-    /// Describe certificates, chains, CSRs, CRLs, keys and .p12 files (PEM or DER).
+    /// Describe certificates, chains, CSRs, CRLs, keys, .p12, .jks and .p7b files (PEM or DER).
+    ///
+    /// A JKS keystore is listed without its password too (its certificates are not
+    /// encrypted), but then its integrity is not checked and its keys are not shown.
     Show {
         /// Files to describe.
         #[arg(required = true)]
@@ -177,38 +180,89 @@ enum PkiCommand {
         #[arg(long, default_value_t = 8)]
         verify_depth: usize,
     },
-    /// Export a certificate, its chain and key as PKCS#12 (.p12 / .pfx).
-    Export {
-        /// The certificate's name.
-        name: String,
-        /// Write PKCS#12 (the only format; the flag says so in scripts).
-        #[arg(long, required = true)]
-        p12: bool,
-        /// Output file (default: DIR/private/NAME.p12).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[command(flatten)]
-        password: PasswordArgs,
-        /// 3DES and SHA-1 instead of AES-256 and SHA-256, for Java 8 and old Windows.
-        #[arg(long)]
-        legacy: bool,
-    },
-    /// Read a PKCS#12 file back into NAME.key, NAME.crt and NAME.chain.pem.
-    Import {
-        /// The .p12 / .pfx file.
-        file: PathBuf,
-        #[command(flatten)]
-        password: PasswordArgs,
-        /// Base name of the files written (default: the file name without extension).
-        #[arg(long)]
-        name: Option<String>,
-        /// Directory to write into.
-        #[arg(long, default_value = ".")]
-        out_dir: PathBuf,
-        /// Overwrite existing files.
-        #[arg(long)]
-        force: bool,
-    },
+    /// Export a key with its certificate chain as PKCS#12 (.p12 / .pfx) or JKS.
+    ///
+    /// From the CA: `export NAME --p12` (the key from DIR/private/NAME.key, or --key). From
+    /// files, without a CA, like `openssl pkcs12 -export -in -inkey -certfile`:
+    /// `export --cert web.crt --key web.key --chain ca.crt --p12`. The key must belong to the
+    /// certificate, and the chain is put in order (leaf, intermediates, root).
+    Export(ExportArgs),
+    /// Read a .p12 / .pfx, a JKS keystore or a .p7b bundle back into PEM files.
+    ///
+    /// A key entry becomes NAME.key, NAME.crt and NAME.chain.pem; trusted certificates
+    /// (CA entries of a keystore) NAME.trusted.pem; a PKCS#7 bundle NAME.chain.pem. The
+    /// format is read from the content, not the file name.
+    Import(ImportArgs),
+}
+
+/// `pki export`'s flags.
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// The certificate's name in the CA (or give --cert FILE instead).
+    #[arg(required_unless_present = "cert", conflicts_with = "cert")]
+    name: Option<String>,
+    #[command(flatten)]
+    format: ExportFormat,
+    /// The certificate (PEM or DER), with any intermediates after it; no CA needed.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// More certificates for the chain: intermediates, the root (repeatable, any order).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    chain: Vec<PathBuf>,
+    /// The private key (PEM or DER) when it is not DIR/private/NAME.key: the one kept by
+    /// whoever made the CSR that `pki sign` signed.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// The alias (keytool) or friendly name (default: NAME, or the --cert file's name).
+    #[arg(long)]
+    alias: Option<String>,
+    /// JKS: also store these CA certificates as trusted entries (aliases ca, ca-2, ...),
+    /// so the one file serves Java as keystore and truststore (repeatable).
+    #[arg(long, value_name = "FILE", conflicts_with = "p12")]
+    trust: Vec<PathBuf>,
+    /// Output file (default: DIR/private/NAME.p12 or .jks; with --cert, beside it).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    password: PasswordArgs,
+    /// 3DES and SHA-1 instead of AES-256 and SHA-256, for Java 8 and old Windows.
+    #[arg(long, conflicts_with = "jks")]
+    legacy: bool,
+}
+
+/// `pki import`'s flags.
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// The file to read.
+    file: PathBuf,
+    #[command(flatten)]
+    password: PasswordArgs,
+    /// JKS: the key entry to import, when the keystore holds several.
+    #[arg(long)]
+    alias: Option<String>,
+    /// Base name of the files written (default: the alias, or the file name without
+    /// extension).
+    #[arg(long)]
+    name: Option<String>,
+    /// Directory to write into.
+    #[arg(long, default_value = ".")]
+    out_dir: PathBuf,
+    /// Overwrite existing files.
+    #[arg(long)]
+    force: bool,
+}
+
+/// The format `pki export` writes: one of them, named, so scripts say what they get.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct ExportFormat {
+    /// Write PKCS#12: Java 9+ (keytool's default), Windows, browsers, openssl.
+    #[arg(long)]
+    p12: bool,
+    /// Write a Java KeyStore (JKS) for applications that still insist on one; its key
+    /// protection is SHA-1 based and weak, prefer --p12 where the reader allows.
+    #[arg(long)]
+    jks: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -249,7 +303,8 @@ impl SubjectArgs {
     }
 }
 
-/// Where a PKCS#12 password comes from; never from a flag value, which `ps` would show.
+/// Where a PKCS#12 or keystore password comes from; never from a flag value, which `ps`
+/// would show.
 #[derive(Debug, Args)]
 struct PasswordArgs {
     /// Read the password from this environment variable.
@@ -648,132 +703,367 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
                 }
             }
         }
-        PkiCommand::Export {
-            name,
-            p12: _,
-            out,
-            password,
-            legacy,
-        } => {
+        PkiCommand::Export(args) => export(dir, json, args),
+        PkiCommand::Import(args) => import(json, args),
+    }
+}
+
+fn export(dir: &Path, json: bool, args: ExportArgs) -> Result<ExitCode> {
+    let extension = if args.format.jks { "jks" } else { "p12" };
+    let (credentials, default_alias, default_out) = match (&args.name, &args.cert) {
+        (Some(name), _) => {
             let ca = open(dir)?;
-            let (mut chain, key) = ca.credentials(&name)?;
-            // Java truststores and browsers want the root too, so the bundle is complete.
-            chain.push(ca.root().clone());
-            let out = out.unwrap_or_else(|| ca.layout().p12(&name));
-            let (password, generated) = match password.read()? {
-                Some(p) => (p, None),
+            let chain_file = ca.layout().chain(name).display().to_string();
+            let (mut certs, key_data, key_file) = match &args.key {
+                Some(key) => (ca.chain(name)?, pkifs::read(key)?, key.clone()),
                 None => {
-                    let p = mtls_pki::names::random_password();
-                    let file = out.with_extension("p12.password");
-                    pkifs::write_atomic(&file, format!("{p}\n").as_bytes(), Mode::Secret)?;
-                    (p, Some(file))
+                    let (certs, key_data) = ca.credentials(name)?;
+                    (certs, key_data, ca.layout().key(name))
                 }
             };
-            let options = mtls_pki::p12::Pkcs12Options {
-                legacy,
-                alias: name.clone(),
-            };
-            let bundle = mtls_pki::p12::export(&key, &chain, &password, &options)?;
-            pkifs::write_atomic(&out, &bundle, Mode::Secret)?;
-            let report = ExportReport {
-                file: out,
-                alias: name,
-                certificates: chain.len(),
-                encryption: if legacy {
-                    "3DES + HMAC-SHA1 (legacy)"
-                } else {
-                    "AES-256-CBC + HMAC-SHA256"
-                },
-                password_file: generated,
-            };
-            emit(json, &report, || {
-                let mut s = format!(
-                    "Wrote {} (0600): key + {} certificates, alias {:?}, {}\n",
-                    report.file.display(),
-                    report.certificates,
-                    report.alias,
-                    report.encryption
-                );
-                if let Some(p) = &report.password_file {
-                    s += &format!("  password: generated, saved in {} (0600)\n", p.display());
-                }
-                s
-            })
-        }
-        PkiCommand::Import {
-            file,
-            password,
-            name,
-            out_dir,
-            force,
-        } => {
-            let data = pkifs::read(&file)?;
-            let what = file.display().to_string();
-            let password = password.read()?.unwrap_or_default();
-            let contents = mtls_pki::p12::import(&data, &password, &what)?;
-            // The alias names the files when it can be a file name; else the .p12's own name.
-            let alias = contents
-                .alias
-                .clone()
-                .filter(|a| mtls_pki::names::check_name(a).is_ok());
-            let name = match name.or(alias) {
-                Some(n) => n,
-                None => file
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .context("the file has no name; pass --name")?,
-            };
-            mtls_pki::names::check_name(&name)?;
-            let key = contents
-                .key_pkcs8
-                .as_deref()
-                .with_context(|| format!("{what} holds no private key"))?;
-            let leaf = contents
-                .chain
-                .first()
-                .with_context(|| format!("{what} holds no certificate for its key"))?;
-            let key_path = out_dir.join(format!("{name}.key"));
-            let cert_path = out_dir.join(format!("{name}.crt"));
-            let chain_path = out_dir.join(format!("{name}.chain.pem"));
-            for p in [&key_path, &cert_path, &chain_path] {
-                if p.exists() && !force {
-                    bail!("{} already exists (use --force to replace it)", p.display());
-                }
-            }
-            pkifs::create_dir(&out_dir, Mode::Public)?;
-            let key_pem = mtls_pki::pem::encode("PRIVATE KEY", key);
-            pkifs::write_atomic(&key_path, key_pem.as_bytes(), Mode::Secret)?;
-            pkifs::write_atomic(
-                &cert_path,
-                mtls_pki::pem::encode("CERTIFICATE", leaf).as_bytes(),
-                Mode::Public,
+            // Java truststores and browsers want the root too, so the bundle is complete.
+            certs.push(ca.root().clone());
+            let credentials = Credentials::new(
+                &key_data,
+                &key_file.display().to_string(),
+                certs,
+                &chain_file,
             )?;
-            let chain_pem = mtls_pki::pem::encode_certificates(&contents.chain);
-            pkifs::write_atomic(&chain_path, chain_pem.as_bytes(), Mode::Public)?;
-            let subject =
-                mtls_pki::show::describe_certificate(leaf, OffsetDateTime::now_utc())?.subject;
-            let report = ImportReport {
-                alias: contents.alias,
-                subject,
-                key: key_path,
-                cert: cert_path,
-                chain: chain_path,
-                certificates: contents.chain.len(),
-                other_certificates: contents.other_certs.len(),
+            let out = ca.layout().p12(name).with_extension(extension);
+            (credentials, name.clone(), out)
+        }
+        (None, Some(cert)) => {
+            // clap makes --cert require --key; this keeps the promise without a panic.
+            let key = args.key.as_ref().context("--cert needs --key FILE")?;
+            let mut certs = read_certs(cert)?;
+            for file in &args.chain {
+                certs.extend(read_certs(file)?);
+            }
+            let credentials = Credentials::new(
+                &pkifs::read(key)?,
+                &key.display().to_string(),
+                certs,
+                &cert.display().to_string(),
+            )?;
+            // web.crt and web.chain.pem both make web.p12 (alias web).
+            let stem = cert
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .context("--cert has no file name")?;
+            let stem = stem.strip_suffix(".chain").unwrap_or(&stem).to_owned();
+            let out = cert.with_file_name(format!("{stem}.{extension}"));
+            (credentials, stem, out)
+        }
+        (None, None) => bail!("name the certificate (NAME) or pass --cert FILE --key FILE"),
+    };
+    let out = args.out.unwrap_or(default_out);
+    let mut alias = args.alias.unwrap_or(default_alias);
+    let (password, generated) = match args.password.read()? {
+        Some(p) => (p, None),
+        None => {
+            let p = mtls_pki::names::random_password();
+            let mut file = out.clone().into_os_string();
+            file.push(".password");
+            let file = PathBuf::from(file);
+            pkifs::write_atomic(&file, format!("{p}\n").as_bytes(), Mode::Secret)?;
+            (p, Some(file))
+        }
+    };
+    let mut trusted = Vec::new();
+    for file in &args.trust {
+        for cert in read_certs(file)? {
+            let alias = match trusted.len() {
+                0 => "ca".to_owned(),
+                n => format!("ca-{}", n + 1),
             };
-            emit(json, &report, || {
-                format!(
-                    "Read {what}: {} (alias {:?}), {} certificates in its chain\n  key:   {} (0600)\n  cert:  {}\n  chain: {}\n",
-                    report.subject,
-                    report.alias.as_deref().unwrap_or("-"),
-                    report.certificates,
-                    report.key.display(),
-                    report.cert.display(),
-                    report.chain.display()
-                )
-            })
+            trusted.push((alias, cert));
         }
     }
+    let trusted_count = trusted.len();
+    let (bundle, format, encryption) = if args.format.jks {
+        alias = mtls_pki::jks::normal_alias(&alias);
+        let options = mtls_pki::jks::JksOptions {
+            alias: alias.clone(),
+            trusted,
+        };
+        (
+            mtls_pki::jks::export(&credentials, &password, &options)?,
+            "JKS",
+            "JKS key protector + SHA-1 (weak; prefer --p12 where the reader allows)",
+        )
+    } else {
+        let options = mtls_pki::p12::Pkcs12Options {
+            legacy: args.legacy,
+            alias: alias.clone(),
+        };
+        let encryption = if args.legacy {
+            "3DES + HMAC-SHA1 (legacy)"
+        } else {
+            "AES-256-CBC + HMAC-SHA256"
+        };
+        (
+            mtls_pki::p12::export(&credentials, &password, &options)?,
+            "PKCS#12",
+            encryption,
+        )
+    };
+    pkifs::write_atomic(&out, &bundle, Mode::Secret)?;
+    let report = ExportReport {
+        file: out,
+        format,
+        alias,
+        subject: mtls_pki::show::describe_certificate(
+            credentials.leaf(),
+            OffsetDateTime::now_utc(),
+        )?
+        .subject,
+        certificates: credentials.chain().len(),
+        trusted_certificates: trusted_count,
+        encryption,
+        password_file: generated,
+    };
+    emit(json, &report, || {
+        let mut s = format!(
+            "Wrote {} (0600, {}): key + {} certificates of {}, alias {:?}, {}\n",
+            report.file.display(),
+            report.format,
+            report.certificates,
+            report.subject,
+            report.alias,
+            report.encryption
+        );
+        if report.trusted_certificates > 0 {
+            s += &format!(
+                "  plus {} trusted CA certificates (keytool's trustedCertEntry)\n",
+                report.trusted_certificates
+            );
+        }
+        if let Some(p) = &report.password_file {
+            s += &format!("  password: generated, saved in {} (0600)\n", p.display());
+        }
+        s
+    })
+}
+
+/// What an imported file held, whatever its format.
+struct Imported {
+    format: &'static str,
+    alias: Option<String>,
+    /// The key (PKCS#8 DER) with its chain, leaf first.
+    credentials: Option<(Vec<u8>, Vec<rustls_pki_types::CertificateDer<'static>>)>,
+    /// Certificates without a key: a bundle's, or a keystore's trusted entries.
+    chain_only: Vec<rustls_pki_types::CertificateDer<'static>>,
+    trusted: Vec<rustls_pki_types::CertificateDer<'static>>,
+}
+
+fn read_container(data: &[u8], what: &str, args: &ImportArgs) -> Result<Imported> {
+    use mtls_pki::{jks, p12, pkcs7};
+    let keystore = jks::looks_like_jks(data) || jks::looks_like_jceks(data);
+    if args.alias.is_some() && !keystore {
+        bail!("--alias picks a key entry of a JKS keystore, and {what} is not one");
+    }
+    if keystore {
+        // Read once without the password, so a JCEKS or damaged file is named as such
+        // before a password is asked for.
+        jks::read(data, None, what)?;
+        let password = args.password.read()?.with_context(|| {
+            format!(
+                "{what} is a Java keystore: pass --password-env VAR or --password-file FILE \
+                 (its integrity is checked before anything is written)"
+            )
+        })?;
+        let store = jks::read(data, Some(&password), what)?;
+        let trusted = |skip: Option<&str>| {
+            store
+                .entries
+                .iter()
+                .filter(|e| !e.is_key() && Some(e.alias.as_str()) != skip)
+                .flat_map(|e| e.certificates.clone())
+                .collect::<Vec<_>>()
+        };
+        if args.alias.is_none() && store.entries.iter().all(|e| !e.is_key()) {
+            // A truststore: its CA certificates are what there is to import.
+            let trusted = trusted(None);
+            if trusted.is_empty() {
+                bail!("{what} is an empty keystore");
+            }
+            return Ok(Imported {
+                format: "JKS",
+                alias: None,
+                credentials: None,
+                chain_only: Vec::new(),
+                trusted,
+            });
+        }
+        let entry = store.key_entry(args.alias.as_deref(), what)?;
+        return Ok(Imported {
+            format: "JKS",
+            alias: Some(entry.alias.clone()),
+            credentials: Some((entry.key(&password, what)?, entry.certificates.clone())),
+            chain_only: Vec::new(),
+            trusted: trusted(Some(&entry.alias)),
+        });
+    }
+    if pkcs7::looks_like_pkcs7(data) {
+        let bundle = pkcs7::read(data, what)?;
+        if bundle.certificates.is_empty() {
+            bail!("{what} is a PKCS#7 bundle with no certificates");
+        }
+        // Leaf first when they make one chain; else as the file has them (a CA bundle).
+        let chain = mtls_pki::credentials::as_one_chain(&bundle.certificates)
+            .unwrap_or(bundle.certificates);
+        return Ok(Imported {
+            format: "PKCS#7",
+            alias: None,
+            credentials: None,
+            chain_only: chain,
+            trusted: Vec::new(),
+        });
+    }
+    if !p12::looks_like_pkcs12(data) {
+        bail!(
+            "{what} is not a PKCS#12 (.p12, .pfx), JKS or PKCS#7 (.p7b) file; \
+             `mtls pki show {what}` says what it holds"
+        );
+    }
+    let password = args.password.read()?.unwrap_or_default();
+    let contents = p12::import(data, &password, what)?;
+    Ok(Imported {
+        format: "PKCS#12",
+        alias: contents.alias,
+        credentials: contents.key_pkcs8.map(|key| (key, contents.chain)),
+        chain_only: Vec::new(),
+        trusted: contents.other_certs,
+    })
+}
+
+fn import(json: bool, args: ImportArgs) -> Result<ExitCode> {
+    let file = &args.file;
+    let data = pkifs::read(file)?;
+    let what = file.display().to_string();
+    let imported = read_container(&data, &what, &args)?;
+    // The alias names the files when it can be a file name; else the file's own name.
+    let alias = imported
+        .alias
+        .clone()
+        .filter(|a| mtls_pki::names::check_name(a).is_ok());
+    let name = match args.name.clone().or(alias) {
+        Some(n) => n,
+        None => file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .context("the file has no name; pass --name")?,
+    };
+    mtls_pki::names::check_name(&name)?;
+    let path = |suffix: &str| args.out_dir.join(format!("{name}{suffix}"));
+    // Checked before anything is written: the files written work together.
+    let credentials = match &imported.credentials {
+        Some((key, chain)) => {
+            let key_what = format!("the key in {what}");
+            Some(Credentials::new(key, &key_what, chain.clone(), &what)?)
+        }
+        None => None,
+    };
+    let mut files: Vec<(PathBuf, String, Mode)> = Vec::new();
+    if let Some(c) = &credentials {
+        let key_pem = mtls_pki::pem::encode("PRIVATE KEY", &c.pkcs8());
+        files.push((path(".key"), key_pem, Mode::Secret));
+        files.push((
+            path(".crt"),
+            mtls_pki::pem::encode("CERTIFICATE", c.leaf()),
+            Mode::Public,
+        ));
+        files.push((
+            path(".chain.pem"),
+            mtls_pki::pem::encode_certificates(c.chain()),
+            Mode::Public,
+        ));
+    }
+    if !imported.chain_only.is_empty() {
+        files.push((
+            path(".chain.pem"),
+            mtls_pki::pem::encode_certificates(&imported.chain_only),
+            Mode::Public,
+        ));
+    }
+    if !imported.trusted.is_empty() {
+        files.push((
+            path(".trusted.pem"),
+            mtls_pki::pem::encode_certificates(&imported.trusted),
+            Mode::Public,
+        ));
+    }
+    if files.is_empty() {
+        bail!("{what} holds no private key and no certificate");
+    }
+    for (p, _, _) in &files {
+        if p.exists() && !args.force {
+            bail!("{} already exists (use --force to replace it)", p.display());
+        }
+    }
+    pkifs::create_dir(&args.out_dir, Mode::Public)?;
+    for (p, text, mode) in &files {
+        pkifs::write_atomic(p, text.as_bytes(), *mode)?;
+    }
+    let leaf = credentials
+        .as_ref()
+        .map(|c| c.leaf())
+        .or(imported.chain_only.first());
+    let subject = match leaf {
+        Some(leaf) => {
+            Some(mtls_pki::show::describe_certificate(leaf, OffsetDateTime::now_utc())?.subject)
+        }
+        None => None,
+    };
+    let written = |suffix: &str| {
+        let p = path(suffix);
+        files.iter().any(|(f, _, _)| *f == p).then_some(p)
+    };
+    let report = ImportReport {
+        format: imported.format,
+        alias: imported.alias,
+        subject,
+        key: written(".key"),
+        cert: written(".crt"),
+        chain: written(".chain.pem"),
+        trusted: written(".trusted.pem"),
+        certificates: credentials
+            .as_ref()
+            .map_or(imported.chain_only.len(), |c| c.chain().len()),
+        other_certificates: imported.trusted.len(),
+    };
+    emit(json, &report, || {
+        let mut s = format!("Read {what} ({})", report.format);
+        if let Some(subject) = &report.subject {
+            s += &format!(": {subject}");
+        }
+        if let Some(alias) = &report.alias {
+            s += &format!(" (alias {alias:?})");
+        }
+        if report.chain.is_some() {
+            s += &format!(", {} certificates in its chain", report.certificates);
+        }
+        if report.trusted.is_some() {
+            s += &format!(", {} trusted CA certificates", report.other_certificates);
+        }
+        s += "\n";
+        for (label, file) in [
+            ("key:    ", &report.key),
+            ("cert:   ", &report.cert),
+            ("chain:  ", &report.chain),
+            ("trusted:", &report.trusted),
+        ] {
+            if let Some(file) = file {
+                let note = if label.starts_with("key") {
+                    " (0600)"
+                } else {
+                    ""
+                };
+                s += &format!("  {label} {}{note}\n", file.display());
+            }
+        }
+        s
+    })
 }
 
 #[derive(Serialize)]
@@ -865,19 +1155,24 @@ struct ShowReport {
 #[derive(Serialize)]
 struct ExportReport {
     file: PathBuf,
+    format: &'static str,
     alias: String,
+    subject: String,
     certificates: usize,
+    trusted_certificates: usize,
     encryption: &'static str,
     password_file: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
 struct ImportReport {
+    format: &'static str,
     alias: Option<String>,
-    subject: String,
-    key: PathBuf,
-    cert: PathBuf,
-    chain: PathBuf,
+    subject: Option<String>,
+    key: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    chain: Option<PathBuf>,
+    trusted: Option<PathBuf>,
     certificates: usize,
     other_certificates: usize,
 }

@@ -306,7 +306,9 @@ fn quickstart(data: &Path) -> Result<(PathBuf, mtls_gateway::echo::EchoSettings)
             legacy: false,
             alias: QUICKSTART_CLIENT.into(),
         };
-        let bundle = mtls_pki::p12::export(&key, &chain, &password, &options)?;
+        let what = layout.key(QUICKSTART_CLIENT).display().to_string();
+        let credentials = mtls_pki::Credentials::new(&key, &what, chain, "the quickstart chain")?;
+        let bundle = mtls_pki::p12::export(&credentials, &password, &options)?;
         pkifs::write_atomic(
             &password_file,
             format!("{password}\n").as_bytes(),

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Seeds the `pem` corpus with real files made by `mtls pki` in a temporary directory: CA,
 # intermediate and leaf certificates and chains for every key type, keys, a CSR, a CRL with
-# an entry, and PKCS#12 bundles (modern and --legacy, password "changeit" as in the target),
-# each PEM file also split into its sections as raw DER. With openssl on the PATH, PKCS#1
-# and SEC1 keys too.
+# an entry, PKCS#12 bundles (modern and --legacy) and a JKS keystore (password "changeit" as
+# in the target), each PEM file also split into its sections as raw DER. With openssl on the
+# PATH, PKCS#1 and SEC1 keys and PKCS#7 bundles (PEM and DER) too.
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(cd ../../.. && pwd)
@@ -26,6 +26,7 @@ mtls pki --dir ec issue client bob --key-type ed25519
 mtls pki --dir ec revoke bob --reason keyCompromise
 mtls pki --dir ec export localhost --p12 --password-env MTLS_P12_PASSWORD
 mtls pki --dir ec export alice --p12 --legacy --password-env MTLS_P12_PASSWORD
+mtls pki --dir ec export alice --jks --trust ec/ca.crt --password-env MTLS_P12_PASSWORD
 mtls pki --dir rsa init --cn "RSA Seed CA" --key-type rsa2048
 mtls pki --dir rsa issue client carol --key-type rsa2048
 mtls pki --dir rsa export carol --p12 --password-env MTLS_P12_PASSWORD
@@ -33,6 +34,8 @@ mtls pki --dir csr csr dave --san dave.test --out-dir csr
 if command -v openssl >/dev/null; then
   openssl pkey -in rsa/private/carol.key -traditional -out carol.pkcs1.key
   openssl pkey -in ec/private/localhost.key -traditional -out localhost.sec1.key
+  openssl crl2pkcs7 -in ec/crl.pem -certfile ec/certs/localhost.chain.pem -out chain.p7b
+  openssl crl2pkcs7 -nocrl -certfile ec/certs/alice.chain.pem -outform DER -out alice.p7c
 fi
 
 python3 - "$out" <<'PY'

@@ -584,24 +584,30 @@ impl Ca {
 
     /// The certificate chain for `name` (leaf, intermediates) and its key, for export.
     pub fn credentials(&self, name: &str) -> Result<(Vec<CertificateDer<'static>>, Vec<u8>)> {
-        names::check_name(name)?;
-        let db = self.database()?;
-        if db.find_name(name).is_none() {
-            return Err(Error::UnknownName(name.to_owned()));
-        }
-        let chain_path = self.layout.chain(name);
-        let chain = pem::certificates(&fs::read(&chain_path)?, &chain_path.display().to_string())?;
+        let chain = self.chain(name)?;
         let key_path = self.layout.key(name);
         let key = fs::read(&key_path).map_err(|e| match e {
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Error::InvalidInput(format!(
-                    "{name} was signed from a CSR: its private key is with the requester, not in {}",
+                    "{name} was signed from a CSR: its private key is with the requester, not in \
+                     {} (whoever holds it can pass it with --key FILE)",
                     key_path.display()
                 ))
             }
             e => e,
         })?;
         Ok((chain, key))
+    }
+
+    /// The certificate chain for `name`: leaf, then intermediates (not the root).
+    pub fn chain(&self, name: &str) -> Result<Vec<CertificateDer<'static>>> {
+        names::check_name(name)?;
+        let db = self.database()?;
+        if db.find_name(name).is_none() {
+            return Err(Error::UnknownName(name.to_owned()));
+        }
+        let chain_path = self.layout.chain(name);
+        pem::certificates(&fs::read(&chain_path)?, &chain_path.display().to_string())
     }
 
     #[allow(clippy::too_many_arguments)]

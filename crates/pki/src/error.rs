@@ -90,9 +90,30 @@ pub enum Error {
         message: String,
     },
 
-    /// A PKCS#12 file could not be opened with the given password.
-    #[error("wrong password for {0} (the PKCS#12 integrity check failed)")]
-    WrongPassword(String),
+    /// A PKCS#12 file or a keystore could not be opened with the given password.
+    #[error("wrong password for {what} ({check} failed)")]
+    WrongPassword {
+        /// The file.
+        what: String,
+        /// The check that failed: "the PKCS#12 integrity check", "the keystore's integrity
+        /// check".
+        check: &'static str,
+    },
+
+    /// A keystore opened with its password, but one of its keys has a password of its own.
+    #[error(
+        "the key entry {alias:?} in {what} has a password other than the keystore's (set it to the store password with keytool -keypasswd -alias {alias:?} -keystore {what})"
+    )]
+    KeyPassword {
+        /// The keystore.
+        what: String,
+        /// The entry's alias.
+        alias: String,
+    },
+
+    /// A file in a format we recognise but do not read; the text says how to convert it.
+    #[error("{0}")]
+    Unsupported(String),
 
     /// Building or reading a PKCS#12 file failed for another reason.
     #[error("PKCS#12 {0}")]

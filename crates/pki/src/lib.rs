@@ -1,16 +1,17 @@
 //! `mtls-pki`: the certificate authority behind `mtls pki`.
 //!
 //! Everything a mutual-TLS deployment needs from a PKI, without a page of openssl commands
-//! (seed 001: private key -> CSR -> the CA signs it -> certificate; seed 003: .p12 for
-//! Java and browsers):
+//! (seed 001: private key -> CSR -> the CA signs it -> certificate; seed 003: .p12 and .jks
+//! for Java and browsers):
 //!
 //! ```text
-//!   key ──► csr ──► ca::Ca::sign_csr ─┐
-//!                                     ├─► certs/NAME.crt + chain ─► p12::export ─► NAME.p12
-//!   ca::Ca::issue (key made here) ────┘          │
-//!                                                ▼
+//!   key ──► csr ──► ca::Ca::sign_csr ─┐                        (or any key + cert files)
+//!                                     ├─► certs/NAME.crt + chain ─► Credentials ─┬─► p12::export
+//!   ca::Ca::issue (key made here) ────┘          │               (key matches,   └─► jks::export
+//!                                                ▼                chain ordered)
 //!             ca::Ca::revoke ─► db (index.txt) ─► CRL (crl.pem)
 //!
+//!   p12::import, jks::read, pkcs7::read ──► keys and certificates back out
 //!   show::describe(any file) ──► what it is, for humans or JSON
 //!   verify::verify(cert, roots, crls, purpose, name, time) ──► ok, or the precise reason
 //! ```
@@ -23,20 +24,25 @@
 #![warn(missing_docs)]
 
 pub mod ca;
+pub mod credentials;
 pub mod db;
+mod der;
 pub mod dn;
 pub mod error;
 pub mod fs;
+pub mod jks;
 pub mod key;
 pub mod names;
 pub mod p12;
 pub mod pem;
+pub mod pkcs7;
 pub mod show;
 #[cfg(test)]
 mod testing;
 pub mod verify;
 
 pub use ca::{Ca, InitOptions, IssueRequest, Issued, LeafOptions, RevokeTarget, SignRequest};
+pub use credentials::Credentials;
 pub use db::{Entry, Profile, Reason, Status};
 pub use error::{Error, Result};
 pub use key::KeyType;

@@ -1,6 +1,6 @@
-//! `mtls pki show`: what is in this file? Certificates, chains, CSRs, CRLs, keys and
-//! PKCS#12 bundles, PEM or DER, described for people (like `openssl x509 -text`, minus
-//! the ASN.1 noise, plus "expires in 364 days") or as JSON.
+//! `mtls pki show`: what is in this file? Certificates, chains, CSRs, CRLs, keys, PKCS#12
+//! bundles, Java keystores and PKCS#7 bundles, PEM or DER, described for people (like
+//! `openssl x509 -text`, minus the ASN.1 noise, plus "expires in 364 days") or as JSON.
 //!
 //! Private key material is never printed: a key is described by its algorithm, size and
 //! the SHA-256 of its public half, which is what you compare with a certificate.
@@ -19,7 +19,7 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::db::{Reason, human_time};
 use crate::error::{Error, Result};
-use crate::{names, p12, pem};
+use crate::{jks, names, p12, pem, pkcs7};
 
 /// One thing found in a file.
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +35,10 @@ pub enum Object {
     PrivateKey(KeyInfo),
     /// A PKCS#12 bundle.
     Pkcs12(P12Info),
+    /// A Java keystore (JKS).
+    Keystore(KeystoreInfo),
+    /// A PKCS#7 certificate bundle (.p7b).
+    Pkcs7(Pkcs7Info),
 }
 
 /// A certificate, described.
@@ -152,7 +156,45 @@ pub struct P12Info {
     pub certificates: Vec<CertInfo>,
 }
 
-/// Describe everything in `data`. `password` opens PKCS#12 files.
+/// A Java keystore, described: every entry, with keys only when the password opened them.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeystoreInfo {
+    /// The store type, "JKS".
+    pub format: &'static str,
+    /// Whether the password proved the contents unaltered.
+    pub integrity: jks::Integrity,
+    /// The entries, in file order.
+    pub entries: Vec<KeystoreEntryInfo>,
+}
+
+/// One keystore entry, described.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeystoreEntryInfo {
+    /// Its alias.
+    pub alias: String,
+    /// `private_key` or `trusted_certificate` (keytool's PrivateKeyEntry, trustedCertEntry).
+    pub entry_type: &'static str,
+    /// When it was made.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub created: Option<OffsetDateTime>,
+    /// The key, when the password opened it.
+    pub key: Option<KeyInfo>,
+    /// Why a key entry's key is not described (no password, a password of its own).
+    pub key_note: Option<String>,
+    /// A key's chain (leaf first), or the one trusted certificate.
+    pub certificates: Vec<CertInfo>,
+}
+
+/// A PKCS#7 certificate bundle, described.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pkcs7Info {
+    /// The certificates, in file order.
+    pub certificates: Vec<CertInfo>,
+    /// The CRLs, if any.
+    pub crls: Vec<CrlInfo>,
+}
+
+/// Describe everything in `data`. `password` opens PKCS#12 files and keystores.
 pub fn describe(data: &[u8], what: &str, password: Option<&str>) -> Result<Vec<Object>> {
     describe_at(data, what, password, OffsetDateTime::now_utc())
 }
@@ -186,11 +228,9 @@ pub fn describe_at(
                         "an encrypted private key, which mtls cannot decrypt yet; decrypt it \
                          first (openssl pkey -in KEY -out PLAIN.key)",
                     )),
-                    "PKCS7" => Err(Error::malformed(
-                        what,
-                        "a PKCS#7 bundle, which mtls cannot read yet; list its certificates \
-                         with openssl pkcs7 -print_certs -in FILE",
-                    )),
+                    label if pkcs7::is_pem_label(label) => {
+                        describe_pkcs7(&s.der, &what, now).map(Object::Pkcs7)
+                    }
                     other => Err(Error::malformed(
                         what,
                         format!("unsupported PEM section {other}"),
@@ -199,7 +239,13 @@ pub fn describe_at(
             })
             .collect();
     }
-    // DER: try each kind in turn, most common first.
+    // Binary: the keystores by their magic numbers, then each DER kind in turn, most
+    // common first.
+    if jks::looks_like_jks(data) || jks::looks_like_jceks(data) {
+        return Ok(vec![Object::Keystore(describe_jks(
+            data, what, password, now,
+        )?)]);
+    }
     if X509Certificate::from_der(data).is_ok_and(|(rest, _)| rest.is_empty()) {
         return Ok(vec![Object::Certificate(Box::new(describe_certificate(
             data, now,
@@ -221,12 +267,15 @@ pub fn describe_at(
             data, what, password, now,
         )?)]);
     }
+    if pkcs7::looks_like_pkcs7(data) {
+        return Ok(vec![Object::Pkcs7(describe_pkcs7(data, what, now)?)]);
+    }
     if let Ok(info) = describe_key(data, what) {
         return Ok(vec![Object::PrivateKey(info)]);
     }
     Err(Error::malformed(
         what,
-        "not a certificate, CSR, CRL, private key or PKCS#12 file (PEM or DER)",
+        "not a certificate, CSR, CRL, private key, PKCS#12, JKS or PKCS#7 file (PEM or DER)",
     ))
 }
 
@@ -417,6 +466,78 @@ fn describe_p12(data: &[u8], what: &str, password: &str, now: OffsetDateTime) ->
     })
 }
 
+fn describe_jks(
+    data: &[u8],
+    what: &str,
+    password: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<KeystoreInfo> {
+    let store = jks::read(data, password, what)?;
+    let entries = store
+        .entries
+        .iter()
+        .map(|entry| {
+            let (key, key_note) = match (entry.is_key(), password) {
+                (false, _) => (None, None),
+                (true, None) => (
+                    None,
+                    Some("encrypted: the keystore password opens it".into()),
+                ),
+                (true, Some(password)) => {
+                    match entry
+                        .key(password, what)
+                        .and_then(|k| describe_key(&k, what))
+                    {
+                        Ok(info) => (Some(info), None),
+                        Err(Error::KeyPassword { .. }) => (
+                            None,
+                            Some("protected by a password other than the keystore's".into()),
+                        ),
+                        Err(e) => (None, Some(format!("not readable: {e}"))),
+                    }
+                }
+            };
+            Ok(KeystoreEntryInfo {
+                alias: entry.alias.clone(),
+                entry_type: if entry.is_key() {
+                    "private_key"
+                } else {
+                    "trusted_certificate"
+                },
+                created: entry.created,
+                key,
+                key_note,
+                certificates: entry
+                    .certificates
+                    .iter()
+                    .map(|c| describe_certificate(c, now))
+                    .collect::<Result<_>>()?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(KeystoreInfo {
+        format: "JKS",
+        integrity: store.integrity,
+        entries,
+    })
+}
+
+fn describe_pkcs7(der: &[u8], what: &str, now: OffsetDateTime) -> Result<Pkcs7Info> {
+    let bundle = pkcs7::parse(der, what)?;
+    Ok(Pkcs7Info {
+        certificates: bundle
+            .certificates
+            .iter()
+            .map(|c| describe_certificate(c, now))
+            .collect::<Result<_>>()?,
+        crls: bundle
+            .crls
+            .iter()
+            .map(|c| describe_crl(c, what, now))
+            .collect::<Result<_>>()?,
+    })
+}
+
 /// The subject alternative names of a certificate, as openssl prints them (`DNS:x`, `IP:y`).
 pub fn subject_alt_names(cert: &X509Certificate<'_>) -> Vec<String> {
     let Ok(Some(san)) = cert.subject_alternative_name() else {
@@ -548,31 +669,7 @@ impl fmt::Display for Object {
                 };
                 writeln!(f, "  Signature:    {sig}")
             }
-            Object::Crl(c) => {
-                writeln!(f, "Certificate revocation list")?;
-                writeln!(f, "  Issuer:       {}", c.issuer)?;
-                if let Some(n) = &c.crl_number {
-                    writeln!(f, "  CRL number:   {n}")?;
-                }
-                writeln!(f, "  Updated:      {}", human_time(c.this_update))?;
-                writeln!(
-                    f,
-                    "  Next update:  {} ({})",
-                    c.next_update.map(human_time).unwrap_or_else(|| "-".into()),
-                    c.freshness
-                )?;
-                writeln!(f, "  Revoked:      {}", c.revoked.len())?;
-                for r in &c.revoked {
-                    writeln!(
-                        f,
-                        "    {}  {}  {}",
-                        r.serial,
-                        human_time(r.revoked_at),
-                        r.reason.as_deref().unwrap_or("-")
-                    )?;
-                }
-                Ok(())
-            }
+            Object::Crl(c) => write!(f, "Certificate revocation list\n{c}"),
             Object::PrivateKey(k) => {
                 writeln!(f, "Private key")?;
                 writeln!(f, "  Algorithm:    {}", k.algorithm)?;
@@ -594,7 +691,97 @@ impl fmt::Display for Object {
                 }
                 Ok(())
             }
+            Object::Keystore(k) => {
+                let count = k.entries.len();
+                let plural = if count == 1 { "entry" } else { "entries" };
+                writeln!(f, "Java keystore ({}), {count} {plural}", k.format)?;
+                match k.integrity {
+                    jks::Integrity::Verified => {
+                        writeln!(f, "  Integrity:    verified with the password")?
+                    }
+                    jks::Integrity::NotChecked => writeln!(
+                        f,
+                        "  Integrity:    NOT checked: without the password the certificates \
+                         below could have been altered (pass --password-env VAR or \
+                         --password-file FILE to check them and to see the keys)"
+                    )?,
+                }
+                for e in &k.entries {
+                    let kind = if e.entry_type == "private_key" {
+                        "private key"
+                    } else {
+                        "trusted certificate"
+                    };
+                    let created = e
+                        .created
+                        .map(|t| format!(", created {}", human_time(t)))
+                        .unwrap_or_default();
+                    writeln!(f, "  Entry {:?}: {kind}{created}", e.alias)?;
+                    match (&e.key, &e.key_note) {
+                        (Some(key), _) => writeln!(
+                            f,
+                            "    Private key:  {} (public SHA-256 {})",
+                            key.algorithm, key.public_key_sha256
+                        )?,
+                        (None, Some(note)) => writeln!(f, "    Private key:  {note}")?,
+                        (None, None) => {}
+                    }
+                    for (i, c) in e.certificates.iter().enumerate() {
+                        write!(
+                            f,
+                            "    Certificate #{}\n{}",
+                            i + 1,
+                            indent(&indent(&c.to_string()))
+                        )?;
+                    }
+                }
+                Ok(())
+            }
+            Object::Pkcs7(p) => {
+                writeln!(
+                    f,
+                    "PKCS#7 bundle: {} certificates, {} CRLs",
+                    p.certificates.len(),
+                    p.crls.len()
+                )?;
+                for (i, c) in p.certificates.iter().enumerate() {
+                    write!(f, "  Certificate #{}\n{}", i + 1, indent(&c.to_string()))?;
+                }
+                for (i, c) in p.crls.iter().enumerate() {
+                    write!(f, "  CRL #{}\n{}", i + 1, indent(&c.to_string()))?;
+                }
+                Ok(())
+            }
         }
+    }
+}
+
+impl fmt::Display for CrlInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "  Issuer:       {}", self.issuer)?;
+        if let Some(n) = &self.crl_number {
+            writeln!(f, "  CRL number:   {n}")?;
+        }
+        writeln!(f, "  Updated:      {}", human_time(self.this_update))?;
+        writeln!(
+            f,
+            "  Next update:  {} ({})",
+            self.next_update
+                .map(human_time)
+                .unwrap_or_else(|| "-".into()),
+            self.freshness
+        )?;
+        writeln!(f, "  Revoked:      {}", self.revoked.len())?;
+        for r in &self.revoked {
+            writeln!(
+                f,
+                "    {}  {}  {}",
+                r.serial,
+                human_time(r.revoked_at),
+                r.reason.as_deref().unwrap_or("-")
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -770,7 +957,8 @@ mod tests {
             legacy: false,
             alias: "bob".into(),
         };
-        let bundle = p12::export(&key, &chain, "pw", &options).unwrap();
+        let credentials = crate::credentials::Credentials::new(&key, "k", chain, "c").unwrap();
+        let bundle = p12::export(&credentials, "pw", &options).unwrap();
         let err = describe(&bundle, "bob.p12", None).unwrap_err().to_string();
         assert!(err.contains("--password-env"), "{err}");
         let [Object::Pkcs12(p)] = &describe(&bundle, "bob.p12", Some("pw")).unwrap()[..] else {

@@ -1,6 +1,6 @@
-//! Every loader of certificates, keys, CSRs, CRLs and PKCS#12 files on arbitrary bytes:
-//! `pem::sections`, `pem::certificates`, `pem::private_key`, `key::load` and `show::describe`
-//! (without a password, and with the password of the seed bundles). They all take PEM text
+//! Every loader of certificates, keys, CSRs, CRLs, PKCS#12, JKS and PKCS#7 files on arbitrary
+//! bytes: `pem::sections`, `pem::certificates`, `pem::private_key`, `key::load` and
+//! `show::describe` (without a password, and with the password of the seed bundles). They all take PEM text
 //! or raw DER, so one target covers both (the seeds, from ../seed-corpus.sh, hold both). None
 //! may panic; what they return must be consistent, and rendering it (text, JSON) must not
 //! panic either.
