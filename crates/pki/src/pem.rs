@@ -112,7 +112,7 @@ fn boundary<'a>(line: &'a str, prefix: &str) -> Option<&'a str> {
     (!label.is_empty()
         && label
             .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' '))
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ' || b == b'#'))
     .then_some(label)
 }
 
@@ -121,6 +121,8 @@ fn modern_label(label: &str) -> &str {
     match label {
         "NEW CERTIFICATE REQUEST" => "CERTIFICATE REQUEST",
         "X509 CERTIFICATE" => "CERTIFICATE",
+        // RFC 7468 section 8: what some Windows and Java tools still write for a .p7b.
+        "PKCS #7 SIGNED DATA" => "PKCS7",
         other => other,
     }
 }
@@ -256,6 +258,9 @@ mod tests {
             .map(|s| s.label)
             .collect();
         assert_eq!(labels, ["CERTIFICATE REQUEST", "CERTIFICATE", "PKCS7"]);
+        let legacy = encode("PKCS #7 SIGNED DATA", &der);
+        let read = super::sections(legacy.as_bytes(), "legacy.p7b").unwrap();
+        assert_eq!(read[0].label, "PKCS7");
         let traditional = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
                            DEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\nMAMCAQU=\n\
                            -----END RSA PRIVATE KEY-----\n";
