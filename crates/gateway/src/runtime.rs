@@ -157,14 +157,19 @@ impl Runtime {
         slots: Arc<Slots>,
         service: Arc<S>,
     ) {
-        let accept = Accept {
-            listener,
-            slots,
+        let (task, _stop) = self.spawner().listen(listener, slots, service);
+        self.tasks.push(task);
+    }
+
+    /// A handle that adds listeners while the runtime runs (a reload). It keeps the drain
+    /// waiting while it lives: give it to a [`Runtime::background`] task, which ends when
+    /// the drain begins.
+    pub(crate) fn spawner(&self) -> Spawner {
+        Spawner {
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
             alive: self.alive.clone(),
-        };
-        self.tasks.push(tokio::spawn(accept.run(service)));
+        }
     }
 
     /// Run `task` until it ends or the drain begins.
@@ -202,6 +207,48 @@ impl Runtime {
     }
 }
 
+/// Adds accept loops to a running [`Runtime`]; see [`Runtime::spawner`].
+#[derive(Debug, Clone)]
+pub(crate) struct Spawner {
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    alive: mpsc::Sender<()>,
+}
+
+/// Ends one accept loop (a listener removed by a reload) when dropped or stopped; its
+/// connections go on.
+#[derive(Debug)]
+pub(crate) struct StopListening(tokio::sync::watch::Sender<bool>);
+
+impl StopListening {
+    /// Stop accepting; the socket closes.
+    pub(crate) fn stop(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl Spawner {
+    /// Accept on `listener` into `service`, within `slots`, until the drain begins or the
+    /// returned [`StopListening`] is stopped.
+    pub(crate) fn listen<S: Serve>(
+        &self,
+        listener: TcpListener,
+        slots: Arc<Slots>,
+        service: Arc<S>,
+    ) -> (JoinHandle<()>, StopListening) {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let accept = Accept {
+            listener,
+            slots,
+            registry: self.registry.clone(),
+            metrics: self.metrics.clone(),
+            alive: self.alive.clone(),
+            stopped,
+        };
+        (tokio::spawn(accept.run(service)), StopListening(stop))
+    }
+}
+
 /// How long connections get to notice the cut and log their requests.
 const CUT_GRACE: Duration = Duration::from_secs(1);
 
@@ -212,10 +259,19 @@ struct Accept {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     alive: mpsc::Sender<()>,
+    stopped: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Accept {
-    async fn run<S: Serve>(self, service: Arc<S>) {
+    async fn run<S: Serve>(mut self, service: Arc<S>) {
+        let mut stopped = self.stopped.clone();
+        tokio::select! {
+            () = self.accept(service) => {}
+            _ = stopped.wait_for(|stop| *stop) => {}
+        }
+    }
+
+    async fn accept<S: Serve>(&mut self, service: Arc<S>) {
         let addr = self
             .listener
             .local_addr()
