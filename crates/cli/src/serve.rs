@@ -285,6 +285,7 @@ fn quickstart(data: &Path) -> Result<(PathBuf, mtls_gateway::echo::EchoSettings)
                 ocsp_url: None,
             },
             force: true,
+            key_password: None,
         })
         .with_context(|| format!("issuing the quickstart certificate {name}"))?;
     }

@@ -94,6 +94,25 @@ pub enum Error {
     #[error("wrong password for {0} (the PKCS#12 integrity check failed)")]
     WrongPassword(String),
 
+    /// A private key is encrypted and no password was given for it.
+    #[error("{what} is encrypted: give its password{how}")]
+    KeyEncrypted {
+        /// The key file.
+        what: String,
+        /// How the caller takes passwords, e.g. " with --key-password-file FILE"; empty
+        /// until [`Error::with_password_hint`] sets it.
+        how: String,
+    },
+
+    /// None of the passwords given opens an encrypted private key.
+    #[error("wrong password for {what}{}", tried_words(*.tried))]
+    KeyPassword {
+        /// The key file.
+        what: String,
+        /// How many passwords were tried.
+        tried: usize,
+    },
+
     /// Building or reading a PKCS#12 file failed for another reason.
     #[error("PKCS#12 {0}")]
     Pkcs12(String),
@@ -134,7 +153,27 @@ impl Error {
         }
     }
 
+    /// Say how to give a password when this is [`Error::KeyEncrypted`] (each caller has
+    /// its own flag or setting); other errors are returned as they are.
+    pub fn with_password_hint(self, how: &str) -> Self {
+        match self {
+            Error::KeyEncrypted { what, .. } => Error::KeyEncrypted {
+                what,
+                how: format!(" with {how}"),
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn generate(what: &'static str) -> impl FnOnce(rcgen::Error) -> Self {
         move |source| Error::Generate { what, source }
+    }
+}
+
+fn tried_words(tried: usize) -> String {
+    if tried > 1 {
+        format!(" (tried {tried} passwords)")
+    } else {
+        String::new()
     }
 }

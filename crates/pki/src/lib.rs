@@ -25,6 +25,7 @@
 pub mod ca;
 pub mod db;
 pub mod dn;
+pub mod encrypted;
 pub mod error;
 pub mod fs;
 pub mod key;
@@ -38,6 +39,7 @@ pub mod verify;
 
 pub use ca::{Ca, InitOptions, IssueRequest, Issued, LeafOptions, RevokeTarget, SignRequest};
 pub use db::{Entry, Profile, Reason, Status};
+pub use encrypted::Password;
 pub use error::{Error, Result};
 pub use key::KeyType;
 pub use names::{San, Subject};
