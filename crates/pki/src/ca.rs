@@ -852,9 +852,9 @@ fn load_pair(cert_path: &Path, key_path: &Path) -> Result<(CertificateDer<'stati
         Error::KeyEncrypted { .. } => Error::malformed(
             &what,
             format!(
-                "this CA key is encrypted, and mtls pki reads its CA keys unencrypted (0600 in a \
-                 0700 directory); decrypt it (openssl pkey -in {what} -out {what}.plain) and \
-                 move {what}.plain over it"
+                "this CA key is encrypted, and mtls pki reads its CA keys unencrypted, \
+                 protected by their 0600 mode; decrypt it (openssl pkey -in {what} -out \
+                 {what}.plain) and move {what}.plain over it"
             ),
         ),
         e => e,
