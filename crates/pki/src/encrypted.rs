@@ -464,7 +464,11 @@ impl Pkcs8Scheme {
                     Kdf::Pbkdf2(p) => format!(
                         "PBKDF2-{}, {} iterations",
                         match p.prf {
+                            Pbkdf2Prf::HmacWithSha1 => "SHA1",
                             Pbkdf2Prf::HmacWithSha224 => "SHA224",
+                            Pbkdf2Prf::HmacWithSha256 => "SHA256",
+                            Pbkdf2Prf::HmacWithSha384 => "SHA384",
+                            Pbkdf2Prf::HmacWithSha512 => "SHA512",
                             _ => "HMAC",
                         },
                         p.iteration_count
