@@ -8,10 +8,13 @@
 //! identity headers, bad Host headers); `limits` holds deadlines and bounds.
 //! `identity` proves that names from certificates cannot be forged: `$ssl_client_s_dn` is
 //! compared byte for byte with nginx's, identity headers and log lines are escaped.
+//! `encrypted_keys` reads keys openssl encrypted (both forms) in `pki`, `serve` and `get`,
+//! and has openssl read the keys we encrypt.
 
 #![allow(clippy::unwrap_used)]
 
 mod bench;
+mod encrypted_keys;
 mod get;
 mod hostile;
 mod identity;

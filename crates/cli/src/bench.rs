@@ -64,9 +64,20 @@ pub struct BenchArgs {
     /// Our client certificate chain (PEM, leaf first), sent when the server asks.
     #[arg(long, value_name = "FILE", requires = "key")]
     cert: Option<PathBuf>,
-    /// The private key of --cert.
+    /// The private key of --cert (PEM or DER; plain or encrypted).
     #[arg(long, value_name = "FILE", requires = "cert")]
     key: Option<PathBuf>,
+    /// Passwords for an encrypted --key, one per line, tried in order.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "key",
+        conflicts_with = "key_password_env"
+    )]
+    key_password_file: Option<PathBuf>,
+    /// The environment variable that holds the password of an encrypted --key.
+    #[arg(long, value_name = "VAR", requires = "key")]
+    key_password_env: Option<String>,
     /// Our certificate and key from a PKCS#12 file instead of --cert/--key.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["cert", "key"])]
     p12: Option<PathBuf>,
@@ -109,6 +120,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             ca: args.ca,
             cert: args.cert,
             key: args.key,
+            key_password_file: args.key_password_file,
+            key_password_env: args.key_password_env,
             p12: args.p12,
             password_env: args.password_env,
             insecure: args.insecure,

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use mtls_pki::ca::{self, Ca, InitOptions, IssueRequest, LeafOptions, RevokeTarget, SignRequest};
 use mtls_pki::db::{Entry, Profile, Reason, Status};
 use mtls_pki::fs::{self as pkifs, Mode};
-use mtls_pki::{Credentials, KeyType, San, Subject};
+use mtls_pki::{Credentials, KeyType, Password, San, Subject};
 
 /// Flags shared by every `mtls pki` command.
 #[derive(Debug, Args)]
@@ -66,6 +66,8 @@ enum PkiCommand {
         /// Issue even if a valid certificate already has this name.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        encrypt: EncryptArgs,
     },
     /// Make a private key and a certificate signing request (the requester's side).
     Csr {
@@ -85,6 +87,8 @@ enum PkiCommand {
         /// Overwrite an existing NAME.key.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        encrypt: EncryptArgs,
     },
     /// Sign a certificate signing request (from `mtls pki csr`, `openssl req`, keytool...).
     Sign {
@@ -152,6 +156,8 @@ enum PkiCommand {
         /// Write it here (atomically) instead of to standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        key_password: KeyPasswordArgs,
     },
     /// Check a certificate like `openssl verify`; exit 1 with the precise reason if invalid.
     Verify {
@@ -228,6 +234,9 @@ struct ExportArgs {
     /// 3DES and SHA-1 instead of AES-256 and SHA-256, for Java 8 and old Windows.
     #[arg(long, conflicts_with = "jks")]
     legacy: bool,
+    /// The password of the private key, when it is encrypted (`issue --encrypt`).
+    #[command(flatten)]
+    key_password: KeyPasswordArgs,
 }
 
 /// `pki import`'s flags.
@@ -250,6 +259,8 @@ struct ImportArgs {
     /// Overwrite existing files.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    encrypt: EncryptArgs,
 }
 
 /// The format `pki export` writes: one of them, named, so scripts say what they get.
@@ -329,6 +340,84 @@ impl PasswordArgs {
             return Ok(Some(line.to_owned()));
         }
         Ok(None)
+    }
+}
+
+/// Where an encrypted private key's password comes from; like `PasswordArgs`, never a
+/// flag value.
+#[derive(Debug, Args)]
+#[group(id = "key_password", multiple = false)]
+struct KeyPasswordArgs {
+    /// Read the key's password from this file. To read a key, each line is a password,
+    /// tried in order (nginx's ssl_password_file); to write one, the first line.
+    #[arg(long, value_name = "FILE")]
+    key_password_file: Option<PathBuf>,
+    /// Read the key's password from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    key_password_env: Option<String>,
+}
+
+/// How to give an encrypted key's password, for error messages.
+const KEY_PASSWORD_HINT: &str = "--key-password-file FILE or --key-password-env VAR";
+
+impl KeyPasswordArgs {
+    /// The passwords to try on a key being read; none for a plain key.
+    fn passwords(&self) -> Result<Vec<Password>> {
+        if let Some(file) = &self.key_password_file {
+            return Password::read_file(file)
+                .with_context(|| format!("--key-password-file {}", file.display()));
+        }
+        if let Some(var) = &self.key_password_env {
+            return Ok(vec![Password::from_env(var).context("--key-password-env")?]);
+        }
+        Ok(Vec::new())
+    }
+
+    fn given(&self) -> bool {
+        self.key_password_file.is_some() || self.key_password_env.is_some()
+    }
+
+    /// The key at `path` (`data`), decrypted with these passwords if it is encrypted.
+    fn read_key(
+        &self,
+        data: &[u8],
+        path: &Path,
+    ) -> Result<rustls_pki_types::PrivateKeyDer<'static>> {
+        let what = path.display().to_string();
+        Ok(
+            mtls_pki::pem::private_key_with(data, &what, &self.passwords()?)
+                .map_err(|e| e.with_password_hint(KEY_PASSWORD_HINT))?,
+        )
+    }
+}
+
+/// `--encrypt` for the commands that write a private key.
+#[derive(Debug, Args)]
+struct EncryptArgs {
+    /// Write the private key encrypted (PKCS#8, PBES2 with AES-256-CBC and
+    /// PBKDF2-HMAC-SHA256), with the password from --key-password-file or
+    /// --key-password-env.
+    #[arg(long, requires = "key_password")]
+    encrypt: bool,
+    #[command(flatten)]
+    password: KeyPasswordArgs,
+}
+
+impl EncryptArgs {
+    /// The password to encrypt the key with, or `None` for a plain key.
+    fn password(&self) -> Result<Option<Password>> {
+        if !self.encrypt {
+            if self.password.given() {
+                bail!(
+                    "--key-password-file and --key-password-env give the password of an \
+                     encrypted key: add --encrypt to write one"
+                );
+            }
+            return Ok(None);
+        }
+        // To write, only the first line counts.
+        let first = self.password.passwords()?.into_iter().next();
+        Ok(Some(first.context("--encrypt needs a password")?))
     }
 }
 
@@ -425,7 +514,9 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
             key_type,
             leaf,
             force,
+            encrypt,
         } => {
+            let key_password = encrypt.password()?;
             let mut ca = open(dir)?;
             let request = IssueRequest {
                 subject: subject.subject(&name),
@@ -434,6 +525,7 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
                 key_type,
                 leaf: leaf.options(profile),
                 force,
+                key_password,
             };
             let issued = ca.issue(&request).with_context(|| {
                 format!(
@@ -452,7 +544,9 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
             key_type,
             out_dir,
             force,
+            encrypt,
         } => {
+            let key_password = encrypt.password()?;
             mtls_pki::names::check_name(&name)?;
             let key_path = out_dir.join(format!("{name}.key"));
             let csr_path = out_dir.join(format!("{name}.csr"));
@@ -465,10 +559,12 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
             let subject = subject.subject(&name);
             let (key, csr) = ca::make_csr(&subject, &sans, key_type)?;
             pkifs::create_dir(&out_dir, Mode::Public)?;
-            pkifs::write_atomic(&key_path, key.serialize_pem().as_bytes(), Mode::Secret)?;
+            let key_pem = mtls_pki::key::to_pem(&key, key_password.as_ref())?;
+            pkifs::write_atomic(&key_path, key_pem.as_bytes(), Mode::Secret)?;
             pkifs::write_atomic(&csr_path, csr.as_bytes(), Mode::Public)?;
             let report = CsrReport {
                 key: key_path,
+                key_encrypted: key_password.is_some(),
                 csr: csr_path,
                 subject: format!("CN={}", subject.common_name),
                 sans: sans.iter().map(ToString::to_string).collect(),
@@ -476,8 +572,13 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
             };
             emit(json, &report, || {
                 format!(
-                    "Wrote {} (0600) and {}\nSend the CSR to the CA: mtls pki sign {} --profile server|client\n",
+                    "Wrote {} (0600{}) and {}\nSend the CSR to the CA: mtls pki sign {} --profile server|client\n",
                     report.key.display(),
+                    if report.key_encrypted {
+                        ", encrypted"
+                    } else {
+                        ""
+                    },
                     report.csr.display(),
                     report.csr.display()
                 )
@@ -581,10 +682,14 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
                 .collect();
             emit(json, &rows, || list_text(&rows, now))
         }
-        PkiCommand::Pubkey { key, out } => {
+        PkiCommand::Pubkey {
+            key,
+            out,
+            key_password,
+        } => {
             let data = pkifs::read(&key)?;
-            let what = key.display().to_string();
-            let pair = mtls_pki::key::load(&data, &what)?;
+            let der = key_password.read_key(&data, &key)?;
+            let pair = mtls_pki::key::from_der(&der, &key.display().to_string())?;
             let pem = mtls_pki::pem::encode("PUBLIC KEY", &mtls_pki::key::public_key_info(&pair));
             match out {
                 Some(path) => {
@@ -723,8 +828,10 @@ fn export(dir: &Path, json: bool, args: ExportArgs) -> Result<ExitCode> {
             };
             // Java truststores and browsers want the root too, so the bundle is complete.
             certs.push(ca.root().clone());
+            // Credentials take the key plain; an encrypted one is opened here.
+            let key_der = args.key_password.read_key(&key_data, &key_file)?;
             let credentials = Credentials::new(
-                &key_data,
+                key_der.secret_der(),
                 &key_file.display().to_string(),
                 certs,
                 &chain_file,
@@ -739,8 +846,9 @@ fn export(dir: &Path, json: bool, args: ExportArgs) -> Result<ExitCode> {
             for file in &args.chain {
                 certs.extend(read_certs(file)?);
             }
+            let key_der = args.key_password.read_key(&pkifs::read(key)?, key)?;
             let credentials = Credentials::new(
-                &pkifs::read(key)?,
+                key_der.secret_der(),
                 &key.display().to_string(),
                 certs,
                 &cert.display().to_string(),
@@ -938,6 +1046,7 @@ fn read_container(data: &[u8], what: &str, args: &ImportArgs) -> Result<Imported
 }
 
 fn import(json: bool, args: ImportArgs) -> Result<ExitCode> {
+    let key_password = args.encrypt.password()?;
     let file = &args.file;
     let data = pkifs::read(file)?;
     let what = file.display().to_string();
@@ -966,7 +1075,10 @@ fn import(json: bool, args: ImportArgs) -> Result<ExitCode> {
     };
     let mut files: Vec<(PathBuf, String, Mode)> = Vec::new();
     if let Some(c) = &credentials {
-        let key_pem = mtls_pki::pem::encode("PRIVATE KEY", &c.pkcs8());
+        let key_pem = match &key_password {
+            Some(password) => mtls_pki::encrypted::encrypt_pkcs8(&c.pkcs8(), password)?,
+            None => mtls_pki::pem::encode("PRIVATE KEY", &c.pkcs8()),
+        };
         files.push((path(".key"), key_pem, Mode::Secret));
         files.push((
             path(".crt"),
@@ -1191,6 +1303,7 @@ struct InitReport {
 #[derive(Serialize)]
 struct CsrReport {
     key: PathBuf,
+    key_encrypted: bool,
     csr: PathBuf,
     subject: String,
     sans: Vec<String>,
@@ -1256,7 +1369,12 @@ fn issued_text(issued: &ca::Issued) -> String {
         issued.chain.display()
     );
     if let Some(key) = &issued.key {
-        s += &format!("  key:      {} (0600)\n", key.display());
+        let encrypted = if issued.key_encrypted {
+            ", encrypted"
+        } else {
+            ""
+        };
+        s += &format!("  key:      {} (0600{encrypted})\n", key.display());
     }
     s
 }

@@ -293,6 +293,7 @@ fn quickstart(data: &Path) -> Result<(PathBuf, mtls_gateway::echo::EchoSettings)
                 ocsp_url: None,
             },
             force: true,
+            key_password: None,
         })
         .with_context(|| format!("issuing the quickstart certificate {name}"))?;
     }

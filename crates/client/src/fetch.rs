@@ -183,6 +183,7 @@ async fn exchange(url: &str, options: &Fetch) -> Result<Bytes, FetchError> {
     let client = TlsClient::build(&ClientTlsSettings {
         certificate: None,
         key: None,
+        key_password_file: None,
         trusted_ca: options.trusted_ca.clone(),
         verify: true,
         protocols: vec!["TLSv1.2".into(), "TLSv1.3".into()],

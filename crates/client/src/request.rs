@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Uri};
 
+use mtls_pki::Password;
 use mtls_tls::probe::{ClientIdentity, ProbeSettings};
 
 /// The flags of `mtls get` as given on the command line.
@@ -24,8 +25,13 @@ pub struct GetFlags {
     pub ca: Vec<PathBuf>,
     /// `--cert FILE`: our certificate chain (PEM, leaf first).
     pub cert: Option<PathBuf>,
-    /// `--key FILE`: its private key.
+    /// `--key FILE`: its private key, plain or encrypted.
     pub key: Option<PathBuf>,
+    /// `--key-password-file FILE`: passwords for an encrypted `--key`, one per line, tried
+    /// in order.
+    pub key_password_file: Option<PathBuf>,
+    /// `--key-password-env VAR`: the environment variable holding the `--key` password.
+    pub key_password_env: Option<String>,
     /// `--p12 FILE`: our certificate and key in a PKCS#12 file.
     pub p12: Option<PathBuf>,
     /// `--password-env VAR`: the environment variable holding the `--p12` password.
@@ -461,6 +467,7 @@ fn identity(flags: &GetFlags) -> Result<Option<ClientIdentity>, RequestError> {
         (Some(certificate), Some(key), None) => Ok(Some(ClientIdentity::Files {
             certificate: certificate.clone(),
             key: key.clone(),
+            key_passwords: key_passwords(flags)?,
         })),
         (Some(_), None, None) => Err(usage(
             "--cert",
@@ -511,6 +518,14 @@ fn identity(flags: &GetFlags) -> Result<Option<ClientIdentity>, RequestError> {
             }))
         }
         (None, None, None) => {
+            if flags.key_password_file.is_some() || flags.key_password_env.is_some() {
+                return Err(usage(
+                    "--key-password-file",
+                    "--key-password-file and --key-password-env are the password of --key, \
+                     which is not given"
+                        .into(),
+                ));
+            }
             if flags.password_env.is_some() {
                 return Err(usage(
                     "--password-env",
@@ -519,6 +534,31 @@ fn identity(flags: &GetFlags) -> Result<Option<ClientIdentity>, RequestError> {
             }
             Ok(None)
         }
+    }
+}
+
+/// `--key-password-file` (one password per line, tried in order) or `--key-password-env`.
+fn key_passwords(flags: &GetFlags) -> Result<Vec<Password>, RequestError> {
+    match (&flags.key_password_file, &flags.key_password_env) {
+        (Some(_), Some(_)) => Err(usage(
+            "--key-password-env",
+            "give --key-password-file or --key-password-env, not both".into(),
+        )),
+        (Some(file), None) => Password::read_file(file).map_err(|e| RequestError::File {
+            flag: "--key-password-file",
+            path: file.clone(),
+            message: match e {
+                mtls_pki::Error::Io { source, .. } => source.to_string(),
+                other => other.to_string(),
+            },
+        }),
+        (None, Some(var)) => Password::from_env(var).map(|p| vec![p]).map_err(|_| {
+            usage(
+                "--key-password-env",
+                format!("the environment variable {var} is not set"),
+            )
+        }),
+        (None, None) => Ok(Vec::new()),
     }
 }
 

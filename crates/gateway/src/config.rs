@@ -166,8 +166,11 @@ pub struct TlsSettings {
     pub at: Position,
     /// `certificate`: PEM chain file, leaf first.
     pub certificate: Sourced<PathBuf>,
-    /// `key`: the PEM private key of the leaf.
+    /// `key`: the PEM private key of the leaf, plain or encrypted.
     pub key: Sourced<PathBuf>,
+    /// `key_password_file`: passwords for an encrypted `key`, one per line, tried in order
+    /// (nginx's `ssl_password_file`).
+    pub key_password_file: Option<Sourced<PathBuf>>,
     /// `client_ca`: CA certificates trusted for client certificates and named in the
     /// CertificateRequest (nginx's `ssl_client_certificate`).
     pub client_ca: Vec<Sourced<PathBuf>>,
@@ -354,8 +357,11 @@ pub struct ProxyTls {
     /// `certificate`: the gateway's client certificate for the upstream; none = no
     /// client certificate.
     pub certificate: Option<Sourced<PathBuf>>,
-    /// `key`: its key (with `certificate`).
+    /// `key`: its key (with `certificate`), plain or encrypted.
     pub key: Option<Sourced<PathBuf>>,
+    /// `key_password_file`: passwords for an encrypted `key`, one per line, tried in
+    /// order (nginx's `proxy_ssl_password_file`).
+    pub key_password_file: Option<Sourced<PathBuf>>,
     /// `trusted_ca`: CAs the upstream's certificate must chain to (needed with verify).
     pub trusted_ca: Vec<Sourced<PathBuf>>,
     /// `verify`: check the upstream's chain and name; default true.
@@ -759,6 +765,7 @@ return = "301 https://$host/new"
             at: Position { line: 9, col: 1 },
             certificate: sourced("/etc/mtls/pki/server.crt".into(), 10, 15),
             key: sourced("/etc/mtls/pki/server.key".into(), 11, 7),
+            key_password_file: None,
             client_ca: vec![sourced("/etc/mtls/pki/ca.crt".into(), 12, 13)],
             trusted_ca: vec![],
             verify_client: VerifyClient::On,
@@ -1185,6 +1192,32 @@ return = "301 https://$host/new"
         assert_eq!(tls.protocols, ["TLSv1.3"]);
         assert_eq!(tls.session_cache, SessionCache::Sessions(40_000));
         assert_eq!(tls.session_timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn key_password_file_is_a_path_beside_the_config() {
+        let parsed = parse(&format!("{TLS}key_password_file = \"pass.txt\"\n"));
+        let tls = parsed.servers[0].tls.as_ref().unwrap();
+        assert_eq!(
+            tls.key_password_file,
+            Some(sourced("/etc/mtls/pass.txt".into(), 6, 21))
+        );
+        assert_eq!(
+            parse(TLS).servers[0]
+                .tls
+                .as_ref()
+                .unwrap()
+                .key_password_file,
+            None
+        );
+        assert_eq!(
+            one_error(&format!("{TLS}key_password_file = [\"a\"]\n")),
+            "t.toml:6:21: key_password_file: expected a string, found a list"
+        );
+        assert_eq!(
+            one_error(&format!("{TLS}key_password_file = \"\"\n")),
+            "t.toml:6:21: key_password_file: empty path"
+        );
     }
 
     #[test]

@@ -100,6 +100,7 @@ impl EchoSettings {
             tls: Some(ServerTlsSettings {
                 certificate,
                 key,
+                key_password_file: None,
                 client_ca,
                 trusted_ca: Vec::new(),
                 verify_client,

@@ -717,6 +717,7 @@ fn client_settings(tls: &ProxyTls) -> ClientTlsSettings {
     ClientTlsSettings {
         certificate: tls.certificate.as_ref().map(|c| c.value.clone()),
         key: tls.key.as_ref().map(|k| k.value.clone()),
+        key_password_file: tls.key_password_file.as_ref().map(|f| f.value.clone()),
         trusted_ca: tls.trusted_ca.iter().map(|c| c.value.clone()).collect(),
         verify: tls.verify,
         protocols: tls.protocols.clone(),

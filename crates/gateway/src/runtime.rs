@@ -128,6 +128,8 @@ pub(crate) struct Runtime {
     metrics: Arc<Metrics>,
     /// Accept loops and background tasks: they end as the drain begins.
     tasks: Vec<JoinHandle<()>>,
+    /// The accept loops added by [`Runtime::listen`] run while these live.
+    listening: Vec<StopListening>,
     /// Every connection task holds a clone (in its [`Ticket`]); when the last is gone,
     /// `all_ended` says so.
     alive: mpsc::Sender<()>,
@@ -145,6 +147,7 @@ impl Runtime {
             registry,
             metrics,
             tasks: Vec::new(),
+            listening: Vec::new(),
             alive,
             all_ended,
         }
@@ -157,8 +160,9 @@ impl Runtime {
         slots: Arc<Slots>,
         service: Arc<S>,
     ) {
-        let (task, _stop) = self.spawner().listen(listener, slots, service);
+        let (task, stop) = self.spawner().listen(listener, slots, service);
         self.tasks.push(task);
+        self.listening.push(stop);
     }
 
     /// A handle that adds listeners while the runtime runs (a reload). It keeps the drain

@@ -435,6 +435,7 @@ fn tls_settings(tls: &TlsSettings) -> ServerTlsSettings {
     ServerTlsSettings {
         certificate: tls.certificate.value.clone(),
         key: tls.key.value.clone(),
+        key_password_file: tls.key_password_file.as_ref().map(|f| f.value.clone()),
         client_ca: paths(&tls.client_ca),
         trusted_ca: paths(&tls.trusted_ca),
         verify_client: match tls.verify_client {
@@ -473,6 +474,7 @@ fn locate(config: &Config, tls: &TlsSettings, error: &TlsError) -> ConfigError {
             let at = match *key {
                 "certificate" => tls.certificate.at,
                 "key" => tls.key.at,
+                "key_password_file" => tls.key_password_file.as_ref().map_or(tls.at, |f| f.at),
                 _ => lists
                     .iter()
                     .find(|p| &p.value == path)
@@ -507,6 +509,7 @@ fn locate_proxy(
             let at = match *key {
                 "certificate" => tls.certificate.as_ref().map(|c| c.at),
                 "key" => tls.key.as_ref().map(|k| k.at),
+                "key_password_file" => tls.key_password_file.as_ref().map(|f| f.at),
                 _ => tls
                     .trusted_ca
                     .iter()

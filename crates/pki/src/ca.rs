@@ -31,6 +31,7 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
 use crate::db::{self, Database, Entry, Profile, Reason, Revocation};
+use crate::encrypted::Password;
 use crate::error::{Error, Result};
 use crate::fs::{self, Mode};
 use crate::key::{self, KeyType};
@@ -169,6 +170,9 @@ pub struct IssueRequest {
     pub leaf: LeafOptions,
     /// Issue even if a valid certificate already has this name.
     pub force: bool,
+    /// Write the key encrypted with this password (PKCS#8 PBES2, see
+    /// [`crate::encrypted::encrypt_pkcs8`]); `None` writes it plain.
+    pub key_password: Option<Password>,
 }
 
 /// `mtls pki sign`: the requester kept the key and sent a CSR.
@@ -200,6 +204,8 @@ pub struct Issued {
     pub chain: PathBuf,
     /// The key file, when the CA generated the key.
     pub key: Option<PathBuf>,
+    /// Whether that key file is encrypted.
+    pub key_encrypted: bool,
     /// Subject alternative names in the certificate.
     pub sans: Vec<String>,
     /// True when the requested lifetime was cut to end with the issuing CA's.
@@ -404,8 +410,10 @@ impl Ca {
         )?;
         let key_path = self.layout.key(&request.name);
         fs::create_dir(key_path.parent().unwrap_or(self.layout.dir()), Mode::Secret)?;
-        fs::write_atomic(&key_path, key.serialize_pem().as_bytes(), Mode::Secret)?;
+        let key_pem = key::to_pem(&key, request.key_password.as_ref())?;
+        fs::write_atomic(&key_path, key_pem.as_bytes(), Mode::Secret)?;
         issued.key = Some(key_path);
+        issued.key_encrypted = request.key_password.is_some();
         self.save_database(&db)?;
         Ok(issued)
     }
@@ -703,6 +711,7 @@ impl Ca {
             cert: cert_path,
             chain: chain_path,
             key: None,
+            key_encrypted: false,
             sans,
             lifetime_clamped,
             not_before,
@@ -922,7 +931,18 @@ fn load_pair(cert_path: &Path, key_path: &Path) -> Result<(CertificateDer<'stati
         .into_iter()
         .next()
         .ok_or_else(|| Error::malformed(cert_path.display().to_string(), "no certificate"))?;
-    let key = key::load(&fs::read(key_path)?, &key_path.display().to_string())?;
+    let what = key_path.display().to_string();
+    let key = key::load(&fs::read(key_path)?, &what).map_err(|e| match e {
+        Error::KeyEncrypted { .. } => Error::malformed(
+            &what,
+            format!(
+                "this CA key is encrypted, and mtls pki reads its CA keys unencrypted, \
+                 protected by their 0600 mode; decrypt it (openssl pkey -in {what} -out \
+                 {what}.plain) and move {what}.plain over it"
+            ),
+        ),
+        e => e,
+    })?;
     let (_, parsed) = X509Certificate::from_der(&cert)
         .map_err(|e| Error::malformed(cert_path.display().to_string(), e))?;
     if parsed.public_key().raw != key::public_key_info(&key).as_slice() {
@@ -1057,7 +1077,8 @@ fn authority_info_access(url: &str) -> CustomExtension {
     CustomExtension::from_oid_content(ID_PE_AUTHORITY_INFO_ACCESS, der_tlv(0x30, &access))
 }
 
-fn der_tlv(tag: u8, value: &[u8]) -> Vec<u8> {
+/// One DER tag-length-value (definite length; `value` is already DER).
+pub(crate) fn der_tlv(tag: u8, value: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let len = value.len();
     if len < 0x80 {

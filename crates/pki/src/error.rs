@@ -104,7 +104,7 @@ pub enum Error {
     #[error(
         "the key entry {alias:?} in {what} has a password other than the keystore's (set it to the store password with keytool -keypasswd -alias {alias:?} -keystore {what})"
     )]
-    KeyPassword {
+    KeyEntryPassword {
         /// The keystore.
         what: String,
         /// The entry's alias.
@@ -114,6 +114,25 @@ pub enum Error {
     /// A file in a format we recognise but do not read; the text says how to convert it.
     #[error("{0}")]
     Unsupported(String),
+
+    /// A private key is encrypted and no password was given for it.
+    #[error("{what} is encrypted: give its password{how}")]
+    KeyEncrypted {
+        /// The key file.
+        what: String,
+        /// How the caller takes passwords, e.g. " with --key-password-file FILE"; empty
+        /// until [`Error::with_password_hint`] sets it.
+        how: String,
+    },
+
+    /// None of the passwords given opens an encrypted private key.
+    #[error("wrong password for {what}{}", tried_words(*.tried))]
+    KeyPassword {
+        /// The key file.
+        what: String,
+        /// How many passwords were tried.
+        tried: usize,
+    },
 
     /// Building or reading a PKCS#12 file failed for another reason.
     #[error("PKCS#12 {0}")]
@@ -155,7 +174,27 @@ impl Error {
         }
     }
 
+    /// Say how to give a password when this is [`Error::KeyEncrypted`] (each caller has
+    /// its own flag or setting); other errors are returned as they are.
+    pub fn with_password_hint(self, how: &str) -> Self {
+        match self {
+            Error::KeyEncrypted { what, .. } => Error::KeyEncrypted {
+                what,
+                how: format!(" with {how}"),
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn generate(what: &'static str) -> impl FnOnce(rcgen::Error) -> Self {
         move |source| Error::Generate { what, source }
+    }
+}
+
+fn tried_words(tried: usize) -> String {
+    if tried > 1 {
+        format!(" (tried {tried} passwords)")
+    } else {
+        String::new()
     }
 }

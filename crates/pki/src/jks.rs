@@ -24,7 +24,7 @@
 //! Certificates in a JKS are not encrypted, so the file can be listed without the
 //! password; [`Integrity::NotChecked`] says so. Keys need it: keytool gives a key the
 //! store's password unless told otherwise, and a key with its own password is reported as
-//! [`Error::KeyPassword`]. JCEKS (Sun's other format, magic 0xCECECECE) is recognised and
+//! [`Error::KeyEntryPassword`]. JCEKS (Sun's other format, magic 0xCECECECE) is recognised and
 //! refused with the keytool command that converts it.
 
 use rustls_pki_types::CertificateDer;
@@ -110,7 +110,7 @@ impl Entry {
         let what_key = format!("{what} (key entry {:?})", self.alias);
         match recover(protected, password, &what_key)? {
             Some(key) => Ok(key),
-            None => Err(Error::KeyPassword {
+            None => Err(Error::KeyEntryPassword {
                 what: what.to_owned(),
                 alias: self.alias.clone(),
             }),
@@ -647,7 +647,7 @@ mod tests {
         let err = read_back.entries[0]
             .key("store-pass", "web.jks")
             .unwrap_err();
-        assert!(matches!(err, Error::KeyPassword { .. }), "{err}");
+        assert!(matches!(err, Error::KeyEntryPassword { .. }), "{err}");
         assert!(err.to_string().contains("keytool -keypasswd"), "{err}");
         assert_eq!(
             read_back.entries[0].key("key-pass", "web.jks").unwrap(),

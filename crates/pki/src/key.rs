@@ -8,8 +8,11 @@ use std::fmt;
 use std::str::FromStr;
 
 use rcgen::{KeyPair, PublicKeyData as _, RsaKeySize, SignatureAlgorithm};
+use rustls_pki_types::PrivateKeyDer;
 use serde::Serialize;
+use zeroize::Zeroizing;
 
+use crate::encrypted::Password;
 use crate::error::{Error, Result};
 use crate::pem;
 
@@ -98,11 +101,30 @@ impl FromStr for KeyType {
     }
 }
 
-/// Load a private key from PEM or DER (PKCS#8, SEC1 or PKCS#1).
+/// Load a private key from PEM or DER (PKCS#8, SEC1 or PKCS#1). An encrypted key is
+/// [`Error::KeyEncrypted`]; see [`load_with`].
 pub fn load(data: &[u8], what: &str) -> Result<KeyPair> {
-    let der = pem::private_key(data, what)?;
-    KeyPair::try_from(&der)
-        .map_err(|e| Error::malformed(what, format!("unusable private key: {e}")))
+    load_with(data, what, &[])
+}
+
+/// [`load`], decrypting an encrypted key with the first of `passwords` that opens it.
+pub fn load_with(data: &[u8], what: &str, passwords: &[Password]) -> Result<KeyPair> {
+    let der = pem::private_key_with(data, what, passwords)?;
+    from_der(&der, what)
+}
+
+/// A key pair from a decoded private key.
+pub fn from_der(der: &PrivateKeyDer<'_>, what: &str) -> Result<KeyPair> {
+    KeyPair::try_from(der).map_err(|e| Error::malformed(what, format!("unusable private key: {e}")))
+}
+
+/// `key` as PEM to write to a file: PKCS#8 encrypted with `password` (see
+/// [`crate::encrypted::encrypt_pkcs8`]), or plain PKCS#8 without one.
+pub fn to_pem(key: &KeyPair, password: Option<&Password>) -> Result<Zeroizing<String>> {
+    Ok(Zeroizing::new(match password {
+        Some(password) => crate::encrypted::encrypt_pkcs8(&key.serialize_der(), password)?,
+        None => key.serialize_pem(),
+    }))
 }
 
 /// A human name for the algorithm of a loaded key, e.g. "ECDSA P-256".

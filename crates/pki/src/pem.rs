@@ -8,6 +8,7 @@ use base64::Engine as _;
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::encrypted::{EncryptedKey, Password};
 use crate::error::{Error, Result};
 
 /// One decoded PEM section (or a whole DER file, whose kind we had to guess).
@@ -15,8 +16,11 @@ use crate::error::{Error, Result};
 pub struct Section {
     /// The PEM label, e.g. `CERTIFICATE`, or `DER` for a binary file.
     pub label: String,
-    /// The DER bytes.
+    /// The DER bytes (for a traditional encrypted key, the encrypted bytes).
     pub der: Vec<u8>,
+    /// RFC 1421 header lines as (name, value), e.g. `("DEK-Info", "AES-128-CBC,00..")`:
+    /// what decrypts a traditional encrypted key.
+    pub headers: Vec<(String, String)>,
 }
 
 /// True when `data` looks like PEM text rather than binary DER.
@@ -44,8 +48,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// writes, and `X509 CERTIFICATE` as `CERTIFICATE REQUEST` and `CERTIFICATE`), and a label
 /// we do not use (`ENCRYPTED PRIVATE KEY`, `PKCS7`) is kept as written, so the caller can
 /// say what the file holds instead of "nothing found". RFC 1421 header lines (`Proc-Type:`,
-/// `DEK-Info:`) are skipped; a section they mark encrypted gets the label `ENCRYPTED ...`
-/// (`ENCRYPTED RSA PRIVATE KEY`), as PKCS#8's encrypted form has its own.
+/// `DEK-Info:`) are kept in [`Section::headers`]; a section they mark encrypted gets the
+/// label `ENCRYPTED ...` (`ENCRYPTED RSA PRIVATE KEY`), as PKCS#8's encrypted form has its
+/// own.
 pub fn sections(data: &[u8], what: &str) -> Result<Vec<Section>> {
     let text = String::from_utf8_lossy(data);
     let mut out = Vec::new();
@@ -58,6 +63,7 @@ pub fn sections(data: &[u8], what: &str) -> Result<Vec<Section>> {
         let mut body = String::new();
         let mut closed = false;
         let mut encrypted = false;
+        let mut headers = Vec::new();
         for line in lines.by_ref() {
             let line = line.trim();
             if line == end {
@@ -70,10 +76,11 @@ pub fn sections(data: &[u8], what: &str) -> Result<Vec<Section>> {
                     format!("truncated PEM: no closing {end} before {line:?}"),
                 ));
             }
-            if line.contains(':') {
+            if let Some((name, value)) = line.split_once(':') {
                 // An RFC 1421 header: `Proc-Type: 4,ENCRYPTED` marks a key encrypted in the
                 // traditional form, whose body is no DER until decrypted.
-                encrypted |= line.starts_with("Proc-Type:") && line.contains("ENCRYPTED");
+                encrypted |= name == "Proc-Type" && value.contains("ENCRYPTED");
+                headers.push((name.trim().to_owned(), value.trim().to_owned()));
                 continue;
             }
             body.push_str(line);
@@ -95,6 +102,7 @@ pub fn sections(data: &[u8], what: &str) -> Result<Vec<Section>> {
                 label.to_owned()
             },
             der,
+            headers,
         });
     }
     if out.is_empty() {
@@ -161,19 +169,23 @@ pub fn certificates(data: &[u8], what: &str) -> Result<Vec<CertificateDer<'stati
         .collect()
 }
 
-/// The one private key in `data` (PKCS#8, SEC1 or PKCS#1; PEM or DER).
+/// The one private key in `data` (PKCS#8, SEC1 or PKCS#1; PEM or DER). An encrypted key
+/// is [`Error::KeyEncrypted`]: see [`private_key_with`].
 pub fn private_key(data: &[u8], what: &str) -> Result<PrivateKeyDer<'static>> {
+    private_key_with(data, what, &[])
+}
+
+/// [`private_key`], decrypting an encrypted key (either form, see [`crate::encrypted`])
+/// with the first of `passwords` that opens it. Passwords are ignored for a plain key.
+pub fn private_key_with(
+    data: &[u8],
+    what: &str,
+    passwords: &[Password],
+) -> Result<PrivateKeyDer<'static>> {
+    if let Some(key) = EncryptedKey::find(data, what)? {
+        return key.decrypt(passwords, what);
+    }
     if is_pem(data) {
-        // One reading of the labels: `sections` names both encrypted forms (PKCS#8's
-        // own label, and the traditional one's Proc-Type header).
-        let encrypted = sections(data, what)
-            .is_ok_and(|all| all.iter().any(|s| s.label.starts_with("ENCRYPTED ")));
-        if encrypted {
-            return Err(Error::malformed(
-                what,
-                "the key is encrypted; decrypt it first (openssl pkey -in KEY -out PLAIN.key)",
-            ));
-        }
         PrivateKeyDer::from_pem_slice(data).map_err(|e| match e {
             pem::Error::NoItemsFound => Error::malformed(what, "no PRIVATE KEY section in the PEM"),
             e => Error::malformed(what, describe_pem_error(&e)),
@@ -266,8 +278,18 @@ mod tests {
                            -----END RSA PRIVATE KEY-----\n";
         let s = sections(traditional.as_bytes(), "k").unwrap();
         assert_eq!(s[0].label, "ENCRYPTED RSA PRIVATE KEY");
+        assert_eq!(
+            s[0].headers,
+            [
+                ("Proc-Type".to_owned(), "4,ENCRYPTED".to_owned()),
+                (
+                    "DEK-Info".to_owned(),
+                    "AES-128-CBC,00112233445566778899AABBCCDDEEFF".to_owned()
+                )
+            ]
+        );
         let err = private_key(traditional.as_bytes(), "k.key").unwrap_err();
-        assert!(err.to_string().contains("encrypted"), "{err}");
+        assert_eq!(err.to_string(), "k.key is encrypted: give its password");
         // A section that never ends, and one interrupted by another.
         let err = sections(b"-----BEGIN X509 CRL-----\nMAMC\n", "c").unwrap_err();
         assert!(err.to_string().contains("truncated"), "{err}");
@@ -289,7 +311,8 @@ mod tests {
             s,
             vec![Section {
                 label: "X509 CRL".into(),
-                der
+                der,
+                headers: Vec::new(),
             }]
         );
     }

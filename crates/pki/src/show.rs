@@ -18,6 +18,7 @@ use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::db::{Reason, human_time};
+use crate::encrypted::{EncryptedKey, Password};
 use crate::error::{Error, Result};
 use crate::{jks, names, p12, pem, pkcs7};
 
@@ -33,6 +34,8 @@ pub enum Object {
     Crl(CrlInfo),
     /// A private key (described, never printed).
     PrivateKey(KeyInfo),
+    /// An encrypted private key read without a password: how it is encrypted.
+    EncryptedKey(EncryptedKeyInfo),
     /// A PKCS#12 bundle.
     Pkcs12(P12Info),
     /// A Java keystore (JKS).
@@ -141,6 +144,19 @@ pub struct KeyInfo {
     pub algorithm: String,
     /// SHA-256 of the public key (SubjectPublicKeyInfo DER), colon hex.
     pub public_key_sha256: String,
+    /// How the file had it encrypted, when it was (see [`EncryptedKey::describe`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<String>,
+}
+
+/// An encrypted private key, described without decrypting it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EncryptedKeyInfo {
+    /// How it is encrypted, e.g. "PKCS#8 (PBES2, AES-256-CBC, PBKDF2-SHA256, 2048
+    /// iterations)".
+    pub encryption: String,
+    /// Whether mtls can decrypt it, given its password.
+    pub readable: bool,
 }
 
 /// A PKCS#12 bundle, described.
@@ -194,7 +210,8 @@ pub struct Pkcs7Info {
     pub crls: Vec<CrlInfo>,
 }
 
-/// Describe everything in `data`. `password` opens PKCS#12 files and keystores.
+/// Describe everything in `data`. `password` opens PKCS#12 files, keystores and encrypted keys; an
+/// encrypted key without it is described by how it is encrypted.
 pub fn describe(data: &[u8], what: &str, password: Option<&str>) -> Result<Vec<Object>> {
     describe_at(data, what, password, OffsetDateTime::now_utc())
 }
@@ -212,6 +229,7 @@ pub fn describe_at(
             .into_iter()
             .enumerate()
             .map(|(i, s)| {
+                let file = what;
                 let what = format!("{what} (section {}, {})", i + 1, s.label);
                 match s.label.as_str() {
                     "CERTIFICATE" => {
@@ -223,11 +241,10 @@ pub fn describe_at(
                         let text = pem::encode(&s.label, &s.der);
                         describe_key(text.as_bytes(), &what).map(Object::PrivateKey)
                     }
-                    other if other.starts_with("ENCRYPTED ") => Err(Error::malformed(
-                        what,
-                        "an encrypted private key, which mtls cannot decrypt yet; decrypt it \
-                         first (openssl pkey -in KEY -out PLAIN.key)",
-                    )),
+                    other if other.starts_with("ENCRYPTED ") => {
+                        // A wrong password names the file, as every other key reader does.
+                        describe_encrypted(&EncryptedKey::from_section(&s, &what)?, file, password)
+                    }
                     label if pkcs7::is_pem_label(label) => {
                         describe_pkcs7(&s.der, &what, now).map(Object::Pkcs7)
                     }
@@ -269,6 +286,9 @@ pub fn describe_at(
     }
     if pkcs7::looks_like_pkcs7(data) {
         return Ok(vec![Object::Pkcs7(describe_pkcs7(data, what, now)?)]);
+    }
+    if let Some(key) = EncryptedKey::find(data, what)? {
+        return Ok(vec![describe_encrypted(&key, what, password)?]);
     }
     if let Ok(info) = describe_key(data, what) {
         return Ok(vec![Object::PrivateKey(info)]);
@@ -432,17 +452,35 @@ fn describe_crl(der: &[u8], what: &str, now: OffsetDateTime) -> Result<CrlInfo> 
 }
 
 fn describe_key(data: &[u8], what: &str) -> Result<KeyInfo> {
-    let key = crate::key::load(data, what)?;
-    let spki = crate::key::public_key_info(&key);
+    describe_key_pair(&crate::key::load(data, what)?)
+}
+
+/// An encrypted key: described in full with the password, by its encryption without.
+fn describe_encrypted(key: &EncryptedKey, what: &str, password: Option<&str>) -> Result<Object> {
+    let Some(password) = password else {
+        return Ok(Object::EncryptedKey(EncryptedKeyInfo {
+            encryption: key.describe(),
+            readable: key.is_supported(),
+        }));
+    };
+    let der = key.decrypt(&[Password::new(password)], what)?;
+    let mut info = describe_key_pair(&crate::key::from_der(&der, what)?)?;
+    info.encryption = Some(key.describe());
+    Ok(Object::PrivateKey(info))
+}
+
+fn describe_key_pair(key: &rcgen::KeyPair) -> Result<KeyInfo> {
+    let spki = crate::key::public_key_info(key);
     let algorithm = match SubjectPublicKeyInfo::from_der(&spki) {
         Ok((_, parsed)) => key_description(&parsed),
-        Err(_) => crate::key::describe(&key).to_owned(),
+        Err(_) => crate::key::describe(key).to_owned(),
     };
     Ok(KeyInfo {
         algorithm,
         public_key_sha256: colon_hex(
             aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &spki).as_ref(),
         ),
+        encryption: None,
     })
 }
 
@@ -489,7 +527,7 @@ fn describe_jks(
                         .and_then(|k| describe_key(&k, what))
                     {
                         Ok(info) => (Some(info), None),
-                        Err(Error::KeyPassword { .. }) => (
+                        Err(Error::KeyEntryPassword { .. }) => (
                             None,
                             Some("protected by a password other than the keystore's".into()),
                         ),
@@ -673,7 +711,21 @@ impl fmt::Display for Object {
             Object::PrivateKey(k) => {
                 writeln!(f, "Private key")?;
                 writeln!(f, "  Algorithm:    {}", k.algorithm)?;
+                if let Some(encryption) = &k.encryption {
+                    writeln!(f, "  Encrypted:    {encryption}")?;
+                }
                 writeln!(f, "  Public SHA-256: {}", k.public_key_sha256)
+            }
+            Object::EncryptedKey(k) => {
+                writeln!(f, "Encrypted private key")?;
+                writeln!(f, "  Encrypted:    {}", k.encryption)?;
+                if k.readable {
+                    writeln!(
+                        f,
+                        "  Give --password-file FILE or --password-env VAR to read it."
+                    )?;
+                }
+                Ok(())
             }
             Object::Pkcs12(p) => {
                 writeln!(f, "PKCS#12 bundle")?;

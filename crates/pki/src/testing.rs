@@ -65,6 +65,7 @@ impl Fixture {
                 key_type: KeyType::P256,
                 leaf,
                 force: false,
+                key_password: None,
             })
             .unwrap();
         self.ca.credentials(name).unwrap().0

@@ -10,7 +10,28 @@ use proptest::prelude::*;
 
 use mtls_pki::ca::{Ca, Csr, InitOptions};
 use mtls_pki::verify::{VerifyOptions, verify};
-use mtls_pki::{Credentials, KeyType, db::Database, jks, p12, pem, pkcs7, show};
+use mtls_pki::{Credentials, KeyType, Password, db::Database, jks, p12, pem, pkcs7, show};
+
+/// An EC key encrypted with password "pw" and one PBKDF2 iteration, so that flipped copies
+/// are cheap to try: `openssl pkcs8 -topk8 -v2 aes-128-cbc -iter 1 -passout pass:pw
+/// -outform DER`.
+const PKCS8_ENCRYPTED: &str = "3081eb305606092a864886f70d01050d3049302806092a864886f70d01050c301b\
+    0408864d548a5bed5bbe020101300c06082a864886f70d02090500301d0609608648016503040102041064a9\
+    2e73576d02b0cbb3540630b15bf30481905a0fe8e91011a91b4dc58f835cf82b3c31d92e24f1ab93d027b316\
+    dd044398c9fb5f1f19dfa0724d9d6a216e0595d79b6ed91c905d429bfc71f5245f30cf3a984185de7fdd1512\
+    a66d59c32305992e8d4c5f782ee626ac271049a1aff2baa81d85fd3ce683d8c1b899750c7b9dbef3748bef0b\
+    6ff1de135045895d85db6bb67ab9ff7f5df0b9117e3626c8ad0d25ff4a";
+
+/// The same key in the traditional form, password "pw": `openssl pkey -aes128 -traditional`.
+const TRADITIONAL_ENCRYPTED: &str = "-----BEGIN EC PRIVATE KEY-----
+Proc-Type: 4,ENCRYPTED
+DEK-Info: AES-128-CBC,7C913E821E09FE5CE4EA4CE5657B14C0
+
+ZmeooMhHjOxnENSoyIdMf5zI4BukzkeazUBPT4maWWNvTMcI33NtMFgu+KCIUUBU
+3jVxbJEUs7m069IQfZy3RtltlKuOAQva2UXz4oC6gz3Fo6uBf2SKFcR6tOMRMZH+
+V+K8gRujZuuWzYfOoRBCbpYfjxM91kEcACErCZeTBAs=
+-----END EC PRIVATE KEY-----
+";
 
 fn sample_objects() -> Vec<Vec<u8>> {
     let tmp = tempfile::tempdir().unwrap();
@@ -71,7 +92,21 @@ fn sample_objects() -> Vec<Vec<u8>> {
         std::fs::read(ca.layout().ca_cert()).unwrap(),
         keystore,
         p7b,
+        hex::decode(PKCS8_ENCRYPTED).unwrap(),
+        TRADITIONAL_ENCRYPTED.as_bytes().to_vec(),
     ]
+}
+
+#[test]
+fn the_encrypted_samples_open_with_their_password() {
+    let pw = [Password::new("pw")];
+    for sample in [
+        hex::decode(PKCS8_ENCRYPTED).unwrap(),
+        TRADITIONAL_ENCRYPTED.into(),
+    ] {
+        let key = pem::private_key_with(&sample, "sample", &pw).unwrap();
+        assert!(mtls_pki::key::from_der(&key, "sample").is_ok());
+    }
 }
 
 fn exercise(data: &[u8]) {
@@ -79,6 +114,7 @@ fn exercise(data: &[u8]) {
     let _ = show::describe(data, "input", None);
     let _ = pem::certificates(data, "input");
     let _ = pem::private_key(data, "input");
+    let _ = pem::private_key_with(data, "input", &[Password::new("pw")]);
     let _ = Csr::parse(data, "input");
     let _ = p12::import(data, "pw", "input");
     for password in [None, Some("pw")] {

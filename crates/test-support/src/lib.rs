@@ -85,6 +85,7 @@ impl TestCa {
                     ocsp_url: None,
                 },
                 force: false,
+                key_password: None,
             })
             .expect("issuing a test certificate")
     }

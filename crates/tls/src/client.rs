@@ -58,7 +58,9 @@ use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 use mtls_pki::verify::{Purpose, VerifyError, VerifyOptions};
 
 use crate::ciphers;
-use crate::server::{TlsError, alert_name, read_certificates, read_key};
+use crate::server::{
+    KeyPasswords, TlsError, alert_name, read_certificates, read_key, read_key_passwords,
+};
 
 /// Everything needed to build the TLS client for one upstream block; paths are read by
 /// [`TlsClient::build`].
@@ -69,6 +71,9 @@ pub struct ClientTlsSettings {
     pub certificate: Option<PathBuf>,
     /// The private key of `certificate` (nginx's `proxy_ssl_certificate_key`).
     pub key: Option<PathBuf>,
+    /// Passwords for an encrypted `key`, one per line, tried in order (nginx's
+    /// `proxy_ssl_password_file`).
+    pub key_password_file: Option<PathBuf>,
     /// CA files that may sign the upstream's certificate (nginx's
     /// `proxy_ssl_trusted_certificate`); required when `verify` is on.
     pub trusted_ca: Vec<PathBuf>,
@@ -200,7 +205,12 @@ impl TlsClient {
 
         let (mut config, ours) = match (&settings.certificate, &settings.key) {
             (Some(certificate), Some(key)) => {
-                let certified = read_identity(certificate, key, &provider)?;
+                let certified = read_identity(
+                    certificate,
+                    key,
+                    settings.key_password_file.as_deref(),
+                    &provider,
+                )?;
                 let ours = certified.end_entity_cert().ok().map(|leaf| {
                     let (subject, _, serial) = crate::identity::names(leaf.as_ref());
                     format!("{subject} (serial {serial})")
@@ -575,15 +585,22 @@ pub(crate) fn server_name(name: &str) -> Option<ServerName<'static>> {
 fn read_identity(
     certificate: &Path,
     key: &Path,
+    key_password_file: Option<&Path>,
     provider: &CryptoProvider,
 ) -> Result<CertifiedKey, TlsError> {
     let chain = read_certificates("certificate", certificate)?;
+    let passwords = read_key_passwords(key_password_file)?;
+    let passwords = KeyPasswords {
+        passwords: &passwords,
+        file: key_password_file,
+        how: "key_password_file",
+    };
     let bad_key = |message: String| TlsError::File {
         key: "key",
         path: key.to_owned(),
         message,
     };
-    certified_key(chain, read_key(key)?, provider).map_err(|e| match e {
+    certified_key(chain, read_key("key", key, passwords)?, provider).map_err(|e| match e {
         KeyProblem::Unsupported(e) => bad_key(format!("unsupported private key: {e}")),
         KeyProblem::Mismatch => bad_key(format!(
             "this key does not belong to the certificate in {}",
@@ -1236,6 +1253,7 @@ mod tests {
         ServerTlsSettings {
             certificate: certificate.to_owned(),
             key: key.to_owned(),
+            key_password_file: None,
             client_ca: Vec::new(),
             trusted_ca: Vec::new(),
             verify_client: VerifyClient::Off,
@@ -1263,6 +1281,7 @@ mod tests {
         ClientTlsSettings {
             certificate: None,
             key: None,
+            key_password_file: None,
             trusted_ca: vec![ca.ca.layout().ca_cert()],
             verify: true,
             protocols: vec!["TLSv1.2".into(), "TLSv1.3".into()],
@@ -1814,6 +1833,7 @@ mod tests {
         settings.identity = Some(ClientIdentity::Files {
             certificate: ours.chain.clone(),
             key: ours.key.clone().expect("key"),
+            key_passwords: Vec::new(),
         });
         let client = ProbeClient::build(&settings).expect("client");
         let (mut stream, info) = probe(&client, &up, "backend.test").await.expect("ok");

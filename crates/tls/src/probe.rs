@@ -42,13 +42,15 @@ use rustls::{ClientConfig, HandshakeKind, NamedGroup, ProtocolVersion};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 
+use mtls_pki::Password;
+
 use crate::ciphers;
 use crate::client::{
     Audience, CertificateSent, ChainVerifier, ClientStream, DangerAcceptAnyServerCertificate,
     Failure, KeyProblem, Notes, WatchClientCert, certified_key, classify, note, observe,
     read_roots, server_name,
 };
-use crate::server::{TlsError, read_certificates, read_key};
+use crate::server::{KeyPasswords, TlsError, read_certificates, read_key};
 
 /// What `mtls get` connects with. Paths are read by [`ProbeClient::build`].
 #[derive(Debug, Clone, Default)]
@@ -74,8 +76,11 @@ pub enum ClientIdentity {
     Files {
         /// The certificate chain file.
         certificate: PathBuf,
-        /// The private key file.
+        /// The private key file, plain or encrypted.
         key: PathBuf,
+        /// Passwords to try on an encrypted key, in order (`--key-password-file`,
+        /// `--key-password-env`).
+        key_passwords: Vec<Password>,
     },
     /// Already decoded, e.g. from a PKCS#12 file (`--p12`).
     Der {
@@ -539,7 +544,9 @@ impl fmt::Debug for ClientIdentity {
     // Never print key material.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientIdentity::Files { certificate, key } => f
+            ClientIdentity::Files {
+                certificate, key, ..
+            } => f
                 .debug_struct("Files")
                 .field("certificate", certificate)
                 .field("key", key)
@@ -602,9 +609,21 @@ fn load_identity(
     provider: &rustls::crypto::CryptoProvider,
 ) -> Result<rustls::sign::CertifiedKey, TlsError> {
     let (chain, key, key_setting, key_path, cert_path) = match identity {
-        ClientIdentity::Files { certificate, key } => (
+        ClientIdentity::Files {
+            certificate,
+            key,
+            key_passwords,
+        } => (
             read_certificates("--cert", certificate)?,
-            read_key(key)?,
+            read_key(
+                "--key",
+                key,
+                KeyPasswords {
+                    passwords: key_passwords,
+                    file: None,
+                    how: "--key-password-file FILE or --key-password-env VAR",
+                },
+            )?,
             "--key",
             key.clone(),
             certificate.clone(),

@@ -29,6 +29,9 @@ use rustls::{ConfigBuilder, HandshakeKind, ProtocolVersion, ServerConfig, WantsV
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
+use zeroize::Zeroizing;
+
+use mtls_pki::Password;
 
 use crate::certificate::CertResolver;
 use crate::ciphers;
@@ -41,8 +44,11 @@ use crate::verifier::{ClientVerifier, HandshakeVerifier, Refusal, VerifyClient, 
 pub struct ServerTlsSettings {
     /// Certificate chain file, leaf first (PEM, or one DER certificate).
     pub certificate: PathBuf,
-    /// Private key file (PEM PKCS#8, SEC1 or PKCS#1, or DER).
+    /// Private key file (PEM PKCS#8, SEC1 or PKCS#1, or DER), plain or encrypted.
     pub key: PathBuf,
+    /// Passwords for an encrypted `key`, one per line, tried in order (nginx's
+    /// `ssl_password_file`).
+    pub key_password_file: Option<PathBuf>,
     /// CA files trusted for client certificates and advertised in the CertificateRequest.
     pub client_ca: Vec<PathBuf>,
     /// CA files trusted for client certificates but not advertised.
@@ -131,7 +137,12 @@ impl TlsServer {
             })?;
         let provider = Arc::new(provider);
 
-        let (certified, leaf) = load_certificate(&provider, &settings.certificate, &settings.key)?;
+        let (certified, leaf) = load_certificate(
+            &provider,
+            &settings.certificate,
+            &settings.key,
+            settings.key_password_file.as_deref(),
+        )?;
         let certificate = Arc::new(CertResolver::new(certified, leaf));
 
         let client_ca = read_many("client_ca", &settings.client_ca)?;
@@ -229,9 +240,18 @@ impl TlsServer {
 
     /// Serve the certificate and key in these files from the next handshake on (a reload);
     /// sessions and ticket keys are kept. On error the current certificate stays.
-    pub fn replace_certificate(&self, certificate: &Path, key: &Path) -> Result<(), TlsError> {
-        let (certified, leaf) =
-            load_certificate(self.template.crypto_provider(), certificate, key)?;
+    pub fn replace_certificate(
+        &self,
+        certificate: &Path,
+        key: &Path,
+        key_password_file: Option<&Path>,
+    ) -> Result<(), TlsError> {
+        let (certified, leaf) = load_certificate(
+            self.template.crypto_provider(),
+            certificate,
+            key,
+            key_password_file,
+        )?;
         self.certificate.replace(certified, leaf);
         Ok(())
     }
@@ -279,11 +299,18 @@ fn load_certificate(
     provider: &CryptoProvider,
     certificate: &Path,
     key: &Path,
+    key_password_file: Option<&Path>,
 ) -> Result<(CertifiedKey, PeerCert), TlsError> {
     let chain = read_certificates("certificate", certificate)?;
+    let passwords = read_key_passwords(key_password_file)?;
+    let passwords = KeyPasswords {
+        passwords: &passwords,
+        file: key_password_file,
+        how: "key_password_file",
+    };
     let signer = provider
         .key_provider
-        .load_private_key(read_key(key)?)
+        .load_private_key(read_key("key", key, passwords)?)
         .map_err(|e| TlsError::File {
             key: "key",
             path: key.to_owned(),
@@ -691,13 +718,56 @@ fn read_many(
     Ok(out)
 }
 
-pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let data = read_file("key", path)?;
-    mtls_pki::pem::private_key(&data, &path.display().to_string()).map_err(|e| TlsError::File {
-        key: "key",
-        path: path.to_owned(),
-        message: e.to_string(),
+/// The passwords for an encrypted key and where they came from, for [`read_key`]'s errors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyPasswords<'a> {
+    pub(crate) passwords: &'a [Password],
+    /// The `key_password_file` that gave them, blamed when none opens the key; `None`
+    /// blames the key's own setting.
+    pub(crate) file: Option<&'a Path>,
+    /// How to give a password, for the error about an encrypted key given none.
+    pub(crate) how: &'static str,
+}
+
+/// The private key in `path`, named by the setting `key`, decrypted if it is encrypted.
+pub(crate) fn read_key(
+    key: &'static str,
+    path: &Path,
+    passwords: KeyPasswords<'_>,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let data = Zeroizing::new(read_file(key, path)?);
+    let what = path.display().to_string();
+    mtls_pki::pem::private_key_with(&data, &what, passwords.passwords).map_err(|e| {
+        match (e, passwords.file) {
+            (e @ mtls_pki::Error::KeyPassword { .. }, Some(file)) => TlsError::File {
+                key: "key_password_file",
+                path: file.to_owned(),
+                message: e.to_string(),
+            },
+            (e, _) => TlsError::File {
+                key,
+                path: path.to_owned(),
+                message: e.with_password_hint(passwords.how).to_string(),
+            },
+        }
     })
+}
+
+/// The passwords in a `key_password_file`, one per line (nginx's `ssl_password_file`).
+pub(crate) fn read_key_passwords(file: Option<&Path>) -> Result<Vec<Password>, TlsError> {
+    let Some(file) = file else {
+        return Ok(Vec::new());
+    };
+    let data = Zeroizing::new(read_file("key_password_file", file)?);
+    let passwords = Password::lines(&data);
+    if passwords.is_empty() {
+        return Err(TlsError::File {
+            key: "key_password_file",
+            path: file.to_owned(),
+            message: "holds no password (one per line)".into(),
+        });
+    }
+    Ok(passwords)
 }
 
 fn read_crls(path: &Path) -> Result<Vec<(Vec<u8>, webpki::OwnedCertRevocationList)>, TlsError> {
@@ -747,6 +817,7 @@ mod tests {
         let settings = ServerTlsSettings {
             certificate: issued.chain,
             key: issued.key.expect("the CA made the key"),
+            key_password_file: None,
             client_ca: vec![ca.ca.layout().ca_cert()],
             trusted_ca: Vec::new(),
             verify_client: VerifyClient::Optional,
@@ -774,6 +845,70 @@ mod tests {
         assert!(verifier.refusal().is_none());
         let (other, _) = server.for_handshake(false);
         assert!(!Arc::ptr_eq(&config, &other));
+    }
+
+    /// An encrypted key opens with the second line of its password file, as nginx's
+    /// `ssl_password_file`; each failure names the setting to fix.
+    #[test]
+    fn an_encrypted_key_is_read_with_its_password_file() {
+        let mut ca = mtls_test_support::TestCa::new();
+        let issued = ca.server("localhost", &["localhost"]);
+        let plain = issued.key.expect("the CA made the key");
+        let der = mtls_pki::pem::private_key(&std::fs::read(&plain).expect("key"), "k")
+            .expect("plain key");
+        let encrypted = ca.dir().join("enc.key");
+        let pem = mtls_pki::encrypted::encrypt_pkcs8(der.secret_der(), &Password::new("right"))
+            .expect("encrypts");
+        std::fs::write(&encrypted, pem).expect("write");
+        let passwords = ca.dir().join("pass.txt");
+        let build = |file: Option<&Path>, text: &str| {
+            std::fs::write(&passwords, text).expect("write");
+            let settings = ServerTlsSettings {
+                certificate: issued.chain.clone(),
+                key: encrypted.clone(),
+                key_password_file: file.map(Path::to_owned),
+                client_ca: Vec::new(),
+                trusted_ca: Vec::new(),
+                verify_client: VerifyClient::Off,
+                crl: Vec::new(),
+                verify_depth: 1,
+                protocols: vec!["TLSv1.3".into()],
+                ciphers: None,
+                prefer_server_ciphers: true,
+                session_cache: None,
+                session_timeout: Duration::from_secs(60),
+                session_tickets: false,
+                session_ticket_keys: Vec::new(),
+                alpn: Vec::new(),
+            };
+            TlsServer::build(&settings)
+        };
+        let server = build(Some(&passwords), "wrong\nright\n").expect("second line opens it");
+        assert_eq!(server.certificate().subject, "CN=localhost");
+
+        let err = build(None, "").expect_err("no password");
+        let TlsError::File { key, message, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(*key, "key");
+        assert!(
+            message.ends_with("enc.key is encrypted: give its password with key_password_file"),
+            "{message}"
+        );
+
+        let err = build(Some(&passwords), "wrong\nalso wrong\n").expect_err("wrong");
+        let TlsError::File { key, path, message } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!((*key, path), ("key_password_file", &passwords));
+        assert!(message.starts_with("wrong password for "), "{message}");
+        assert!(
+            message.ends_with("enc.key (tried 2 passwords)"),
+            "{message}"
+        );
+
+        let err = build(Some(&passwords), "\n").expect_err("empty");
+        assert!(err.to_string().contains("holds no password"), "{err}");
     }
 
     #[test]

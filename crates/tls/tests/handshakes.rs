@@ -63,6 +63,7 @@ fn settings(ca: &mut TestCa, crl: PathBuf) -> ServerTlsSettings {
     ServerTlsSettings {
         certificate: server.chain,
         key: server.key.unwrap(),
+        key_password_file: None,
         client_ca: vec![ca.ca.layout().ca_cert()],
         trusted_ca: Vec::new(),
         verify_client: VerifyClient::On,
@@ -286,6 +287,7 @@ async fn replacing_the_certificate_changes_the_next_handshake() {
     let settings = ServerTlsSettings {
         certificate: first.chain.clone(),
         key: first.key.clone().unwrap(),
+        key_password_file: None,
         client_ca: Vec::new(),
         trusted_ca: Vec::new(),
         verify_client: VerifyClient::Off,
@@ -318,7 +320,7 @@ async fn replacing_the_certificate_changes_the_next_handshake() {
 
     let stranger = ca.client("not-the-key");
     let err = server
-        .replace_certificate(&second.chain, &stranger.key.unwrap())
+        .replace_certificate(&second.chain, &stranger.key.unwrap(), None)
         .expect_err("a key of another certificate");
     assert!(err.to_string().contains("does not belong"), "{err}");
     assert_eq!(
@@ -328,7 +330,7 @@ async fn replacing_the_certificate_changes_the_next_handshake() {
     );
 
     server
-        .replace_certificate(&second.chain, &second.key.unwrap())
+        .replace_certificate(&second.chain, &second.key.unwrap(), None)
         .unwrap();
     assert_eq!(server.certificate().subject, "CN=second");
     assert_eq!(served().await, "CN=second");

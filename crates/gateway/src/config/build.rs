@@ -364,6 +364,11 @@ impl<'a> Cx<'a> {
         let certificate =
             self.required_path(at, "certificate", &r.certificate, "the certificate chain");
         let key = self.required_path(at, "key", &r.key, "the private key");
+        let key_password_file = r
+            .key_password_file
+            .as_ref()
+            .and_then(|v| self.string("key_password_file", v))
+            .and_then(|s| self.path("key_password_file", s));
         let client_ca = self.paths("client_ca", &r.client_ca);
         let trusted_ca = self.paths("trusted_ca", &r.trusted_ca);
         let crl = self.paths("crl", &r.crl);
@@ -451,6 +456,7 @@ impl<'a> Cx<'a> {
             at,
             certificate: certificate?,
             key: key?,
+            key_password_file,
             client_ca,
             trusted_ca,
             verify_client: verify_client.unwrap_or_default(),

@@ -49,6 +49,7 @@ pub(super) struct RawUpstream {
 pub(super) struct RawProxyTls {
     pub certificate: Leaf,
     pub key: Leaf,
+    pub key_password_file: Leaf,
     pub trusted_ca: Leaf,
     pub verify: Leaf,
     pub server_name: Leaf,
@@ -93,6 +94,7 @@ pub(super) struct RawServer {
 pub(super) struct RawTls {
     pub certificate: Leaf,
     pub key: Leaf,
+    pub key_password_file: Leaf,
     pub client_ca: Leaf,
     pub trusted_ca: Leaf,
     pub verify_client: Leaf,

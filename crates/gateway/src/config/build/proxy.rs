@@ -294,6 +294,18 @@ impl Cx<'_> {
             (None, Some(v)) => self.error_at(v, "key", "needs certificate as well"),
             _ => {}
         }
+        let key_password_file = r
+            .key_password_file
+            .as_ref()
+            .and_then(|v| self.string("key_password_file", v))
+            .and_then(|s| self.path("key_password_file", s));
+        if let (Some(v), None) = (&r.key_password_file, &r.key) {
+            self.error_at(
+                v,
+                "key_password_file",
+                "is the password of key, which is not set",
+            );
+        }
         let trusted_ca = self.paths("trusted_ca", &r.trusted_ca);
         let verify = r
             .verify
@@ -343,6 +355,7 @@ impl Cx<'_> {
             at,
             certificate,
             key,
+            key_password_file,
             trusted_ca,
             verify: verify?,
             server_name,
@@ -497,7 +510,7 @@ mod tests {
         let p = proxy(&format!(
             "{SERVER}proxy_pass = \"https://[::1]:8080/api/\"\nconnect_timeout = \"2s\"\n\
              [server.location.proxy_tls]\ncertificate = \"gw.crt\"\nkey = \"gw.key\"\n\
-             trusted_ca = \"ca.crt\"\nserver_name = \"Backend.Internal\"\nsni = false\n"
+             key_password_file = \"gw.pass\"\ntrusted_ca = \"ca.crt\"\nserver_name = \"Backend.Internal\"\nsni = false\n"
         ));
         assert_eq!(
             p.upstream,
@@ -513,8 +526,24 @@ mod tests {
         assert_eq!(tls.server_name.as_deref(), Some("backend.internal"));
         assert!(!tls.sni && tls.verify && tls.session_reuse);
         assert_eq!(tls.key.expect("key").value, Path::new("/etc/mtls/gw.key"));
+        assert_eq!(
+            tls.key_password_file.expect("key_password_file").value,
+            Path::new("/etc/mtls/gw.pass")
+        );
         assert!(p.identity.enabled && !p.identity.xfcc);
         assert_eq!(p.identity.names.subject, "X-Client-Subject");
+    }
+
+    #[test]
+    fn a_key_password_file_needs_a_key() {
+        let e = errors(&format!(
+            "{SERVER}proxy_pass = \"https://b:8443\"\n[server.location.proxy_tls]\n\
+             trusted_ca = \"ca.crt\"\nkey_password_file = \"gw.pass\"\n"
+        ));
+        assert_eq!(
+            e,
+            "t.toml:8:21: key_password_file: is the password of key, which is not set"
+        );
     }
 
     #[test]
