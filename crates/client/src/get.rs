@@ -457,7 +457,9 @@ struct TlsWatch {
 impl Run<'_> {
     /// One connection, one request. Returns where to go next for a redirect to follow.
     async fn hop(&mut self, step: &Step, hop: &mut Hop) -> Result<Option<Target>, GetError> {
-        // Reading the certificate files is not part of any phase: done before the clock.
+        // Building the client (certificate files, the rustls config, seeding the random
+        // generator) is not part of any phase: done before the clock, so that the TLS
+        // phase starts with the ClientHello.
         if step.target.scheme == Scheme::Https && self.probe.is_none() {
             let probe = ProbeClient::build(&self.request.tls).map_err(GetError::Setup)?;
             self.probe = Some(probe);
