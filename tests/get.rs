@@ -884,3 +884,51 @@ fn trace_lists_every_handshake_message_both_ways() {
     assert!(trace.len() > 5, "{doc}");
     assert!(trace[0]["at_ms"].as_f64().is_some());
 }
+
+/// A server that ends the body early and the connection without close_notify: rustls'
+/// words for it come with a link to its manual, which is left out.
+#[test]
+fn no_library_documentation_links_in_errors() {
+    const TRUNCATING: &str = r#"
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("pki/certs/localhost.chain.pem", "pki/private/localhost.key")
+ctx.set_alpn_protocols(["http/1.1"])
+listener = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+while True:
+    raw, _ = listener.accept()
+    try:
+        with ctx.wrap_socket(raw, server_side=True) as tls:
+            tls.recv(65536)
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
+            # SSLSocket.shutdown leaves TLS first: a FIN without close_notify.
+            tls.shutdown(socket.SHUT_RDWR)
+    except (OSError, ssl.SSLError) as e:
+        print(e, flush=True)
+"#;
+    let work = get_pki();
+    let port = free_port();
+    let _server = work.spawn_peer(
+        "python",
+        port,
+        "python3",
+        &["-c", TRUNCATING, &port.to_string()],
+    );
+    let target = format!("https://127.0.0.1:{port}/");
+    let out = get(&work, &target, CA);
+    let sentence = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{sentence}");
+    assert_eq!(stdout(&out), "only part");
+    assert!(
+        sentence.contains("peer closed connection without sending TLS close_notify"),
+        "{sentence}"
+    );
+    assert!(!sentence.contains("https://"), "{sentence}");
+
+    let doc = json(&stdout(&get(&work, &target, &[CA, &["--json"]].concat())));
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("without sending TLS close_notify"),
+        "{doc}"
+    );
+}

@@ -144,7 +144,7 @@ pub enum UpstreamTlsError {
     #[error("TLS error with the upstream: {0}")]
     Tls(String),
     /// The socket failed or the upstream went away.
-    #[error("connection to the upstream failed: {0}")]
+    #[error("connection to the upstream failed: {}", crate::cause::describe(.0))]
     Io(io::Error),
 }
 

@@ -593,7 +593,10 @@ fn io_words(error: &io::Error) -> String {
         io::ErrorKind::ConnectionReset => {
             "the server reset the connection during the TLS handshake".into()
         }
-        _ => format!("the connection failed during the TLS handshake: {error}"),
+        _ => format!(
+            "the connection failed during the TLS handshake: {}",
+            crate::cause::describe(error)
+        ),
     }
 }
 

@@ -432,7 +432,7 @@ pub enum HandshakeError {
     #[error("TLS error: {0}")]
     Tls(String),
     /// The socket failed or the client went away.
-    #[error("connection error: {0}")]
+    #[error("connection error: {}", crate::cause::describe(.0))]
     Io(std::io::Error),
 }
 
