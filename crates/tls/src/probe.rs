@@ -23,6 +23,9 @@
 //! [`ProbeClient::for_load`] with a [`SessionReuse`] policy and no key log, and handshakes
 //! with [`ProbeClient::connect_quick`], which keeps no per-connection report: thousands of
 //! handshakes a second must not each parse the server's chain for a summary nobody reads.
+//! It notes only what the server asked of our certificate, because a refusal of it must
+//! read the same from `bench` as from `get`: both are put in words by one function,
+//! `diagnose`, from what the handshake showed (a `CertificateExchange`).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -45,7 +48,7 @@ use tokio_rustls::TlsConnector;
 use crate::ciphers;
 use crate::client::{
     Audience, CertificateSent, ChainVerifier, ClientStream, DangerAcceptAnyServerCertificate,
-    Failure, KeyProblem, Notes, WatchClientCert, certified_key, classify, note, observe,
+    Detail, Failure, KeyProblem, Notes, WatchClientCert, certified_key, classify, note, observe,
     read_roots, server_name,
 };
 use crate::server::{TlsError, read_certificates, read_key};
@@ -125,13 +128,25 @@ pub enum SessionReuse {
 }
 
 /// What [`ProbeClient::connect_quick`] settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuickHandshake {
     /// Whether a session was resumed.
     pub resumed: bool,
     /// Which of the offered ALPN protocols ([`ProbeSettings::alpn`]) the server chose, by
     /// position; `None` when it chose none.
     pub alpn: Option<usize>,
+    /// What the server asked of our certificate, for [`ProbeClient::quick_stream_error`].
+    certificate: CertificateExchange,
+}
+
+/// What a handshake showed of the client certificate: whether the server asked for one,
+/// naming which CAs, and whether we sent ours. Every diagnosis of a failed connection, in
+/// the handshake or after it, for `mtls get` and `mtls bench` alike, starts from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct CertificateExchange {
+    /// The CA names of the CertificateRequest (`None`: no request was seen).
+    requested: Option<Vec<String>>,
+    sent: CertificateSent,
 }
 
 /// Everything one handshake showed.
@@ -348,22 +363,26 @@ impl ProbeClient {
             name: name.to_owned(),
         })?;
         let handshake = TlsConnector::from(self.config.clone()).connect(server_name, io);
-        let (result, notes) = observe(handshake).await;
+        let (result, notes) = observe(Detail::Full, handshake).await;
         match result {
             Ok(stream) => {
                 let info = self.info(stream.get_ref().1, notes);
                 Ok((stream, info))
             }
             Err(error) => {
-                let failure = classify(error, notes.explanation, notes.sent, Audience::Server);
-                Err(self.error(failure, notes.acceptable_cas))
+                let exchange = CertificateExchange {
+                    requested: notes.acceptable_cas,
+                    sent: notes.sent,
+                };
+                Err(self.diagnose(error, notes.explanation, &exchange))
             }
         }
     }
 
     /// The handshake of [`ProbeClient::connect`] without its report, for a load generator:
-    /// nothing is noted per connection (no chain summary, no CA names, no key log), so
-    /// a refusal of the server's certificate is in rustls' words rather than explained.
+    /// nothing is noted per connection but what the server asked of our certificate (no
+    /// chain summary, no key log), so a refusal of the server's certificate is in rustls'
+    /// words rather than explained, while a refusal of ours is explained as `connect` does.
     pub async fn connect_quick<IO: AsyncRead + AsyncWrite + Unpin>(
         &self,
         io: IO,
@@ -372,10 +391,13 @@ impl ProbeClient {
         let server_name = server_name(name).ok_or_else(|| ProbeError::InvalidName {
             name: name.to_owned(),
         })?;
-        match TlsConnector::from(self.config.clone())
-            .connect(server_name, io)
-            .await
-        {
+        let handshake = TlsConnector::from(self.config.clone()).connect(server_name, io);
+        let (result, notes) = observe(Detail::CertificateRequest, handshake).await;
+        let certificate = CertificateExchange {
+            requested: notes.acceptable_cas,
+            sent: notes.sent,
+        };
+        match result {
             Ok(stream) => {
                 let conn = stream.get_ref().1;
                 let handshake = QuickHandshake {
@@ -383,56 +405,37 @@ impl ProbeClient {
                     alpn: conn.alpn_protocol().and_then(|chosen| {
                         self.config.alpn_protocols.iter().position(|p| p == chosen)
                     }),
+                    certificate,
                 };
                 Ok((stream, handshake))
             }
-            Err(error) => Err(self.quick_error(error)),
+            Err(error) => Err(self.diagnose(error, None, &certificate)),
         }
     }
 
-    /// Words for an error from reading or writing a stream made by
-    /// [`ProbeClient::connect_quick`] (`None` unless it carries a TLS error), such as the
-    /// server's TLS 1.3 verdict on our certificate arriving with the first read.
-    pub fn quick_stream_error(&self, error: &io::Error) -> Option<ProbeError> {
-        let tls = error
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())?
-            .clone();
-        Some(self.quick_error(io::Error::new(error.kind(), tls)))
+    /// [`ProbeClient::stream_error`] for a stream made by [`ProbeClient::connect_quick`].
+    pub fn quick_stream_error(
+        &self,
+        handshake: &QuickHandshake,
+        error: &io::Error,
+    ) -> Option<ProbeError> {
+        self.diagnose_stream(&handshake.certificate, error)
     }
 
-    /// Without notes it is not known whether the server asked for a certificate: an alert
-    /// about certificates is taken as its verdict on ours (or on our having none).
-    fn quick_error(&self, error: io::Error) -> ProbeError {
-        let sent = if self.ours.is_some() {
-            CertificateSent::Ours
-        } else {
-            CertificateSent::None
-        };
-        self.error(classify(error, None, sent, Audience::Server), None)
-    }
-
-    /// Words for an error from reading or writing a stream after `connect` returned
-    /// (`None` unless it carries a TLS error). In TLS 1.3 the server judges our certificate
-    /// after our side of the handshake is done, so `certificate_required` or `unknown_ca`
-    /// arrives with the first read.
+    /// Words for an error from reading or writing a stream after `connect` returned, or
+    /// `None` when TLS has nothing to say about it. In TLS 1.3 the server judges our
+    /// certificate after our side of the handshake is done, so `certificate_required` or
+    /// `unknown_ca` arrives with the first read.
     pub fn stream_error(&self, info: &ProbeInfo, error: &io::Error) -> Option<ProbeError> {
-        let tls = error
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())?
-            .clone();
-        let sent = match (&info.certificate_requested, &info.sent_certificate) {
-            (None, _) => CertificateSent::NotAsked,
-            (Some(_), Some(_)) => CertificateSent::Ours,
-            (Some(_), None) => CertificateSent::None,
+        let exchange = CertificateExchange {
+            requested: info.certificate_requested.clone(),
+            sent: match (&info.certificate_requested, &info.sent_certificate) {
+                (None, _) => CertificateSent::NotAsked,
+                (Some(_), Some(_)) => CertificateSent::Ours,
+                (Some(_), None) => CertificateSent::None,
+            },
         };
-        let failure = classify(
-            io::Error::new(error.kind(), tls),
-            None,
-            sent,
-            Audience::Server,
-        );
-        Some(self.error(failure, info.certificate_requested.clone()))
+        self.diagnose_stream(&exchange, error)
     }
 
     /// Every key-log line captured so far, by every connection of this client (a failed
@@ -491,8 +494,37 @@ impl ProbeClient {
         }
     }
 
-    fn error(&self, failure: Failure, accepted: Option<Vec<String>>) -> ProbeError {
-        match failure {
+    /// An error seen by reference on an established stream, diagnosed; `None` when it is
+    /// the socket's alone (the caller has its own words for that).
+    fn diagnose_stream(
+        &self,
+        exchange: &CertificateExchange,
+        error: &io::Error,
+    ) -> Option<ProbeError> {
+        let owned = match error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            Some(tls) => io::Error::new(error.kind(), tls.clone()),
+            None => io::Error::from(error.kind()),
+        };
+        match self.diagnose(owned, None, exchange) {
+            ProbeError::Io(_) => None,
+            found => Some(found),
+        }
+    }
+
+    /// The one diagnosis of a failed connection, during the handshake or after it (`get`
+    /// and `bench` both come here): what the error was, given what the handshake showed of
+    /// our certificate.
+    fn diagnose(
+        &self,
+        error: io::Error,
+        explanation: Option<(&'static str, String)>,
+        exchange: &CertificateExchange,
+    ) -> ProbeError {
+        let accepted = exchange.requested.clone();
+        match classify(error, explanation, exchange.sent, Audience::Server) {
             Failure::Io(error) => ProbeError::Io(error),
             Failure::Certificate { check, reason } => ProbeError::Certificate { check, reason },
             Failure::RefusedOurCertificate {
