@@ -342,7 +342,7 @@ fn without_a_certificate_the_errors_are_certificate_required_alerts() {
         assert!(required.unwrap_or(0) >= 15, "{mode}: {report}");
         for kind in errors.keys() {
             assert!(
-                ["certificate_required", "reset", "closed"].contains(&kind.as_str()),
+                ["certificate_required", "closed_after_no_certificate"].contains(&kind.as_str()),
                 "{mode}: {report}"
             );
         }

@@ -1,6 +1,8 @@
 //! `mtls get` as a black box against real servers on 127.0.0.1: `openssl s_server -Verify`
-//! (TLS 1.2 and 1.3), nginx, our gateway and `mtls echo-server`. Certificates come from
-//! `mtls pki`; the odd ones (an expired server certificate) from test-support's forge.
+//! (TLS 1.2 and 1.3), nginx, our gateway, `mtls echo-server`, a Java server that needs a
+//! client certificate (`tests/peers/NeedClientAuth.java`) and a Python `ssl` server.
+//! Certificates come from `mtls pki`; the odd ones (an expired server certificate) from
+//! test-support's forge.
 //!
 //! Every failure sentence of issue 5 is produced by a server that really fails that way.
 
@@ -883,6 +885,113 @@ fn trace_lists_every_handshake_message_both_ways() {
     let trace = doc["trace"].as_array().unwrap();
     assert!(trace.len() > 5, "{doc}");
     assert!(trace[0]["at_ms"].as_f64().is_some());
+}
+
+/// A Java server that needs a client certificate (`SSLEngine.setNeedClientAuth`) but, when
+/// we send none, ends the connection without its alert: a close (TLS 1.2: during our
+/// handshake; TLS 1.3: after our side of it is done) or a reset. The trace shows the
+/// CertificateRequest and our empty Certificate; the sentence says so, in our words, never
+/// as "peer closed connection without sending TLS close_notify" with a rustls URL or as
+/// "Connection reset by peer". `mtls bench` says the same.
+#[test]
+fn java_server_that_closes_instead_of_sending_an_alert() {
+    let work = get_pki();
+    let exported = work.mtls_env(
+        &[
+            "pki",
+            "export",
+            "localhost",
+            "--p12",
+            "--password-env",
+            "P12_PASSWORD",
+            "--out",
+            "server.p12",
+        ],
+        &[("P12_PASSWORD", "changeit")],
+    );
+    assert!(
+        exported.status.success(),
+        "{}",
+        mtls_test_support::text(&exported)
+    );
+    let cases = [
+        (free_port(), "TLSv1.2", "close"),
+        (free_port(), "TLSv1.3", "close"),
+        (free_port(), "TLSv1.3", "reset"),
+    ];
+    let specs: Vec<String> = cases
+        .iter()
+        .map(|(port, protocol, ending)| format!("{port}/{protocol}/{ending}"))
+        .collect();
+    let source = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/peers/NeedClientAuth.java"
+    );
+    let mut args = vec![source, "server.p12", "changeit", "pki/ca.crt"];
+    args.extend(specs.iter().map(String::as_str));
+    // Every listener is bound before the first accepts.
+    let java = work.spawn_peer("java", cases[0].0, "java", &args);
+
+    for (port, protocol, ending) in cases {
+        let target = format!("https://127.0.0.1:{port}/");
+        // With our certificate it answers: the server works.
+        let out = ok(get(&work, &target, &[CA, ALICE].concat()));
+        assert_eq!(stdout(&out), "hello", "{protocol} {ending}");
+
+        let ended = match ending {
+            "close" => "closed the connection without a TLS alert",
+            _ => "reset the connection",
+        };
+        let expected = format!(
+            "the server asked for a client certificate (it accepts certificates issued by: \
+             CN=mtls CA) and we sent none; it then {ended} (pass --cert and --key, or --p12)"
+        );
+        let sentence = one_sentence(get(&work, &target, CA));
+        assert_eq!(
+            sentence,
+            format!("error: {expected}"),
+            "{protocol} {ending}:\n{}",
+            java.log()
+        );
+
+        let mut args = vec!["--json", "--trace"];
+        args.extend(CA);
+        let out = get(&work, &target, &args);
+        let doc = json(&stdout(&out));
+        assert_eq!(
+            doc["error"]["check"], "closed_after_no_certificate",
+            "{doc}"
+        );
+        let kinds: Vec<(&str, &str)> = doc["trace"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    e["event"]["direction"].as_str()?,
+                    e["event"]["item"]["kind"].as_str()?,
+                ))
+            })
+            .collect();
+        assert!(
+            kinds.contains(&("server_to_client", "CertificateRequest"))
+                && kinds.contains(&("client_to_server", "Certificate")),
+            "{protocol} {ending}: {kinds:?}"
+        );
+
+        let bench = work.mtls(&["bench", &target, "--ca", "pki/ca.crt", "-n", "2", "-c", "1"]);
+        assert_eq!(
+            bench.status.code(),
+            Some(1),
+            "{}",
+            mtls_test_support::text(&bench)
+        );
+        let said = stderr(&bench);
+        assert!(
+            said.contains(&expected),
+            "{protocol} {ending}: bench said:\n{said}"
+        );
+    }
 }
 
 /// A server that ends the body early and the connection without close_notify: rustls'

@@ -22,6 +22,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -440,8 +441,9 @@ impl Sender {
 }
 
 /// The TLS stream under hyper, keeping the first TLS error a read or write met. In TLS 1.3
-/// the server's verdict on our certificate (`certificate_required`, `unknown_ca`) arrives
-/// as the first read fails, and hyper (h2 in particular) reports it without its cause.
+/// the server's verdict on our certificate (`certificate_required`, `unknown_ca`, or a
+/// close when we sent none) arrives as the first read fails, and hyper (h2 in particular)
+/// reports it without its cause.
 struct Watched<IO> {
     inner: IO,
     watch: Arc<TlsWatch>,
@@ -452,6 +454,8 @@ struct TlsWatch {
     probe: ProbeClient,
     info: ProbeInfo,
     first: Mutex<Option<ProbeError>>,
+    /// The response head arrived: from then on a close is not a refusal.
+    answered: AtomicBool,
 }
 
 impl Run<'_> {
@@ -543,6 +547,7 @@ impl Run<'_> {
             probe,
             info,
             first: Mutex::new(None),
+            answered: AtomicBool::new(false),
         });
         let stream = Watched {
             inner: stream,
@@ -592,6 +597,9 @@ impl Run<'_> {
             Err(error) => return Err(stream_failure(Phase::Response, &error, tls)),
         };
         let headers_at = Instant::now();
+        if let Some(watch) = tls {
+            watch.answered.store(true, Ordering::Relaxed);
+        }
         // The request is sent when its last byte is written, which hyper does not report:
         // the socket's last write before the head arrived tells.
         let sent_at = tape
@@ -936,7 +944,8 @@ fn http_failure(phase: Phase, error: &hyper::Error) -> GetError {
 
 impl TlsWatch {
     fn check(&self, error: &io::Error) {
-        if let Some(found) = self.probe.stream_error(&self.info, error) {
+        let answered = self.answered.load(Ordering::Relaxed);
+        if let Some(found) = self.probe.stream_error(&self.info, error, answered) {
             let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
             first.get_or_insert(found);
         }

@@ -1905,7 +1905,9 @@ mod tests {
         let (mut stream, info) = probe(&client, &up, "backend.test").await.expect("our side");
         assert_eq!(info.sent_certificate, None);
         let io_error = ping(&mut stream).await.expect_err("refused");
-        let err = client.stream_error(&info, &io_error).expect("a TLS error");
+        let err = client
+            .stream_error(&info, &io_error, false)
+            .expect("a TLS error");
         assert_eq!(err.to_string(), expected);
     }
 
@@ -1928,7 +1930,7 @@ mod tests {
                 Ok((mut stream, handshake)) => {
                     let io_error = ping(&mut stream).await.expect_err("refused");
                     client
-                        .quick_stream_error(&handshake, &io_error)
+                        .quick_stream_error(&handshake, &io_error, false)
                         .expect("a TLS error")
                 }
             };

@@ -242,6 +242,22 @@ pub enum ProbeError {
         /// The CA names of its CertificateRequest, if one was seen.
         accepted: Option<Vec<String>>,
     },
+    /// The server asked for a client certificate, we had none to send, and it closed (or
+    /// reset) the connection before answering, without an alert: some servers, Java's
+    /// among them, end it so rather than with `certificate_required`.
+    #[error(
+        "the server asked for a client certificate ({}) and we sent none; it then {} (pass \
+         --cert and --key, or --p12)",
+        accepts(.accepted.as_deref()),
+        // A reset can destroy an alert sent before it: whether there was one is not known.
+        if *.reset { "reset the connection" } else { "closed the connection without a TLS alert" }
+    )]
+    ClosedAfterNoCertificate {
+        /// The CA names of its CertificateRequest.
+        accepted: Option<Vec<String>>,
+        /// A reset rather than a close.
+        reset: bool,
+    },
     /// The server ended the handshake with an alert not about our certificate.
     #[error("the server ended the TLS handshake with alert {alert}{}", alert_hint(.alert))]
     Alert {
@@ -374,7 +390,7 @@ impl ProbeClient {
                     requested: notes.acceptable_cas,
                     sent: notes.sent,
                 };
-                Err(self.diagnose(error, notes.explanation, &exchange))
+                Err(self.diagnose(error, notes.explanation, &exchange, false))
             }
         }
     }
@@ -409,7 +425,7 @@ impl ProbeClient {
                 };
                 Ok((stream, handshake))
             }
-            Err(error) => Err(self.diagnose(error, None, &certificate)),
+            Err(error) => Err(self.diagnose(error, None, &certificate, false)),
         }
     }
 
@@ -418,15 +434,23 @@ impl ProbeClient {
         &self,
         handshake: &QuickHandshake,
         error: &io::Error,
+        answered: bool,
     ) -> Option<ProbeError> {
-        self.diagnose_stream(&handshake.certificate, error)
+        self.diagnose_stream(&handshake.certificate, error, answered)
     }
 
     /// Words for an error from reading or writing a stream after `connect` returned, or
     /// `None` when TLS has nothing to say about it. In TLS 1.3 the server judges our
     /// certificate after our side of the handshake is done, so `certificate_required` or
-    /// `unknown_ca` arrives with the first read.
-    pub fn stream_error(&self, info: &ProbeInfo, error: &io::Error) -> Option<ProbeError> {
+    /// `unknown_ca` arrives with the first read; a server that asked for a certificate and
+    /// got none may also just close the connection. `answered`: whether the server has
+    /// answered anything on this connection yet (a close after an answer is no refusal).
+    pub fn stream_error(
+        &self,
+        info: &ProbeInfo,
+        error: &io::Error,
+        answered: bool,
+    ) -> Option<ProbeError> {
         let exchange = CertificateExchange {
             requested: info.certificate_requested.clone(),
             sent: match (&info.certificate_requested, &info.sent_certificate) {
@@ -435,7 +459,7 @@ impl ProbeClient {
                 (Some(_), None) => CertificateSent::None,
             },
         };
-        self.diagnose_stream(&exchange, error)
+        self.diagnose_stream(&exchange, error, answered)
     }
 
     /// Every key-log line captured so far, by every connection of this client (a failed
@@ -500,6 +524,7 @@ impl ProbeClient {
         &self,
         exchange: &CertificateExchange,
         error: &io::Error,
+        answered: bool,
     ) -> Option<ProbeError> {
         let owned = match error
             .get_ref()
@@ -508,7 +533,7 @@ impl ProbeClient {
             Some(tls) => io::Error::new(error.kind(), tls.clone()),
             None => io::Error::from(error.kind()),
         };
-        match self.diagnose(owned, None, exchange) {
+        match self.diagnose(owned, None, exchange, answered) {
             ProbeError::Io(_) => None,
             found => Some(found),
         }
@@ -522,9 +547,20 @@ impl ProbeClient {
         error: io::Error,
         explanation: Option<(&'static str, String)>,
         exchange: &CertificateExchange,
+        answered: bool,
     ) -> ProbeError {
         let accepted = exchange.requested.clone();
         match classify(error, explanation, exchange.sent, Audience::Server) {
+            Failure::Io(error)
+                if exchange.sent == CertificateSent::None
+                    && !answered
+                    && closed(error.kind()).is_some() =>
+            {
+                ProbeError::ClosedAfterNoCertificate {
+                    accepted,
+                    reset: closed(error.kind()) == Some(true),
+                }
+            }
             Failure::Io(error) => ProbeError::Io(error),
             Failure::Certificate { check, reason } => ProbeError::Certificate { check, reason },
             Failure::RefusedOurCertificate {
@@ -546,13 +582,15 @@ impl ProbeClient {
 
 impl ProbeError {
     /// A short stable name of what failed: `name_mismatch`, `unknown_issuer`, `expired`,
-    /// `certificate_required`, `refused_our_certificate`, `alert`, `tls_error`, `io`, ...
+    /// `certificate_required`, `refused_our_certificate`, `closed_after_no_certificate`,
+    /// `alert`, `tls_error`, `io`, ...
     pub fn check(&self) -> &'static str {
         match self {
             ProbeError::InvalidName { .. } => "invalid_name",
             ProbeError::Certificate { check, .. } => check,
             ProbeError::CertificateRequired { .. } => "certificate_required",
             ProbeError::RefusedOurCertificate { .. } => "refused_our_certificate",
+            ProbeError::ClosedAfterNoCertificate { .. } => "closed_after_no_certificate",
             ProbeError::Alert { .. } => "alert",
             ProbeError::Tls(_) => "tls_error",
             ProbeError::Io(_) => "io",
@@ -614,6 +652,16 @@ fn alert_hint(alert: &str) -> &'static str {
         }
         "unrecognized_name" => " (it does not serve this host name; check the URL or --resolve)",
         _ => "",
+    }
+}
+
+/// Whether an error kind is the peer ending the connection: `Some(true)` for a reset,
+/// `Some(false)` for a close.
+fn closed(kind: io::ErrorKind) -> Option<bool> {
+    match kind {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => Some(true),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe => Some(false),
+        _ => None,
     }
 }
 

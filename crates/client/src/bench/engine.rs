@@ -789,7 +789,12 @@ impl ConnState {
     }
 
     fn note(&self, error: &io::Error) {
-        if let Some(found) = self.shared.probe.quick_stream_error(&self.handshake, error) {
+        let answered = self.answered.load(Ordering::Relaxed) > 0;
+        if let Some(found) = self
+            .shared
+            .probe
+            .quick_stream_error(&self.handshake, error, answered)
+        {
             self.tls_error
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
