@@ -1050,3 +1050,32 @@ while True:
         "{doc}"
     );
 }
+
+/// Every connection ends with our close_notify, as curl's do, whatever the HTTP version:
+/// with HTTP/2 hyper closes in a task of its own, which the hop once left behind (the trace
+/// ended with the response, and the server saw the TCP connection drop).
+#[test]
+fn every_connection_ends_with_our_close_notify() {
+    let work = get_pki();
+    let server = echo(&work, true);
+    for version in ["--http2", "--http1.1"] {
+        let mut args = vec![version, "--trace", "--json"];
+        args.extend(CA);
+        args.extend(ALICE);
+        let doc = json(&stdout(&ok(get(&work, &url(&server, "/"), &args))));
+        let ours: Vec<&Value> = doc["trace"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| &entry["event"])
+            .filter(|event| event["direction"] == "client_to_server")
+            .collect();
+        let last = ours.last().unwrap();
+        assert_eq!(last["item"]["type"], "alert", "{version}: {last}");
+        assert_eq!(
+            last["item"]["description"], "close_notify",
+            "{version}: {last}"
+        );
+        assert_eq!(last["record"]["decrypted"], true, "{version}: {last}");
+    }
+}

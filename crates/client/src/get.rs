@@ -32,7 +32,7 @@ use http::header::{AUTHORIZATION, COOKIE, HOST, LOCATION};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use serde::{Serialize, Serializer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -425,6 +425,36 @@ impl Clock {
     }
 }
 
+/// hyper's executor for an HTTP/2 connection, keeping what it spawns. hyper drives the h2
+/// connection in a task of its own, which sends GOAWAY and shuts the TLS stream down (our
+/// close_notify) once the sender is dropped; `mtls get`'s runtime runs tasks only while a
+/// hop is awaited, so a hop that did not wait for that task would end without either.
+#[derive(Debug, Clone, Default)]
+struct Tasks(Arc<Mutex<Vec<JoinHandle<()>>>>);
+
+impl Tasks {
+    /// Wait for every task spawned so far.
+    async fn finish(&self) {
+        let spawned = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in spawned {
+            let _ = task.await;
+        }
+    }
+}
+
+impl<F> hyper::rt::Executor<F> for Tasks
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        let task = tokio::spawn(async move {
+            future.await;
+        });
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(task);
+    }
+}
+
 /// The HTTP connection of a hop, whichever version it speaks.
 enum Sender {
     Http1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
@@ -577,8 +607,9 @@ impl Run<'_> {
             step.body.as_ref().map_or(0, Bytes::len),
         ));
         let io = TokioIo::new(io);
+        let tasks = Tasks::default();
         let (mut sender, connection): (Sender, JoinHandle<hyper::Result<()>>) = if h2 {
-            let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            let (sender, conn) = hyper::client::conn::http2::handshake(tasks.clone(), io)
                 .await
                 .map_err(|e| http_failure(Phase::Request, &e))?;
             (Sender::Http2(sender), tokio::spawn(conn))
@@ -636,9 +667,17 @@ impl Run<'_> {
         if let Some(response) = &mut hop.response {
             response.body_bytes = length;
         }
-        // Close politely (close_notify, so the trace shows the end) without waiting long.
+        // Close politely, as curl does (HTTP/2's GOAWAY, then close_notify, so the trace
+        // shows the end), without waiting long. Once the sender is gone hyper's connection
+        // shuts the stream down: HTTP/1.1 in `connection`, HTTP/2 in the task it spawned.
+        // The body (an h2 stream) holds the connection open too.
+        drop(body);
         drop(sender);
-        let _ = tokio::time::timeout(Duration::from_millis(500), connection).await;
+        let closing = async {
+            let _ = connection.await;
+            tasks.finish().await;
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(500), closing).await;
         Ok(next)
     }
 
