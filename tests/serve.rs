@@ -81,6 +81,44 @@ fn required_without_certificate_is_refused_and_explained() {
     assert!(log.contains("client sent no certificate"), "{log}");
 }
 
+/// The refusal's log line names the alert the client received, by name and number, in
+/// each version (it once said "certificate_required (TLS 1.3) or handshake_failure (TLS
+/// 1.2)", and a TLS 1.2 client got certificate_required).
+#[test]
+fn the_refusal_log_names_the_alert_s_client_received() {
+    let work = work_with_pki();
+    let server = work.serve(
+        "s",
+        &config("client_ca = \"pki/ca.crt\"\nverify_client = \"on\"", ""),
+    );
+    for (version, refused_so_far) in [("-tls1_2", 1), ("-tls1_3", 2)] {
+        let out = work.s_client(server.port, &[version, "-CAfile", "pki/ca.crt"]);
+        // "...:tlsv13 alert certificate required:...:SSL alert number 116"
+        let number: u8 = out
+            .split("SSL alert number ")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{version}: s_client got no alert:\n{out}"));
+        assert!(
+            out.contains("alert certificate required"),
+            "{version}: {out}"
+        );
+        let log = server.wait_log(&format!("sent alert certificate_required ({number})"));
+        let refusals: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("check=no_certificate"))
+            .collect();
+        assert_eq!(refusals.len(), refused_so_far, "{version}: {log}");
+        assert!(
+            refusals
+                .iter()
+                .all(|l| l.ends_with("sent alert certificate_required (116)")),
+            "{version}: {log}"
+        );
+    }
+}
+
 #[test]
 fn required_with_good_certificate_shows_the_subject() {
     let work = work_with_pki();

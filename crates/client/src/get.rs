@@ -22,6 +22,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -31,7 +32,7 @@ use http::header::{AUTHORIZATION, COOKIE, HOST, LOCATION};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use serde::{Serialize, Serializer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -424,6 +425,36 @@ impl Clock {
     }
 }
 
+/// hyper's executor for an HTTP/2 connection, keeping what it spawns. hyper drives the h2
+/// connection in a task of its own, which sends GOAWAY and shuts the TLS stream down (our
+/// close_notify) once the sender is dropped; `mtls get`'s runtime runs tasks only while a
+/// hop is awaited, so a hop that did not wait for that task would end without either.
+#[derive(Debug, Clone, Default)]
+struct Tasks(Arc<Mutex<Vec<JoinHandle<()>>>>);
+
+impl Tasks {
+    /// Wait for every task spawned so far.
+    async fn finish(&self) {
+        let spawned = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in spawned {
+            let _ = task.await;
+        }
+    }
+}
+
+impl<F> hyper::rt::Executor<F> for Tasks
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        let task = tokio::spawn(async move {
+            future.await;
+        });
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(task);
+    }
+}
+
 /// The HTTP connection of a hop, whichever version it speaks.
 enum Sender {
     Http1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
@@ -440,8 +471,9 @@ impl Sender {
 }
 
 /// The TLS stream under hyper, keeping the first TLS error a read or write met. In TLS 1.3
-/// the server's verdict on our certificate (`certificate_required`, `unknown_ca`) arrives
-/// as the first read fails, and hyper (h2 in particular) reports it without its cause.
+/// the server's verdict on our certificate (`certificate_required`, `unknown_ca`, or a
+/// close when we sent none) arrives as the first read fails, and hyper (h2 in particular)
+/// reports it without its cause.
 struct Watched<IO> {
     inner: IO,
     watch: Arc<TlsWatch>,
@@ -452,12 +484,16 @@ struct TlsWatch {
     probe: ProbeClient,
     info: ProbeInfo,
     first: Mutex<Option<ProbeError>>,
+    /// The response head arrived: from then on a close is not a refusal.
+    answered: AtomicBool,
 }
 
 impl Run<'_> {
     /// One connection, one request. Returns where to go next for a redirect to follow.
     async fn hop(&mut self, step: &Step, hop: &mut Hop) -> Result<Option<Target>, GetError> {
-        // Reading the certificate files is not part of any phase: done before the clock.
+        // Building the client (certificate files, the rustls config, seeding the random
+        // generator) is not part of any phase: done before the clock, so that the TLS
+        // phase starts with the ClientHello.
         if step.target.scheme == Scheme::Https && self.probe.is_none() {
             let probe = ProbeClient::build(&self.request.tls).map_err(GetError::Setup)?;
             self.probe = Some(probe);
@@ -541,6 +577,7 @@ impl Run<'_> {
             probe,
             info,
             first: Mutex::new(None),
+            answered: AtomicBool::new(false),
         });
         let stream = Watched {
             inner: stream,
@@ -570,8 +607,9 @@ impl Run<'_> {
             step.body.as_ref().map_or(0, Bytes::len),
         ));
         let io = TokioIo::new(io);
+        let tasks = Tasks::default();
         let (mut sender, connection): (Sender, JoinHandle<hyper::Result<()>>) = if h2 {
-            let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            let (sender, conn) = hyper::client::conn::http2::handshake(tasks.clone(), io)
                 .await
                 .map_err(|e| http_failure(Phase::Request, &e))?;
             (Sender::Http2(sender), tokio::spawn(conn))
@@ -590,6 +628,9 @@ impl Run<'_> {
             Err(error) => return Err(stream_failure(Phase::Response, &error, tls)),
         };
         let headers_at = Instant::now();
+        if let Some(watch) = tls {
+            watch.answered.store(true, Ordering::Relaxed);
+        }
         // The request is sent when its last byte is written, which hyper does not report:
         // the socket's last write before the head arrived tells.
         let sent_at = tape
@@ -626,9 +667,17 @@ impl Run<'_> {
         if let Some(response) = &mut hop.response {
             response.body_bytes = length;
         }
-        // Close politely (close_notify, so the trace shows the end) without waiting long.
+        // Close politely, as curl does (HTTP/2's GOAWAY, then close_notify, so the trace
+        // shows the end), without waiting long. Once the sender is gone hyper's connection
+        // shuts the stream down: HTTP/1.1 in `connection`, HTTP/2 in the task it spawned.
+        // The body (an h2 stream) holds the connection open too.
+        drop(body);
         drop(sender);
-        let _ = tokio::time::timeout(Duration::from_millis(500), connection).await;
+        let closing = async {
+            let _ = connection.await;
+            tasks.finish().await;
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(500), closing).await;
         Ok(next)
     }
 
@@ -934,7 +983,8 @@ fn http_failure(phase: Phase, error: &hyper::Error) -> GetError {
 
 impl TlsWatch {
     fn check(&self, error: &io::Error) {
-        if let Some(found) = self.probe.stream_error(&self.info, error) {
+        let answered = self.answered.load(Ordering::Relaxed);
+        if let Some(found) = self.probe.stream_error(&self.info, error, answered) {
             let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
             first.get_or_insert(found);
         }

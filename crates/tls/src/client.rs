@@ -149,7 +149,7 @@ pub enum UpstreamTlsError {
     #[error("TLS error with the upstream: {0}")]
     Tls(String),
     /// The socket failed or the upstream went away.
-    #[error("connection to the upstream failed: {0}")]
+    #[error("connection to the upstream failed: {}", crate::cause::describe(.0))]
     Io(io::Error),
 }
 
@@ -267,7 +267,7 @@ impl TlsClient {
         // Whether the upstream asked for our certificate is per connection, and rustls
         // tells only the config's certificate resolver, which must stay the same object
         // for sessions to resume: see `observe`.
-        let (result, notes) = observe(handshake).await;
+        let (result, notes) = observe(Detail::Full, handshake).await;
         let stream = match result {
             Ok(stream) => stream,
             Err(error) => return Err(self.classify(error, notes.explanation, notes.sent)),
@@ -392,9 +392,23 @@ pub(crate) enum CertificateSent {
     None,
 }
 
+/// How much [`observe`] notes about a handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Detail {
+    /// Everything: the verifier's verdict and sentences, the key log (`mtls get`, the
+    /// gateway's upstreams).
+    #[default]
+    Full,
+    /// Only what the server asked of our certificate and what we sent (`mtls bench`: its
+    /// handshakes stay cheap, yet a refusal is explained like `mtls get` explains it).
+    CertificateRequest,
+}
+
 /// What the handshake's callbacks noticed about one connection (see [`observe`]).
 #[derive(Debug, Default)]
 pub(crate) struct Notes {
+    /// What is noted beyond the certificate request.
+    detail: Detail,
     /// Whether a certificate was asked for and sent.
     pub(crate) sent: CertificateSent,
     /// The CA names of the CertificateRequest, when one arrived (possibly empty).
@@ -438,9 +452,13 @@ tokio::task_local! {
 /// `process_new_packets` on the connection this future owns, so only within its polls;
 /// nothing depends on how much of the handshake one poll does, and no thread-local is left
 /// holding anything between polls.
-pub(crate) async fn observe<F: Future>(handshake: F) -> (F::Output, Notes) {
+pub(crate) async fn observe<F: Future>(detail: Detail, handshake: F) -> (F::Output, Notes) {
+    let notes = Notes {
+        detail,
+        ..Notes::default()
+    };
     NOTES
-        .scope(RefCell::new(Notes::default()), async {
+        .scope(RefCell::new(notes), async {
             let output = handshake.await;
             let notes = NOTES.with(|notes| std::mem::take(&mut *notes.borrow_mut()));
             (output, notes)
@@ -448,9 +466,20 @@ pub(crate) async fn observe<F: Future>(handshake: F) -> (F::Output, Notes) {
         .await
 }
 
-/// Add to the notes of the connection being driven by [`observe`], if any (outside it,
-/// nothing is recorded).
+/// Add to the notes of the connection being driven by [`observe`] with [`Detail::Full`],
+/// if any (elsewhere `record` is not even run, so what it computes costs nothing).
 pub(crate) fn note(record: impl FnOnce(&mut Notes)) {
+    let _ = NOTES.try_with(|notes| {
+        if let Ok(mut notes) = notes.try_borrow_mut()
+            && notes.detail == Detail::Full
+        {
+            record(&mut notes);
+        }
+    });
+}
+
+/// Note what a CertificateRequest showed, at any [`Detail`] (outside [`observe`], nothing).
+fn note_certificate_request(record: impl FnOnce(&mut Notes)) {
     let _ = NOTES.try_with(|notes| {
         if let Ok(mut notes) = notes.try_borrow_mut() {
             record(&mut notes);
@@ -543,7 +572,7 @@ impl ResolvesClientCert for WatchClientCert {
         sigschemes: &[SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
         let chosen = self.inner.resolve(root_hint_subjects, sigschemes);
-        note(|notes| {
+        note_certificate_request(|notes| {
             notes.sent = if chosen.is_some() {
                 CertificateSent::Ours
             } else {
@@ -1897,8 +1926,37 @@ mod tests {
         let (mut stream, info) = probe(&client, &up, "backend.test").await.expect("our side");
         assert_eq!(info.sent_certificate, None);
         let io_error = ping(&mut stream).await.expect_err("refused");
-        let err = client.stream_error(&info, &io_error).expect("a TLS error");
+        let err = client
+            .stream_error(&info, &io_error, false)
+            .expect("a TLS error");
         assert_eq!(err.to_string(), expected);
+    }
+
+    /// `mtls bench`'s quick handshakes note what the server asked of our certificate, so
+    /// their refusals read exactly as `mtls get`'s (which sees the whole handshake).
+    #[tokio::test]
+    async fn quick_handshakes_explain_a_refusal_in_the_same_words() {
+        let expected = "the server requires a client certificate and none was given (pass \
+                        --cert and --key, or --p12); it accepts certificates issued by: CN=mtls \
+                        Test CA";
+        for version in ["TLSv1.2", "TLSv1.3"] {
+            let mut ca = TestCa::new();
+            let ca_cert = ca.ca.layout().ca_cert();
+            let up = demanding_upstream(&mut ca, ca_cert, version).await;
+            let client = ProbeClient::for_load(&probe_settings(&ca), crate::SessionReuse::Default)
+                .expect("client");
+            let tcp = TcpStream::connect(up.addr).await.expect("connect");
+            let err = match client.connect_quick(tcp, "backend.test").await {
+                Err(err) => err,
+                Ok((mut stream, handshake)) => {
+                    let io_error = ping(&mut stream).await.expect_err("refused");
+                    client
+                        .quick_stream_error(&handshake, &io_error, false)
+                        .expect("a TLS error")
+                }
+            };
+            assert_eq!(err.to_string(), expected, "{version}");
+        }
     }
 
     /// The notes of one connection never reach another: many handshakes at once on a

@@ -23,6 +23,9 @@
 //! [`ProbeClient::for_load`] with a [`SessionReuse`] policy and no key log, and handshakes
 //! with [`ProbeClient::connect_quick`], which keeps no per-connection report: thousands of
 //! handshakes a second must not each parse the server's chain for a summary nobody reads.
+//! It notes only what the server asked of our certificate, because a refusal of it must
+//! read the same from `bench` as from `get`: both are put in words by one function,
+//! `diagnose`, from what the handshake showed (a `CertificateExchange`).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -47,7 +50,7 @@ use mtls_pki::Password;
 use crate::ciphers;
 use crate::client::{
     Audience, CertificateSent, ChainVerifier, ClientStream, DangerAcceptAnyServerCertificate,
-    Failure, KeyProblem, Notes, WatchClientCert, certified_key, classify, note, observe,
+    Detail, Failure, KeyProblem, Notes, WatchClientCert, certified_key, classify, note, observe,
     read_roots, server_name,
 };
 use crate::server::{KeyPasswords, TlsError, read_certificates, read_key};
@@ -130,13 +133,25 @@ pub enum SessionReuse {
 }
 
 /// What [`ProbeClient::connect_quick`] settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuickHandshake {
     /// Whether a session was resumed.
     pub resumed: bool,
     /// Which of the offered ALPN protocols ([`ProbeSettings::alpn`]) the server chose, by
     /// position; `None` when it chose none.
     pub alpn: Option<usize>,
+    /// What the server asked of our certificate, for [`ProbeClient::quick_stream_error`].
+    certificate: CertificateExchange,
+}
+
+/// What a handshake showed of the client certificate: whether the server asked for one,
+/// naming which CAs, and whether we sent ours. Every diagnosis of a failed connection, in
+/// the handshake or after it, for `mtls get` and `mtls bench` alike, starts from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct CertificateExchange {
+    /// The CA names of the CertificateRequest (`None`: no request was seen).
+    requested: Option<Vec<String>>,
+    sent: CertificateSent,
 }
 
 /// Everything one handshake showed.
@@ -232,6 +247,22 @@ pub enum ProbeError {
         /// The CA names of its CertificateRequest, if one was seen.
         accepted: Option<Vec<String>>,
     },
+    /// The server asked for a client certificate, we had none to send, and it closed (or
+    /// reset) the connection before answering, without an alert: some servers, Java's
+    /// among them, end it so rather than with `certificate_required`.
+    #[error(
+        "the server asked for a client certificate ({}) and we sent none; it then {} (pass \
+         --cert and --key, or --p12)",
+        accepts(.accepted.as_deref()),
+        // A reset can destroy an alert sent before it: whether there was one is not known.
+        if *.reset { "reset the connection" } else { "closed the connection without a TLS alert" }
+    )]
+    ClosedAfterNoCertificate {
+        /// The CA names of its CertificateRequest.
+        accepted: Option<Vec<String>>,
+        /// A reset rather than a close.
+        reset: bool,
+    },
     /// The server ended the handshake with an alert not about our certificate.
     #[error("the server ended the TLS handshake with alert {alert}{}", alert_hint(.alert))]
     Alert {
@@ -247,8 +278,8 @@ pub enum ProbeError {
 }
 
 impl ProbeClient {
-    /// Read every file the settings name and build the client. Errors name the flag and
-    /// the file.
+    /// Read every file the settings name and build the client, ready to send a
+    /// ClientHello at once (see `seed_random`). Errors name the flag and the file.
     pub fn build(settings: &ProbeSettings) -> Result<ProbeClient, TlsError> {
         let keylog = CaptureKeyLog::open(settings.keylog.as_ref())?;
         ProbeClient::configure(settings, Resumption::default(), Some(keylog))
@@ -278,6 +309,7 @@ impl ProbeClient {
         keylog: Option<CaptureKeyLog>,
     ) -> Result<ProbeClient, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        seed_random(&provider);
         let check = if settings.ca.is_empty() {
             None
         } else {
@@ -352,22 +384,26 @@ impl ProbeClient {
             name: name.to_owned(),
         })?;
         let handshake = TlsConnector::from(self.config.clone()).connect(server_name, io);
-        let (result, notes) = observe(handshake).await;
+        let (result, notes) = observe(Detail::Full, handshake).await;
         match result {
             Ok(stream) => {
                 let info = self.info(stream.get_ref().1, notes);
                 Ok((stream, info))
             }
             Err(error) => {
-                let failure = classify(error, notes.explanation, notes.sent, Audience::Server);
-                Err(self.error(failure, notes.acceptable_cas))
+                let exchange = CertificateExchange {
+                    requested: notes.acceptable_cas,
+                    sent: notes.sent,
+                };
+                Err(self.diagnose(error, notes.explanation, &exchange, false))
             }
         }
     }
 
     /// The handshake of [`ProbeClient::connect`] without its report, for a load generator:
-    /// nothing is noted per connection (no chain summary, no CA names, no key log), so
-    /// a refusal of the server's certificate is in rustls' words rather than explained.
+    /// nothing is noted per connection but what the server asked of our certificate (no
+    /// chain summary, no key log), so a refusal of the server's certificate is in rustls'
+    /// words rather than explained, while a refusal of ours is explained as `connect` does.
     pub async fn connect_quick<IO: AsyncRead + AsyncWrite + Unpin>(
         &self,
         io: IO,
@@ -376,10 +412,13 @@ impl ProbeClient {
         let server_name = server_name(name).ok_or_else(|| ProbeError::InvalidName {
             name: name.to_owned(),
         })?;
-        match TlsConnector::from(self.config.clone())
-            .connect(server_name, io)
-            .await
-        {
+        let handshake = TlsConnector::from(self.config.clone()).connect(server_name, io);
+        let (result, notes) = observe(Detail::CertificateRequest, handshake).await;
+        let certificate = CertificateExchange {
+            requested: notes.acceptable_cas,
+            sent: notes.sent,
+        };
+        match result {
             Ok(stream) => {
                 let conn = stream.get_ref().1;
                 let handshake = QuickHandshake {
@@ -387,56 +426,45 @@ impl ProbeClient {
                     alpn: conn.alpn_protocol().and_then(|chosen| {
                         self.config.alpn_protocols.iter().position(|p| p == chosen)
                     }),
+                    certificate,
                 };
                 Ok((stream, handshake))
             }
-            Err(error) => Err(self.quick_error(error)),
+            Err(error) => Err(self.diagnose(error, None, &certificate, false)),
         }
     }
 
-    /// Words for an error from reading or writing a stream made by
-    /// [`ProbeClient::connect_quick`] (`None` unless it carries a TLS error), such as the
-    /// server's TLS 1.3 verdict on our certificate arriving with the first read.
-    pub fn quick_stream_error(&self, error: &io::Error) -> Option<ProbeError> {
-        let tls = error
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())?
-            .clone();
-        Some(self.quick_error(io::Error::new(error.kind(), tls)))
+    /// [`ProbeClient::stream_error`] for a stream made by [`ProbeClient::connect_quick`].
+    pub fn quick_stream_error(
+        &self,
+        handshake: &QuickHandshake,
+        error: &io::Error,
+        answered: bool,
+    ) -> Option<ProbeError> {
+        self.diagnose_stream(&handshake.certificate, error, answered)
     }
 
-    /// Without notes it is not known whether the server asked for a certificate: an alert
-    /// about certificates is taken as its verdict on ours (or on our having none).
-    fn quick_error(&self, error: io::Error) -> ProbeError {
-        let sent = if self.ours.is_some() {
-            CertificateSent::Ours
-        } else {
-            CertificateSent::None
+    /// Words for an error from reading or writing a stream after `connect` returned, or
+    /// `None` when TLS has nothing to say about it. In TLS 1.3 the server judges our
+    /// certificate after our side of the handshake is done, so `certificate_required` or
+    /// `unknown_ca` arrives with the first read; a server that asked for a certificate and
+    /// got none may also just close the connection. `answered`: whether the server has
+    /// answered anything on this connection yet (a close after an answer is no refusal).
+    pub fn stream_error(
+        &self,
+        info: &ProbeInfo,
+        error: &io::Error,
+        answered: bool,
+    ) -> Option<ProbeError> {
+        let exchange = CertificateExchange {
+            requested: info.certificate_requested.clone(),
+            sent: match (&info.certificate_requested, &info.sent_certificate) {
+                (None, _) => CertificateSent::NotAsked,
+                (Some(_), Some(_)) => CertificateSent::Ours,
+                (Some(_), None) => CertificateSent::None,
+            },
         };
-        self.error(classify(error, None, sent, Audience::Server), None)
-    }
-
-    /// Words for an error from reading or writing a stream after `connect` returned
-    /// (`None` unless it carries a TLS error). In TLS 1.3 the server judges our certificate
-    /// after our side of the handshake is done, so `certificate_required` or `unknown_ca`
-    /// arrives with the first read.
-    pub fn stream_error(&self, info: &ProbeInfo, error: &io::Error) -> Option<ProbeError> {
-        let tls = error
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())?
-            .clone();
-        let sent = match (&info.certificate_requested, &info.sent_certificate) {
-            (None, _) => CertificateSent::NotAsked,
-            (Some(_), Some(_)) => CertificateSent::Ours,
-            (Some(_), None) => CertificateSent::None,
-        };
-        let failure = classify(
-            io::Error::new(error.kind(), tls),
-            None,
-            sent,
-            Audience::Server,
-        );
-        Some(self.error(failure, info.certificate_requested.clone()))
+        self.diagnose_stream(&exchange, error, answered)
     }
 
     /// Every key-log line captured so far, by every connection of this client (a failed
@@ -495,8 +523,49 @@ impl ProbeClient {
         }
     }
 
-    fn error(&self, failure: Failure, accepted: Option<Vec<String>>) -> ProbeError {
-        match failure {
+    /// An error seen by reference on an established stream, diagnosed; `None` when it is
+    /// the socket's alone (the caller has its own words for that).
+    fn diagnose_stream(
+        &self,
+        exchange: &CertificateExchange,
+        error: &io::Error,
+        answered: bool,
+    ) -> Option<ProbeError> {
+        let owned = match error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            Some(tls) => io::Error::new(error.kind(), tls.clone()),
+            None => io::Error::from(error.kind()),
+        };
+        match self.diagnose(owned, None, exchange, answered) {
+            ProbeError::Io(_) => None,
+            found => Some(found),
+        }
+    }
+
+    /// The one diagnosis of a failed connection, during the handshake or after it (`get`
+    /// and `bench` both come here): what the error was, given what the handshake showed of
+    /// our certificate.
+    fn diagnose(
+        &self,
+        error: io::Error,
+        explanation: Option<(&'static str, String)>,
+        exchange: &CertificateExchange,
+        answered: bool,
+    ) -> ProbeError {
+        let accepted = exchange.requested.clone();
+        match classify(error, explanation, exchange.sent, Audience::Server) {
+            Failure::Io(error)
+                if exchange.sent == CertificateSent::None
+                    && !answered
+                    && closed(error.kind()).is_some() =>
+            {
+                ProbeError::ClosedAfterNoCertificate {
+                    accepted,
+                    reset: closed(error.kind()) == Some(true),
+                }
+            }
             Failure::Io(error) => ProbeError::Io(error),
             Failure::Certificate { check, reason } => ProbeError::Certificate { check, reason },
             Failure::RefusedOurCertificate {
@@ -518,13 +587,15 @@ impl ProbeClient {
 
 impl ProbeError {
     /// A short stable name of what failed: `name_mismatch`, `unknown_issuer`, `expired`,
-    /// `certificate_required`, `refused_our_certificate`, `alert`, `tls_error`, `io`, ...
+    /// `certificate_required`, `refused_our_certificate`, `closed_after_no_certificate`,
+    /// `alert`, `tls_error`, `io`, ...
     pub fn check(&self) -> &'static str {
         match self {
             ProbeError::InvalidName { .. } => "invalid_name",
             ProbeError::Certificate { check, .. } => check,
             ProbeError::CertificateRequired { .. } => "certificate_required",
             ProbeError::RefusedOurCertificate { .. } => "refused_our_certificate",
+            ProbeError::ClosedAfterNoCertificate { .. } => "closed_after_no_certificate",
             ProbeError::Alert { .. } => "alert",
             ProbeError::Tls(_) => "tls_error",
             ProbeError::Io(_) => "io",
@@ -591,6 +662,16 @@ fn alert_hint(alert: &str) -> &'static str {
     }
 }
 
+/// Whether an error kind is the peer ending the connection: `Some(true)` for a reset,
+/// `Some(false)` for a close.
+fn closed(kind: io::ErrorKind) -> Option<bool> {
+    match kind {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => Some(true),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe => Some(false),
+        _ => None,
+    }
+}
+
 fn io_words(error: &io::Error) -> String {
     match error.kind() {
         io::ErrorKind::UnexpectedEof => "the server closed the connection during the TLS \
@@ -599,8 +680,21 @@ fn io_words(error: &io::Error) -> String {
         io::ErrorKind::ConnectionReset => {
             "the server reset the connection during the TLS handshake".into()
         }
-        _ => format!("the connection failed during the TLS handshake: {error}"),
+        _ => format!(
+            "the connection failed during the TLS handshake: {}",
+            crate::cause::describe(error)
+        ),
     }
+}
+
+/// Draw from the provider's random generator once, so that it is seeded now, while the
+/// client is being built, rather than by the first handshake. AWS-LC seeds it on first use
+/// from CPU jitter entropy, which takes tens of milliseconds (longer on a busy machine);
+/// the first use would otherwise be the ClientHello's random, and `mtls get --timing`
+/// would count that inside the TLS handshake (and `mtls bench` in its first request).
+fn seed_random(provider: &rustls::crypto::CryptoProvider) {
+    // A generator that fails here fails the handshake too, which says so in its own words.
+    let _ = provider.secure_random.fill(&mut [0u8; 32]);
 }
 
 /// Our identity, checked: the key must belong to the leaf.

@@ -454,7 +454,7 @@ pub struct HandshakeInfo {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandshakeError {
-    /// The client certificate was refused; the peer got `alert`.
+    /// The client certificate was refused; the peer got `alert` (name and number).
     #[error("client certificate refused ({check}): {reason}; subject {subject}, issuer {issuer}, serial {serial}; sent alert {alert}", check = .refusal.check, reason = .refusal.reason, subject = .refusal.subject, issuer = .refusal.issuer, serial = .refusal.serial)]
     CertificateRefused {
         /// What failed and for which certificate.
@@ -465,23 +465,25 @@ pub enum HandshakeError {
     /// The server requires a certificate and the client sent none.
     #[error("client sent no certificate, and verify_client = on requires one; sent alert {alert}")]
     NoCertificate {
-        /// The alert sent (certificate_required in TLS 1.3, handshake_failure in 1.2).
+        /// The alert sent, name and number: `certificate_required (116)`, in TLS 1.2 as in
+        /// TLS 1.3 (rustls' choice).
         alert: String,
     },
     /// The client speaks only a protocol version older than TLS 1.2.
     #[error(
         "the client offered only TLS 1.0 or 1.1 (its hello has no signature_algorithms, which \
-         TLS 1.2 added); mtls accepts TLS 1.2 and 1.3 only; sent alert handshake_failure"
+         TLS 1.2 added); mtls accepts TLS 1.2 and 1.3 only; sent alert handshake_failure (40)"
     )]
     OldProtocol,
-    /// The client ended the handshake with an alert (often: it refused our certificate).
+    /// The client ended the handshake with an alert (often: it refused our certificate);
+    /// name and number.
     #[error("client sent alert {0}")]
     PeerAlert(String),
     /// Any other TLS failure: garbage, no common suite or protocol, bad signatures.
     #[error("TLS error: {0}")]
     Tls(String),
     /// The socket failed or the client went away.
-    #[error("connection error: {0}")]
+    #[error("connection error: {}", crate::cause::describe(.0))]
     Io(std::io::Error),
 }
 
@@ -503,15 +505,21 @@ impl HandshakeError {
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>())
             .cloned();
+        // The alert is rustls' choice (`send_fatal_alert` in its `server/tls12.rs` and
+        // `server/tls13.rs`, 0.23), and it does not depend on the version: a missing
+        // certificate is `certificate_required` in TLS 1.2 too, although RFC 5246 has no such
+        // alert (OpenSSL names it either way). `tests/handshakes.rs` holds these words to
+        // what a client receives, in both versions.
         match (tls, refusal) {
             (Some(rustls::Error::InvalidCertificate(cert)), Some(refusal)) => {
                 HandshakeError::CertificateRefused {
                     refusal,
-                    alert: alert_name(rustls::AlertDescription::from(cert)),
+                    // rustls' `send_cert_verify_error_alert`.
+                    alert: alert_words(rustls::AlertDescription::from(cert)),
                 }
             }
             (Some(rustls::Error::NoCertificatesPresented), _) => HandshakeError::NoCertificate {
-                alert: "certificate_required (TLS 1.3) or handshake_failure (TLS 1.2)".into(),
+                alert: alert_words(rustls::AlertDescription::CertificateRequired),
             },
             (
                 Some(rustls::Error::PeerIncompatible(
@@ -520,12 +528,18 @@ impl HandshakeError {
                 _,
             ) => HandshakeError::OldProtocol,
             (Some(rustls::Error::AlertReceived(alert)), _) => {
-                HandshakeError::PeerAlert(alert_name(alert))
+                HandshakeError::PeerAlert(alert_words(alert))
             }
             (Some(other), _) => HandshakeError::Tls(other.to_string()),
             (None, _) => HandshakeError::Io(error),
         }
     }
+}
+
+/// An alert as the log shows it, name and number, the number being what `openssl s_client`
+/// reports ("SSL alert number 116"): `certificate_required (116)`.
+pub fn alert_words(alert: rustls::AlertDescription) -> String {
+    format!("{} ({})", alert_name(alert), u8::from(alert))
 }
 
 /// An alert's name as the RFCs and OpenSSL spell it (`unknown_ca`, `certificate_expired`).
@@ -919,6 +933,10 @@ mod tests {
         assert_eq!(alert_name(A::CertificateRequired), "certificate_required");
         assert_eq!(alert_name(A::BadCertificate), "bad_certificate");
         assert_eq!(alert_name(A::HandshakeFailure), "handshake_failure");
+        assert_eq!(
+            alert_words(A::CertificateRequired),
+            "certificate_required (116)"
+        );
     }
 
     #[test]

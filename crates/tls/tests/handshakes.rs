@@ -132,6 +132,23 @@ async fn accept_loop(
     (addr, rx)
 }
 
+/// A CA of its own, "Stranger CA", that the server does not trust.
+fn stranger_ca() -> TestCa {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::init(
+        &tmp.path().join("pki"),
+        &InitOptions {
+            common_name: "Stranger CA".into(),
+            key_type: KeyType::P256,
+            days: 30,
+            intermediate: false,
+            force: false,
+        },
+    )
+    .unwrap();
+    TestCa { tmp, ca }
+}
+
 /// Connect, finish our side of the handshake, and wait for the server's verdict (in TLS 1.3
 /// a refusal arrives after our side is done). Returns our local address.
 async fn run_client(client: &Client, addr: SocketAddr, barrier: &Barrier) -> SocketAddr {
@@ -156,21 +173,7 @@ async fn run_client(client: &Client, addr: SocketAddr, barrier: &Barrier) -> Soc
 async fn concurrent_refusals_each_name_their_own_certificate() {
     const EACH: usize = 40;
     let mut ca = TestCa::new();
-    let mut stranger = {
-        let tmp = tempfile::tempdir().unwrap();
-        let ca = Ca::init(
-            &tmp.path().join("pki"),
-            &InitOptions {
-                common_name: "Stranger CA".into(),
-                key_type: KeyType::P256,
-                days: 30,
-                intermediate: false,
-                force: false,
-            },
-        )
-        .unwrap();
-        TestCa { tmp, ca }
-    };
+    let mut stranger = stranger_ca();
     let ca_cert = ca.ca.layout().ca_cert();
     let ca_key = ca.ca.layout().ca_key();
     let work = tempfile::tempdir().unwrap();
@@ -275,6 +278,67 @@ async fn concurrent_refusals_each_name_their_own_certificate() {
         "no_certificate",
     ] {
         assert_eq!(counted.get(check), Some(&EACH), "{check}: {counted:?}");
+    }
+}
+
+/// The alert a refusal's error names (and the gateway logs) is the one the client received,
+/// name and number, in TLS 1.2 and in TLS 1.3: rustls chooses it, and `HandshakeError` must
+/// say what rustls chose.
+#[tokio::test]
+async fn the_alert_named_is_the_alert_the_client_received() {
+    let mut ca = TestCa::new();
+    let mut stranger = stranger_ca();
+    let (ca_cert, ca_key) = (ca.ca.layout().ca_cert(), ca.ca.layout().ca_key());
+    let work = tempfile::tempdir().unwrap();
+    let crl = work.path().join("ca.crl");
+    std::fs::write(&crl, forge::crl_pem(&ca_cert, &ca_key, &[])).unwrap();
+    let server = Arc::new(TlsServer::build(&settings(&mut ca, crl)).unwrap());
+    let (addr, mut seen) = accept_loop(server).await;
+
+    let unknown = stranger.client("unknown");
+    let (cert, key) = forge::expired_client(&ca_cert, &ca_key, "expired");
+    let expired = (work.path().join("e.crt"), work.path().join("e.key"));
+    std::fs::write(&expired.0, cert).unwrap();
+    std::fs::write(&expired.1, key).unwrap();
+    let identities = [
+        ("none", None, "certificate_required (116)"),
+        (
+            "unknown CA",
+            Some((unknown.chain.clone(), unknown.key.clone().unwrap())),
+            "unknown_ca (48)",
+        ),
+        ("expired", Some(expired), "certificate_expired (45)"),
+    ];
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        for (what, identity, expected) in &identities {
+            let config = client_config(
+                &ca_cert,
+                identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+                version,
+            );
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let name = ServerName::try_from("localhost").unwrap();
+            // TLS 1.2: the alert ends our handshake; TLS 1.3: it comes with the first read.
+            let error = match TlsConnector::from(config).connect(name, tcp).await {
+                Err(e) => e,
+                Ok(mut stream) => {
+                    let mut byte = [0u8; 1];
+                    stream.read(&mut byte).await.expect_err("refused")
+                }
+            };
+            let received = match error.get_ref().and_then(|e| e.downcast_ref()) {
+                Some(rustls::Error::AlertReceived(alert)) => mtls_tls::server::alert_words(*alert),
+                _ => panic!("{version:?} {what}: no alert received: {error}"),
+            };
+            assert_eq!(&received, expected, "{version:?} {what}");
+            let (_, result) = seen.recv().await.unwrap();
+            let logged = match result {
+                Err(HandshakeError::NoCertificate { alert })
+                | Err(HandshakeError::CertificateRefused { alert, .. }) => alert,
+                other => panic!("{version:?} {what}: {other:?}"),
+            };
+            assert_eq!(logged, received, "{version:?} {what}");
+        }
     }
 }
 

@@ -111,13 +111,11 @@ enum Opened {
         sender: http1::SendRequest<Body>,
         conn: Pin<Box<http1::Connection<Io, Body>>>,
         state: Arc<ConnState>,
-        handshake: QuickHandshake,
     },
     H2 {
         sender: http2::SendRequest<Body>,
         conn: Pin<Box<http2::Connection<Io, Body, TokioExecutor>>>,
         state: Arc<ConnState>,
-        handshake: QuickHandshake,
     },
 }
 
@@ -148,6 +146,8 @@ struct ConnState {
     written: AtomicU64,
     answered: AtomicU64,
     tls_error: Mutex<Option<ProbeError>>,
+    /// What the handshake showed, to explain a TLS error met after it.
+    handshake: QuickHandshake,
 }
 
 /// The TLS stream under hyper, counting bytes and keeping the first TLS error.
@@ -390,24 +390,22 @@ async fn exchange(shared: &Arc<Shared>) -> Exchanged {
             };
         }
     };
-    let (result, end, state, handshake) = match opened {
+    let (result, end, state) = match opened {
         Opened::H1 {
             sender,
             conn,
             state,
-            handshake,
         } => {
             let (result, end) = once(Sender::H1(sender), conn, &shared.template).await;
-            (result, end, state, handshake)
+            (result, end, state)
         }
         Opened::H2 {
             sender,
             conn,
             state,
-            handshake,
         } => {
             let (result, end) = once(Sender::H2(sender), conn, &shared.template).await;
-            (result, end, state, handshake)
+            (result, end, state)
         }
     };
     let outcome = match result {
@@ -423,7 +421,7 @@ async fn exchange(shared: &Arc<Shared>) -> Exchanged {
         outcome,
         end,
         bytes: state.take_bytes(),
-        resumed: Some(handshake.resumed),
+        resumed: Some(state.handshake.resumed),
     }
 }
 
@@ -468,6 +466,7 @@ async fn open(shared: &Arc<Shared>) -> Result<Opened, Failure> {
         written: AtomicU64::new(0),
         answered: AtomicU64::new(0),
         tls_error: Mutex::new(None),
+        handshake,
     });
     let io = TokioIo::new(Metered {
         inner: tls,
@@ -481,7 +480,6 @@ async fn open(shared: &Arc<Shared>) -> Result<Opened, Failure> {
             sender,
             conn: Box::pin(conn),
             state,
-            handshake,
         })
     } else {
         let (sender, conn) = http1::handshake(io).await.map_err(|e| state.failure(&e))?;
@@ -489,7 +487,6 @@ async fn open(shared: &Arc<Shared>) -> Result<Opened, Failure> {
             sender,
             conn: Box::pin(conn),
             state,
-            handshake,
         })
     }
 }
@@ -792,7 +789,12 @@ impl ConnState {
     }
 
     fn note(&self, error: &io::Error) {
-        if let Some(found) = self.shared.probe.quick_stream_error(error) {
+        let answered = self.answered.load(Ordering::Relaxed) > 0;
+        if let Some(found) = self
+            .shared
+            .probe
+            .quick_stream_error(&self.handshake, error, answered)
+        {
             self.tls_error
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)

@@ -54,8 +54,9 @@ pub struct BenchReport {
     /// HTTP bytes written.
     pub bytes_written: u64,
     /// Failed requests by kind: `connect`, `timeout`, a TLS alert's name
-    /// (`certificate_required`), our verifier's check (`unknown_issuer`), `closed`,
-    /// `reset`, `http`, or a status class (`4xx`, `5xx`).
+    /// (`certificate_required`), our verifier's check (`unknown_issuer`),
+    /// `closed_after_no_certificate` (asked for a certificate, we had none, it hung up),
+    /// `closed`, `reset`, `http`, or a status class (`4xx`, `5xx`).
     pub errors: BTreeMap<String, u64>,
     /// Every status answered, with its count.
     pub statuses: BTreeMap<u16, u64>,
