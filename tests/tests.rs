@@ -22,6 +22,7 @@ mod interop_pki;
 mod limits;
 mod pki;
 mod proxy;
+mod reload;
 mod runtime;
 mod scanners;
 mod serve;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use mtls_gateway::live::{ReloadCause, Reloads};
 use mtls_gateway::{Config, Site};
 use mtls_pki::ca::{Ca, InitOptions, IssueRequest, LeafOptions};
 use mtls_pki::db::Profile;
@@ -37,6 +38,18 @@ pub struct ServeArgs {
     /// `keepalive_timeout`, default 75s).
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     keepalive_timeout: Option<Duration>,
+    /// Signal the running gateway of this config (through its `pid` file) and exit, like
+    /// `nginx -s`: reload (SIGHUP: rebuild from the config, dropping nothing) or stop
+    /// (SIGTERM: finish requests in flight, then exit).
+    #[arg(short = 's', long = "signal", value_name = "SIGNAL")]
+    signal: Option<ServeSignal>,
+}
+
+/// `mtls serve -s`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ServeSignal {
+    Reload,
+    Stop,
 }
 
 /// Flags of `mtls check`.
@@ -87,6 +100,9 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             (config, Some(backend))
         }
     };
+    if let Some(signal) = args.signal {
+        return send_signal(&config_path, signal);
+    }
     let (config, site) = match load(&config_path) {
         Ok(built) => built,
         Err(errors) => {
@@ -94,16 +110,16 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    let overrides = Overrides {
+        shutdown_timeout: args.shutdown_timeout,
+        handshake_timeout: args.handshake_timeout,
+        keepalive_timeout: args.keepalive_timeout,
+    };
     for warning in site.warnings() {
         tracing::warn!("{warning}");
     }
-    let mut site = site.with_shutdown_timeout(args.shutdown_timeout);
-    if let Some(timeout) = args.handshake_timeout {
-        site = site.with_handshake_timeout(timeout);
-    }
-    if let Some(timeout) = args.keepalive_timeout {
-        site = site.with_keepalive_timeout(timeout);
-    }
+    let site = overrides.apply(site);
+    let pid_file = config.pid.clone();
     // One worker: a current-thread runtime, like one nginx worker's event loop; no work
     // stealing and no cross-thread wake-ups to pay for.
     let workers = args.workers.map(usize::from).or(config.workers);
@@ -144,8 +160,10 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             }
             None => None,
         };
-        ignore_hangups();
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(16);
+        forward_hangups(reload_tx.clone());
         let listeners = mtls_gateway::serve::bind(&site)?;
+        let _pid = PidFile::write(&pid_file)?;
         tracing::info!(
             "{}: serving on {}",
             config_path.display(),
@@ -158,7 +176,16 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             shutdown_signal().await;
             let _ = stop_tx.send(true);
         });
-        mtls_gateway::serve::run(site, listeners, stopped(stop_rx)).await?;
+        let rebuild_path = config_path.clone();
+        let reloads = Reloads {
+            requests: reload_rx,
+            sender: reload_tx,
+            rebuild: Box::new(move |previous: &Site| {
+                let config = Config::load(&rebuild_path)?;
+                Ok(overrides.apply(Site::build_after(&config, Some(previous))?))
+            }),
+        };
+        mtls_gateway::serve::run(site, listeners, stopped(stop_rx), Some(reloads)).await?;
         if let Some(task) = backend_task {
             task.await.context("the quickstart backend")??;
         }
@@ -187,25 +214,119 @@ pub(crate) fn init_logging() {
     crate::log::init("info");
 }
 
-/// SIGHUP asks nginx, HAProxy and ghostunnel to reload; its default action would end the
-/// gateway and drop requests in flight. Until reload exists it is logged and ignored. The
-/// handler is installed before this returns (inside the runtime), so no SIGHUP that
-/// arrives once the gateway listens can end it.
-fn ignore_hangups() {
+/// The command-line flags that override the config, applied to every site built (at
+/// start and at each reload).
+#[derive(Debug, Clone, Copy)]
+struct Overrides {
+    shutdown_timeout: Duration,
+    handshake_timeout: Option<Duration>,
+    keepalive_timeout: Option<Duration>,
+}
+
+impl Overrides {
+    fn apply(self, site: Site) -> Site {
+        let mut site = site.with_shutdown_timeout(self.shutdown_timeout);
+        if let Some(timeout) = self.handshake_timeout {
+            site = site.with_handshake_timeout(timeout);
+        }
+        if let Some(timeout) = self.keepalive_timeout {
+            site = site.with_keepalive_timeout(timeout);
+        }
+        site
+    }
+}
+
+/// SIGHUP reloads, as in nginx, HAProxy and ghostunnel. The handler is installed before
+/// this returns (inside the runtime), so no SIGHUP that arrives once the gateway listens
+/// can end it (its default action).
+fn forward_hangups(reloads: tokio::sync::mpsc::Sender<ReloadCause>) {
     #[cfg(unix)]
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(mut signal) => {
             tokio::spawn(async move {
                 while signal.recv().await.is_some() {
-                    tracing::warn!(
-                        "SIGHUP: reload is not supported yet; still serving the configuration \
-                         loaded at start (restart to apply changes)"
-                    );
+                    // A full queue already holds a reload that will read everything anew.
+                    let _ = reloads.try_send(ReloadCause::Signal);
                 }
             });
         }
         Err(e) => tracing::warn!("cannot handle SIGHUP: {e}"),
     }
+}
+
+/// The `pid` file: written (atomically) once the ports are ours, removed at exit if it
+/// still holds our pid.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(path: &Path) -> Result<PidFile> {
+        let pid = std::process::id();
+        pkifs::write_atomic(path, format!("{pid}\n").as_bytes(), Mode::Public)
+            .with_context(|| format!("writing the pid file {}", path.display()))?;
+        Ok(PidFile(path.to_owned()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let ours = std::fs::read_to_string(&self.0)
+            .is_ok_and(|text| text.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+/// `mtls serve -s reload|stop`: signal the gateway whose pid the config's `pid` file holds.
+fn send_signal(config_path: &Path, signal: ServeSignal) -> Result<ExitCode> {
+    // Checked first, like `nginx -s reload`: a config that cannot load is not sent to the
+    // running gateway (which would refuse it and keep serving the old one anyway).
+    // A stop goes through whatever the config says now: the pid file is all it needs.
+    let loaded = match signal {
+        ServeSignal::Reload => Config::load(config_path).and_then(|c| Site::build(&c).map(|_| c)),
+        ServeSignal::Stop => Config::load(config_path),
+    };
+    let pid_file = match loaded {
+        Ok(config) => config.pid,
+        Err(errors) if matches!(signal, ServeSignal::Stop) => {
+            eprintln!("{errors}");
+            config_path
+                .parent()
+                .unwrap_or(Path::new(""))
+                .join("mtls.pid")
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{}: test failed; signal not sent", config_path.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let text = std::fs::read_to_string(&pid_file).with_context(|| {
+        format!(
+            "no running gateway for {}: cannot read its pid file {}",
+            config_path.display(),
+            pid_file.display()
+        )
+    })?;
+    let pid = text
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .with_context(|| format!("{} does not hold a process id", pid_file.display()))?;
+    let (sig, word) = match signal {
+        ServeSignal::Reload => (rustix::process::Signal::HUP, "reload (SIGHUP)"),
+        ServeSignal::Stop => (rustix::process::Signal::TERM, "stop (SIGTERM)"),
+    };
+    rustix::process::kill_process(pid, sig).with_context(|| {
+        format!(
+            "cannot signal process {} from {} (is the gateway still running?)",
+            pid.as_raw_nonzero(),
+            pid_file.display()
+        )
+    })?;
+    println!("sent {word} to process {}", pid.as_raw_nonzero());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

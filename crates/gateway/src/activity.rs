@@ -114,6 +114,11 @@ pub(crate) struct Activity {
     pub(crate) hibernate: AtomicBool,
     /// The server's drain ran out and dropped this connection.
     cut: AtomicBool,
+    /// Close this connection as the server would at shutdown: after the requests in
+    /// flight (its client was revoked by a reload).
+    retire: AtomicBool,
+    /// The client certificate, when one verified: what a reload checks against new CRLs.
+    pub(crate) peer: std::sync::OnceLock<Arc<mtls_tls::PeerCert>>,
     /// The connection's task, for the sweep and for shutdown to wake. Flags and a waker,
     /// not a `Notify` or a `watch`: those take a lock each time the task is polled, and the
     /// task is polled for every read and write.
@@ -140,6 +145,18 @@ impl Activity {
     /// The deadline that passed, if one did.
     pub(crate) fn expired(&self) -> Option<Expired> {
         Expired::from_u8(self.expired.load(Ordering::Relaxed))
+    }
+
+    /// Close after the requests in flight, as at shutdown (HTTP/2: a GOAWAY).
+    pub(crate) fn retire(&self) {
+        self.retire.store(true, Ordering::Relaxed);
+        self.waker.wake();
+    }
+
+    /// Whether this connection should finish what it has and close: the server is
+    /// stopping, or this connection was retired.
+    pub(crate) fn stopping(&self, registry: &Registry) -> bool {
+        registry.stopping() || self.retire.load(Ordering::Relaxed)
     }
 
     /// The timeout that goes with `expired`, for log lines.
@@ -330,6 +347,8 @@ impl Registry {
             requested: AtomicBool::new(false),
             hibernate: AtomicBool::new(false),
             cut: AtomicBool::new(false),
+            retire: AtomicBool::new(false),
+            peer: std::sync::OnceLock::new(),
             waker: AtomicWaker::new(),
         });
         activity.head_since.store(activity.now(), Ordering::Relaxed);
@@ -337,6 +356,14 @@ impl Registry {
             list.push(Arc::downgrade(&activity));
         }
         activity
+    }
+
+    /// Every connection still open.
+    pub(crate) fn connections(&self) -> Vec<Arc<Activity>> {
+        match self.connections.lock() {
+            Ok(list) => list.iter().filter_map(Weak::upgrade).collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Fire the deadlines that passed, ask quiet TLS HTTP/1.1 connections to hibernate,

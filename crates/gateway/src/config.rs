@@ -52,6 +52,9 @@ pub struct Config {
     pub ssl_handshake_timeout: Duration,
     /// The top-level client timeouts: every server's defaults, and the metrics listener's.
     pub timeouts: Timeouts,
+    /// Top-level `pid` (nginx's): the file holding the running gateway's process id, which
+    /// `mtls serve -s reload` signals; default `mtls.pid` beside the config.
+    pub pid: PathBuf,
 }
 
 /// nginx's client timeouts. Each is a top-level key (every server's default, and the
@@ -494,6 +497,48 @@ pub struct ConfigError {
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl Config {
+    /// Every file the config names that holds keys, certificates or CRLs (not static roots
+    /// or logs): what a reload reads again, and what the file watcher watches.
+    pub fn tls_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = Vec::new();
+        let proxy = |tls: &ProxyTls, files: &mut Vec<PathBuf>| {
+            files.extend(tls.certificate.iter().map(|c| c.value.clone()));
+            files.extend(tls.key.iter().map(|k| k.value.clone()));
+            files.extend(tls.key_password_file.iter().map(|k| k.value.clone()));
+            files.extend(tls.trusted_ca.iter().map(|c| c.value.clone()));
+        };
+        for server in &self.servers {
+            if let Some(tls) = &server.tls {
+                files.push(tls.certificate.value.clone());
+                files.push(tls.key.value.clone());
+                files.extend(tls.key_password_file.iter().map(|k| k.value.clone()));
+                for list in [
+                    &tls.client_ca,
+                    &tls.trusted_ca,
+                    &tls.crl,
+                    &tls.session_ticket_key,
+                ] {
+                    files.extend(list.iter().map(|p| p.value.clone()));
+                }
+            }
+            for location in &server.locations {
+                if let Action::Proxy(p) = &location.action
+                    && let Some(tls) = &p.tls
+                {
+                    proxy(tls, &mut files);
+                }
+            }
+        }
+        for upstream in &self.upstreams {
+            if let Some(tls) = &upstream.tls {
+                proxy(tls, &mut files);
+            }
+        }
+        files.sort();
+        files.dedup();
+        files
+    }
+
     /// Read and parse the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path)
@@ -923,7 +968,7 @@ return = "301 https://$host/new"
         );
         assert_eq!(
             one_error("wrokers = 2\n"),
-            "t.toml:1:1: wrokers: unknown key, expected one of `server`, `access_log`, `workers`, `metrics`, `upstream`, `max_connections`, `worker_rlimit_nofile`, `ssl_handshake_timeout`, `client_header_timeout`, `client_body_timeout`, `send_timeout`, `keepalive_timeout`"
+            "t.toml:1:1: wrokers: unknown key, expected one of `server`, `access_log`, `workers`, `metrics`, `upstream`, `max_connections`, `worker_rlimit_nofile`, `ssl_handshake_timeout`, `client_header_timeout`, `client_body_timeout`, `send_timeout`, `keepalive_timeout`, `pid`"
         );
         assert!(
             one_error(&format!("{TLS}  verify = true\n"))

@@ -79,7 +79,7 @@ pub(crate) async fn serve<S, H>(
                 .serve_connection(TokioIo::new(io), service.clone())
                 .with_upgrades(),
         );
-        let mut stopping = registry.stopping();
+        let mut stopping = activity.stopping(registry);
         if stopping {
             http.as_mut().graceful_shutdown();
         }
@@ -97,7 +97,7 @@ pub(crate) async fn serve<S, H>(
                     activity.cut();
                     return Poll::Ready(Ok(()));
                 }
-                if !stopping && registry.stopping() {
+                if !stopping && activity.stopping(registry) {
                     stopping = true;
                     activity.hibernate.store(false, Ordering::Relaxed);
                     http.as_mut().graceful_shutdown();
@@ -150,7 +150,7 @@ pub(crate) async fn serve<S, H>(
         // `None`: the gateway is stopping (its sweep task wakes us, as in the loop above).
         let woken = std::future::poll_fn(|cx| {
             activity.waker.register(cx.waker());
-            if registry.stopping() {
+            if activity.stopping(registry) {
                 return Poll::Ready(None);
             }
             Pin::new(&mut io.io).poll_read(cx, &mut first).map(Some)

@@ -43,6 +43,7 @@ mod identity;
 mod keepalive;
 mod limits;
 mod lint;
+pub mod live;
 mod metrics;
 mod page;
 pub mod path;

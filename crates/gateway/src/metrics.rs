@@ -29,6 +29,14 @@ pub(crate) struct Metrics {
     writing: Gauge,
     cap_reached: Counter,
     timed_out: Family<TimeoutLabels, Counter>,
+    reloads: Family<ResultLabels, Counter>,
+    last_reload: Gauge,
+    revoked_while_connected: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -128,7 +136,29 @@ impl Metrics {
             "Times max_connections was reached and accepting paused until a connection closed",
             cap_reached.clone(),
         );
+        let reloads = Family::<ResultLabels, Counter>::default();
+        let last_reload = Gauge::default();
+        let revoked_while_connected = Counter::default();
+        registry.register(
+            "reloads",
+            "Reloads (SIGHUP, mtls serve -s reload, a watched file changed) by result: ok, or error (the previous configuration kept serving)",
+            reloads.clone(),
+        );
+        registry.register(
+            "last_reload_success_timestamp_seconds",
+            "When the configuration last loaded, at start or by a reload (Unix time)",
+            last_reload.clone(),
+        );
+        registry.register(
+            "connections_closed_revoked",
+            "Connections closed after their requests because a reload brought a CRL that revokes their client",
+            revoked_while_connected.clone(),
+        );
+        last_reload.set(unix_now());
         Arc::new(Metrics {
+            reloads,
+            last_reload,
+            revoked_while_connected,
             registry,
             handshakes,
             tls_refusals,
@@ -143,6 +173,20 @@ impl Metrics {
             cap_reached,
             timed_out,
         })
+    }
+
+    /// A reload ended: the new site serves (`ok`), or the old one still does.
+    pub(crate) fn reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads.get_or_create(&ResultLabels { result }).inc();
+        if ok {
+            self.last_reload.set(unix_now());
+        }
+    }
+
+    /// A connection is closing because its client was revoked by a reload.
+    pub(crate) fn revoked_while_connected(&self) {
+        self.revoked_while_connected.inc();
     }
 
     /// The connection states the sweep counted.
@@ -251,4 +295,10 @@ impl Drop for WaitingGuard {
     fn drop(&mut self) {
         self.0.waiting.dec();
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

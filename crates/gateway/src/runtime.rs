@@ -232,6 +232,11 @@ impl StopListening {
 }
 
 impl Spawner {
+    /// The connections' registry (a reload looks at who is connected).
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Accept on `listener` into `service`, within `slots`, until the drain begins or the
     /// returned [`StopListening`] is stopped.
     pub(crate) fn listen<S: Serve>(
@@ -423,7 +428,7 @@ pub(crate) async fn drive<C, E>(
                 activity.cut();
                 return Poll::Ready(None);
             }
-            if !stopping && registry.stopping() {
+            if !stopping && activity.stopping(registry) {
                 stopping = true;
                 served.as_mut().shut_down();
                 continue;

@@ -8,6 +8,7 @@
 //! [`Site`] and the access-log channel, so a peer that sends garbage or nothing at all costs
 //! only its own task (bounded by the handshake timeout).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,8 +29,9 @@ use crate::context::Connection;
 use crate::handler;
 use crate::keepalive;
 use crate::limits;
+use crate::live::{Live, Reloads};
 use crate::metrics::Metrics;
-use crate::runtime::{self, Handler, Hold, Runtime, Serve, Slots, Ticket};
+use crate::runtime::{self, Handler, Hold, Runtime, Serve, Slots, Spawner, StopListening, Ticket};
 use crate::site::{Entrance, Site};
 
 /// The sockets a site serves on, bound before anything runs.
@@ -75,6 +77,7 @@ pub async fn run(
     site: Site,
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
+    reloads: Option<Reloads>,
 ) -> std::io::Result<()> {
     let log = AccessLogger::start(&site.access_log)?;
     let metrics = Metrics::new();
@@ -91,16 +94,20 @@ pub async fn run(
         );
     }
     let site = Arc::new(site);
+    let live = Arc::new(Live::new(site.clone()));
     let mut runtime = Runtime::new(metrics.clone());
     let slots = Slots::new(max_connections, true);
-    for (index, listener) in listeners.servers.into_iter().enumerate() {
-        let gateway = Gateway {
-            site: site.clone(),
-            listener: index,
-            log: log.clone(),
-            metrics: metrics.clone(),
-        };
-        runtime.listen(listener, slots.clone(), Arc::new(gateway));
+    let gateway = |addr| Gateway {
+        live: live.clone(),
+        addr,
+        log: log.clone(),
+        metrics: metrics.clone(),
+    };
+    let mut listening = HashMap::new();
+    let spawner = runtime.spawner();
+    for (plan, listener) in site.listeners.iter().zip(listeners.servers) {
+        let (_, stop) = spawner.listen(listener, slots.clone(), Arc::new(gateway(plan.addr)));
+        listening.insert(plan.addr, stop);
     }
     if let Some(listener) = listeners.metrics {
         let endpoint = MetricsEndpoint {
@@ -113,17 +120,37 @@ pub async fn run(
             Arc::new(endpoint),
         );
     }
-    runtime.background(reap_upstreams(site.clone()));
+    runtime.background(reap_upstreams(live.clone()));
+    match reloads {
+        Some(reloads) => {
+            let reloader = Reloader {
+                live: live.clone(),
+                spawner,
+                slots,
+                listening,
+                log: log.clone(),
+                metrics: metrics.clone(),
+            };
+            runtime.background(reloader.run(reloads));
+        }
+        // The accept loops run while their stop handles live.
+        None => runtime.background(async move {
+            let _listening = listening;
+            drop(spawner);
+            std::future::pending::<()>().await;
+        }),
+    }
     runtime.run_until(shutdown, site.shutdown_timeout).await;
     log.flush().await;
     Ok(())
 }
 
-/// A listener of the site: TLS (SNI picks the block) or plain, then HTTP.
+/// A listener of the site: TLS (SNI picks the block) or plain, then HTTP. Each connection
+/// is served by the site current when it was accepted, to its end.
 #[derive(Debug)]
 struct Gateway {
-    site: Arc<Site>,
-    listener: usize,
+    live: Arc<Live>,
+    addr: SocketAddr,
     log: AccessLogger,
     metrics: Arc<Metrics>,
 }
@@ -131,10 +158,15 @@ struct Gateway {
 impl Serve for Gateway {
     async fn connection(self: Arc<Self>, tcp: TcpStream, remote: SocketAddr, ticket: Ticket) {
         let _open = self.metrics.open_connection();
-        let site = &self.site;
-        let plan = &site.listeners[self.listener];
+        let site = &self.live.site();
+        // A reload that removed this address stops its accept loop; a connection
+        // accepted just before the swap is served by nothing and closed.
+        let Some(listener) = site.listener_on(self.addr) else {
+            return;
+        };
+        let plan = &site.listeners[listener];
         if !plan.tls {
-            let entrance = Entrance::new(site.clone(), self.listener, None);
+            let entrance = Entrance::new(site.clone(), listener, None);
             let activity = ticket.registry.add(Mode::Http1, entrance.timeouts());
             let conn = self.context(&entrance, remote, None, activity);
             serve_http(tcp, entrance, conn, &ticket).await;
@@ -175,15 +207,23 @@ impl Serve for Gateway {
             }
         };
         self.metrics.handshake(&info);
-        let entrance = Entrance::new(site.clone(), self.listener, Some(host));
+        let entrance = Entrance::new(site.clone(), listener, Some(host));
         let h2 = info.alpn.as_deref() == Some(b"h2");
         let registry = &ticket.registry;
+        let verified = matches!(info.verify, mtls_tls::VerifyStatus::Success);
+        let peer = info.peer.clone().filter(|_| verified);
         if h2 {
             let activity = registry.add(Mode::Http2, entrance.timeouts());
+            if let Some(peer) = peer {
+                let _ = activity.peer.set(peer);
+            }
             let conn = self.context(&entrance, remote, Some(info), activity);
             serve_http(stream, entrance, conn, &ticket).await;
         } else {
             let activity = registry.add(Mode::Hibernating, entrance.timeouts());
+            if let Some(peer) = peer {
+                let _ = activity.peer.set(peer);
+            }
             let conn = self.context(&entrance, remote, Some(info), activity.clone());
             let head = entrance.max_request_head();
             let handler = Requests::new(entrance, conn, &ticket);
@@ -293,17 +333,170 @@ where
     .await;
 }
 
+/// Applies reloads: see [`crate::live`].
+struct Reloader {
+    live: Arc<Live>,
+    spawner: Spawner,
+    slots: Arc<Slots>,
+    listening: HashMap<SocketAddr, StopListening>,
+    log: AccessLogger,
+    metrics: Arc<Metrics>,
+}
+
+impl Reloader {
+    async fn run(mut self, mut reloads: Reloads) {
+        let rebuild = Arc::new(reloads.rebuild);
+        while let Some(cause) = reloads.requests.recv().await {
+            // Requests that queued while the last reload ran are served by this one.
+            let mut causes = vec![cause];
+            while let Ok(more) = reloads.requests.try_recv() {
+                if !causes.contains(&more) {
+                    causes.push(more);
+                }
+            }
+            let why = causes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            let current = self.live.site();
+            let rebuild = rebuild.clone();
+            // Reading files and parsing keys blocks: off the serving threads.
+            let built = tokio::task::spawn_blocking(move || rebuild(&current)).await;
+            let site = match built {
+                Ok(Ok(site)) => site,
+                Ok(Err(errors)) => {
+                    for error in &errors.0 {
+                        tracing::error!(
+                            "reload ({why}) failed, still serving the previous configuration: {error}"
+                        );
+                    }
+                    self.metrics.reload(false);
+                    continue;
+                }
+                Err(panicked) => {
+                    tracing::error!("reload ({why}) failed: {panicked}");
+                    self.metrics.reload(false);
+                    continue;
+                }
+            };
+            match self.apply(site) {
+                Ok(addresses) => {
+                    self.metrics.reload(true);
+                    tracing::info!("reloaded ({why}): serving on {addresses}");
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "reload ({why}) failed, still serving the previous configuration: {e}"
+                    );
+                    self.metrics.reload(false);
+                }
+            }
+        }
+    }
+
+    /// Bind the new addresses (all or none), swap the site, stop the listeners it no
+    /// longer has, and retire connections whose client the new CRLs revoke.
+    fn apply(&mut self, site: Site) -> std::io::Result<String> {
+        let previous = self.live.site();
+        let mut bound = Vec::new();
+        for plan in &site.listeners {
+            if !self.listening.contains_key(&plan.addr) {
+                bound.push((plan.addr, bind_one(plan.addr)?));
+            }
+        }
+        for warning in site.warnings() {
+            tracing::warn!("{warning}");
+        }
+        for (what, before, after) in [
+            (
+                "access_log",
+                format!("{:?}", previous.access_log),
+                format!("{:?}", site.access_log),
+            ),
+            (
+                "metrics",
+                format!("{:?}", previous.metrics),
+                format!("{:?}", site.metrics),
+            ),
+            (
+                "max_connections",
+                format!("{:?}", previous.max_connections),
+                format!("{:?}", site.max_connections),
+            ),
+        ] {
+            if before != after {
+                tracing::warn!("reload: {what} changed; it takes effect at the next restart");
+            }
+        }
+        let site = Arc::new(site);
+        let addresses = site
+            .listeners
+            .iter()
+            .map(|l| format!("{}://{}", if l.tls { "https" } else { "http" }, l.addr))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.live.replace(site.clone());
+        for (addr, listener) in bound {
+            let gateway = Gateway {
+                live: self.live.clone(),
+                addr,
+                log: self.log.clone(),
+                metrics: self.metrics.clone(),
+            };
+            let (_, stop) = self
+                .spawner
+                .listen(listener, self.slots.clone(), Arc::new(gateway));
+            self.listening.insert(addr, stop);
+        }
+        self.listening.retain(|addr, stop| {
+            let keep = site.listener_on(*addr).is_some();
+            if !keep {
+                stop.stop();
+                tracing::info!("reload: no longer listening on {addr}");
+            }
+            keep
+        });
+        self.retire_revoked(&site);
+        Ok(addresses)
+    }
+
+    /// A client whose certificate the new CRLs revoke keeps no connection: each is closed
+    /// after its requests in flight (HTTP/2: a GOAWAY).
+    fn retire_revoked(&self, site: &Site) {
+        for activity in self.spawner.registry().connections() {
+            let Some(peer) = activity.peer.get() else {
+                continue;
+            };
+            if let Some(refusal) = site.revoked(&peer.der) {
+                self.metrics.revoked_while_connected();
+                tracing::warn!(
+                    "client certificate revoked while connected: check=revoked_while_connected: \
+                     {}; subject {}, issuer {}, serial {}; the connection closes after its \
+                     requests in flight",
+                    refusal.reason,
+                    refusal.subject,
+                    refusal.issuer,
+                    refusal.serial
+                );
+                activity.retire();
+            }
+        }
+    }
+}
+
 /// How often idle upstream connections are looked at: they close between
 /// `keepalive_timeout` and `keepalive_timeout` + this.
 const REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Close pooled upstream connections idle past their upstream's `keepalive_timeout`, so a
 /// burst does not leave sockets open on both sides until the next request happens by.
-async fn reap_upstreams(site: Arc<Site>) {
+async fn reap_upstreams(live: Arc<Live>) {
     let mut tick = tokio::time::interval(REAP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let site = live.site();
         for proxy in site.hosts.iter().flat_map(|h| h.proxies()) {
             proxy.reap_idle();
         }

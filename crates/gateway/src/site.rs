@@ -26,6 +26,8 @@ use crate::proxy::{Balancer, ProxyRoute};
 /// A built configuration, ready to run.
 #[derive(Debug)]
 pub struct Site {
+    /// The files a reload reads again (`Config::tls_files`).
+    pub(crate) files: Vec<PathBuf>,
     /// What `mtls check` warns of (`lint`): the site works, but not for every client.
     pub(crate) warnings: Vec<ConfigError>,
     pub(crate) hosts: Vec<VirtualHost>,
@@ -44,6 +46,9 @@ pub struct Site {
 #[derive(Debug)]
 pub(crate) struct VirtualHost {
     pub(crate) names: Vec<ServerName>,
+    /// The addresses of its `listen` (with the names, what identifies a block across a
+    /// reload).
+    pub(crate) listen: Vec<SocketAddr>,
     pub(crate) tls: Option<Arc<TlsServer>>,
     pub(crate) routes: Vec<Route>,
     /// `large_client_header_buffers`, in total.
@@ -94,6 +99,14 @@ impl Site {
 
     /// Build everything `config` describes, reading every file it names.
     pub fn build(config: &Config) -> Result<Site, ConfigErrors> {
+        Site::build_after(config, None)
+    }
+
+    /// Build the site that replaces `previous` (a reload): a TLS block that keeps its
+    /// `server_name`s and `listen` addresses keeps the session cache and ticket keys of the
+    /// block it replaces (when its session settings are unchanged), so sessions resume
+    /// across the reload.
+    pub fn build_after(config: &Config, previous: Option<&Site>) -> Result<Site, ConfigErrors> {
         let mut errors = Vec::new();
         let mut findings = lint::Findings::default();
         let mut hosts = Vec::new();
@@ -110,7 +123,10 @@ impl Site {
             .collect();
         for server in &config.servers {
             let tls = match &server.tls {
-                Some(tls) => match TlsServer::build(&tls_settings(tls)) {
+                Some(tls) => match TlsServer::build_after(
+                    &tls_settings(tls),
+                    previous.and_then(|p| p.same_block(server)),
+                ) {
                     Ok(built) => {
                         let leaf = built.certificate();
                         lint::server_certificate(config, server, tls, &leaf.der, &mut findings);
@@ -220,6 +236,7 @@ impl Site {
             }
             hosts.push(VirtualHost {
                 names: server.server_names.clone(),
+                listen: server.listen.iter().map(|l| l.addr).collect(),
                 tls,
                 routes,
                 max_request_head: server.max_request_head,
@@ -248,6 +265,7 @@ impl Site {
             }
         }
         Ok(Site {
+            files: config.tls_files(),
             warnings: findings.warnings,
             hosts,
             listeners: by_addr.into_values().collect(),
@@ -282,6 +300,36 @@ impl Site {
             host.timeouts.keepalive = timeout;
         }
         self
+    }
+
+    /// The TLS block of this site that `server` (of the next config) replaces: the same
+    /// names on the same addresses.
+    fn same_block(&self, server: &crate::config::Server) -> Option<&TlsServer> {
+        let listen: Vec<SocketAddr> = server.listen.iter().map(|l| l.addr).collect();
+        self.hosts
+            .iter()
+            .find(|h| h.names == server.server_names && h.listen == listen)
+            .and_then(|h| h.tls.as_deref())
+    }
+
+    /// The index of the listener on `addr`, if this site listens there.
+    pub(crate) fn listener_on(&self, addr: SocketAddr) -> Option<usize> {
+        self.listeners.iter().position(|l| l.addr == addr)
+    }
+
+    /// Whether any TLS block's CRLs now list `leaf` (a client certificate that verified
+    /// before): the refusal, or `None`.
+    pub(crate) fn revoked(&self, leaf: &[u8]) -> Option<mtls_tls::Refusal> {
+        self.hosts
+            .iter()
+            .filter_map(|h| h.tls.as_deref())
+            .find_map(|tls| tls.revoked(leaf))
+    }
+
+    /// Every file the site was built from that a reload would read again: certificates,
+    /// keys, CA files, CRLs, ticket keys (for the file watcher).
+    pub fn watched_files(&self) -> &[PathBuf] {
+        &self.files
     }
 
     /// The addresses this site listens on, and whether each speaks TLS.

@@ -120,6 +120,34 @@ impl Crls {
         Ok(())
     }
 
+    /// Whether the CRLs list `leaf` (DER) as revoked: the sentence if they do. For
+    /// certificates that verified earlier (a resumed session, a connection open across a
+    /// reload), so only the CRL from the leaf's issuer is looked at, and only once its
+    /// signature has been checked; expiry and missing CRLs were the full handshake's job.
+    pub(crate) fn revoked_leaf(&self, leaf: &[u8]) -> Option<RevocationFailure> {
+        let (_, cert) = X509Certificate::from_der(leaf).ok()?;
+        let issuer = name_value(cert.issuer().as_raw())?;
+        let crl = self
+            .crls
+            .iter()
+            .find(|c| c.list.issuer() == issuer && c.verified_by.get().is_some())?;
+        let revoked = crl.list.find_serial(cert.raw_serial()).ok()??;
+        Some(RevocationFailure {
+            error: webpki::Error::CertRevoked,
+            check: "revoked",
+            reason: format!(
+                "certificate {} was revoked on {}{} (CRL of {})",
+                describe(leaf),
+                human(revoked.revocation_date.as_secs()),
+                revoked
+                    .reason_code
+                    .map(|r| format!(" for reason {}", reason_name(r)))
+                    .unwrap_or_default(),
+                crl.issuer
+            ),
+        })
+    }
+
     fn check_one(
         &self,
         cert: &webpki::Cert<'_>,
@@ -277,6 +305,21 @@ impl Issuer<'_, '_> {
 }
 
 /// `CN=alice (serial 0A1B...)`.
+/// The value of a DER Name (what webpki compares): the bytes after its SEQUENCE header.
+fn name_value(raw: &[u8]) -> Option<&[u8]> {
+    let (&tag, rest) = raw.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    if tag != 0x30 {
+        return None;
+    }
+    let skip = if first < 0x80 {
+        0
+    } else {
+        usize::from(first & 0x7f)
+    };
+    rest.get(skip..)
+}
+
 fn describe(der: &[u8]) -> String {
     let (subject, _, serial) = crate::identity::names(der);
     format!("{subject} (serial {serial})")

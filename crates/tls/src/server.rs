@@ -118,12 +118,34 @@ pub struct TlsServer {
     certificate: Arc<CertResolver>,
     /// The ticket keys when they come from files (`session_ticket_key`), to rotate them.
     ticket_keys: Option<Arc<FileTicketer>>,
+    /// The session settings, to tell whether a rebuilt block can keep this one's sessions.
+    sessions: SessionShape,
+}
+
+/// What decides whether sessions made by one build of a block resume on the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SessionShape {
+    cache: Option<usize>,
+    timeout: Duration,
+    tickets: bool,
+    keys_from_files: bool,
 }
 
 impl TlsServer {
     /// Read every file the settings name and build the block. Errors name the setting and
     /// the file, so `mtls check` can point at the config line.
     pub fn build(settings: &ServerTlsSettings) -> Result<TlsServer, TlsError> {
+        TlsServer::build_after(settings, None)
+    }
+
+    /// Like [`TlsServer::build`], for a reload: when `previous` (the block this one
+    /// replaces) has the same session settings, the new block shares its session cache and
+    /// ticket keys, so sessions made before the reload resume after it. Keys from files are
+    /// re-read: a rotated file takes effect for both.
+    pub fn build_after(
+        settings: &ServerTlsSettings,
+        previous: Option<&TlsServer>,
+    ) -> Result<TlsServer, TlsError> {
         let mut provider = rustls::crypto::aws_lc_rs::default_provider();
         provider.cipher_suites =
             ciphers::server_suites(settings.ciphers.as_deref()).map_err(|e| TlsError::Setting {
@@ -210,12 +232,27 @@ impl TlsServer {
         } else if settings.session_cache.unwrap_or(0) == 0 {
             config.send_tls13_tickets = 0;
         }
+        let sessions = SessionShape {
+            cache: settings.session_cache,
+            timeout: settings.session_timeout,
+            tickets: settings.session_tickets,
+            keys_from_files: !settings.session_ticket_keys.is_empty(),
+        };
+        if let Some(previous) = previous.filter(|p| p.sessions == sessions) {
+            config.session_storage = previous.template.session_storage.clone();
+            config.ticketer = previous.template.ticketer.clone();
+            if let (Some(kept), Some(fresh)) = (&previous.ticket_keys, &ticket_keys) {
+                kept.replace(fresh.current_keys());
+                ticket_keys = Some(kept.clone());
+            }
+        }
         Ok(TlsServer {
             template: config,
             builder,
             verifier,
             certificate,
             ticket_keys,
+            sessions,
         })
     }
 
@@ -226,6 +263,13 @@ impl TlsServer {
             ticketer.replace(read_ticket_keys(files)?);
         }
         Ok(())
+    }
+
+    /// Whether this block's CRLs now list the client certificate `leaf` (DER), which
+    /// verified earlier: the refusal to log, or `None`. For connections open across a
+    /// reload that brought a new CRL.
+    pub fn revoked(&self, leaf: &[u8]) -> Option<Refusal> {
+        self.verifier.revoked(leaf)
     }
 
     /// The client-certificate policy.
@@ -386,6 +430,24 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientHello<IO> {
         };
         let (_, conn) = stream.get_ref();
         let chain = conn.peer_certificates();
+        let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+        // rustls restores a resumed session's client chain without asking the verifier: a
+        // client revoked since its full handshake would come back for as long as its
+        // session lives. The handshake is over, so no alert can be sent; close_notify.
+        if resumed
+            && let Some(refusal) = chain
+                .and_then(|c| c.first())
+                .and_then(|leaf| server.verifier.revoked(leaf.as_ref()))
+        {
+            // Shut down through TLS: close_notify, then FIN, then drain what the client sends.
+            linger(stream).await;
+            return Err(HandshakeError::CertificateRefused {
+                refusal,
+                alert: "close_notify (0), as the session was resumed and the handshake had \
+                        ended"
+                    .to_owned(),
+            });
+        }
         let verify = server.verifier.status(chain);
         let peer = chain
             .and_then(|c| c.first())
@@ -399,7 +461,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientHello<IO> {
             cipher: conn
                 .negotiated_cipher_suite()
                 .map_or("unknown", ciphers::openssl_name),
-            resumed: conn.handshake_kind() == Some(HandshakeKind::Resumed),
+            resumed,
             server_name,
             alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
             peer,

@@ -174,6 +174,11 @@ impl FileTicketer {
         }
     }
 
+    /// The keys in use, the sealing one first.
+    pub fn current_keys(&self) -> Vec<Arc<TicketKeyMaterial>> {
+        self.keys()
+    }
+
     fn keys(&self) -> Vec<Arc<TicketKeyMaterial>> {
         match self.keys.read() {
             Ok(keys) => keys.clone(),

@@ -31,6 +31,8 @@
 //! ```
 
 use std::cell::RefCell;
+
+use crate::identity::PeerCert;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -184,6 +186,20 @@ impl ClientVerifier {
             Ok(()) => VerifyStatus::Success,
             Err(failure) => VerifyStatus::Failed(failure.1.reason),
         }
+    }
+
+    /// Whether the CRLs now list `leaf` (a certificate that verified before: a resumed
+    /// session's, a connection's open across a reload), as the refusal to log.
+    pub(crate) fn revoked(&self, leaf: &[u8]) -> Option<Refusal> {
+        let failure = self.crls.revoked_leaf(leaf)?;
+        let peer = PeerCert::from_der(leaf);
+        Some(Refusal {
+            check: failure.check,
+            reason: failure.reason,
+            subject: peer.subject,
+            issuer: peer.issuer,
+            serial: peer.serial,
+        })
     }
 
     fn check(

@@ -115,6 +115,15 @@ impl<'a> Cx<'a> {
             .as_ref()
             .and_then(|v| self.integer("worker_rlimit_nofile", v, 64, i64::from(u32::MAX)))
             .and_then(|n| u64::try_from(n).ok());
+        let pid = match &raw.pid {
+            Some(v) => self
+                .string("pid", v)
+                .and_then(|s| self.path("pid", s))
+                .map(|p| p.value),
+            // nginx's default is fixed at build time; beside the config is what finds the
+            // running instance of *this* config, as `mtls serve -s reload -c FILE` needs.
+            None => Some(self.base.join("mtls.pid")),
+        };
         let upstreams = self.upstreams(raw.upstream.as_deref().unwrap_or_default());
         let ssl_handshake_timeout = raw
             .ssl_handshake_timeout
@@ -156,6 +165,7 @@ impl<'a> Cx<'a> {
             worker_rlimit_nofile,
             ssl_handshake_timeout,
             timeouts,
+            pid: pid.unwrap_or_else(|| self.base.join("mtls.pid")),
         }
     }
 

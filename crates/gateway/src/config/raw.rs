@@ -30,6 +30,7 @@ pub(super) struct RawConfig {
     pub client_body_timeout: Leaf,
     pub send_timeout: Leaf,
     pub keepalive_timeout: Leaf,
+    pub pid: Leaf,
 }
 
 /// One `[[upstream]]`.
