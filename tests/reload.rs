@@ -113,7 +113,13 @@ fn a_reload_serves_the_new_certificate_and_sessions_made_before_resume_after() {
         again.contains("Reused,"),
         "the session survives the reload: {again}"
     );
-    assert!(metrics(&work).contains("mtls_reloads_total{result=\"ok\"} 1"));
+    // The file watcher may have seen the new files first: one reload or two, none failed.
+    let metrics = metrics(&work);
+    assert!(
+        metrics.contains("mtls_reloads_total{result=\"ok\"} "),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("result=\"error\""), "{metrics}");
     assert!(work.read("gw.toml").len() > 10);
     assert!(
         work.join("mtls.pid").is_file(),
@@ -281,5 +287,150 @@ except Exception as e:
     assert!(
         metrics.contains("mtls_connections_closed_revoked_total 1"),
         "{metrics}"
+    );
+}
+
+/// Waits (up to 5 s) for the log to contain `needle` after `since`, which it returns.
+fn wait_new(server: &Server, since: usize, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let log = server.log();
+        if log.get(since..).is_some_and(|tail| tail.contains(needle)) {
+            return log[since..].to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "log never gained {needle:?}:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_revocation_is_picked_up_without_a_signal() {
+    let (work, server) = setup();
+    let base = [
+        &["-servername", "localhost", "-CAfile", "pki/ca.crt"],
+        ALICE,
+    ]
+    .concat();
+    assert!(work.s_client(server.port, &base).contains("hello CN=alice"));
+    let since = server.log().len();
+    let started = std::time::Instant::now();
+    work.ok(&["pki", "revoke", "alice"]);
+    let log = wait_new(&server, since, "reloaded (changed: ");
+    let took = started.elapsed();
+    assert!(log.contains("crl.pem"), "{log}");
+    // The issue asks for 1 s; CI machines are slow and shared, so the bound is looser.
+    assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+    let out = work.s_client(server.port, &base);
+    assert!(!out.contains("hello CN=alice"), "{out}");
+    let log = server.wait_log("check=revoked");
+    assert!(log.contains("CN=alice"), "{log}");
+}
+
+/// A Kubernetes secret volume: `tls.crt` -> `..data/tls.crt`, `..data` -> `..v1`; the
+/// kubelet writes `..v2` and swaps `..data` atomically. The watched path never changes.
+#[test]
+fn a_kubernetes_style_secret_rotation_is_picked_up_without_a_signal() {
+    let work = localhost_pki();
+    work.ok(&["pki", "issue", "client", "alice"]);
+    let secret = work.join("secret");
+    let version = |name: &str| {
+        let dir = secret.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(
+            work.join("pki/certs/localhost.chain.pem"),
+            dir.join("tls.crt"),
+        )
+        .unwrap();
+        std::fs::copy(work.join("pki/private/localhost.key"), dir.join("tls.key")).unwrap();
+    };
+    version("..v1");
+    std::os::unix::fs::symlink("..v1", secret.join("..data")).unwrap();
+    for f in ["tls.crt", "tls.key"] {
+        std::os::unix::fs::symlink(format!("..data/{f}"), secret.join(f)).unwrap();
+    }
+    let server = work.serve(
+        "k8s",
+        &config()
+            .replace("pki/certs/localhost.chain.pem", "secret/tls.crt")
+            .replace("pki/private/localhost.key", "secret/tls.key"),
+    );
+    let before = served_serial(&work, &server);
+
+    work.ok(&[
+        "pki",
+        "issue",
+        "server",
+        "localhost",
+        "--san",
+        "localhost",
+        "--san",
+        "127.0.0.1",
+        "--force",
+    ]);
+    version("..v2");
+    let since = server.log().len();
+    std::os::unix::fs::symlink("..v2", secret.join("..data_tmp")).unwrap();
+    std::fs::rename(secret.join("..data_tmp"), secret.join("..data")).unwrap();
+    let log = wait_new(&server, since, "reloaded (changed: ");
+    assert!(log.contains("tls.crt") && log.contains("tls.key"), "{log}");
+    let after = served_serial(&work, &server);
+    assert_ne!(before, after);
+}
+
+/// A certificate written without its new key is not loaded: the reload fails, says why,
+/// the old pair serves on; once the key follows, the pair loads.
+#[test]
+fn a_half_written_change_is_never_loaded() {
+    let (work, server) = setup();
+    let before = served_serial(&work, &server);
+    // The next pair, made elsewhere; the certificate lands first.
+    work.ok(&["pki", "--dir", "next", "init"]);
+    work.ok(&[
+        "pki",
+        "--dir",
+        "next",
+        "issue",
+        "server",
+        "localhost",
+        "--san",
+        "localhost",
+    ]);
+    let since = server.log().len();
+    std::fs::copy(
+        work.join("next/certs/localhost.chain.pem"),
+        work.join("pki/certs/localhost.chain.pem.tmp"),
+    )
+    .unwrap();
+    std::fs::rename(
+        work.join("pki/certs/localhost.chain.pem.tmp"),
+        work.join("pki/certs/localhost.chain.pem"),
+    )
+    .unwrap();
+    let log = wait_new(
+        &server,
+        since,
+        "failed, still serving the previous configuration",
+    );
+    assert!(log.contains("does not belong"), "{log}");
+    assert_eq!(
+        served_serial(&work, &server),
+        before,
+        "the old pair serves on"
+    );
+
+    let since = server.log().len();
+    std::fs::copy(
+        work.join("next/private/localhost.key"),
+        work.join("pki/private/localhost.key"),
+    )
+    .unwrap();
+    wait_new(&server, since, "reloaded (changed: ");
+    assert_ne!(
+        served_serial(&work, &server),
+        before,
+        "the whole new pair serves"
     );
 }

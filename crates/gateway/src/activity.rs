@@ -147,10 +147,12 @@ impl Activity {
         Expired::from_u8(self.expired.load(Ordering::Relaxed))
     }
 
-    /// Close after the requests in flight, as at shutdown (HTTP/2: a GOAWAY).
-    pub(crate) fn retire(&self) {
-        self.retire.store(true, Ordering::Relaxed);
+    /// Close after the requests in flight, as at shutdown (HTTP/2: a GOAWAY). False when
+    /// it was retired already.
+    pub(crate) fn retire(&self) -> bool {
+        let first = !self.retire.swap(true, Ordering::Relaxed);
         self.waker.wake();
+        first
     }
 
     /// Whether this connection should finish what it has and close: the server is

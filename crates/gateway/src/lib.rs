@@ -51,6 +51,7 @@ mod proxy;
 mod runtime;
 pub mod serve;
 pub mod site;
+mod watch;
 
 pub use config::{Config, ConfigError, ConfigErrors};
 pub use site::Site;

@@ -123,6 +123,7 @@ pub async fn run(
     runtime.background(reap_upstreams(live.clone()));
     match reloads {
         Some(reloads) => {
+            runtime.background(crate::watch::run(live.clone(), reloads.sender.clone()));
             let reloader = Reloader {
                 live: live.clone(),
                 spawner,
@@ -468,7 +469,9 @@ impl Reloader {
             let Some(peer) = activity.peer.get() else {
                 continue;
             };
-            if let Some(refusal) = site.revoked(&peer.der) {
+            if let Some(refusal) = site.revoked(&peer.der)
+                && activity.retire()
+            {
                 self.metrics.revoked_while_connected();
                 tracing::warn!(
                     "client certificate revoked while connected: check=revoked_while_connected: \
@@ -479,7 +482,6 @@ impl Reloader {
                     refusal.issuer,
                     refusal.serial
                 );
-                activity.retire();
             }
         }
     }
