@@ -434,3 +434,155 @@ fn a_half_written_change_is_never_loaded() {
         "the whole new pair serves"
     );
 }
+
+/// Nothing drops: for 20 s a SIGHUP every 100 ms, and every 2 s a new server certificate,
+/// a client CA bundle that gains a second CA (still holding ours) and a new CRL, while
+/// `mtls bench` makes a new handshake per request at a fixed rate, another keeps
+/// connections alive, and curl loops. Not one failed request or handshake.
+#[test]
+fn reloading_under_load_drops_nothing() {
+    let work = localhost_pki();
+    work.ok(&["pki", "issue", "client", "alice"]);
+    work.ok(&["pki", "--dir", "other", "init", "--cn", "Other CA"]);
+    std::fs::copy(work.join("pki/ca.crt"), work.join("bundle.pem")).unwrap();
+    let server = work.serve(
+        "gw",
+        &config().replace("client_ca = \"pki/ca.crt\"", "client_ca = \"bundle.pem\""),
+    );
+    let url = format!("https://localhost:{}/", server.port);
+    let resolve = format!("localhost:{}:127.0.0.1", server.port);
+    let bench = |mode: &str, rate: &str| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("mtls"))
+            .current_dir(work.path())
+            .args([
+                "bench",
+                &url,
+                "--resolve",
+                &resolve,
+                "--json",
+                "--mode",
+                mode,
+                "--rate",
+                rate,
+                "-c",
+                "4",
+                "-d",
+                "20s",
+                "--warmup",
+                "0s",
+                "--ca",
+                "pki/ca.crt",
+                "--cert",
+                "pki/certs/alice.crt",
+                "--key",
+                "pki/private/alice.key",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let handshakes = bench("handshakes", "50");
+    let keepalive = bench("requests", "100");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let curl_loop = {
+        let stop = stop.clone();
+        let dir = work.path().to_owned();
+        let (url, resolve) = (url.clone(), resolve.clone());
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = std::process::Command::new("curl")
+                    .current_dir(&dir)
+                    .args([
+                        "-sS",
+                        "--cacert",
+                        "pki/ca.crt",
+                        "--cert",
+                        "pki/certs/alice.crt",
+                        "--key",
+                        "pki/private/alice.key",
+                        "--resolve",
+                        &resolve,
+                        "-w",
+                        "%{http_code}",
+                        "-o",
+                        "/dev/null",
+                        &url,
+                    ])
+                    .output()
+                    .unwrap();
+                let text = mtls_test_support::text(&out);
+                if out.status.success() && text.trim() == "200" {
+                    ok += 1;
+                } else {
+                    failed.push(text);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            (ok, failed)
+        })
+    };
+    let pid = String::from_utf8(work.read("mtls.pid"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let started = std::time::Instant::now();
+    let mut round = 0u32;
+    while started.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        round += 1;
+        if round % 20 == 0 {
+            work.ok(&[
+                "pki",
+                "issue",
+                "server",
+                "localhost",
+                "--san",
+                "localhost",
+                "--san",
+                "127.0.0.1",
+                "--force",
+            ]);
+            let mut bundle = work.read("pki/ca.crt");
+            if round % 40 == 0 {
+                bundle.extend_from_slice(&work.read("other/ca.crt"));
+            }
+            work.write("bundle.pem.tmp", bundle);
+            std::fs::rename(work.join("bundle.pem.tmp"), work.join("bundle.pem")).unwrap();
+            work.ok(&["pki", "crl"]);
+        }
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (curl_ok, curl_failed) = curl_loop.join().unwrap();
+    assert!(curl_failed.is_empty(), "curl failures: {curl_failed:?}");
+    assert!(curl_ok > 50, "{curl_ok} curl requests");
+    for (name, child) in [("handshakes", handshakes), ("keep-alive", keepalive)] {
+        let out = child.wait_with_output().unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{name}: {e}: {}", mtls_test_support::text(&out)));
+        assert_eq!(report["errors"], serde_json::json!({}), "{name}: {report}");
+        assert!(
+            report["requests_ok"].as_u64().unwrap() > 500,
+            "{name}: {report}"
+        );
+    }
+    let log = server.log();
+    let reloads = log.matches("reloaded (").count();
+    assert!(reloads > 50, "{reloads} reloads");
+    assert!(!log.contains("failed, still serving"), "{log}");
+    // New connections get the newest certificate.
+    let newest = mtls_test_support::run_peer(
+        "openssl",
+        &["x509", "-in", "pki/certs/localhost.crt", "-noout", "-serial"],
+        work.path(),
+    );
+    let newest = mtls_test_support::text(&newest).trim().replace("serial=", "");
+    assert_eq!(served_serial(&work, &server), newest);
+    eprintln!("{reloads} reloads, {curl_ok} curl requests, no failure");
+}
