@@ -278,7 +278,7 @@ except Exception as e:
         );
         assert!(!out.contains("hello CN=alice"), "{version} resumed: {out}");
     }
-    let log = server.wait_log("as the session was resumed");
+    let log = server.wait_log("on resumption: ");
     assert!(
         log.contains("check=revoked") && log.contains("CN=alice"),
         "{log}"
@@ -288,6 +288,28 @@ except Exception as e:
         metrics.contains("mtls_connections_closed_revoked_total 1"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("mtls_resumptions_refused_revoked_total 2"),
+        "{metrics}"
+    );
+    // What an operator alerts on: the CRL now lists one entry and is fresh; the server
+    // certificate has most of its 365 days left; the client CA is there too.
+    let line = |prefix: &str| -> f64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}: {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(line("mtls_crl_entries{"), 1.0);
+    let fresh = line("mtls_crl_next_update_seconds{");
+    assert!((6.0 * 86400.0..=7.0 * 86400.0).contains(&fresh), "{fresh}");
+    let server_left = line("mtls_certificate_expiry_seconds{role=\"server\"");
+    assert!(
+        (364.0 * 86400.0..=366.0 * 86400.0).contains(&server_left),
+        "{server_left}"
+    );
+    line("mtls_certificate_expiry_seconds{role=\"client_ca\"");
 }
 
 /// Waits (up to 5 s) for the log to contain `needle` after `since`, which it returns.
@@ -579,10 +601,18 @@ fn reloading_under_load_drops_nothing() {
     // New connections get the newest certificate.
     let newest = mtls_test_support::run_peer(
         "openssl",
-        &["x509", "-in", "pki/certs/localhost.crt", "-noout", "-serial"],
+        &[
+            "x509",
+            "-in",
+            "pki/certs/localhost.crt",
+            "-noout",
+            "-serial",
+        ],
         work.path(),
     );
-    let newest = mtls_test_support::text(&newest).trim().replace("serial=", "");
+    let newest = mtls_test_support::text(&newest)
+        .trim()
+        .replace("serial=", "");
     assert_eq!(served_serial(&work, &server), newest);
     eprintln!("{reloads} reloads, {curl_ok} curl requests, no failure");
 }

@@ -32,6 +32,24 @@ pub(crate) struct Metrics {
     reloads: Family<ResultLabels, Counter>,
     last_reload: Gauge,
     revoked_while_connected: Counter,
+    resumptions_refused: Counter,
+    certificate_expiry: Family<CertificateLabels, Gauge>,
+    crl_next_update: Family<CrlLabels, Gauge>,
+    crl_entries: Family<CrlLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CertificateLabels {
+    role: &'static str,
+    file: String,
+    subject: String,
+    serial: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CrlLabels {
+    file: String,
+    issuer: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -154,8 +172,36 @@ impl Metrics {
             "Connections closed after their requests because a reload brought a CRL that revokes their client",
             revoked_while_connected.clone(),
         );
+        let resumptions_refused = Counter::default();
+        registry.register(
+            "resumptions_refused_revoked",
+            "Resumed sessions refused because their client certificate is revoked now",
+            resumptions_refused.clone(),
+        );
+        let certificate_expiry = Family::<CertificateLabels, Gauge>::default();
+        registry.register(
+            "certificate_expiry_seconds",
+            "Seconds until each certificate the gateway serves or trusts expires (role: server, client_ca, trusted_ca, proxy_client); negative once expired",
+            certificate_expiry.clone(),
+        );
+        let crl_next_update = Family::<CrlLabels, Gauge>::default();
+        registry.register(
+            "crl_next_update_seconds",
+            "Seconds until each CRL's nextUpdate; negative: the CRL has expired and its issuer's clients are refused",
+            crl_next_update.clone(),
+        );
+        let crl_entries = Family::<CrlLabels, Gauge>::default();
+        registry.register(
+            "crl_entries",
+            "Revoked certificates listed in each CRL",
+            crl_entries.clone(),
+        );
         last_reload.set(unix_now());
         Arc::new(Metrics {
+            resumptions_refused,
+            certificate_expiry,
+            crl_next_update,
+            crl_entries,
             reloads,
             last_reload,
             revoked_while_connected,
@@ -181,6 +227,42 @@ impl Metrics {
         self.reloads.get_or_create(&ResultLabels { result }).inc();
         if ok {
             self.last_reload.set(unix_now());
+        }
+    }
+
+    /// A resumed session was refused: its client is revoked now.
+    pub(crate) fn resumption_refused_revoked(&self) {
+        self.resumptions_refused.inc();
+    }
+
+    /// Set the expiry gauges from what the current site loaded, as of now (called before
+    /// each scrape, so the seconds are fresh and a reload's old files are gone).
+    pub(crate) fn inventory(&self, inventory: &crate::site::Inventory) {
+        let now = unix_now();
+        self.certificate_expiry.clear();
+        for cert in &inventory.certificates {
+            self.certificate_expiry
+                .get_or_create(&CertificateLabels {
+                    role: cert.role,
+                    file: cert.file.display().to_string(),
+                    subject: cert.subject.clone(),
+                    serial: cert.serial.clone(),
+                })
+                .set(cert.not_after - now);
+        }
+        self.crl_next_update.clear();
+        self.crl_entries.clear();
+        for crl in &inventory.crls {
+            let labels = CrlLabels {
+                file: crl.file.display().to_string(),
+                issuer: crl.issuer.clone(),
+            };
+            if let Some(next) = crl.next_update {
+                self.crl_next_update.get_or_create(&labels).set(next - now);
+            }
+            self.crl_entries
+                .get_or_create(&labels)
+                .set(i64::try_from(crl.entries).unwrap_or(i64::MAX));
         }
     }
 

@@ -111,6 +111,7 @@ pub async fn run(
     }
     if let Some(listener) = listeners.metrics {
         let endpoint = MetricsEndpoint {
+            live: live.clone(),
             metrics: metrics.clone(),
             timeouts: site.timeouts,
         };
@@ -193,6 +194,9 @@ impl Serve for Gateway {
             Ok(Err(e)) => {
                 if !matches!(e, HandshakeError::Io(_)) {
                     self.metrics.tls_refusal(e.check());
+                }
+                if matches!(e, HandshakeError::ResumedRevoked(_)) {
+                    self.metrics.resumption_refused_revoked();
                 }
                 log_refusal(remote, &e);
                 return;
@@ -510,6 +514,7 @@ async fn reap_upstreams(live: Arc<Live>) {
 /// scraper, and a flood of scrapers cannot take the clients' descriptors).
 #[derive(Debug)]
 struct MetricsEndpoint {
+    live: Arc<Live>,
     metrics: Arc<Metrics>,
     timeouts: Timeouts,
 }
@@ -519,7 +524,7 @@ impl Serve for MetricsEndpoint {
         let activity = ticket.registry.add(Mode::Http1, self.timeouts);
         runtime::serve_http(
             tcp,
-            MetricsPage(self.metrics.clone()),
+            MetricsPage(self.metrics.clone(), self.live.clone()),
             &ticket.registry,
             activity,
             &self.metrics,
@@ -532,7 +537,7 @@ impl Serve for MetricsEndpoint {
 
 /// `GET /metrics`.
 #[derive(Debug, Clone)]
-struct MetricsPage(Arc<Metrics>);
+struct MetricsPage(Arc<Metrics>, Arc<Live>);
 
 impl Handler for MetricsPage {
     type Body = Body;
@@ -541,6 +546,7 @@ impl Handler for MetricsPage {
         &self,
         request: Request<Incoming>,
     ) -> impl Future<Output = Response<Body>> + Send + use<> {
+        self.0.inventory(&self.1.site().inventory);
         std::future::ready(metrics_page(&self.0, &request))
     }
 }

@@ -441,12 +441,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientHello<IO> {
         {
             // Shut down through TLS: close_notify, then FIN, then drain what the client sends.
             linger(stream).await;
-            return Err(HandshakeError::CertificateRefused {
-                refusal,
-                alert: "close_notify (0), as the session was resumed and the handshake had \
-                        ended"
-                    .to_owned(),
-            });
+            return Err(HandshakeError::ResumedRevoked(refusal));
         }
         let verify = server.verifier.status(chain);
         let peer = chain
@@ -524,6 +519,10 @@ pub enum HandshakeError {
         /// The alert sent.
         alert: String,
     },
+    /// A resumed session's client certificate is revoked now (by a CRL loaded since its
+    /// full handshake). The handshake had ended, so no alert: the connection is closed.
+    #[error("client certificate refused ({check}) on resumption: {reason}; subject {subject}, issuer {issuer}, serial {serial}; the session was resumed and the handshake had ended, so the connection was closed with close_notify", check = .0.check, reason = .0.reason, subject = .0.subject, issuer = .0.issuer, serial = .0.serial)]
+    ResumedRevoked(Refusal),
     /// The server requires a certificate and the client sent none.
     #[error("client sent no certificate, and verify_client = on requires one; sent alert {alert}")]
     NoCertificate {
@@ -554,6 +553,7 @@ impl HandshakeError {
     pub fn check(&self) -> &'static str {
         match self {
             HandshakeError::CertificateRefused { refusal, .. } => refusal.check,
+            HandshakeError::ResumedRevoked(refusal) => refusal.check,
             HandshakeError::NoCertificate { .. } => "no_certificate",
             HandshakeError::OldProtocol => "protocol_version",
             HandshakeError::PeerAlert(_) => "peer_alert",
