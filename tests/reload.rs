@@ -554,7 +554,7 @@ fn reloading_under_load_drops_nothing() {
     while started.elapsed() < std::time::Duration::from_secs(20) {
         std::thread::sleep(std::time::Duration::from_millis(100));
         round += 1;
-        if round % 20 == 0 {
+        if round.is_multiple_of(20) {
             work.ok(&[
                 "pki",
                 "issue",
@@ -567,7 +567,7 @@ fn reloading_under_load_drops_nothing() {
                 "--force",
             ]);
             let mut bundle = work.read("pki/ca.crt");
-            if round % 40 == 0 {
+            if round.is_multiple_of(40) {
                 bundle.extend_from_slice(&work.read("other/ca.crt"));
             }
             work.write("bundle.pem.tmp", bundle);
