@@ -616,3 +616,69 @@ fn reloading_under_load_drops_nothing() {
     assert_eq!(served_serial(&work, &server), newest);
     eprintln!("{reloads} reloads, {curl_ok} curl requests, no failure");
 }
+
+/// Upstream connections outlive a reload that does not change their route, and only then.
+#[test]
+fn upstream_pools_survive_a_reload_that_leaves_them_unchanged() {
+    let work = localhost_pki();
+    work.ok(&["pki", "issue", "client", "alice"]);
+    let (_echo, echo_port) = crate::util::plain_echo(&work);
+    let proxy = format!(
+        "\n[[server.location]]\npath = \"/api/\"\nproxy_pass = \"http://127.0.0.1:{echo_port}\"\n"
+    );
+    let server = work.serve("gw", &format!("{}{proxy}", config()));
+    let upstream_connection = || {
+        let out = work.s_client(
+            server.port,
+            &[
+                &["-servername", "localhost", "-CAfile", "pki/ca.crt"],
+                ALICE,
+            ]
+            .concat(),
+        );
+        // (s_client sends "GET /": ask the proxied path with curl instead.)
+        drop(out);
+        let (code, body, err) = work.curl(&[
+            "-s",
+            "--cacert",
+            "pki/ca.crt",
+            "--cert",
+            "pki/certs/alice.crt",
+            "--key",
+            "pki/private/alice.key",
+            "--resolve",
+            &format!("localhost:{}:127.0.0.1", server.port),
+            &format!("https://localhost:{}/api/x", server.port),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        json["connection"]["id"].as_u64().unwrap()
+    };
+    let first = upstream_connection();
+    assert_eq!(upstream_connection(), first, "pooled before any reload");
+    reload(&work);
+    server.wait_log("reloaded (SIGHUP)");
+    assert_eq!(
+        upstream_connection(),
+        first,
+        "the same upstream connection after"
+    );
+
+    // The route changes (a new read timeout): a new pool, a new connection.
+    let text = String::from_utf8(work.read("gw.toml")).unwrap();
+    work.write(
+        "gw.toml",
+        text.replace(
+            "proxy_pass = ",
+            "read_timeout = \"30s\"\nproxy_pass = ",
+        ),
+    );
+    let since = server.log().len();
+    reload(&work);
+    wait_new(&server, since, "reloaded (SIGHUP)");
+    assert_ne!(
+        upstream_connection(),
+        first,
+        "a changed route starts afresh"
+    );
+}

@@ -54,6 +54,9 @@ use pool::{Lent, Pool, SendError};
 pub(crate) struct ProxyRoute {
     balancer: Arc<Balancer>,
     pool: Arc<Pool>,
+    /// What the route was built from, and a digest of its TLS files' contents: a reload
+    /// that changes neither keeps this route's pool of upstream connections.
+    origin: (Proxy, Option<ProxyTls>, u64),
     connector: Connector,
     /// The TLS side of the connector, to word errors that surface after the handshake.
     tls: Option<TlsClient>,
@@ -136,7 +139,9 @@ impl ProxyRoute {
         balancer: Arc<Balancer>,
         keepalive_timeout: Duration,
         underscores_in_headers: bool,
+        previous: Option<&ProxyRoute>,
     ) -> Result<ProxyRoute, TlsError> {
+        let origin = (proxy.clone(), tls.cloned(), tls.map_or(0, tls_files_digest));
         let tls_client = match (proxy.https, tls) {
             (true, Some(tls)) => Some(TlsClient::build(&client_settings(tls))?),
             (true, None) => {
@@ -153,11 +158,20 @@ impl ProxyRoute {
             connect_timeout: proxy.connect_timeout,
             send_timeout: proxy.send_timeout,
         };
-        let pool = Arc::new(Pool::new(
-            balancer.servers.len(),
-            proxy.max_header_size,
-            keepalive_timeout,
-        ));
+        // A reload that changes nothing about this route or its upstreams keeps the pool:
+        // its connections were made to the same servers with the same identity.
+        let pool = match previous.filter(|p| {
+            p.origin == origin
+                && p.balancer.servers == balancer.servers
+                && p.pool.keepalive_timeout() == keepalive_timeout
+        }) {
+            Some(previous) => previous.pool.clone(),
+            None => Arc::new(Pool::new(
+                balancer.servers.len(),
+                proxy.max_header_size,
+                keepalive_timeout,
+            )),
+        };
         let names = &proxy.identity.names;
         let defaults = HeaderNames::default();
         // The default names are stripped even when renamed: an upstream written for them
@@ -189,6 +203,7 @@ impl ProxyRoute {
         ]
         .map(|n| HeaderName::from_bytes(n.as_bytes()).ok());
         Ok(ProxyRoute {
+            origin,
             header_names,
             pool,
             connector,
@@ -1076,4 +1091,21 @@ impl http_body::Body for IdleTimeout {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// A digest of the contents of the files `tls` names (certificate, key, its passwords,
+/// trusted CAs): equal digests, same identity and trust, so pooled connections stay valid.
+fn tls_files_digest(tls: &ProxyTls) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let files = tls
+        .certificate
+        .iter()
+        .chain(&tls.key)
+        .chain(&tls.key_password_file)
+        .chain(&tls.trusted_ca);
+    for file in files {
+        std::fs::read(&file.value).ok().hash(&mut hasher);
+    }
+    hasher.finish()
 }

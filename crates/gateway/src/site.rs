@@ -205,12 +205,14 @@ impl Site {
                             },
                         };
                         let tls = proxy.tls.as_ref().or(group_tls);
+                        let before = previous.and_then(|p| p.same_proxy(server, &location.path));
                         let built = ProxyRoute::build(
                             proxy,
                             tls,
                             balancer,
                             keepalive,
                             server.underscores_in_headers,
+                            before,
                         );
                         match built {
                             Ok(route) => RouteAction::Proxy(Box::new(route)),
@@ -313,6 +315,20 @@ impl Site {
             .iter()
             .find(|h| h.names == server.server_names && h.listen == listen)
             .and_then(|h| h.tls.as_deref())
+    }
+
+    /// The proxy route of this site that the location `path` of `server` (of the next
+    /// config) replaces, to keep its pool when nothing about it changed.
+    fn same_proxy(&self, server: &crate::config::Server, path: &PathMatch) -> Option<&ProxyRoute> {
+        let listen: Vec<SocketAddr> = server.listen.iter().map(|l| l.addr).collect();
+        let host = self
+            .hosts
+            .iter()
+            .find(|h| h.names == server.server_names && h.listen == listen)?;
+        host.routes.iter().find_map(|r| match &r.action {
+            RouteAction::Proxy(proxy) if &r.path == path => Some(&**proxy),
+            _ => None,
+        })
     }
 
     /// The index of the listener on `addr`, if this site listens there.

@@ -46,6 +46,13 @@ pub(super) struct Lent {
     sender: SendRequest<Body>,
 }
 
+impl Pool {
+    /// How long an idle connection is kept (the upstream's `keepalive_timeout`).
+    pub(super) fn keepalive_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+}
+
 impl Lent {
     /// The index of the server this connection goes to.
     pub(super) fn server(&self) -> usize {
