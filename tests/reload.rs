@@ -668,10 +668,7 @@ fn upstream_pools_survive_a_reload_that_leaves_them_unchanged() {
     let text = String::from_utf8(work.read("gw.toml")).unwrap();
     work.write(
         "gw.toml",
-        text.replace(
-            "proxy_pass = ",
-            "read_timeout = \"30s\"\nproxy_pass = ",
-        ),
+        text.replace("proxy_pass = ", "read_timeout = \"30s\"\nproxy_pass = "),
     );
     let since = server.log().len();
     reload(&work);
@@ -680,5 +677,65 @@ fn upstream_pools_survive_a_reload_that_leaves_them_unchanged() {
         upstream_connection(),
         first,
         "a changed route starts afresh"
+    );
+}
+
+/// HTTP/2: a request in flight when its client is revoked finishes; then the connection
+/// is closed (GOAWAY), so curl's next request on it needs a new handshake, which fails.
+#[test]
+fn a_revoked_http2_client_finishes_its_request_and_loses_the_connection() {
+    let work = localhost_pki();
+    work.ok(&["pki", "issue", "client", "alice"]);
+    let (_echo, echo_port) = crate::util::plain_echo(&work);
+    let proxy = format!(
+        "\n[[server.location]]\npath = \"/api/\"\nproxy_pass = \"http://127.0.0.1:{echo_port}/\"\n"
+    );
+    let server = work.serve("gw", &format!("{}{proxy}", config()));
+    let base = format!("https://localhost:{}", server.port);
+    let resolve = format!("localhost:{}:127.0.0.1", server.port);
+    let curl = {
+        let dir = work.path().to_owned();
+        let (slow, next) = (format!("{base}/api/sleep/3000"), format!("{base}/api/x"));
+        std::thread::spawn(move || {
+            std::process::Command::new("curl")
+                .current_dir(dir)
+                .args([
+                    "-s",
+                    "--http2",
+                    "--cacert",
+                    "pki/ca.crt",
+                    "--cert",
+                    "pki/certs/alice.crt",
+                    "--key",
+                    "pki/private/alice.key",
+                    "--resolve",
+                    &resolve,
+                    "-w",
+                    "\nstatus=%{http_code} version=%{http_version}\n",
+                    &slow,
+                    &next,
+                ])
+                .output()
+                .unwrap()
+        })
+    };
+    // The access log writes a line when a response ends, so wait for the request to be
+    // with the upstream by time: well inside its 3 s.
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert!(!server.access_log().contains("/api/sleep/3000"), "still in flight");
+    let since = server.log().len();
+    work.ok(&["pki", "revoke", "alice"]);
+    reload(&work);
+    wait_new(&server, since, "check=revoked_while_connected");
+    let out = curl.join().unwrap();
+    let text = mtls_test_support::text(&out);
+    assert!(
+        text.contains("status=200 version=2"),
+        "the request in flight finished: {text}"
+    );
+    assert_eq!(
+        text.matches("status=200").count(),
+        1,
+        "the next one needed a new handshake, refused: {text}"
     );
 }
