@@ -132,20 +132,7 @@ impl Crls {
             .iter()
             .find(|c| c.list.issuer() == issuer && c.verified_by.get().is_some())?;
         let revoked = crl.list.find_serial(cert.raw_serial()).ok()??;
-        Some(RevocationFailure {
-            error: webpki::Error::CertRevoked,
-            check: "revoked",
-            reason: format!(
-                "certificate {} was revoked on {}{} (CRL of {})",
-                describe(leaf),
-                human(revoked.revocation_date.as_secs()),
-                revoked
-                    .reason_code
-                    .map(|r| format!(" for reason {}", reason_name(r)))
-                    .unwrap_or_default(),
-                crl.issuer
-            ),
-        })
+        Some(crl.revoked(leaf, &revoked))
     }
 
     fn check_one(
@@ -201,20 +188,7 @@ impl Crls {
         }
         match crl.list.find_serial(cert.serial()) {
             Ok(None) => Ok(()),
-            Ok(Some(revoked)) => Err(RevocationFailure {
-                error: webpki::Error::CertRevoked,
-                check: "revoked",
-                reason: format!(
-                    "certificate {} was revoked on {}{} (CRL of {})",
-                    who(),
-                    human(revoked.revocation_date.as_secs()),
-                    revoked
-                        .reason_code
-                        .map(|r| format!(" for reason {}", reason_name(r)))
-                        .unwrap_or_default(),
-                    crl.issuer
-                ),
-            }),
+            Ok(Some(revoked)) => Err(crl.revoked(cert.der().as_ref(), &revoked)),
             Err(e) => Err(RevocationFailure {
                 reason: format!("the CRL from {} cannot be read: {e}", crl.issuer),
                 error: e,
@@ -225,6 +199,24 @@ impl Crls {
 }
 
 impl Crl {
+    /// The refusal of `cert` (DER), which this CRL lists as `revoked`.
+    fn revoked(&self, cert: &[u8], revoked: &webpki::BorrowedRevokedCert<'_>) -> RevocationFailure {
+        RevocationFailure {
+            error: webpki::Error::CertRevoked,
+            check: "revoked",
+            reason: format!(
+                "certificate {} was revoked on {}{} (CRL of {})",
+                describe(cert),
+                human(revoked.revocation_date.as_secs()),
+                revoked
+                    .reason_code
+                    .map(|r| format!(" for reason {}", reason_name(r)))
+                    .unwrap_or_default(),
+                self.issuer
+            ),
+        }
+    }
+
     /// Check this CRL's signature with `spki` (DER). Costs a hash of the whole CRL, which
     /// is why the result is remembered.
     fn signed_by(&self, spki: &[u8]) -> bool {
