@@ -385,7 +385,7 @@ impl KeyPasswordArgs {
     ) -> Result<rustls_pki_types::PrivateKeyDer<'static>> {
         let what = path.display().to_string();
         Ok(
-            mtls_pki::pem::private_key_with(data, &what, &self.passwords()?)
+            mtls_pki::key::private_key_with(data, &what, &self.passwords()?)
                 .map_err(|e| e.with_password_hint(KEY_PASSWORD_HINT))?,
         )
     }

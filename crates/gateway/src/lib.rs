@@ -40,6 +40,7 @@ pub mod files;
 mod handler;
 mod host;
 mod identity;
+mod inventory;
 mod keepalive;
 mod limits;
 mod lint;

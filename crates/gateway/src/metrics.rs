@@ -237,7 +237,7 @@ impl Metrics {
 
     /// Set the expiry gauges from what the current site loaded, as of now (called before
     /// each scrape, so the seconds are fresh and a reload's old files are gone).
-    pub(crate) fn inventory(&self, inventory: &crate::site::Inventory) {
+    pub(crate) fn inventory(&self, inventory: &crate::inventory::Inventory) {
         let now = unix_now();
         self.certificate_expiry.clear();
         for cert in &inventory.certificates {

@@ -1072,28 +1072,9 @@ fn general_name_to_san(general: &GeneralName<'_>, what: &str) -> Result<SanType>
 fn authority_info_access(url: &str) -> CustomExtension {
     const ID_PE_AUTHORITY_INFO_ACCESS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
     const ID_AD_OCSP: &[u8] = &[0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
-    let uri = der_tlv(0x86, url.as_bytes());
-    let access = der_tlv(0x30, &[ID_AD_OCSP, &uri].concat());
-    CustomExtension::from_oid_content(ID_PE_AUTHORITY_INFO_ACCESS, der_tlv(0x30, &access))
-}
-
-/// One DER tag-length-value (definite length; `value` is already DER).
-pub(crate) fn der_tlv(tag: u8, value: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = value.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(value);
-    out
+    let uri = crate::der::tlv(0x86, url.as_bytes());
+    let access = crate::der::tlv(0x30, &[ID_AD_OCSP, &uri].concat());
+    CustomExtension::from_oid_content(ID_PE_AUTHORITY_INFO_ACCESS, crate::der::tlv(0x30, &access))
 }
 
 fn now() -> OffsetDateTime {

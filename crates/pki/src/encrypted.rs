@@ -377,9 +377,9 @@ pub fn encrypt_pkcs8(pkcs8_der: &[u8], password: &Password) -> Result<String> {
     let algorithm = pkcs5::EncryptionScheme::Pbes2(parameters)
         .to_der()
         .map_err(|e| Error::InvalidInput(format!("encoding PBES2 parameters: {e}")))?;
-    let info = crate::ca::der_tlv(
+    let info = crate::der::tlv(
         0x30,
-        &[algorithm, crate::ca::der_tlv(0x04, &encrypted)].concat(),
+        &[algorithm, crate::der::tlv(0x04, &encrypted)].concat(),
     );
     Ok(pem::encode("ENCRYPTED PRIVATE KEY", &info))
 }

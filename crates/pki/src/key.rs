@@ -8,13 +8,15 @@ use std::fmt;
 use std::str::FromStr;
 
 use rcgen::{KeyPair, PublicKeyData as _, RsaKeySize, SignatureAlgorithm};
-use rustls_pki_types::PrivateKeyDer;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::encrypted::EncryptedKey;
 use crate::encrypted::Password;
 use crate::error::{Error, Result};
 use crate::pem;
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::PemObject as _;
 
 /// The kinds of key `mtls pki` generates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -101,6 +103,35 @@ impl FromStr for KeyType {
     }
 }
 
+/// The one private key in `data` (PKCS#8, SEC1 or PKCS#1; PEM or DER). An encrypted key
+/// is [`Error::KeyEncrypted`]: see [`private_key_with`].
+pub fn private_key(data: &[u8], what: &str) -> Result<PrivateKeyDer<'static>> {
+    private_key_with(data, what, &[])
+}
+
+/// [`private_key`], decrypting an encrypted key (either form, see [`crate::encrypted`])
+/// with the first of `passwords` that opens it. Passwords are ignored for a plain key.
+pub fn private_key_with(
+    data: &[u8],
+    what: &str,
+    passwords: &[Password],
+) -> Result<PrivateKeyDer<'static>> {
+    if let Some(key) = EncryptedKey::find(data, what)? {
+        return key.decrypt(passwords, what);
+    }
+    if pem::is_pem(data) {
+        PrivateKeyDer::from_pem_slice(data).map_err(|e| match e {
+            rustls_pki_types::pem::Error::NoItemsFound => {
+                Error::malformed(what, "no PRIVATE KEY section in the PEM")
+            }
+            e => Error::malformed(what, pem::describe_pem_error(&e)),
+        })
+    } else {
+        PrivateKeyDer::try_from(data.to_vec())
+            .map_err(|e| Error::malformed(what, format!("not a DER private key: {e}")))
+    }
+}
+
 /// Load a private key from PEM or DER (PKCS#8, SEC1 or PKCS#1). An encrypted key is
 /// [`Error::KeyEncrypted`]; see [`load_with`].
 pub fn load(data: &[u8], what: &str) -> Result<KeyPair> {
@@ -109,7 +140,7 @@ pub fn load(data: &[u8], what: &str) -> Result<KeyPair> {
 
 /// [`load`], decrypting an encrypted key with the first of `passwords` that opens it.
 pub fn load_with(data: &[u8], what: &str, passwords: &[Password]) -> Result<KeyPair> {
-    let der = pem::private_key_with(data, what, passwords)?;
+    let der = private_key_with(data, what, passwords)?;
     from_der(&der, what)
 }
 

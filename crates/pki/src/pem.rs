@@ -5,10 +5,9 @@
 //! name the file and say what was expected, so "truncated PEM" is never a mystery.
 
 use base64::Engine as _;
-use rustls_pki_types::pem::{self, PemObject};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem;
 
-use crate::encrypted::{EncryptedKey, Password};
 use crate::error::{Error, Result};
 
 /// One decoded PEM section (or a whole DER file, whose kind we had to guess).
@@ -169,33 +168,6 @@ pub fn certificates(data: &[u8], what: &str) -> Result<Vec<CertificateDer<'stati
         .collect()
 }
 
-/// The one private key in `data` (PKCS#8, SEC1 or PKCS#1; PEM or DER). An encrypted key
-/// is [`Error::KeyEncrypted`]: see [`private_key_with`].
-pub fn private_key(data: &[u8], what: &str) -> Result<PrivateKeyDer<'static>> {
-    private_key_with(data, what, &[])
-}
-
-/// [`private_key`], decrypting an encrypted key (either form, see [`crate::encrypted`])
-/// with the first of `passwords` that opens it. Passwords are ignored for a plain key.
-pub fn private_key_with(
-    data: &[u8],
-    what: &str,
-    passwords: &[Password],
-) -> Result<PrivateKeyDer<'static>> {
-    if let Some(key) = EncryptedKey::find(data, what)? {
-        return key.decrypt(passwords, what);
-    }
-    if is_pem(data) {
-        PrivateKeyDer::from_pem_slice(data).map_err(|e| match e {
-            pem::Error::NoItemsFound => Error::malformed(what, "no PRIVATE KEY section in the PEM"),
-            e => Error::malformed(what, describe_pem_error(&e)),
-        })
-    } else {
-        PrivateKeyDer::try_from(data.to_vec())
-            .map_err(|e| Error::malformed(what, format!("not a DER private key: {e}")))
-    }
-}
-
 /// Encode DER as PEM with the given label, 64 columns, trailing newline.
 pub fn encode(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
@@ -222,7 +194,7 @@ pub fn encode_certificates<'a>(certs: impl IntoIterator<Item = &'a CertificateDe
         .collect()
 }
 
-fn describe_pem_error(e: &pem::Error) -> String {
+pub(crate) fn describe_pem_error(e: &pem::Error) -> String {
     match e {
         pem::Error::MissingSectionEnd { end_marker } => format!(
             "truncated PEM: no closing {}",
@@ -288,7 +260,7 @@ mod tests {
                 )
             ]
         );
-        let err = private_key(traditional.as_bytes(), "k.key").unwrap_err();
+        let err = crate::key::private_key(traditional.as_bytes(), "k.key").unwrap_err();
         assert_eq!(err.to_string(), "k.key is encrypted: give its password");
         // A section that never ends, and one interrupted by another.
         let err = sections(b"-----BEGIN X509 CRL-----\nMAMC\n", "c").unwrap_err();

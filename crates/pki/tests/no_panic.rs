@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 use mtls_pki::ca::{Ca, Csr, InitOptions};
 use mtls_pki::verify::{VerifyOptions, verify};
-use mtls_pki::{Credentials, KeyType, Password, db::Database, jks, p12, pem, pkcs7, show};
+use mtls_pki::{Credentials, KeyType, Password, db::Database, jks, key, p12, pem, pkcs7, show};
 
 /// An EC key encrypted with password "pw" and one PBKDF2 iteration, so that flipped copies
 /// are cheap to try: `openssl pkcs8 -topk8 -v2 aes-128-cbc -iter 1 -passout pass:pw
@@ -104,7 +104,7 @@ fn the_encrypted_samples_open_with_their_password() {
         hex::decode(PKCS8_ENCRYPTED).unwrap(),
         TRADITIONAL_ENCRYPTED.into(),
     ] {
-        let key = pem::private_key_with(&sample, "sample", &pw).unwrap();
+        let key = key::private_key_with(&sample, "sample", &pw).unwrap();
         assert!(mtls_pki::key::from_der(&key, "sample").is_ok());
     }
 }
@@ -113,8 +113,8 @@ fn exercise(data: &[u8]) {
     let _ = show::describe(data, "input", Some("pw"));
     let _ = show::describe(data, "input", None);
     let _ = pem::certificates(data, "input");
-    let _ = pem::private_key(data, "input");
-    let _ = pem::private_key_with(data, "input", &[Password::new("pw")]);
+    let _ = key::private_key(data, "input");
+    let _ = key::private_key_with(data, "input", &[Password::new("pw")]);
     let _ = Csr::parse(data, "input");
     let _ = p12::import(data, "pw", "input");
     for password in [None, Some("pw")] {

@@ -813,7 +813,7 @@ pub(crate) fn read_key(
 ) -> Result<PrivateKeyDer<'static>, TlsError> {
     let data = Zeroizing::new(read_file(key, path)?);
     let what = path.display().to_string();
-    mtls_pki::pem::private_key_with(&data, &what, passwords.passwords).map_err(|e| {
+    mtls_pki::key::private_key_with(&data, &what, passwords.passwords).map_err(|e| {
         match (e, passwords.file) {
             (e @ mtls_pki::Error::KeyPassword { .. }, Some(file)) => TlsError::File {
                 key: "key_password_file",
@@ -930,7 +930,7 @@ mod tests {
         let mut ca = mtls_test_support::TestCa::new();
         let issued = ca.server("localhost", &["localhost"]);
         let plain = issued.key.expect("the CA made the key");
-        let der = mtls_pki::pem::private_key(&std::fs::read(&plain).expect("key"), "k")
+        let der = mtls_pki::key::private_key(&std::fs::read(&plain).expect("key"), "k")
             .expect("plain key");
         let encrypted = ca.dir().join("enc.key");
         let pem = mtls_pki::encrypted::encrypt_pkcs8(der.secret_der(), &Password::new("right"))

@@ -98,7 +98,7 @@ fn client_config(
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {
             let chain = mtls_pki::pem::certificates(&std::fs::read(cert).unwrap(), "cert").unwrap();
-            let key = mtls_pki::pem::private_key(&std::fs::read(key).unwrap(), "key").unwrap();
+            let key = mtls_pki::key::private_key(&std::fs::read(key).unwrap(), "key").unwrap();
             builder.with_client_auth_cert(chain, key).unwrap()
         }
     })

@@ -1,5 +1,5 @@
 //! Every loader of certificates, keys, CSRs, CRLs, PKCS#12, JKS and PKCS#7 files on arbitrary
-//! bytes: `pem::sections`, `pem::certificates`, `pem::private_key`, `key::load` and
+//! bytes: `pem::sections`, `pem::certificates`, `key::private_key`, `key::load` and
 //! `show::describe` (without a password, and with the password of the seed bundles). They all take PEM text
 //! or raw DER, so one target covers both (the seeds, from ../seed-corpus.sh, hold both). None
 //! may panic; what they return must be consistent, and rendering it (text, JSON) must not
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(certs[0].as_ref(), data, "a DER certificate is the input");
         }
     }
-    let _ = pem::private_key(data, "fuzz");
+    let _ = key::private_key(data, "fuzz");
     if let Ok(key) = key::load(data, "fuzz") {
         let _ = key::describe(&key);
         let _ = key::public_key_info(&key);
