@@ -743,3 +743,33 @@ fn a_revoked_http2_client_finishes_its_request_and_loses_the_connection() {
         "the next one needed a new handshake, refused: {text}"
     );
 }
+
+/// A file the config names only after a reload is watched from then on: a CRL added by a
+/// reload, then `mtls pki revoke` with no signal, and the client is refused.
+#[test]
+fn a_crl_added_by_a_reload_is_watched_too() {
+    let work = localhost_pki();
+    work.ok(&["pki", "issue", "client", "alice"]);
+    // At start the config names no CRL (and so the watcher has no reason to look at it).
+    let server = work.serve("gw", &config().replace("crl = \"pki/crl.pem\"\n", ""));
+    let since = server.log().len();
+    work.write(
+        "gw.toml",
+        String::from_utf8(work.read("gw.toml")).unwrap().replace(
+            "verify_client = \"on\"\n",
+            "verify_client = \"on\"\ncrl = \"pki/crl.pem\"\n",
+        ),
+    );
+    reload(&work);
+    wait_new(&server, since, "reloaded (SIGHUP)");
+    let base = [
+        &["-servername", "localhost", "-CAfile", "pki/ca.crt"],
+        ALICE,
+    ]
+    .concat();
+    assert!(work.s_client(server.port, &base).contains("hello CN=alice"));
+    let since = server.log().len();
+    work.ok(&["pki", "revoke", "alice"]);
+    wait_new(&server, since, "reloaded (changed: ");
+    assert!(!work.s_client(server.port, &base).contains("hello CN=alice"));
+}

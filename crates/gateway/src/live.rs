@@ -21,12 +21,15 @@ use crate::site::Site;
 #[derive(Debug)]
 pub(crate) struct Live {
     current: RwLock<Arc<Site>>,
+    /// Bumped by every replacement, for those that follow the site (the file watcher).
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl Live {
     pub(crate) fn new(site: Arc<Site>) -> Live {
         Live {
             current: RwLock::new(site),
+            generation: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -44,6 +47,12 @@ impl Live {
             Ok(mut current) => *current = site,
             Err(poisoned) => *poisoned.into_inner() = site,
         }
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Changes whenever the site is replaced.
+    pub(crate) fn replacements(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 }
 

@@ -34,7 +34,20 @@ const QUIET: Duration = Duration::from_millis(200);
 pub(crate) async fn run(live: Arc<Live>, reloads: mpsc::Sender<ReloadCause>) {
     let (events, mut changed) = mpsc::unbounded_channel::<PathBuf>();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
+        // Reading a file is an event too (inotify's IN_OPEN, IN_ACCESS, IN_CLOSE_NOWRITE):
+        // our own reads of the files must not look like changes.
+        if let Ok(event) = event
+            && !matches!(
+                event.kind,
+                notify::EventKind::Access(
+                    notify::event::AccessKind::Read
+                        | notify::event::AccessKind::Open(_)
+                        | notify::event::AccessKind::Close(notify::event::AccessMode::Read)
+                        | notify::event::AccessKind::Any
+                        | notify::event::AccessKind::Other
+                )
+            )
+        {
             for path in event.paths {
                 let _ = events.send(path);
             }
@@ -47,14 +60,45 @@ pub(crate) async fn run(live: Arc<Live>, reloads: mpsc::Sender<ReloadCause>) {
             return;
         }
     };
+    let mut replacements = live.replacements();
     let mut files = live.site().watched_files().to_vec();
     let mut watching = BTreeSet::new();
     watch_dirs(&mut watcher, &files, &mut watching);
     let mut seen = fingerprints(&files);
-    while let Some(path) = changed.recv().await {
+    loop {
+        let path = tokio::select! {
+            path = changed.recv() => match path {
+                Some(path) => path,
+                None => return,
+            },
+            replaced = replacements.changed() => {
+                if replaced.is_err() {
+                    return;
+                }
+                // A reload (by signal too) may name other files: follow the new site's,
+                // and compare from what it read.
+                let current = live.site().watched_files().to_vec();
+                tracing::debug!("site replaced; watching {} files", current.len());
+                if current != files {
+                    files = current;
+                    watch_dirs(&mut watcher, &files, &mut watching);
+                    // Files already known keep the print last compared (a change the
+                    // reload did not see is still a change); new ones start from now.
+                    let mut now = fingerprints(&files);
+                    for (file, print) in &mut now {
+                        if let Some(before) = seen.get(file) {
+                            *print = *before;
+                        }
+                    }
+                    seen = now;
+                }
+                continue;
+            }
+        };
         if !relevant(&path, &files) {
             continue;
         }
+        tracing::debug!("watched file event: {}", path.display());
         // Let the writer finish, and take every event of the burst with this one.
         tokio::time::sleep(QUIET).await;
         while changed.try_recv().is_ok() {}
@@ -70,15 +114,6 @@ pub(crate) async fn run(live: Arc<Live>, reloads: mpsc::Sender<ReloadCause>) {
         }
         // A full queue already holds a reload, which reads every file anew.
         let _ = reloads.try_send(ReloadCause::Files(differ));
-        // The reload may name other files (a config that changed too): follow them. The
-        // next event compares with what the new site read; a little later is fine.
-        tokio::time::sleep(QUIET).await;
-        let current = live.site().watched_files().to_vec();
-        if current != files {
-            files = current;
-            watch_dirs(&mut watcher, &files, &mut watching);
-            seen = fingerprints(&files);
-        }
     }
 }
 
