@@ -773,3 +773,45 @@ fn a_crl_added_by_a_reload_is_watched_too() {
     wait_new(&server, since, "reloaded (changed: ");
     assert!(!work.s_client(server.port, &base).contains("hello CN=alice"));
 }
+
+/// A CRL file swapped for another CA's, or an expired one: refused at reload (and by
+/// `mtls check`), so the old site serves on instead of refusing every client.
+#[test]
+fn a_crl_from_another_ca_or_expired_is_refused_at_load_not_at_every_handshake() {
+    let (work, server) = setup();
+    let base = [
+        &["-servername", "localhost", "-CAfile", "pki/ca.crt"],
+        ALICE,
+    ]
+    .concat();
+    let ours = work.read("pki/crl.pem");
+    work.ok(&["pki", "--dir", "evil", "init", "--cn", "Evil CA"]);
+    let since = server.log().len();
+    work.write("pki/crl.pem", work.read("evil/crl.pem"));
+    let log = wait_new(
+        &server,
+        since,
+        "failed, still serving the previous configuration",
+    );
+    assert!(
+        log.contains("no CRL from CN=mtls CA") && log.contains("CN=Evil CA"),
+        "{log}"
+    );
+    assert!(work.s_client(server.port, &base).contains("hello CN=alice"));
+    let err = work.fails(&["check", "-c", "gw.toml"]);
+    assert!(
+        err.contains("gw.toml:12:") && err.contains("no CRL from"),
+        "{err}"
+    );
+
+    // An expired CRL of our own CA.
+    work.write("pki/crl.pem", &ours);
+    work.ok(&["pki", "crl", "--next-update", "1s"]);
+    // nextUpdate is written in whole seconds: two of them make sure it has passed.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let err = work.fails(&["check", "-c", "gw.toml"]);
+    assert!(
+        err.contains("expired on") && err.contains("crl_expired"),
+        "{err}"
+    );
+}

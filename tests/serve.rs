@@ -438,12 +438,27 @@ fn crls_refuse_revoked_leaves_and_intermediates_and_fail_closed() {
     let (code, _, err) = get(&work, &server, "/", &alice);
     assert_ne!(code, 0, "revoked intermediate must refuse alice");
     assert!(err.contains("revoked"), "{err}");
-    // No CRL from the root: the intermediate's status is unknown, which refuses (fail closed).
-    let server = case("missing", "\"int-empty.crl\"");
+    // No CRL from the intermediate: alice's status is unknown, which refuses (fail closed).
+    let server = case("missing", "\"root-empty.crl\"");
     let (code, _, _) = get(&work, &server, "/", &alice);
     assert_ne!(code, 0, "missing CRL must refuse");
     let log = server.wait_log("crl_missing");
     assert!(log.contains("CN=alice"), "{log}");
+    // No CRL from the trusted CA itself: every client would be refused, which is a
+    // configuration error at load (check, start, reload), not an outage.
+    work.write(
+        "no-root-crl.toml",
+        config(
+            "client_ca = \"pki/ca.crt\"\nverify_client = \"on\"\nverify_depth = 2\ncrl = [\"int-empty.crl\"]",
+            "",
+        )
+        .replace("{port}", "8000"),
+    );
+    let err = work.fails(&["check", "-c", "no-root-crl.toml"]);
+    assert!(
+        err.contains("no-root-crl.toml:") && err.contains("crl: ") && err.contains("no CRL from"),
+        "{err}"
+    );
 }
 
 #[test]

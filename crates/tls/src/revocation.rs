@@ -83,6 +83,19 @@ impl Crls {
                 ));
             }
             drop(parsed);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if let Some(next) = next_update
+                && next < now
+            {
+                return Err(format!(
+                    "the CRL from {issuer} expired on {} (its nextUpdate): every client \
+                     certificate from {issuer} would be refused (crl_expired); publish a fresh \
+                     one (mtls pki crl)",
+                    human(next)
+                ));
+            }
             crls.push(Crl {
                 der,
                 list: CertRevocationList::Owned(owned),
@@ -90,6 +103,29 @@ impl Crls {
                 next_update,
                 verified_by,
             });
+        }
+        // Fail closed means a CA without its CRL has every client refused (crl_missing):
+        // a CRL file swapped for another CA's would stop everyone, so it is refused here,
+        // at load, where the old configuration can keep serving.
+        if !crls.is_empty() {
+            for ca in cas {
+                let Ok((_, cert)) = X509Certificate::from_der(ca.as_ref()) else {
+                    continue;
+                };
+                let covered = crls
+                    .iter()
+                    .any(|c| c.verified_by.get().map(Vec::as_slice) == Some(cert.public_key().raw));
+                if !covered {
+                    let subject = mtls_pki::dn::display(cert.subject());
+                    let held: Vec<&str> = crls.iter().map(|c| c.issuer.as_str()).collect();
+                    return Err(format!(
+                        "no CRL from {subject} (the crl files hold CRLs from: {}); with crl \
+                         set, revocation fails closed, so every client certificate from \
+                         {subject} would be refused (crl_missing): add its CRL",
+                        held.join("; ")
+                    ));
+                }
+            }
         }
         Ok(Crls { crls })
     }
