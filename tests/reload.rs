@@ -122,7 +122,7 @@ fn a_reload_serves_the_new_certificate_and_sessions_made_before_resume_after() {
     assert!(!metrics.contains("result=\"error\""), "{metrics}");
     assert!(work.read("gw.toml").len() > 10);
     assert!(
-        work.join("mtls.pid").is_file(),
+        work.join("gw.pid").is_file(),
         "the pid file beside the config"
     );
 }
@@ -142,7 +142,7 @@ fn a_broken_config_on_reload_is_logged_with_its_line_and_the_old_site_serves_on(
         "{err}"
     );
     // A bare SIGHUP (kill -HUP, a config manager) reaches the gateway, which refuses it.
-    let pid = String::from_utf8(work.read("mtls.pid")).unwrap();
+    let pid = String::from_utf8(work.read("gw.pid")).unwrap();
     let status = std::process::Command::new("kill")
         .args(["-HUP", pid.trim()])
         .status()
@@ -470,7 +470,13 @@ fn reloading_under_load_drops_nothing() {
     std::fs::copy(work.join("pki/ca.crt"), work.join("bundle.pem")).unwrap();
     let server = work.serve(
         "gw",
-        &config().replace("client_ca = \"pki/ca.crt\"", "client_ca = \"bundle.pem\""),
+        &config()
+            .replace("client_ca = \"pki/ca.crt\"", "client_ca = \"bundle.pem\"")
+            // The second CA joins the bundle with its own CRL: revocation fails closed.
+            .replace(
+                "crl = \"pki/crl.pem\"",
+                "crl = [\"pki/crl.pem\", \"other/crl.pem\"]",
+            ),
     );
     let url = format!("https://localhost:{}/", server.port);
     let resolve = format!("localhost:{}:127.0.0.1", server.port);
@@ -546,7 +552,7 @@ fn reloading_under_load_drops_nothing() {
             (ok, failed)
         })
     };
-    let pid = String::from_utf8(work.read("mtls.pid"))
+    let pid = String::from_utf8(work.read("gw.pid"))
         .unwrap()
         .trim()
         .to_owned();
@@ -814,4 +820,49 @@ fn a_crl_from_another_ca_or_expired_is_refused_at_load_not_at_every_handshake() 
         err.contains("expired on") && err.contains("crl_expired"),
         "{err}"
     );
+}
+
+/// Two configs in one directory: each its own pid file; a pid file held by a running
+/// gateway is not taken over; a stale one (a process that is not mtls) is not signalled.
+#[test]
+fn each_config_finds_its_own_gateway_and_no_other_process() {
+    let (work, server) = setup();
+    assert!(work.join("gw.pid").is_file());
+    let second = work.serve("second", &config().replace("metrics = ", "# metrics = "));
+    assert!(work.join("second.pid").is_file());
+    let pid = |name: &str| {
+        String::from_utf8(work.read(name))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(pid("gw.pid"), server.child.id().to_string());
+    assert_eq!(pid("second.pid"), second.child.id().to_string());
+
+    // A third config that names gw's pid file is refused at start.
+    work.write(
+        "third.toml",
+        format!(
+            "pid = \"gw.pid\"\n{}",
+            config().replace("metrics = ", "# metrics = ")
+        )
+        .replace("{port}", &crate::util::free_port().to_string()),
+    );
+    let err = work.fails(&["serve", "-c", "third.toml"]);
+    assert!(
+        err.contains("another gateway") && err.contains("gw.pid"),
+        "{err}"
+    );
+    assert_eq!(pid("gw.pid"), server.child.id().to_string());
+
+    // A stale pid file naming some other process: not signalled.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    work.write("second.pid", sleeper.id().to_string());
+    let err = work.fails(&["serve", "-s", "stop", "-c", "second.toml"]);
+    assert!(err.contains("is not a running mtls gateway"), "{err}");
+    assert!(sleeper.try_wait().unwrap().is_none(), "the sleeper lives");
+    let _ = sleeper.kill();
 }

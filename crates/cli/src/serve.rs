@@ -260,6 +260,13 @@ struct PidFile(PathBuf);
 
 impl PidFile {
     fn write(path: &Path) -> Result<PidFile> {
+        if let Some(other) = running_gateway(path) {
+            anyhow::bail!(
+                "another gateway (process {other}) runs with the pid file {}: stop it \
+                 (mtls serve -s stop), or give this config a `pid` of its own",
+                path.display()
+            );
+        }
         let pid = std::process::id();
         pkifs::write_atomic(path, format!("{pid}\n").as_bytes(), Mode::Public)
             .with_context(|| format!("writing the pid file {}", path.display()))?;
@@ -277,6 +284,26 @@ impl Drop for PidFile {
     }
 }
 
+/// The process named in the pid file at `path`, if it is alive and is an mtls gateway
+/// (Linux: its /proc entry says so; elsewhere alive is enough). A stale file, one that
+/// names a process since reused for something else, is ignored.
+fn running_gateway(path: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
+    if u32::try_from(pid).ok()? == std::process::id() {
+        return None;
+    }
+    is_mtls(pid).then_some(pid)
+}
+
+fn is_mtls(pid: i32) -> bool {
+    if cfg!(target_os = "linux") {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == "mtls")
+    } else {
+        rustix::process::Pid::from_raw(pid)
+            .is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
+    }
+}
+
 /// `mtls serve -s reload|stop`: signal the gateway whose pid the config's `pid` file holds.
 fn send_signal(config_path: &Path, signal: ServeSignal) -> Result<ExitCode> {
     // Checked first, like `nginx -s reload`: a config that cannot load is not sent to the
@@ -290,10 +317,8 @@ fn send_signal(config_path: &Path, signal: ServeSignal) -> Result<ExitCode> {
         Ok(config) => config.pid,
         Err(errors) if matches!(signal, ServeSignal::Stop) => {
             eprintln!("{errors}");
-            config_path
-                .parent()
-                .unwrap_or(Path::new(""))
-                .join("mtls.pid")
+            // The default, as the config would have had it: NAME.pid beside NAME.toml.
+            config_path.with_extension("pid")
         }
         Err(errors) => {
             eprintln!("{errors}");
@@ -314,6 +339,14 @@ fn send_signal(config_path: &Path, signal: ServeSignal) -> Result<ExitCode> {
         .ok()
         .and_then(rustix::process::Pid::from_raw)
         .with_context(|| format!("{} does not hold a process id", pid_file.display()))?;
+    if !is_mtls(pid.as_raw_nonzero().get()) {
+        anyhow::bail!(
+            "process {} (from {}) is not a running mtls gateway: a stale pid file? Not \
+             signalled",
+            pid.as_raw_nonzero(),
+            pid_file.display()
+        );
+    }
     let (sig, word) = match signal {
         ServeSignal::Reload => (rustix::process::Signal::HUP, "reload (SIGHUP)"),
         ServeSignal::Stop => (rustix::process::Signal::TERM, "stop (SIGTERM)"),

@@ -120,9 +120,10 @@ impl<'a> Cx<'a> {
                 .string("pid", v)
                 .and_then(|s| self.path("pid", s))
                 .map(|p| p.value),
-            // nginx's default is fixed at build time; beside the config is what finds the
-            // running instance of *this* config, as `mtls serve -s reload -c FILE` needs.
-            None => Some(self.base.join("mtls.pid")),
+            // nginx's default is fixed at build time; beside the config, named after it, is
+            // what finds the running gateway of *this* config (`mtls serve -s reload -c
+            // FILE`), even with several configs in one directory.
+            None => Some(self.default_pid()),
         };
         let upstreams = self.upstreams(raw.upstream.as_deref().unwrap_or_default());
         let ssl_handshake_timeout = raw
@@ -165,7 +166,7 @@ impl<'a> Cx<'a> {
             worker_rlimit_nofile,
             ssl_handshake_timeout,
             timeouts,
-            pid: pid.unwrap_or_else(|| self.base.join("mtls.pid")),
+            pid: pid.unwrap_or_else(|| self.default_pid()),
         }
     }
 
@@ -946,6 +947,15 @@ impl<'a> Cx<'a> {
             value: self.resolve(&s.value),
             at: s.at,
         })
+    }
+
+    /// `NAME.pid` beside `NAME.toml`: `mtls.pid` for `mtls.toml`.
+    fn default_pid(&self) -> PathBuf {
+        let stem = self
+            .file
+            .file_stem()
+            .map_or_else(|| "mtls".into(), |s| s.to_string_lossy().into_owned());
+        self.base.join(format!("{stem}.pid"))
     }
 
     fn resolve(&self, path: &str) -> PathBuf {
