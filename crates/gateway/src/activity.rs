@@ -117,8 +117,9 @@ pub(crate) struct Activity {
     /// Close this connection as the server would at shutdown: after the requests in
     /// flight (its client was revoked by a reload).
     retire: AtomicBool,
-    /// The client certificate, when one verified: what a reload checks against new CRLs.
-    pub(crate) peer: std::sync::OnceLock<Arc<mtls_tls::PeerCert>>,
+    /// The client certificate, when one verified, and the client's address: what a reload
+    /// checks against new CRLs, and names in its log line.
+    pub(crate) peer: std::sync::OnceLock<(Arc<mtls_tls::PeerCert>, std::net::SocketAddr)>,
     /// The connection's task, for the sweep and for shutdown to wake. Flags and a waker,
     /// not a `Notify` or a `watch`: those take a lock each time the task is polled, and the
     /// task is polled for every read and write.

@@ -219,15 +219,15 @@ impl Serve for Gateway {
         let peer = info.peer.clone().filter(|_| verified);
         if h2 {
             let activity = registry.add(Mode::Http2, entrance.timeouts());
-            if let Some(peer) = peer {
-                let _ = activity.peer.set(peer);
+            if let Some(peer) = peer.clone() {
+                let _ = activity.peer.set((peer, remote));
             }
             let conn = self.context(&entrance, remote, Some(info), activity);
             serve_http(stream, entrance, conn, &ticket).await;
         } else {
             let activity = registry.add(Mode::Hibernating, entrance.timeouts());
-            if let Some(peer) = peer {
-                let _ = activity.peer.set(peer);
+            if let Some(peer) = peer.clone() {
+                let _ = activity.peer.set((peer, remote));
             }
             let conn = self.context(&entrance, remote, Some(info), activity.clone());
             let head = entrance.max_request_head();
@@ -470,7 +470,7 @@ impl Reloader {
     /// after its requests in flight (HTTP/2: a GOAWAY).
     fn retire_revoked(&self, site: &Site) {
         for activity in self.spawner.registry().connections() {
-            let Some(peer) = activity.peer.get() else {
+            let Some((peer, remote)) = activity.peer.get() else {
                 continue;
             };
             if let Some(refusal) = site.revoked(&peer.der)
@@ -478,9 +478,9 @@ impl Reloader {
             {
                 self.metrics.revoked_while_connected();
                 tracing::warn!(
-                    "client certificate revoked while connected: check=revoked_while_connected: \
-                     {}; subject {}, issuer {}, serial {}; the connection closes after its \
-                     requests in flight",
+                    "client certificate revoked while connected: client={remote} \
+                     check=revoked_while_connected: {}; subject {}, issuer {}, serial {}; the \
+                     connection closes after its requests in flight",
                     refusal.reason,
                     refusal.subject,
                     refusal.issuer,
