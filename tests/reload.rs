@@ -239,6 +239,7 @@ except Exception as e:
     work.ok(&["pki", "revoke", "alice", "--reason", "keyCompromise"]);
     reload(&work);
     let log = server.wait_log("check=revoked_while_connected");
+    assert!(log.contains("connected: client=127.0.0.1:"), "{log}");
     assert!(
         log.contains("CN=alice") && !log.contains("subject CN=bob"),
         "{log}"
