@@ -867,3 +867,19 @@ fn each_config_finds_its_own_gateway_and_no_other_process() {
     assert!(sleeper.try_wait().unwrap().is_none(), "the sleeper lives");
     let _ = sleeper.kill();
 }
+
+#[test]
+fn a_pid_file_in_a_missing_directory_fails_check_not_just_serve() {
+    let work = localhost_pki();
+    work.write(
+        "gw.toml",
+        format!("pid = \"nowhere/gw.pid\"\n{}", config())
+            .replace("{port}", "8000")
+            .replace("{metrics_port}", "8001"),
+    );
+    let err = work.fails(&["check", "-c", "gw.toml"]);
+    assert!(
+        err.contains("pid: ") && err.contains("nowhere") && err.contains("does not exist"),
+        "{err}"
+    );
+}

@@ -248,6 +248,23 @@ impl Site {
                 timeouts: server.timeouts,
             });
         }
+        // `serve` writes the pid file once its ports are bound; a directory that is not
+        // there would stop it then, after `check` said ok.
+        if let Some(dir) = config.pid.parent()
+            && !dir.as_os_str().is_empty()
+            && !dir.is_dir()
+        {
+            errors.push(ConfigError::new(
+                config.source.clone(),
+                None,
+                "pid",
+                format!(
+                    "{}: the directory {} does not exist",
+                    config.pid.display(),
+                    dir.display()
+                ),
+            ));
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
