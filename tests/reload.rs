@@ -883,3 +883,89 @@ fn a_pid_file_in_a_missing_directory_fails_check_not_just_serve() {
         "{err}"
     );
 }
+
+/// With an intermediate CA, the CRL that lists the client is the intermediate's: after a
+/// reload its signature is checked on first use, with the intermediate the client sent.
+/// Connected and resuming clients of the intermediate are cut as well.
+#[test]
+fn revocation_reaches_clients_of_an_intermediate_ca() {
+    use mtls_test_support::forge;
+    let work = Work::new();
+    work.init_ca(true);
+    work.ok(&[
+        "pki",
+        "issue",
+        "server",
+        "localhost",
+        "--san",
+        "localhost",
+        "--san",
+        "127.0.0.1",
+    ]);
+    work.ok(&["pki", "issue", "client", "alice"]);
+    work.write(
+        "root.crl",
+        forge::crl_pem(&work.join("pki/ca.crt"), &work.join("pki/ca.key"), &[]),
+    );
+    let server = work.serve(
+        "gw",
+        &config().replace(
+            "crl = \"pki/crl.pem\"",
+            "crl = [\"root.crl\", \"pki/crl.pem\"]\nverify_depth = 2",
+        ),
+    );
+    let base = [
+        "-servername",
+        "localhost",
+        "-CAfile",
+        "pki/ca.crt",
+        "-cert",
+        "pki/certs/alice.crt",
+        "-cert_chain",
+        "pki/intermediate.crt",
+        "-key",
+        "pki/private/alice.key",
+        "-tls1_3",
+    ];
+    let first = work.s_client(server.port, &[&base[..], &["-sess_out", "s.pem"]].concat());
+    assert!(first.contains("hello CN=alice"), "{first}");
+    let script = r#"
+import http.client, ssl, sys
+ctx = ssl.create_default_context(cafile="pki/ca.crt")
+ctx.load_cert_chain("pki/certs/alice.chain.pem", "pki/private/alice.key")
+c = http.client.HTTPSConnection("localhost", int(sys.argv[1]), context=ctx)
+c.request("GET", "/"); r = c.getresponse(); print("first", r.status, r.read().decode(), flush=True)
+sys.stdin.readline()
+try:
+    c.request("GET", "/"); r = c.getresponse(); print("second", r.status, flush=True)
+except Exception as e:
+    print("second failed", type(e).__name__, flush=True)
+"#;
+    work.write("keepalive.py", script);
+    let mut child = std::process::Command::new(mtls_test_support::require_peer("python3"))
+        .current_dir(work.path())
+        .args(["keepalive.py", &server.port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert!(line.starts_with("first 200 hello CN=alice"), "{line}");
+
+    let since = server.log().len();
+    work.ok(&["pki", "revoke", "alice"]);
+    wait_new(&server, since, "check=revoked_while_connected");
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    }
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let _ = child.wait();
+    assert!(line.starts_with("second failed"), "{line}");
+    let again = work.s_client(server.port, &[&base[..], &["-sess_in", "s.pem"]].concat());
+    assert!(!again.contains("hello CN=alice"), "{again}");
+    server.wait_log("on resumption: ");
+}

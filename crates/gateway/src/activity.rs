@@ -79,6 +79,15 @@ impl Expired {
     }
 }
 
+/// A connection's client whose certificate verified, as a reload needs it.
+#[derive(Debug)]
+pub(crate) struct VerifiedClient {
+    pub(crate) certificate: Arc<mtls_tls::PeerCert>,
+    /// What the client sent after its certificate (DER).
+    pub(crate) intermediates: Arc<Vec<Vec<u8>>>,
+    pub(crate) remote: std::net::SocketAddr,
+}
+
 /// What the sweep and a connection's task share.
 #[derive(Debug)]
 pub(crate) struct Activity {
@@ -119,7 +128,7 @@ pub(crate) struct Activity {
     retire: AtomicBool,
     /// The client certificate, when one verified, and the client's address: what a reload
     /// checks against new CRLs, and names in its log line.
-    pub(crate) peer: std::sync::OnceLock<(Arc<mtls_tls::PeerCert>, std::net::SocketAddr)>,
+    pub(crate) peer: std::sync::OnceLock<VerifiedClient>,
     /// The connection's task, for the sweep and for shutdown to wake. Flags and a waker,
     /// not a `Notify` or a `watch`: those take a lock each time the task is polled, and the
     /// task is polled for every read and write.

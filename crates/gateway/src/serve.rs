@@ -217,17 +217,26 @@ impl Serve for Gateway {
         let registry = &ticket.registry;
         let verified = matches!(info.verify, mtls_tls::VerifyStatus::Success);
         let peer = info.peer.clone().filter(|_| verified);
+        let intermediates = info.intermediates.clone();
+        let client = |peer: &Option<Arc<mtls_tls::PeerCert>>| {
+            peer.clone()
+                .map(|certificate| crate::activity::VerifiedClient {
+                    certificate,
+                    intermediates: intermediates.clone(),
+                    remote,
+                })
+        };
         if h2 {
             let activity = registry.add(Mode::Http2, entrance.timeouts());
-            if let Some(peer) = peer.clone() {
-                let _ = activity.peer.set((peer, remote));
+            if let Some(client) = client(&peer) {
+                let _ = activity.peer.set(client);
             }
             let conn = self.context(&entrance, remote, Some(info), activity);
             serve_http(stream, entrance, conn, &ticket).await;
         } else {
             let activity = registry.add(Mode::Hibernating, entrance.timeouts());
-            if let Some(peer) = peer.clone() {
-                let _ = activity.peer.set((peer, remote));
+            if let Some(client) = client(&peer) {
+                let _ = activity.peer.set(client);
             }
             let conn = self.context(&entrance, remote, Some(info), activity.clone());
             let head = entrance.max_request_head();
@@ -470,10 +479,11 @@ impl Reloader {
     /// after its requests in flight (HTTP/2: a GOAWAY).
     fn retire_revoked(&self, site: &Site) {
         for activity in self.spawner.registry().connections() {
-            let Some((peer, remote)) = activity.peer.get() else {
+            let Some(client) = activity.peer.get() else {
                 continue;
             };
-            if let Some(refusal) = site.revoked(&peer.der)
+            let remote = client.remote;
+            if let Some(refusal) = site.revoked(&client.certificate.der, &client.intermediates)
                 && activity.retire()
             {
                 self.metrics.revoked_while_connected();

@@ -356,11 +356,15 @@ impl Site {
 
     /// Whether any TLS block's CRLs now list `leaf` (a client certificate that verified
     /// before): the refusal, or `None`.
-    pub(crate) fn revoked(&self, leaf: &[u8]) -> Option<mtls_tls::Refusal> {
+    pub(crate) fn revoked(
+        &self,
+        leaf: &[u8],
+        intermediates: &[Vec<u8>],
+    ) -> Option<mtls_tls::Refusal> {
         self.hosts
             .iter()
             .filter_map(|h| h.tls.as_deref())
-            .find_map(|tls| tls.revoked(leaf))
+            .find_map(|tls| tls.revoked(leaf, intermediates))
     }
 
     /// Every file the site was built from that a reload would read again: certificates,

@@ -160,13 +160,29 @@ impl Crls {
     /// certificates that verified earlier (a resumed session, a connection open across a
     /// reload), so only the CRL from the leaf's issuer is looked at, and only once its
     /// signature has been checked; expiry and missing CRLs were the full handshake's job.
-    pub(crate) fn revoked_leaf(&self, leaf: &[u8]) -> Option<RevocationFailure> {
+    ///
+    /// `intermediates` are the certificates the client sent after its leaf, which its full
+    /// handshake verified: a CRL from an intermediate CA has its signature checked on
+    /// first use, and after a reload that may be now, with the intermediate from here.
+    pub(crate) fn revoked_leaf(
+        &self,
+        leaf: &[u8],
+        intermediates: &[Vec<u8>],
+    ) -> Option<RevocationFailure> {
         let (_, cert) = X509Certificate::from_der(leaf).ok()?;
         let issuer = name_value(cert.issuer().as_raw())?;
-        let crl = self
-            .crls
-            .iter()
-            .find(|c| c.list.issuer() == issuer && c.verified_by.get().is_some())?;
+        let crl = self.crls.iter().find(|c| c.list.issuer() == issuer)?;
+        if crl.verified_by.get().is_none() {
+            let signer = intermediates.iter().find_map(|der| {
+                let (_, ca) = X509Certificate::from_der(der).ok()?;
+                (ca.subject().as_raw() == cert.issuer().as_raw())
+                    .then(|| ca.public_key().raw.to_vec())
+            })?;
+            if !crl.signed_by(&signer) {
+                return None;
+            }
+            let _ = crl.verified_by.set(signer);
+        }
         let revoked = crl.list.find_serial(cert.raw_serial()).ok()??;
         Some(crl.revoked(leaf, &revoked))
     }

@@ -268,8 +268,8 @@ impl TlsServer {
     /// Whether this block's CRLs now list the client certificate `leaf` (DER), which
     /// verified earlier: the refusal to log, or `None`. For connections open across a
     /// reload that brought a new CRL.
-    pub fn revoked(&self, leaf: &[u8]) -> Option<Refusal> {
-        self.verifier.revoked(leaf)
+    pub fn revoked(&self, leaf: &[u8], intermediates: &[Vec<u8>]) -> Option<Refusal> {
+        self.verifier.revoked(leaf, intermediates)
     }
 
     /// The client-certificate policy.
@@ -434,10 +434,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientHello<IO> {
         // rustls restores a resumed session's client chain without asking the verifier: a
         // client revoked since its full handshake would come back for as long as its
         // session lives. The handshake is over, so no alert can be sent; close_notify.
+        let intermediates: Vec<Vec<u8>> = chain
+            .map(|c| c.iter().skip(1).map(|c| c.as_ref().to_vec()).collect())
+            .unwrap_or_default();
         if resumed
             && let Some(refusal) = chain
                 .and_then(|c| c.first())
-                .and_then(|leaf| server.verifier.revoked(leaf.as_ref()))
+                .and_then(|leaf| server.verifier.revoked(leaf.as_ref(), &intermediates))
         {
             // Shut down through TLS: close_notify, then FIN, then drain what the client sends.
             linger(stream).await;
@@ -460,6 +463,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientHello<IO> {
             server_name,
             alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
             peer,
+            intermediates: Arc::new(intermediates),
             verify,
         };
         Ok((stream, info))
@@ -503,6 +507,9 @@ pub struct HandshakeInfo {
     pub alpn: Option<Vec<u8>>,
     /// The client certificate, if one was presented.
     pub peer: Option<Arc<PeerCert>>,
+    /// The certificates the client sent after its own (DER), for checks made later (a
+    /// reload's CRLs against the clients already connected).
+    pub intermediates: Arc<Vec<Vec<u8>>>,
     /// nginx's `$ssl_client_verify`.
     pub verify: VerifyStatus,
 }

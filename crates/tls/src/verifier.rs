@@ -190,8 +190,8 @@ impl ClientVerifier {
 
     /// Whether the CRLs now list `leaf` (a certificate that verified before: a resumed
     /// session's, a connection's open across a reload), as the refusal to log.
-    pub(crate) fn revoked(&self, leaf: &[u8]) -> Option<Refusal> {
-        let failure = self.crls.revoked_leaf(leaf)?;
+    pub(crate) fn revoked(&self, leaf: &[u8], intermediates: &[Vec<u8>]) -> Option<Refusal> {
+        let failure = self.crls.revoked_leaf(leaf, intermediates)?;
         let peer = PeerCert::from_der(leaf);
         Some(Refusal {
             check: failure.check,
