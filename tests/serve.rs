@@ -1561,3 +1561,40 @@ fn server_order_prefers_aes_128_but_lets_chacha_first_clients_have_chacha() {
         assert_eq!(cipher(server, args), expected, "{args:?}");
     }
 }
+
+#[test]
+fn check_finds_private_keys_in_a_static_root_whatever_the_file_is_called() {
+    let work = localhost_pki();
+    let pkcs8 = String::from_utf8(work.read("pki/private/localhost.key")).unwrap();
+    let openssh = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n\
+                   -----END OPENSSH PRIVATE KEY-----\n";
+    let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0w\n\
+                     -----END ENCRYPTED PRIVATE KEY-----\n";
+    // Backups and copies keep the key, not the extension: found by name where the name
+    // still says key, by content everywhere else.
+    let cases = [
+        ("ca.key.bak", "not even PEM"),
+        ("server.key.orig", "not even PEM"),
+        ("site.p12.old", "not even PEM"),
+        ("key.old", pkcs8.as_str()),
+        ("notes.md", pkcs8.as_str()),
+        ("id_ed25519", openssh),
+        ("backup.html", encrypted),
+    ];
+    for (i, (name, content)) in cases.iter().enumerate() {
+        let root = format!("root{i}");
+        std::fs::create_dir_all(work.join(&root).join("old")).unwrap();
+        work.write(&format!("{root}/index.html"), "hello");
+        work.write(&format!("{root}/old/{name}"), content);
+        work.write("key.toml", lint_config("localhost", "localhost", &root));
+        let out = work.mtls(&["check", "-c", "key.toml"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {err}");
+        assert!(
+            err.contains("warning: key.toml:9:")
+                && err.contains("holds private key material")
+                && err.contains(name),
+            "{name}: {err}"
+        );
+    }
+}

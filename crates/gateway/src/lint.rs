@@ -57,10 +57,17 @@ const MAX_ENTRIES: usize = 10_000;
 /// Only this much of a file is read to look for a PEM private key header.
 const HEAD_BYTES: u64 = 4096;
 
-/// The first private key found under `root`, if any: a file named like one (`*.key`,
-/// `.p12`, `.pfx`, `.jks`), a `private/` directory (an mtls or easy-rsa CA directory), or a
-/// PEM file holding a `PRIVATE KEY` section. Symbolic links to directories are not
-/// followed; at most [`MAX_ENTRIES`] entries are looked at.
+/// Names that mark a key store or key file wherever they appear in a file name, so that
+/// copies (`ca.key.bak`, `server.key.orig`, `site.p12.old`) are caught like the originals.
+const KEY_NAME_PARTS: [&str; 5] = [".key", ".p12", ".pfx", ".jks", ".keystore"];
+
+/// The first private key found under `root`, if any: a file whose name holds `.key`, `.p12`,
+/// `.pfx`, `.jks` or `.keystore` anywhere (backups keep the original name and add a
+/// suffix), a `private/` directory (an mtls or easy-rsa CA directory), or a regular file of
+/// any name whose first [`HEAD_BYTES`] hold a PEM `PRIVATE KEY` header (PKCS#8, encrypted
+/// PKCS#8, RSA, EC, OpenSSH). The content is checked whatever the extension: a key copied
+/// to `notes.md` or `key.old` is served as readily as `ca.key`. Symbolic links to
+/// directories are not followed; at most [`MAX_ENTRIES`] entries are looked at.
 pub(crate) fn private_key_under(root: &Path) -> Option<PathBuf> {
     let mut pending = vec![root.to_path_buf()];
     let mut seen = 0;
@@ -85,11 +92,10 @@ pub(crate) fn private_key_under(root: &Path) -> Option<PathBuf> {
                 pending.push(path);
                 continue;
             }
-            let extension = name.rsplit_once('.').map_or("", |(_, e)| e);
-            if matches!(extension, "key" | "p12" | "pfx" | "jks" | "keystore") {
+            if KEY_NAME_PARTS.iter().any(|part| name.contains(part)) {
                 return Some(path);
             }
-            if matches!(extension, "pem" | "crt" | "cer" | "txt" | "") && holds_pem_key(&path) {
+            if holds_pem_key(&path) {
                 return Some(path);
             }
         }
@@ -97,8 +103,15 @@ pub(crate) fn private_key_under(root: &Path) -> Option<PathBuf> {
     None
 }
 
+/// Whether the head of the regular file at `path` (a symbolic link is followed: the file
+/// server follows it too) holds a PEM private key header. Anything else (a FIFO, a device)
+/// is not opened: opening a FIFO would block the check.
 fn holds_pem_key(path: &Path) -> bool {
     use std::io::Read as _;
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {}
+        _ => return false,
+    }
     let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
@@ -106,6 +119,8 @@ fn holds_pem_key(path: &Path) -> bool {
     if file.take(HEAD_BYTES).read_to_end(&mut head).is_err() {
         return false;
     }
+    // "PRIVATE KEY-----" ends every private key header: "-----BEGIN PRIVATE KEY-----",
+    // "ENCRYPTED PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "OPENSSH PRIVATE KEY".
     head.windows(b"PRIVATE KEY-----".len())
         .any(|w| w == b"PRIVATE KEY-----")
 }
@@ -133,6 +148,18 @@ mod tests {
             Some(root.join("public/css/bundle.pem"))
         );
         std::fs::remove_file(root.join("public/css/bundle.pem")).unwrap();
+
+        std::fs::write(
+            root.join("notes.md"),
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        assert_eq!(private_key_under(root), Some(root.join("notes.md")));
+        std::fs::remove_file(root.join("notes.md")).unwrap();
+
+        std::fs::write(root.join("ca.key.bak"), "anything").unwrap();
+        assert_eq!(private_key_under(root), Some(root.join("ca.key.bak")));
+        std::fs::remove_file(root.join("ca.key.bak")).unwrap();
 
         std::fs::write(root.join("ca.key"), "anything").unwrap();
         assert_eq!(private_key_under(root), Some(root.join("ca.key")));
