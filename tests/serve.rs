@@ -4,7 +4,7 @@
 
 use mtls_test_support::forge;
 
-use crate::util::{Server, Work, localhost_pki};
+use crate::util::{Server, Work, free_port, localhost_pki};
 
 /// A CA with a server certificate for localhost/127.0.0.1 and a client `alice`.
 fn work_with_pki() -> Work {
@@ -1595,6 +1595,136 @@ fn check_finds_private_keys_in_a_static_root_whatever_the_file_is_called() {
                 && err.contains("holds private key material")
                 && err.contains(name),
             "{name}: {err}"
+        );
+    }
+}
+
+/// A server certificate for localhost made by openssl, signed by our CA, with `extensions`
+/// (an openssl extfile, one per line): `pki/certs/NAME.crt`, `pki/private/NAME.key`.
+fn openssl_server_certificate(work: &Work, name: &str, extensions: &str) {
+    work.write(
+        &format!("{name}.ext"),
+        format!("subjectAltName=DNS:localhost\n{extensions}\n"),
+    );
+    let openssl = mtls_test_support::require_peer("openssl");
+    let key = format!("pki/private/{name}.key");
+    let csr = format!("{name}.csr");
+    let cert = format!("pki/certs/{name}.crt");
+    let ext = format!("{name}.ext");
+    for args in [
+        vec![
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-subj",
+            "/CN=localhost",
+            "-out",
+            &csr,
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "pki/ca.crt",
+            "-CAkey",
+            "pki/ca.key",
+            "-CAcreateserial",
+            "-days",
+            "90",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    ] {
+        let out = std::process::Command::new(&openssl)
+            .current_dir(work.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", mtls_test_support::text(&out));
+    }
+}
+
+#[test]
+fn check_refuses_server_certificates_that_openssl_or_rustls_clients_refuse() {
+    let work = localhost_pki();
+    std::fs::create_dir_all(work.join("site")).unwrap();
+    work.write("site/index.html", "hello");
+    // (name, extensions, what check says, whether curl (OpenSSL) refuses it, whether
+    // `mtls get` (rustls) refuses it): each one is refused by at least one of them.
+    let cases = [
+        (
+            "anyeku",
+            "extendedKeyUsage=anyExtendedKeyUsage",
+            "wrong purpose",
+            true,
+            true,
+        ),
+        (
+            "certsign",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "without digitalSignature, keyEncipherment or keyAgreement",
+            true,
+            false,
+        ),
+        (
+            "calike",
+            "basicConstraints=critical,CA:TRUE",
+            "basicConstraints CA:TRUE",
+            false,
+            true,
+        ),
+    ];
+    for (name, extensions, says, curl_refuses, rustls_refuses) in cases {
+        openssl_server_certificate(&work, name, extensions);
+        let config = format!("{name}.toml");
+        work.write(&config, lint_config("localhost", name, "site"));
+        let err = work.fails(&["check", "-c", &config]);
+        assert!(
+            err.contains(&format!("{name}.toml:6:"))
+                && err.contains(&format!("certificate: pki/certs/{name}.crt"))
+                && err.contains(says),
+            "{name}: {err}"
+        );
+
+        // The clients agree: served by openssl, the certificate is refused.
+        let port = free_port();
+        let cert = format!("pki/certs/{name}.crt");
+        let key = format!("pki/private/{name}.key");
+        let _server = work.s_server(name, port, &["-cert", &cert, "-key", &key, "-www"]);
+        let url = format!("https://localhost:{port}/");
+        let resolve = format!("localhost:{port}:127.0.0.1");
+        let (code, _, curl_err) = work.curl(&[
+            "--cacert",
+            "pki/ca.crt",
+            "--resolve",
+            &resolve,
+            "-o",
+            "/dev/null",
+            &url,
+        ]);
+        assert_eq!(code != 0, curl_refuses, "{name}: curl: {code} {curl_err}");
+        if curl_refuses {
+            assert!(
+                curl_err.contains("unsuitable certificate purpose"),
+                "{name}: {curl_err}"
+            );
+        }
+        let out = work.mtls(&["get", "--ca", "pki/ca.crt", "--resolve", &resolve, &url]);
+        assert_eq!(
+            !out.status.success(),
+            rustls_refuses,
+            "{name}: mtls get: {}",
+            mtls_test_support::text(&out)
         );
     }
 }
