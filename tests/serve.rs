@@ -1728,3 +1728,55 @@ fn check_refuses_server_certificates_that_openssl_or_rustls_clients_refuse() {
         );
     }
 }
+
+#[test]
+fn check_warns_of_client_cas_given_to_a_server_that_never_asks_for_a_certificate() {
+    let work = localhost_pki();
+    std::fs::create_dir_all(work.join("site")).unwrap();
+    work.write("site/index.html", "hello");
+    work.ok(&["pki", "crl"]);
+    let base = lint_config("localhost", "localhost", "site");
+    // client_ca on line 8, verify_client left out: the default is off.
+    for (key, value) in [("client_ca", "pki/ca.crt"), ("crl", "pki/crl.pem")] {
+        let config = base.replace(
+            "key = \"pki/private/localhost.key\"\n",
+            &format!("key = \"pki/private/localhost.key\"\n{key} = \"{value}\"\n"),
+        );
+        work.write("off.toml", &config);
+        let out = work.mtls(&["check", "-c", "off.toml"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains("warning: off.toml:8:")
+                && err.contains(&format!(
+                    "{key} is set but verify_client is off (the default): client \
+                     certificates are not requested; set verify_client = \"on\" or \
+                     \"optional\""
+                )),
+            "{key}: {err}"
+        );
+        // Asking for certificates: nothing to warn of.
+        for verify in ["on", "optional"] {
+            let asked = config.replace(
+                &format!("{key} = "),
+                &format!("verify_client = \"{verify}\"\n{key} = "),
+            );
+            work.write("asked.toml", asked);
+            let out = work.mtls(&["check", "-c", "asked.toml"]);
+            if key == "crl" {
+                // A CRL without a client CA is refused outright; not this warning.
+                assert!(
+                    !String::from_utf8_lossy(&out.stderr).contains("verify_client is off"),
+                    "{}",
+                    mtls_test_support::text(&out)
+                );
+                continue;
+            }
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "{verify}: {}",
+                mtls_test_support::text(&out)
+            );
+        }
+    }
+}

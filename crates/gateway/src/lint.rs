@@ -5,15 +5,16 @@
 //! A server certificate only for clientAuth, or already expired, loads fine and then every
 //! handshake fails at the client, far from the config line that caused it: those are
 //! errors with the line. A certificate that expires within 30 days, or that does not name
-//! a `server_name`, and a static root that holds a private key are warnings: the gateway
-//! starts and logs them, `mtls check` prints them.
+//! a `server_name`, a static root that holds a private key, and client CAs given to a
+//! server that never asks for a client certificate are warnings: the gateway starts and
+//! logs them, `mtls check` prints them.
 
 use std::path::{Path, PathBuf};
 
 use mtls_pki::verify::{Severity, server_fitness};
 use time::OffsetDateTime;
 
-use crate::config::{Config, ConfigError, Server, ServerName, TlsSettings};
+use crate::config::{Config, ConfigError, Server, ServerName, TlsSettings, VerifyClient};
 
 /// Errors and warnings about one value of the config.
 #[derive(Debug, Default)]
@@ -49,6 +50,33 @@ pub(crate) fn server_certificate(
             Severity::Error => findings.errors.push(error),
             Severity::Warning => findings.warnings.push(error),
         }
+    }
+}
+
+/// `client_ca`, `trusted_ca` or `crl` in a `[server.tls]` whose `verify_client` is off:
+/// the settings say "check client certificates" and the server never asks for one, so
+/// every client passes as anonymous. A warning at the first of those keys.
+pub(crate) fn client_verification(config: &Config, tls: &TlsSettings, findings: &mut Findings) {
+    if tls.verify_client != VerifyClient::Off {
+        return;
+    }
+    let set = [
+        ("client_ca", &tls.client_ca),
+        ("trusted_ca", &tls.trusted_ca),
+        ("crl", &tls.crl),
+    ]
+    .into_iter()
+    .find_map(|(key, files)| files.first().map(|first| (key, first.at)));
+    if let Some((key, at)) = set {
+        findings.warnings.push(ConfigError::new(
+            config.source.clone(),
+            Some(at),
+            key,
+            format!(
+                "{key} is set but verify_client is off (the default): client certificates \
+                 are not requested; set verify_client = \"on\" or \"optional\""
+            ),
+        ));
     }
 }
 
