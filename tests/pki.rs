@@ -687,3 +687,49 @@ fn show_refuses_devices_fifos_and_huge_files_without_reading_them() {
         assert!(err.contains(says), "{file}: {err}");
     }
 }
+
+#[test]
+fn export_refuses_an_empty_password_unless_allowed() {
+    let w = Work::new();
+    w.init_ca(false);
+    w.ok(&["pki", "issue", "client", "alice"]);
+    w.write("empty.txt", "");
+    for format in ["--p12", "--jks"] {
+        let err = w.fails(&[
+            "pki",
+            "export",
+            "alice",
+            format,
+            "--password-file",
+            "empty.txt",
+        ]);
+        assert!(
+            err.contains("--password-file empty.txt: its first line is empty")
+                && err.contains("--allow-empty-password"),
+            "{format}: {err}"
+        );
+        let out = w.mtls_env(
+            &["pki", "export", "alice", format, "--password-env", "EMPTY"],
+            &[("EMPTY", "")],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{format}: {err}");
+        assert!(
+            err.contains("--password-env EMPTY: the variable is empty"),
+            "{format}: {err}"
+        );
+        // Nothing was written; asked for, the empty password is used.
+        let extension = &format[2..];
+        assert!(!w.join(&format!("pki/private/alice.{extension}")).exists());
+        w.ok(&[
+            "pki",
+            "export",
+            "alice",
+            format,
+            "--password-file",
+            "empty.txt",
+            "--allow-empty-password",
+        ]);
+        assert!(w.join(&format!("pki/private/alice.{extension}")).exists());
+    }
+}
