@@ -733,3 +733,23 @@ fn export_refuses_an_empty_password_unless_allowed() {
         assert!(w.join(&format!("pki/private/alice.{extension}")).exists());
     }
 }
+
+#[test]
+fn issue_refuses_not_after_equal_to_not_before() {
+    let w = Work::new();
+    w.init_ca(false);
+    let err = w.fails(&[
+        "pki",
+        "issue",
+        "server",
+        "now",
+        "--san",
+        "localhost",
+        "--not-before",
+        "now",
+        "--not-after",
+        "now",
+    ]);
+    assert!(err.contains("must be later than notBefore"), "{err}");
+    assert!(!w.join("pki/certs/now.crt").exists());
+}
