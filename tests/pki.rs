@@ -650,3 +650,106 @@ fn jks_export_import_round_trip_and_usage() {
     );
     assert!(!w.join("x").exists());
 }
+
+#[test]
+fn show_refuses_devices_fifos_and_huge_files_without_reading_them() {
+    let w = Work::new();
+    let fifo = w.join("pipe.pem");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // A huge file costs nothing on disk (sparse) and is refused by its size.
+    std::fs::File::create(w.join("huge.pem"))
+        .unwrap()
+        .set_len(64 * 1024 * 1024 + 1)
+        .unwrap();
+    for (file, says) in [
+        ("/dev/zero", "/dev/zero is not a regular file"),
+        ("pipe.pem", "pipe.pem is not a regular file"),
+        (
+            "huge.pem",
+            "huge.pem is 67108865 bytes; mtls reads certificate files up to 64 MiB",
+        ),
+    ] {
+        // Without the check, /dev/zero grows without bound and the FIFO waits forever:
+        // the timeout turns either into a failure instead of a hung test.
+        let out = assert_cmd::Command::cargo_bin("mtls")
+            .unwrap()
+            .current_dir(w.path())
+            .args(["pki", "show", file])
+            .timeout(std::time::Duration::from_secs(3))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{file}: {err}");
+        assert!(err.contains(says), "{file}: {err}");
+    }
+}
+
+#[test]
+fn export_refuses_an_empty_password_unless_allowed() {
+    let w = Work::new();
+    w.init_ca(false);
+    w.ok(&["pki", "issue", "client", "alice"]);
+    w.write("empty.txt", "");
+    for format in ["--p12", "--jks"] {
+        let err = w.fails(&[
+            "pki",
+            "export",
+            "alice",
+            format,
+            "--password-file",
+            "empty.txt",
+        ]);
+        assert!(
+            err.contains("--password-file empty.txt: its first line is empty")
+                && err.contains("--allow-empty-password"),
+            "{format}: {err}"
+        );
+        let out = w.mtls_env(
+            &["pki", "export", "alice", format, "--password-env", "EMPTY"],
+            &[("EMPTY", "")],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{format}: {err}");
+        assert!(
+            err.contains("--password-env EMPTY: the variable is empty"),
+            "{format}: {err}"
+        );
+        // Nothing was written; asked for, the empty password is used.
+        let extension = &format[2..];
+        assert!(!w.join(&format!("pki/private/alice.{extension}")).exists());
+        w.ok(&[
+            "pki",
+            "export",
+            "alice",
+            format,
+            "--password-file",
+            "empty.txt",
+            "--allow-empty-password",
+        ]);
+        assert!(w.join(&format!("pki/private/alice.{extension}")).exists());
+    }
+}
+
+#[test]
+fn issue_refuses_not_after_equal_to_not_before() {
+    let w = Work::new();
+    w.init_ca(false);
+    let err = w.fails(&[
+        "pki",
+        "issue",
+        "server",
+        "now",
+        "--san",
+        "localhost",
+        "--not-before",
+        "now",
+        "--not-after",
+        "now",
+    ]);
+    assert!(err.contains("must be later than notBefore"), "{err}");
+    assert!(!w.join("pki/certs/now.crt").exists());
+}

@@ -4,7 +4,7 @@
 
 use mtls_test_support::forge;
 
-use crate::util::{Server, Work, localhost_pki};
+use crate::util::{Server, Work, free_port, localhost_pki};
 
 /// A CA with a server certificate for localhost/127.0.0.1 and a client `alice`.
 fn work_with_pki() -> Work {
@@ -1574,5 +1574,224 @@ fn server_order_prefers_aes_128_but_lets_chacha_first_clients_have_chacha() {
         ),
     ] {
         assert_eq!(cipher(server, args), expected, "{args:?}");
+    }
+}
+
+#[test]
+fn check_finds_private_keys_in_a_static_root_whatever_the_file_is_called() {
+    let work = localhost_pki();
+    let pkcs8 = String::from_utf8(work.read("pki/private/localhost.key")).unwrap();
+    let openssh = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n\
+                   -----END OPENSSH PRIVATE KEY-----\n";
+    let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0w\n\
+                     -----END ENCRYPTED PRIVATE KEY-----\n";
+    // Backups and copies keep the key, not the extension: found by name where the name
+    // still says key, by content everywhere else.
+    let cases = [
+        ("ca.key.bak", "not even PEM"),
+        ("server.key.orig", "not even PEM"),
+        ("site.p12.old", "not even PEM"),
+        ("key.old", pkcs8.as_str()),
+        ("notes.md", pkcs8.as_str()),
+        ("id_ed25519", openssh),
+        ("backup.html", encrypted),
+    ];
+    for (i, (name, content)) in cases.iter().enumerate() {
+        let root = format!("root{i}");
+        std::fs::create_dir_all(work.join(&root).join("old")).unwrap();
+        work.write(&format!("{root}/index.html"), "hello");
+        work.write(&format!("{root}/old/{name}"), content);
+        work.write("key.toml", lint_config("localhost", "localhost", &root));
+        let out = work.mtls(&["check", "-c", "key.toml"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {err}");
+        assert!(
+            err.contains("warning: key.toml:9:")
+                && err.contains("holds private key material")
+                && err.contains(name),
+            "{name}: {err}"
+        );
+    }
+}
+
+/// A server certificate for localhost made by openssl, signed by our CA, with `extensions`
+/// (an openssl extfile, one per line): `pki/certs/NAME.crt`, `pki/private/NAME.key`.
+fn openssl_server_certificate(work: &Work, name: &str, extensions: &str) {
+    work.write(
+        &format!("{name}.ext"),
+        format!("subjectAltName=DNS:localhost\n{extensions}\n"),
+    );
+    let openssl = mtls_test_support::require_peer("openssl");
+    let key = format!("pki/private/{name}.key");
+    let csr = format!("{name}.csr");
+    let cert = format!("pki/certs/{name}.crt");
+    let ext = format!("{name}.ext");
+    for args in [
+        vec![
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-subj",
+            "/CN=localhost",
+            "-out",
+            &csr,
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "pki/ca.crt",
+            "-CAkey",
+            "pki/ca.key",
+            "-CAcreateserial",
+            "-days",
+            "90",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    ] {
+        let out = std::process::Command::new(&openssl)
+            .current_dir(work.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", mtls_test_support::text(&out));
+    }
+}
+
+#[test]
+fn check_refuses_server_certificates_that_openssl_or_rustls_clients_refuse() {
+    let work = localhost_pki();
+    std::fs::create_dir_all(work.join("site")).unwrap();
+    work.write("site/index.html", "hello");
+    // (name, extensions, what check says, whether curl (OpenSSL) refuses it, whether
+    // `mtls get` (rustls) refuses it): each one is refused by at least one of them.
+    let cases = [
+        (
+            "anyeku",
+            "extendedKeyUsage=anyExtendedKeyUsage",
+            "wrong purpose",
+            true,
+            true,
+        ),
+        (
+            "certsign",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "without digitalSignature, keyEncipherment or keyAgreement",
+            true,
+            false,
+        ),
+        (
+            "calike",
+            "basicConstraints=critical,CA:TRUE",
+            "basicConstraints CA:TRUE",
+            false,
+            true,
+        ),
+    ];
+    for (name, extensions, says, curl_refuses, rustls_refuses) in cases {
+        openssl_server_certificate(&work, name, extensions);
+        let config = format!("{name}.toml");
+        work.write(&config, lint_config("localhost", name, "site"));
+        let err = work.fails(&["check", "-c", &config]);
+        assert!(
+            err.contains(&format!("{name}.toml:6:"))
+                && err.contains(&format!("certificate: pki/certs/{name}.crt"))
+                && err.contains(says),
+            "{name}: {err}"
+        );
+
+        // The clients agree: served by openssl, the certificate is refused.
+        let port = free_port();
+        let cert = format!("pki/certs/{name}.crt");
+        let key = format!("pki/private/{name}.key");
+        let _server = work.s_server(name, port, &["-cert", &cert, "-key", &key, "-www"]);
+        let url = format!("https://localhost:{port}/");
+        let resolve = format!("localhost:{port}:127.0.0.1");
+        let (code, _, curl_err) = work.curl(&[
+            "--cacert",
+            "pki/ca.crt",
+            "--resolve",
+            &resolve,
+            "-o",
+            "/dev/null",
+            &url,
+        ]);
+        assert_eq!(code != 0, curl_refuses, "{name}: curl: {code} {curl_err}");
+        if curl_refuses {
+            assert!(
+                curl_err.contains("unsuitable certificate purpose"),
+                "{name}: {curl_err}"
+            );
+        }
+        let out = work.mtls(&["get", "--ca", "pki/ca.crt", "--resolve", &resolve, &url]);
+        assert_eq!(
+            !out.status.success(),
+            rustls_refuses,
+            "{name}: mtls get: {}",
+            mtls_test_support::text(&out)
+        );
+    }
+}
+
+#[test]
+fn check_warns_of_client_cas_given_to_a_server_that_never_asks_for_a_certificate() {
+    let work = localhost_pki();
+    std::fs::create_dir_all(work.join("site")).unwrap();
+    work.write("site/index.html", "hello");
+    work.ok(&["pki", "crl"]);
+    let base = lint_config("localhost", "localhost", "site");
+    // client_ca on line 8, verify_client left out: the default is off.
+    for (key, value) in [("client_ca", "pki/ca.crt"), ("crl", "pki/crl.pem")] {
+        let config = base.replace(
+            "key = \"pki/private/localhost.key\"\n",
+            &format!("key = \"pki/private/localhost.key\"\n{key} = \"{value}\"\n"),
+        );
+        work.write("off.toml", &config);
+        let out = work.mtls(&["check", "-c", "off.toml"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains("warning: off.toml:8:")
+                && err.contains(&format!(
+                    "{key} is set but verify_client is off (the default): client \
+                     certificates are not requested; set verify_client = \"on\" or \
+                     \"optional\""
+                )),
+            "{key}: {err}"
+        );
+        // Asking for certificates: nothing to warn of.
+        for verify in ["on", "optional"] {
+            let asked = config.replace(
+                &format!("{key} = "),
+                &format!("verify_client = \"{verify}\"\n{key} = "),
+            );
+            work.write("asked.toml", asked);
+            let out = work.mtls(&["check", "-c", "asked.toml"]);
+            if key == "crl" {
+                // A CRL without a client CA is refused outright; not this warning.
+                assert!(
+                    !String::from_utf8_lossy(&out.stderr).contains("verify_client is off"),
+                    "{}",
+                    mtls_test_support::text(&out)
+                );
+                continue;
+            }
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "{verify}: {}",
+                mtls_test_support::text(&out)
+            );
+        }
     }
 }

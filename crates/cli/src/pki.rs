@@ -231,6 +231,11 @@ struct ExportArgs {
     out: Option<PathBuf>,
     #[command(flatten)]
     password: PasswordArgs,
+    /// Accept an empty password from --password-env or --password-file (an empty
+    /// variable or file is otherwise refused: it is usually a mistake, and anyone who
+    /// copies the file then holds the key).
+    #[arg(long)]
+    allow_empty_password: bool,
     /// 3DES and SHA-1 instead of AES-256 and SHA-256, for Java 8 and old Windows.
     #[arg(long, conflicts_with = "jks")]
     legacy: bool,
@@ -867,6 +872,22 @@ fn export(dir: &Path, json: bool, args: ExportArgs) -> Result<ExitCode> {
     let out = args.out.unwrap_or(default_out);
     let mut alias = args.alias.unwrap_or(default_alias);
     let (password, generated) = match args.password.read()? {
+        Some(p) if p.is_empty() && !args.allow_empty_password => {
+            let from = match (&args.password.password_env, &args.password.password_file) {
+                (Some(var), _) => format!("--password-env {var}: the variable is empty"),
+                (None, Some(file)) => format!(
+                    "--password-file {}: its first line is empty",
+                    file.display()
+                ),
+                (None, None) => "the password is empty".to_owned(),
+            };
+            bail!(
+                "{from}, and {} would be protected by an empty password; give a \
+                 password, leave out --password-env/--password-file to have one generated, \
+                 or pass --allow-empty-password if an empty one is what you want",
+                out.display()
+            );
+        }
         Some(p) => (p, None),
         None => {
             let p = mtls_pki::names::random_password();

@@ -5,15 +5,16 @@
 //! A server certificate only for clientAuth, or already expired, loads fine and then every
 //! handshake fails at the client, far from the config line that caused it: those are
 //! errors with the line. A certificate that expires within 30 days, or that does not name
-//! a `server_name`, and a static root that holds a private key are warnings: the gateway
-//! starts and logs them, `mtls check` prints them.
+//! a `server_name`, a static root that holds a private key, and client CAs given to a
+//! server that never asks for a client certificate are warnings: the gateway starts and
+//! logs them, `mtls check` prints them.
 
 use std::path::{Path, PathBuf};
 
 use mtls_pki::verify::{Severity, server_fitness};
 use time::OffsetDateTime;
 
-use crate::config::{Config, ConfigError, Server, ServerName, TlsSettings};
+use crate::config::{Config, ConfigError, Server, ServerName, TlsSettings, VerifyClient};
 
 /// Errors and warnings about one value of the config.
 #[derive(Debug, Default)]
@@ -52,15 +53,49 @@ pub(crate) fn server_certificate(
     }
 }
 
+/// `client_ca`, `trusted_ca` or `crl` in a `[server.tls]` whose `verify_client` is off:
+/// the settings say "check client certificates" and the server never asks for one, so
+/// every client passes as anonymous. A warning at the first of those keys.
+pub(crate) fn client_verification(config: &Config, tls: &TlsSettings, findings: &mut Findings) {
+    if tls.verify_client != VerifyClient::Off {
+        return;
+    }
+    let set = [
+        ("client_ca", &tls.client_ca),
+        ("trusted_ca", &tls.trusted_ca),
+        ("crl", &tls.crl),
+    ]
+    .into_iter()
+    .find_map(|(key, files)| files.first().map(|first| (key, first.at)));
+    if let Some((key, at)) = set {
+        findings.warnings.push(ConfigError::new(
+            config.source.clone(),
+            Some(at),
+            key,
+            format!(
+                "{key} is set but verify_client is off (the default): client certificates \
+                 are not requested; set verify_client = \"on\" or \"optional\""
+            ),
+        ));
+    }
+}
+
 /// The most entries looked at under one root: a check must not read a whole disk.
 const MAX_ENTRIES: usize = 10_000;
 /// Only this much of a file is read to look for a PEM private key header.
 const HEAD_BYTES: u64 = 4096;
 
-/// The first private key found under `root`, if any: a file named like one (`*.key`,
-/// `.p12`, `.pfx`, `.jks`), a `private/` directory (an mtls or easy-rsa CA directory), or a
-/// PEM file holding a `PRIVATE KEY` section. Symbolic links to directories are not
-/// followed; at most [`MAX_ENTRIES`] entries are looked at.
+/// Names that mark a key store or key file wherever they appear in a file name, so that
+/// copies (`ca.key.bak`, `server.key.orig`, `site.p12.old`) are caught like the originals.
+const KEY_NAME_PARTS: [&str; 5] = [".key", ".p12", ".pfx", ".jks", ".keystore"];
+
+/// The first private key found under `root`, if any: a file whose name holds `.key`, `.p12`,
+/// `.pfx`, `.jks` or `.keystore` anywhere (backups keep the original name and add a
+/// suffix), a `private/` directory (an mtls or easy-rsa CA directory), or a regular file of
+/// any name whose first [`HEAD_BYTES`] hold a PEM `PRIVATE KEY` header (PKCS#8, encrypted
+/// PKCS#8, RSA, EC, OpenSSH). The content is checked whatever the extension: a key copied
+/// to `notes.md` or `key.old` is served as readily as `ca.key`. Symbolic links to
+/// directories are not followed; at most [`MAX_ENTRIES`] entries are looked at.
 pub(crate) fn private_key_under(root: &Path) -> Option<PathBuf> {
     let mut pending = vec![root.to_path_buf()];
     let mut seen = 0;
@@ -85,11 +120,10 @@ pub(crate) fn private_key_under(root: &Path) -> Option<PathBuf> {
                 pending.push(path);
                 continue;
             }
-            let extension = name.rsplit_once('.').map_or("", |(_, e)| e);
-            if matches!(extension, "key" | "p12" | "pfx" | "jks" | "keystore") {
+            if KEY_NAME_PARTS.iter().any(|part| name.contains(part)) {
                 return Some(path);
             }
-            if matches!(extension, "pem" | "crt" | "cer" | "txt" | "") && holds_pem_key(&path) {
+            if holds_pem_key(&path) {
                 return Some(path);
             }
         }
@@ -97,8 +131,15 @@ pub(crate) fn private_key_under(root: &Path) -> Option<PathBuf> {
     None
 }
 
+/// Whether the head of the regular file at `path` (a symbolic link is followed: the file
+/// server follows it too) holds a PEM private key header. Anything else (a FIFO, a device)
+/// is not opened: opening a FIFO would block the check.
 fn holds_pem_key(path: &Path) -> bool {
     use std::io::Read as _;
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {}
+        _ => return false,
+    }
     let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
@@ -106,6 +147,8 @@ fn holds_pem_key(path: &Path) -> bool {
     if file.take(HEAD_BYTES).read_to_end(&mut head).is_err() {
         return false;
     }
+    // "PRIVATE KEY-----" ends every private key header: "-----BEGIN PRIVATE KEY-----",
+    // "ENCRYPTED PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "OPENSSH PRIVATE KEY".
     head.windows(b"PRIVATE KEY-----".len())
         .any(|w| w == b"PRIVATE KEY-----")
 }
@@ -133,6 +176,18 @@ mod tests {
             Some(root.join("public/css/bundle.pem"))
         );
         std::fs::remove_file(root.join("public/css/bundle.pem")).unwrap();
+
+        std::fs::write(
+            root.join("notes.md"),
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        assert_eq!(private_key_under(root), Some(root.join("notes.md")));
+        std::fs::remove_file(root.join("notes.md")).unwrap();
+
+        std::fs::write(root.join("ca.key.bak"), "anything").unwrap();
+        assert_eq!(private_key_under(root), Some(root.join("ca.key.bak")));
+        std::fs::remove_file(root.join("ca.key.bak")).unwrap();
 
         std::fs::write(root.join("ca.key"), "anything").unwrap();
         assert_eq!(private_key_under(root), Some(root.join("ca.key")));

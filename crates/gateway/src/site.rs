@@ -125,6 +125,9 @@ impl Site {
             })
             .collect();
         for server in &config.servers {
+            if let Some(tls) = &server.tls {
+                lint::client_verification(config, tls, &mut findings);
+            }
             let tls = match &server.tls {
                 Some(tls) => match TlsServer::build_after(
                     &tls_settings(tls),

@@ -897,7 +897,9 @@ fn leaf_validity(
             not_before + time::Duration::days(i64::from(days))
         }
     };
-    if not_after <= not_before {
+    // Compared as the certificate will hold them, in whole seconds: two parses of `now`
+    // differ by microseconds and would otherwise pass as a one-second-less validity.
+    if not_after.unix_timestamp() <= not_before.unix_timestamp() {
         return Err(Error::InvalidInput(format!(
             "notAfter ({}) must be later than notBefore ({})",
             crate::db::rfc3339(not_after),

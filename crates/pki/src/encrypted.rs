@@ -85,7 +85,8 @@ impl Password {
     /// The passwords in `path`, one per line (see [`Password::lines`]). A file without any
     /// is an error: an encrypted key would otherwise fail with a misleading "wrong password".
     pub fn read_file(path: &Path) -> Result<Vec<Password>> {
-        let text = Zeroizing::new(crate::fs::read(path)?);
+        // A pipe is welcome here (`<(pass show ca)`); 64 KiB holds many passwords.
+        let text = Zeroizing::new(crate::fs::read_small(path, 64 * 1024)?);
         let passwords = Password::lines(&text);
         if passwords.is_empty() {
             return Err(Error::InvalidInput(format!(

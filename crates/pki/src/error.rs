@@ -22,6 +22,15 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A file that is not read at all: not a regular file, or too large.
+    #[error("{path} {why}")]
+    Refused {
+        /// The file.
+        path: PathBuf,
+        /// Why, as the end of a sentence that starts with the path.
+        why: String,
+    },
+
     /// A file or a value did not parse: bad PEM, truncated DER, not a certificate.
     #[error("{what}: {detail}")]
     Malformed {

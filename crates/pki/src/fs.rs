@@ -64,13 +64,69 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: Mode) -> Result<()> {
     Ok(())
 }
 
-/// Read a whole file, naming it in the error.
+/// The largest file [`read`] reads: far above any certificate, CRL or key store, far below
+/// what would exhaust memory.
+pub const MAX_READ: u64 = 64 * 1024 * 1024;
+
+/// Read a whole regular file of at most [`MAX_READ`] bytes, naming it in the error.
+///
+/// A device (`/dev/zero` never ends) or a FIFO (opening it waits for a writer) given where
+/// a certificate is expected would hang or exhaust memory, so only regular files are
+/// opened; a file that grows while it is read stops at the cap all the same.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|source| Error::Io {
+    use std::io::Read as _;
+    let io = |source| Error::Io {
         action: "reading",
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let refused = |why: String| Error::Refused {
+        path: path.to_path_buf(),
+        why,
+    };
+    // Asked before opening: opening a FIFO blocks until someone writes to it.
+    let meta = fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(refused(
+            "is not a regular file (a directory, a device or a FIFO)".into(),
+        ));
+    }
+    let too_big = |size: String| {
+        refused(format!(
+            "is {size} bytes; mtls reads certificate files up to 64 MiB"
+        ))
+    };
+    if meta.len() > MAX_READ {
+        return Err(too_big(meta.len().to_string()));
+    }
+    let file = File::open(path).map_err(io)?;
+    let mut data = Vec::new();
+    file.take(MAX_READ + 1).read_to_end(&mut data).map_err(io)?;
+    if data.len() as u64 > MAX_READ {
+        return Err(too_big(format!("more than {MAX_READ}")));
+    }
+    Ok(data)
+}
+
+/// Read a small file that may be a pipe (`--password-file <(pass show ca)`), at most
+/// `cap` bytes; more is refused rather than read without bound.
+pub fn read_small(path: &Path, cap: u64) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let io = |source| Error::Io {
+        action: "reading",
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    let mut data = Vec::new();
+    file.take(cap + 1).read_to_end(&mut data).map_err(io)?;
+    if data.len() as u64 > cap {
+        return Err(Error::Refused {
+            path: path.to_path_buf(),
+            why: format!("is more than {cap} bytes, too long for a password file"),
+        });
+    }
+    Ok(data)
 }
 
 /// Create a directory and its parents; `Secret` directories are 0700.

@@ -656,7 +656,9 @@ pub const EXPIRY_WARNING_DAYS: i64 = 30;
 
 /// What clients will think of `leaf` as the certificate of a server called `names`
 /// (`server_name` values: `api.example.com` or `*.example.com`), at `at`: refused for
-/// the wrong extended key usage or outside its validity (errors), expiring within
+/// the wrong extended key usage (anyExtendedKeyUsage alone included), a keyUsage without
+/// any TLS server usage (OpenSSL's rule), basicConstraints CA:TRUE (rustls's rule) or
+/// outside its validity (errors), expiring within
 /// [`EXPIRY_WARNING_DAYS`], without subjectAltName, or not naming a server name (warnings).
 /// The chain is not validated here: the server does not hold the clients' trust anchors.
 pub fn server_fitness(leaf: &[u8], names: &[String], at: OffsetDateTime) -> Vec<Finding> {
@@ -682,6 +684,62 @@ pub fn server_fitness(leaf: &[u8], names: &[String], at: OffsetDateTime) -> Vec<
         refuse(e, "every client refuses it");
     }
     let subject = dn::display(cert.subject());
+    let described = crate::show::describe_certificate(leaf, at).ok();
+    if let Ok(Some(eku)) = cert.extended_key_usage()
+        && eku.value.any
+        && !eku.value.server_auth
+    {
+        // check_purpose lets anyExtendedKeyUsage stand for every purpose (RFC 5280), but
+        // the clients do not: OpenSSL's sslserver purpose and webpki want serverAuth named.
+        refuse(
+            VerifyError::WrongPurpose {
+                subject: subject.clone(),
+                wanted: "server",
+                has: described
+                    .as_ref()
+                    .map(|i| i.extended_key_usage.join(", "))
+                    .unwrap_or_default(),
+            },
+            "OpenSSL (curl) and rustls refuse anyExtendedKeyUsage without serverAuth for a \
+             server; make one with `mtls pki issue server` or `mtls pki sign --profile server`",
+        );
+    }
+    if let Ok(Some(usage)) = cert.key_usage() {
+        let usage = usage.value;
+        // OpenSSL's sslserver purpose: any one of the three TLS key usages will do. webpki
+        // does not look at keyUsage, so only OpenSSL clients refuse; that is most of them.
+        if !(usage.digital_signature() || usage.key_encipherment() || usage.key_agreement()) {
+            findings.push(Finding {
+                severity: Severity::Error,
+                check: "wrong_key_usage",
+                message: format!(
+                    "wrong key usage: certificate {subject} has key usage [{}], without \
+                     digitalSignature, keyEncipherment or keyAgreement: OpenSSL clients \
+                     (curl) refuse it as a server's certificate (\"unsuitable certificate \
+                     purpose\"); make one with `mtls pki issue server` or `mtls pki sign \
+                     --profile server`",
+                    described
+                        .as_ref()
+                        .map(|i| i.key_usage.join(", "))
+                        .unwrap_or_default()
+                ),
+            });
+        }
+    }
+    if let Ok(Some(constraints)) = cert.basic_constraints()
+        && constraints.value.ca
+    {
+        findings.push(Finding {
+            severity: Severity::Error,
+            check: "ca_as_leaf",
+            message: format!(
+                "CA certificate as the server's: certificate {subject} has basicConstraints \
+                 CA:TRUE; rustls clients (mtls get, and every program built on rustls) refuse \
+                 a CA certificate as an end entity (CaUsedAsEndEntity); serve a leaf \
+                 certificate made with `mtls pki issue server`"
+            ),
+        });
+    }
     let not_after = cert.validity().not_after.to_datetime();
     let left = not_after - at;
     if left.is_positive() && left.whole_days() < EXPIRY_WARNING_DAYS {
