@@ -453,12 +453,14 @@ fn check_issuers(chain: &[X509Certificate<'_>]) -> Result<(), VerifyError> {
 fn check_purpose(chain: &[X509Certificate<'_>], purpose: Purpose) -> Result<(), VerifyError> {
     // The trust anchor's EKU is not checked, as in webpki and OpenSSL's default.
     let last = chain.len().saturating_sub(1).max(1);
-    for cert in &chain[..last] {
+    for (i, cert) in chain[..last].iter().enumerate() {
         let Ok(Some(eku)) = cert.extended_key_usage() else {
             continue; // No EKU: good for any purpose.
         };
         let eku = &eku.value;
-        let ok = eku.any
+        // anyExtendedKeyUsage alone does not make a TLS leaf: OpenSSL's sslserver and
+        // sslclient purposes and webpki refuse it. On an intermediate it passes.
+        let ok = (eku.any && i > 0)
             || match purpose {
                 Purpose::Server => eku.server_auth,
                 Purpose::Client => eku.client_auth,
@@ -685,25 +687,6 @@ pub fn server_fitness(leaf: &[u8], names: &[String], at: OffsetDateTime) -> Vec<
     }
     let subject = dn::display(cert.subject());
     let described = crate::show::describe_certificate(leaf, at).ok();
-    if let Ok(Some(eku)) = cert.extended_key_usage()
-        && eku.value.any
-        && !eku.value.server_auth
-    {
-        // check_purpose lets anyExtendedKeyUsage stand for every purpose (RFC 5280), but
-        // the clients do not: OpenSSL's sslserver purpose and webpki want serverAuth named.
-        refuse(
-            VerifyError::WrongPurpose {
-                subject: subject.clone(),
-                wanted: "server",
-                has: described
-                    .as_ref()
-                    .map(|i| i.extended_key_usage.join(", "))
-                    .unwrap_or_default(),
-            },
-            "OpenSSL (curl) and rustls refuse anyExtendedKeyUsage without serverAuth for a \
-             server; make one with `mtls pki issue server` or `mtls pki sign --profile server`",
-        );
-    }
     if let Ok(Some(usage)) = cert.key_usage() {
         let usage = usage.value;
         // OpenSSL's sslserver purpose: any one of the three TLS key usages will do. webpki
