@@ -1795,3 +1795,53 @@ fn check_warns_of_client_cas_given_to_a_server_that_never_asks_for_a_certificate
         }
     }
 }
+
+/// `pki init --intermediate` and `crl = "pki/crl.pem"`: the file holds the intermediate's
+/// CRL and the root's, so the fail-closed check covers the whole chain with our own PKI.
+#[test]
+fn an_intermediate_pki_publishes_a_crl_for_every_ca_of_the_chain() {
+    let work = Work::new();
+    work.init_ca(true);
+    work.ok(&[
+        "pki",
+        "issue",
+        "server",
+        "localhost",
+        "--san",
+        "localhost",
+        "--san",
+        "127.0.0.1",
+    ]);
+    work.ok(&["pki", "issue", "client", "alice"]);
+    work.ok(&["pki", "issue", "client", "bob"]);
+    let shown = work.json(&["pki", "show", "pki/crl.pem"]);
+    assert_eq!(shown[0]["objects"].as_array().unwrap().len(), 2, "{shown}");
+    assert!(work.join("pki/public/root.crl").is_file());
+    let server = work.serve(
+        "int",
+        &config(
+            "client_ca = \"pki/ca.crt\"\nverify_client = \"on\"\nverify_depth = 2\ncrl = \"pki/crl.pem\"",
+            "",
+        ),
+    );
+    let alice = [
+        "--cert",
+        "pki/certs/alice.chain.pem",
+        "--key",
+        "pki/private/alice.key",
+    ];
+    let bob = [
+        "--cert",
+        "pki/certs/bob.chain.pem",
+        "--key",
+        "pki/private/bob.key",
+    ];
+    let (code, _, err) = get(&work, &server, "/", &alice);
+    assert_eq!(code, 0, "{err}");
+    work.ok(&["pki", "revoke", "alice"]);
+    server.wait_log("reloaded (changed: ");
+    let (code, _, err) = get(&work, &server, "/", &alice);
+    assert_ne!(code, 0, "alice is revoked: {err}");
+    let (code, _, err) = get(&work, &server, "/", &bob);
+    assert_eq!(code, 0, "bob is not: {err}");
+}

@@ -251,6 +251,9 @@ pub struct Ca {
     intermediates: Vec<CertificateDer<'static>>,
     signer_not_after: OffsetDateTime,
     issuer: Issuer<'static, KeyPair>,
+    /// With an intermediate: the root, which signs the CRL that covers the intermediate
+    /// (a fail-closed verifier wants one CRL per CA of the chain).
+    root_issuer: Option<Issuer<'static, KeyPair>>,
 }
 
 impl Ca {
@@ -327,13 +330,16 @@ impl Ca {
         }
         let lock = lock(&layout)?;
         let (root, root_key) = load_pair(&layout.ca_cert(), &layout.ca_key())?;
-        let (signer, signer_key, intermediates) = if layout.intermediate_cert().exists() {
-            let (int, int_key) =
-                load_pair(&layout.intermediate_cert(), &layout.intermediate_key())?;
-            (int.clone(), int_key, vec![int])
-        } else {
-            (root.clone(), root_key, Vec::new())
-        };
+        let (signer, signer_key, intermediates, root_issuer) =
+            if layout.intermediate_cert().exists() {
+                let (int, int_key) =
+                    load_pair(&layout.intermediate_cert(), &layout.intermediate_key())?;
+                let root_issuer = Issuer::from_ca_cert_der(&root, root_key)
+                    .map_err(|e| Error::malformed("root CA certificate", e))?;
+                (int.clone(), int_key, vec![int], Some(root_issuer))
+            } else {
+                (root.clone(), root_key, Vec::new(), None)
+            };
         let (_, parsed) = X509Certificate::from_der(&signer)
             .map_err(|e| Error::malformed("issuing CA certificate", e))?;
         let signer_not_after = parsed.validity().not_after.to_datetime();
@@ -346,6 +352,7 @@ impl Ca {
             intermediates,
             signer_not_after,
             issuer,
+            root_issuer,
         })
     }
 
@@ -549,9 +556,29 @@ impl Ca {
         let crl = params
             .signed_by(&self.issuer)
             .map_err(Error::generate("CRL"))?;
-        let pem_text = pem::encode("X509 CRL", crl.der().as_ref());
+        let mut pem_text = pem::encode("X509 CRL", crl.der().as_ref());
+        // With an intermediate, the root's CRL (listing no intermediate: this CA revokes
+        // leaves) follows in the same file, so `crl = "pki/crl.pem"` covers the whole chain.
+        let root_crl = match &self.root_issuer {
+            Some(root) => {
+                let root_params = CertificateRevocationListParams {
+                    this_update,
+                    next_update,
+                    crl_number: SerialNumber::from(number),
+                    issuing_distribution_point: None,
+                    revoked_certs: Vec::new(),
+                    key_identifier_method: KeyIdMethod::Sha256,
+                };
+                let root_crl = root_params
+                    .signed_by(root)
+                    .map_err(Error::generate("root CRL"))?;
+                pem_text += &pem::encode("X509 CRL", root_crl.der().as_ref());
+                Some(root_crl.der().to_vec())
+            }
+            None => None,
+        };
         fs::write_atomic(&self.layout.crl(), pem_text.as_bytes(), Mode::Public)?;
-        self.publish(&pem_text, crl.der().as_ref())?;
+        self.publish(&pem_text, crl.der().as_ref(), root_crl.as_deref())?;
         fs::write_atomic(
             &number_path,
             format!("{:02X}\n", number + 1).as_bytes(),
@@ -571,12 +598,15 @@ impl Ca {
     /// and Windows fetch it), as `crl.crl` so that file servers send
     /// `application/pkix-crl`; `crl.der` is the same bytes under the name openssl users
     /// expect.
-    fn publish(&self, crl_pem: &str, crl_der: &[u8]) -> Result<()> {
+    fn publish(&self, crl_pem: &str, crl_der: &[u8], root_crl: Option<&[u8]>) -> Result<()> {
         let public = self.layout.public();
         fs::create_dir(&public, Mode::Public)?;
         fs::write_atomic(&public.join("crl.pem"), crl_pem.as_bytes(), Mode::Public)?;
         fs::write_atomic(&public.join("crl.der"), crl_der, Mode::Public)?;
         fs::write_atomic(&public.join("crl.crl"), crl_der, Mode::Public)?;
+        if let Some(root_crl) = root_crl {
+            fs::write_atomic(&public.join("root.crl"), root_crl, Mode::Public)?;
+        }
         let root = pem::encode_certificates(std::slice::from_ref(&self.root));
         fs::write_atomic(&public.join("ca.crt"), root.as_bytes(), Mode::Public)?;
         if !self.intermediates.is_empty() {
