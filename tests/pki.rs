@@ -753,3 +753,19 @@ fn issue_refuses_not_after_equal_to_not_before() {
     assert!(err.contains("must be later than notBefore"), "{err}");
     assert!(!w.join("pki/certs/now.crt").exists());
 }
+
+#[test]
+fn an_empty_certificate_and_a_web_page_for_a_crl_are_named_for_what_they_are() {
+    let w = Work::new();
+    w.init_ca(false);
+    w.ok(&["pki", "issue", "client", "alice"]);
+    w.write("empty.crt", "");
+    let err = w.fails(&["pki", "verify", "empty.crt"]);
+    assert!(err.contains("empty.crt: the file is empty"), "{err}");
+    w.write("page.crl", "<html><body>Not Found</body></html>");
+    let err = w.fails(&["pki", "verify", "pki/certs/alice.crt", "--crl", "page.crl"]);
+    assert!(
+        err.contains("page.crl is not a CRL") && err.contains("starts with \"<html>"),
+        "{err}"
+    );
+}

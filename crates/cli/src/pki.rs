@@ -1236,6 +1236,22 @@ fn read_crls(path: &Path, trusted_ca: &[PathBuf]) -> Result<Vec<Vec<u8>>> {
         None => pkifs::read(path)?,
     };
     if !mtls_pki::pem::is_pem(&data) {
+        // A DER CRL is a SEQUENCE: an HTML error page or a redirect notice is named as
+        // what it is, not as a parse error deep in the DER.
+        if data.first() != Some(&0x30) {
+            let start: String = String::from_utf8_lossy(&data[..data.len().min(40)])
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            bail!(
+                "{what} is not a CRL (neither PEM nor DER; it {})",
+                if data.is_empty() {
+                    "is empty".to_owned()
+                } else {
+                    format!("starts with {:?}", start.trim())
+                }
+            );
+        }
         return Ok(vec![data]);
     }
     let crls: Vec<Vec<u8>> = mtls_pki::pem::sections(&data, &what)?

@@ -137,6 +137,9 @@ fn modern_label(label: &str) -> &str {
 /// All certificates in `data` (PEM with one or more sections, or a single DER certificate).
 /// Each one is parsed, so garbage inside a well-formed PEM envelope is refused here.
 pub fn certificates(data: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>> {
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::malformed(what, "the file is empty"));
+    }
     let ders: Vec<Vec<u8>> = if is_pem(data) {
         let sections = sections(data, what)?;
         let certs: Vec<Vec<u8>> = sections
