@@ -969,3 +969,37 @@ except Exception as e:
     assert!(!again.contains("hello CN=alice"), "{again}");
     server.wait_log("on resumption: ");
 }
+
+/// A reload that adds an address someone else holds fails whole, naming the config line;
+/// the old listeners serve on.
+#[test]
+fn a_reload_that_cannot_bind_names_the_config_line_and_keeps_the_old_listeners() {
+    let (work, server) = setup();
+    let (_held, port) = crate::util::silent_listener();
+    let text = String::from_utf8(work.read("gw.toml")).unwrap();
+    work.write(
+        "gw.toml",
+        text.replacen(
+            "listen = [\"127.0.0.1:",
+            &format!("listen = [\"127.0.0.1:{port}\", \"127.0.0.1:"),
+            1,
+        ),
+    );
+    let since = server.log().len();
+    reload(&work);
+    let log = wait_new(
+        &server,
+        since,
+        "failed, still serving the previous configuration",
+    );
+    assert!(
+        log.contains("gw.toml:3:1: listen: cannot listen on") && log.contains(&port.to_string()),
+        "{log}"
+    );
+    let base = [
+        &["-servername", "localhost", "-CAfile", "pki/ca.crt"],
+        ALICE,
+    ]
+    .concat();
+    assert!(work.s_client(server.port, &base).contains("hello CN=alice"));
+}

@@ -416,7 +416,10 @@ impl Reloader {
         let mut bound = Vec::new();
         for plan in &site.listeners {
             if !self.listening.contains_key(&plan.addr) {
-                bound.push((plan.addr, bind_one(plan.addr)?));
+                let listener = bind_one(plan.addr).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: listen: {e}", plan.origin))
+                })?;
+                bound.push((plan.addr, listener));
             }
         }
         for warning in site.warnings() {

@@ -83,6 +83,9 @@ pub(crate) enum RouteAction {
 #[derive(Debug)]
 pub(crate) struct ListenerPlan {
     pub(crate) addr: SocketAddr,
+    /// Where the config asks for it (`FILE:LINE` of its first `[[server]]`), for errors
+    /// found when it is bound.
+    pub(crate) origin: String,
     pub(crate) tls: bool,
     /// Indexes into [`Site::hosts`], in config order.
     pub(crate) hosts: Vec<usize>,
@@ -277,6 +280,7 @@ impl Site {
             for listen in &server.listen {
                 let plan = by_addr.entry(listen.addr).or_insert_with(|| ListenerPlan {
                     addr: listen.addr,
+                    origin: format!("{}:{}", config.source.display(), server.at),
                     tls: server.tls.is_some(),
                     hosts: Vec::new(),
                     default_host: index,

@@ -692,7 +692,7 @@ fn io_words(error: &io::Error) -> String {
 /// from CPU jitter entropy, which takes tens of milliseconds (longer on a busy machine);
 /// the first use would otherwise be the ClientHello's random, and `mtls get --timing`
 /// would count that inside the TLS handshake (and `mtls bench` in its first request).
-fn seed_random(provider: &rustls::crypto::CryptoProvider) {
+pub(crate) fn seed_random(provider: &rustls::crypto::CryptoProvider) {
     // A generator that fails here fails the handshake too, which says so in its own words.
     let _ = provider.secure_random.fill(&mut [0u8; 32]);
 }
