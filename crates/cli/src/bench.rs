@@ -7,7 +7,6 @@
 
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -58,32 +57,8 @@ pub struct BenchArgs {
     /// Limit on one request, its connection and handshake included.
     #[arg(long, value_name = "TIME", default_value = "10s")]
     timeout: String,
-    /// CA certificate(s) the server's certificate must chain to (repeatable).
-    #[arg(long, value_name = "FILE")]
-    ca: Vec<PathBuf>,
-    /// Our client certificate chain (PEM, leaf first), sent when the server asks.
-    #[arg(long, value_name = "FILE", requires = "key")]
-    cert: Option<PathBuf>,
-    /// The private key of --cert (PEM or DER; plain or encrypted).
-    #[arg(long, value_name = "FILE", requires = "cert")]
-    key: Option<PathBuf>,
-    /// Passwords for an encrypted --key, one per line, tried in order.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "key",
-        conflicts_with = "key_password_env"
-    )]
-    key_password_file: Option<PathBuf>,
-    /// The environment variable that holds the password of an encrypted --key.
-    #[arg(long, value_name = "VAR", requires = "key")]
-    key_password_env: Option<String>,
-    /// Our certificate and key from a PKCS#12 file instead of --cert/--key.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["cert", "key"])]
-    p12: Option<PathBuf>,
-    /// The environment variable that holds the --p12 password.
-    #[arg(long, value_name = "VAR", requires = "p12")]
-    password_env: Option<String>,
+    #[command(flatten)]
+    identity: crate::identity::IdentityArgs,
     /// Do not verify the server's certificate (a warning is printed every time).
     #[arg(short = 'k', long)]
     insecure: bool,
@@ -117,13 +92,13 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let flags = BenchFlags {
         get: GetFlags {
             url: args.url,
-            ca: args.ca,
-            cert: args.cert,
-            key: args.key,
-            key_password_file: args.key_password_file,
-            key_password_env: args.key_password_env,
-            p12: args.p12,
-            password_env: args.password_env,
+            ca: args.identity.ca,
+            cert: args.identity.cert,
+            key: args.identity.key,
+            key_password_file: args.identity.key_password_file,
+            key_password_env: args.identity.key_password_env,
+            p12: args.identity.p12,
+            password_env: args.identity.password_env,
             insecure: args.insecure,
             resolve: args.resolve,
             request: args.request,

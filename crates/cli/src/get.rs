@@ -23,32 +23,8 @@ use mtls_client::{GetFlags, GetRequest, Observer, Report, Timing};
 pub struct GetArgs {
     /// The URL: https://host[:port]/path?query (http:// too, e.g. before a redirect).
     url: String,
-    /// CA certificate(s) the server's certificate must chain to (repeatable).
-    #[arg(long, value_name = "FILE")]
-    ca: Vec<PathBuf>,
-    /// Our client certificate chain (PEM, leaf first), sent when the server asks.
-    #[arg(long, value_name = "FILE", requires = "key")]
-    cert: Option<PathBuf>,
-    /// The private key of --cert (PEM or DER; plain or encrypted).
-    #[arg(long, value_name = "FILE", requires = "cert")]
-    key: Option<PathBuf>,
-    /// Passwords for an encrypted --key, one per line, tried in order.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "key",
-        conflicts_with = "key_password_env"
-    )]
-    key_password_file: Option<PathBuf>,
-    /// The environment variable that holds the password of an encrypted --key.
-    #[arg(long, value_name = "VAR", requires = "key")]
-    key_password_env: Option<String>,
-    /// Our certificate and key from a PKCS#12 file instead of --cert/--key.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["cert", "key"])]
-    p12: Option<PathBuf>,
-    /// The environment variable that holds the --p12 password.
-    #[arg(long, value_name = "VAR", requires = "p12")]
-    password_env: Option<String>,
+    #[command(flatten)]
+    identity: crate::identity::IdentityArgs,
     /// The request method (default GET, or POST with -d).
     #[arg(short = 'X', long = "request", value_name = "METHOD")]
     request: Option<String>,
@@ -104,13 +80,13 @@ pub fn run(args: GetArgs) -> Result<ExitCode> {
     init_logging();
     let flags = GetFlags {
         url: args.url,
-        ca: args.ca,
-        cert: args.cert,
-        key: args.key,
-        key_password_file: args.key_password_file,
-        key_password_env: args.key_password_env,
-        p12: args.p12,
-        password_env: args.password_env,
+        ca: args.identity.ca,
+        cert: args.identity.cert,
+        key: args.identity.key,
+        key_password_file: args.identity.key_password_file,
+        key_password_env: args.identity.key_password_env,
+        p12: args.identity.p12,
+        password_env: args.identity.password_env,
         request: args.request,
         headers: args.headers,
         data: args.data,

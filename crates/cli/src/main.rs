@@ -10,6 +10,7 @@
 mod bench;
 mod echo;
 mod get;
+mod identity;
 mod log;
 mod pki;
 mod serve;
