@@ -91,20 +91,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let stderr_is_terminal = io::stderr().is_terminal();
     let flags = BenchFlags {
         get: GetFlags {
-            url: args.url,
-            ca: args.identity.ca,
-            cert: args.identity.cert,
-            key: args.identity.key,
-            key_password_file: args.identity.key_password_file,
-            key_password_env: args.identity.key_password_env,
-            p12: args.identity.p12,
-            password_env: args.identity.password_env,
             insecure: args.insecure,
             resolve: args.resolve,
             request: args.request,
             headers: args.headers,
             data: args.data,
-            ..GetFlags::default()
+            ..args.identity.flags(args.url)
         },
         mode: match args.mode {
             ModeArg::Requests => Mode::Requests,

@@ -79,14 +79,6 @@ pub struct GetArgs {
 pub fn run(args: GetArgs) -> Result<ExitCode> {
     init_logging();
     let flags = GetFlags {
-        url: args.url,
-        ca: args.identity.ca,
-        cert: args.identity.cert,
-        key: args.identity.key,
-        key_password_file: args.identity.key_password_file,
-        key_password_env: args.identity.key_password_env,
-        p12: args.identity.p12,
-        password_env: args.identity.password_env,
         request: args.request,
         headers: args.headers,
         data: args.data,
@@ -100,6 +92,7 @@ pub fn run(args: GetArgs) -> Result<ExitCode> {
         insecure: args.insecure,
         keylog: args.keylog.filter(|path| !path.as_os_str().is_empty()),
         trace: args.trace,
+        ..args.identity.flags(args.url)
     };
     let request = match GetRequest::try_from(flags) {
         Ok(request) => request,

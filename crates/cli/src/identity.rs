@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use mtls_client::GetFlags;
 
 /// `--ca`, `--cert`/`--key` (and an encrypted key's password), or `--p12`.
 #[derive(Debug, Args)]
@@ -35,4 +36,21 @@ pub(crate) struct IdentityArgs {
     /// The environment variable that holds the --p12 password.
     #[arg(long, value_name = "VAR", requires = "p12")]
     pub(crate) password_env: Option<String>,
+}
+
+impl IdentityArgs {
+    /// The request flags for `url` with this identity; the caller fills in the rest.
+    pub(crate) fn flags(self, url: String) -> GetFlags {
+        GetFlags {
+            url,
+            ca: self.ca,
+            cert: self.cert,
+            key: self.key,
+            key_password_file: self.key_password_file,
+            key_password_env: self.key_password_env,
+            p12: self.p12,
+            password_env: self.password_env,
+            ..GetFlags::default()
+        }
+    }
 }

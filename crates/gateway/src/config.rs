@@ -497,6 +497,20 @@ pub struct ConfigError {
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl Config {
+    /// Every `proxy_tls` of a location and every `[upstream.tls]`: the gateway's identity
+    /// and trust toward its upstreams.
+    pub fn proxy_tls(&self) -> impl Iterator<Item = &ProxyTls> {
+        let locations = self
+            .servers
+            .iter()
+            .flat_map(|s| &s.locations)
+            .filter_map(|l| match &l.action {
+                Action::Proxy(p) => p.tls.as_ref(),
+                _ => None,
+            });
+        locations.chain(self.upstreams.iter().filter_map(|u| u.tls.as_ref()))
+    }
+
     /// Every file the config names that holds keys, certificates or CRLs (not static roots
     /// or logs): what a reload reads again, and what the file watcher watches.
     pub fn tls_files(&self) -> Vec<PathBuf> {
@@ -521,18 +535,9 @@ impl Config {
                     files.extend(list.iter().map(|p| p.value.clone()));
                 }
             }
-            for location in &server.locations {
-                if let Action::Proxy(p) = &location.action
-                    && let Some(tls) = &p.tls
-                {
-                    proxy(tls, &mut files);
-                }
-            }
         }
-        for upstream in &self.upstreams {
-            if let Some(tls) = &upstream.tls {
-                proxy(tls, &mut files);
-            }
+        for tls in self.proxy_tls() {
+            proxy(tls, &mut files);
         }
         files.sort();
         files.dedup();

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::{Action, Config, ProxyTls};
+use crate::config::Config;
 
 /// The certificates and CRLs a site loaded, with the dates an operator alerts on
 /// (`mtls_certificate_expiry_seconds`, `mtls_crl_next_update_seconds`).
@@ -70,11 +70,6 @@ impl Inventory {
                 }
             }
         };
-        let proxy_client = |tls: &ProxyTls, add: &mut dyn FnMut(&'static str, &PathBuf)| {
-            if let Some(cert) = &tls.certificate {
-                add("proxy_client", &cert.value);
-            }
-        };
         for server in &config.servers {
             if let Some(tls) = &server.tls {
                 add("server", &tls.certificate.value);
@@ -88,17 +83,10 @@ impl Inventory {
                     add("crl", &crl.value);
                 }
             }
-            for location in &server.locations {
-                if let Action::Proxy(proxy) = &location.action
-                    && let Some(tls) = &proxy.tls
-                {
-                    proxy_client(tls, &mut add);
-                }
-            }
         }
-        for upstream in &config.upstreams {
-            if let Some(tls) = &upstream.tls {
-                proxy_client(tls, &mut add);
+        for tls in config.proxy_tls() {
+            if let Some(cert) = &tls.certificate {
+                add("proxy_client", &cert.value);
             }
         }
         inventory
