@@ -46,27 +46,41 @@ impl Inventory {
                 return;
             };
             let what = file.display().to_string();
+            if role == "crl" {
+                // Walked, not described: `show` builds a record per revoked serial, which
+                // for a large CRL is the memory the gateway's own loading avoids.
+                let ders = if mtls_pki::pem::is_pem(&data) {
+                    mtls_pki::pem::sections(&data, &what)
+                        .map(|s| s.into_iter().map(|s| s.der).collect())
+                        .unwrap_or_default()
+                } else {
+                    vec![data]
+                };
+                for summary in ders
+                    .iter()
+                    .filter_map(|der| mtls_tls::revocation::summarize(der))
+                {
+                    inventory.crls.push(TrackedCrl {
+                        file: file.clone(),
+                        issuer: summary.issuer,
+                        next_update: summary.next_update.and_then(|t| i64::try_from(t).ok()),
+                        entries: summary.entries,
+                    });
+                }
+                return;
+            }
             let Ok(objects) = mtls_pki::show::describe(&data, &what, None) else {
                 return;
             };
             for object in objects {
-                match object {
-                    mtls_pki::show::Object::Certificate(cert) => {
-                        inventory.certificates.push(TrackedCertificate {
-                            role,
-                            file: file.clone(),
-                            subject: cert.subject,
-                            serial: cert.serial,
-                            not_after: cert.not_after.unix_timestamp(),
-                        })
-                    }
-                    mtls_pki::show::Object::Crl(crl) => inventory.crls.push(TrackedCrl {
+                if let mtls_pki::show::Object::Certificate(cert) = object {
+                    inventory.certificates.push(TrackedCertificate {
+                        role,
                         file: file.clone(),
-                        issuer: crl.issuer,
-                        next_update: crl.next_update.map(|t| t.unix_timestamp()),
-                        entries: crl.revoked.len(),
-                    }),
-                    _ => {}
+                        subject: cert.subject,
+                        serial: cert.serial,
+                        not_after: cert.not_after.unix_timestamp(),
+                    });
                 }
             }
         };

@@ -34,7 +34,7 @@ pub mod ciphers;
 pub mod client;
 pub mod identity;
 pub mod probe;
-mod revocation;
+pub mod revocation;
 pub mod server;
 pub mod tickets;
 pub mod verifier;

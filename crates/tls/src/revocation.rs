@@ -58,6 +58,9 @@ impl Crls {
         ders: Vec<(Vec<u8>, OwnedCertRevocationList)>,
         cas: &[rustls::pki_types::CertificateDer<'static>],
     ) -> Result<Crls, String> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let mut crls = Vec::with_capacity(ders.len());
         for (der, owned) in ders {
             let parsed = Envelope::read(&der)?;
@@ -83,9 +86,6 @@ impl Crls {
                 ));
             }
             drop(parsed);
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
             if let Some(next) = next_update
                 && next < now
             {
@@ -349,6 +349,32 @@ impl Issuer<'_, '_> {
 }
 
 /// `CN=alice (serial 0A1B...)`.
+/// What an operator watches of a CRL: its issuer, nextUpdate (Unix seconds) and how
+/// many certificates it lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlSummary {
+    /// The issuer, in our DN text form.
+    pub issuer: String,
+    /// nextUpdate, seconds since the epoch.
+    pub next_update: Option<u64>,
+    /// Revoked certificates listed.
+    pub entries: usize,
+}
+
+/// Summarise a DER CRL by walking it, never building a structure per entry (a CRL of a
+/// million serials costs no more memory than its bytes; see [`Envelope`]).
+pub fn summarize(der: &[u8]) -> Option<CrlSummary> {
+    let envelope = Envelope::read(der).ok()?;
+    let list = webpki::BorrowedCertRevocationList::from_der(der).ok()?;
+    Some(CrlSummary {
+        issuer: mtls_pki::dn::display(&envelope.issuer),
+        next_update: envelope
+            .next_update
+            .and_then(|t| u64::try_from(t.timestamp()).ok()),
+        entries: (&list).into_iter().count(),
+    })
+}
+
 /// The value of a DER Name (what webpki compares): the bytes after its SEQUENCE header.
 fn name_value(raw: &[u8]) -> Option<&[u8]> {
     let (&tag, rest) = raw.split_first()?;
