@@ -169,16 +169,25 @@ enum PkiCommand {
         /// Intermediate certificates that are not trusted by themselves.
         #[arg(long)]
         untrusted: Vec<PathBuf>,
-        /// CRLs to check revocation against (the leaf's issuer must have one): files (PEM or
-        /// DER) or http(s):// URLs, fetched with a 10 s deadline and a 10 MiB cap.
+        /// CRLs to check revocation against: files (PEM or DER) or http(s):// URLs, fetched
+        /// with a 10 s deadline and a 10 MiB cap.
         #[arg(long, value_name = "FILE|URL")]
         crl: Vec<PathBuf>,
+        /// Which certificates need a CRL from their issuer: `chain` (every one, fail closed,
+        /// as the gateway's `crl` does; openssl's -crl_check_all) or `leaf` (the leaf's
+        /// issuer must have one, the others are checked when present; -crl_check).
+        #[arg(long, value_name = "chain|leaf", default_value = "chain", value_parser = parse_crl_check)]
+        crl_check: mtls_verify::CrlScope,
+        /// Match a host name against the subject CN of a certificate without any
+        /// subjectAltName, as nginx (OpenSSL) does (the gateway's `common_name_fallback`).
+        #[arg(long)]
+        common_name_fallback: bool,
         /// What the certificate must be good for: server or client.
         #[arg(long)]
         purpose: Option<ProfileArg>,
-        /// Host name or IP address the certificate must match.
-        #[arg(long)]
-        name: Option<String>,
+        /// Host name, IP address or email address the certificate must match.
+        #[arg(long, value_parser = parse_peer_name)]
+        name: Option<mtls_verify::PeerName>,
         /// Verify as of this time (RFC 3339, e.g. 2027-01-01T00:00:00Z) instead of now.
         #[arg(long, value_parser = parse_rfc3339)]
         at: Option<OffsetDateTime>,
@@ -744,6 +753,8 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
             name,
             at,
             verify_depth,
+            crl_check,
+            common_name_fallback,
         } => {
             let certs = read_certs(&cert)?;
             let (leaf, rest) = certs
@@ -770,44 +781,55 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
             for f in &crl {
                 crls.extend(read_crls(f, &ca_files)?);
             }
-            let options = mtls_pki::verify::VerifyOptions {
-                roots,
-                untrusted: intermediates,
+            let policy = mtls_verify::Policy {
                 crls,
-                purpose: purpose.map(|p| match p {
-                    ProfileArg::Server => mtls_pki::verify::Purpose::Server,
-                    ProfileArg::Client => mtls_pki::verify::Purpose::Client,
-                }),
-                name,
-                at: at.unwrap_or_else(OffsetDateTime::now_utc),
-                max_depth: verify_depth,
+                crl_scope: crl_check,
+                max_intermediates: Some(verify_depth),
+                cn_fallback: common_name_fallback,
+                ..mtls_verify::Policy::new(
+                    roots,
+                    purpose.map(|p| match p {
+                        ProfileArg::Server => mtls_verify::Purpose::Server,
+                        ProfileArg::Client => mtls_verify::Purpose::Client,
+                    }),
+                )
             };
-            match mtls_pki::verify::verify(leaf, &options) {
+            let verifier = mtls_verify::Verifier::new(policy).map_err(|e| anyhow::anyhow!(e.sentence))?;
+            let at = at.unwrap_or_else(OffsetDateTime::now_utc);
+            match verifier.verify(leaf, &intermediates, name.as_ref(), at) {
                 Ok(verified) => emit(
                     json,
                     &VerifyReport {
                         valid: true,
                         check: None,
                         reason: None,
-                        chain: Some(&verified),
+                        about: None,
+                        chain: &verified.chain,
+                        checked_crls: verified.checked_crls,
                     },
                     || format!("{}: {verified}\n", cert.display()),
                 ),
                 Err(failure) => {
-                    let reason = failure.to_string();
                     if json {
                         emit(
                             true,
                             &VerifyReport {
                                 valid: false,
-                                check: Some(failure.check()),
-                                reason: Some(reason),
-                                chain: None,
+                                check: Some(failure.check.name()),
+                                reason: Some(failure.sentence.clone()),
+                                about: failure.about.as_ref(),
+                                chain: &failure.chain,
+                                checked_crls: 0,
                             },
                             String::new,
                         )?;
                     } else {
-                        eprintln!("{}: FAILED: {reason}", cert.display());
+                        eprintln!(
+                            "{}: FAILED ({}): {}",
+                            cert.display(),
+                            failure.check,
+                            failure.sentence
+                        );
                     }
                     Ok(ExitCode::from(1))
                 }
@@ -1199,12 +1221,28 @@ fn import(json: bool, args: ImportArgs) -> Result<ExitCode> {
     })
 }
 
+/// `pki verify --json`: the verdict, the check that failed, the certificate it is about,
+/// and the chain that was built (the whole chain when valid; as far as it got when not).
 #[derive(Serialize)]
 struct VerifyReport<'a> {
     valid: bool,
     check: Option<&'static str>,
     reason: Option<String>,
-    chain: Option<&'a mtls_pki::verify::Verified>,
+    about: Option<&'a mtls_verify::Link>,
+    chain: &'a [mtls_verify::Link],
+    checked_crls: usize,
+}
+
+fn parse_crl_check(s: &str) -> std::result::Result<mtls_verify::CrlScope, String> {
+    match s {
+        "chain" => Ok(mtls_verify::CrlScope::Chain),
+        "leaf" => Ok(mtls_verify::CrlScope::EndEntity),
+        _ => Err(format!("expected chain or leaf, not {s:?}")),
+    }
+}
+
+fn parse_peer_name(s: &str) -> std::result::Result<mtls_verify::PeerName, String> {
+    s.parse()
 }
 
 fn read_certs(path: &Path) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>> {

@@ -191,6 +191,8 @@ async fn exchange(url: &str, options: &Fetch) -> Result<Bytes, FetchError> {
         session_reuse: false,
         sni: true,
         alpn: vec![b"http/1.1".to_vec()],
+        // A CRL or OCSP URL is fetched like curl fetches it: by its subjectAltName.
+        common_name_fallback: false,
     })
     .map_err(|e| tls_error(e.to_string()))?;
     let (stream, _) = client

@@ -375,6 +375,9 @@ pub struct ProxyTls {
     pub sni: bool,
     /// `session_reuse`: resume TLS sessions with the upstream; default true.
     pub session_reuse: bool,
+    /// `common_name_fallback`: match the upstream's name against the subject CN of a
+    /// certificate without any subjectAltName, as nginx (OpenSSL) does; default true.
+    pub common_name_fallback: bool,
     /// `protocols`; default TLSv1.2 and TLSv1.3.
     pub protocols: Vec<String>,
     /// `ciphers`: an OpenSSL cipher string.

@@ -58,7 +58,7 @@ impl Inventory {
                 };
                 for summary in ders
                     .iter()
-                    .filter_map(|der| mtls_tls::revocation::summarize(der))
+                    .filter_map(|der| mtls_verify::crl::summarize(der))
                 {
                     inventory.crls.push(TrackedCrl {
                         file: file.clone(),

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mtls_pki::verify::{Severity, server_fitness};
+use mtls_verify::fitness::{Severity, server_fitness};
 use time::OffsetDateTime;
 
 use crate::config::{Config, ConfigError, Server, ServerName, TlsSettings, VerifyClient};

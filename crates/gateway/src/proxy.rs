@@ -740,6 +740,7 @@ fn client_settings(tls: &ProxyTls) -> ClientTlsSettings {
         session_reuse: tls.session_reuse,
         sni: tls.sni,
         alpn: vec![b"http/1.1".to_vec()],
+        common_name_fallback: tls.common_name_fallback,
     }
 }
 

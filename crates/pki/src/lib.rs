@@ -13,8 +13,10 @@
 //!
 //!   p12::import, jks::read, pkcs7::read ──► keys and certificates back out
 //!   show::describe(any file) ──► what it is, for humans or JSON
-//!   verify::verify(cert, roots, crls, purpose, name, time) ──► ok, or the precise reason
 //! ```
+//!
+//! Whether a certificate is good is `mtls-verify`'s to say (the one verifier of every
+//! side); this crate makes and reads them.
 //!
 //! This crate knows nothing of sockets: the `tls` crate turns its files into rustls
 //! configurations. Certificates are made with rcgen and read with x509-parser; signatures
@@ -40,7 +42,6 @@ pub mod pkcs7;
 pub mod show;
 #[cfg(test)]
 mod testing;
-pub mod verify;
 
 pub use ca::{Ca, InitOptions, IssueRequest, Issued, LeafOptions, RevokeTarget, SignRequest};
 pub use credentials::Credentials;

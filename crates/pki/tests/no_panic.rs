@@ -9,7 +9,6 @@ use std::path::Path;
 use proptest::prelude::*;
 
 use mtls_pki::ca::{Ca, Csr, InitOptions};
-use mtls_pki::verify::{VerifyOptions, verify};
 use mtls_pki::{Credentials, KeyType, Password, db::Database, jks, key, p12, pem, pkcs7, show};
 
 /// An EC key encrypted with password "pw" and one PBKDF2 iteration, so that flipped copies
@@ -126,16 +125,6 @@ fn exercise(data: &[u8]) {
         }
     }
     let _ = pkcs7::read(data, "input");
-    let options = VerifyOptions {
-        roots: vec![],
-        untrusted: vec![],
-        crls: vec![data.to_vec()],
-        purpose: None,
-        name: Some("x".into()),
-        at: time::OffsetDateTime::now_utc(),
-        max_depth: 4,
-    };
-    let _ = verify(data, &options);
     let _ = Database::parse(&String::from_utf8_lossy(data), Path::new("index.txt"));
 }
 

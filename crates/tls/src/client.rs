@@ -40,22 +40,21 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{
-    ResolvesClientCert, Resumption, WebPkiServerVerifier, verify_server_cert_signed_by_trust_anchor,
+    ResolvesClientCert, Resumption,
 };
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::server::ParsedCertificate;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{
-    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, HandshakeKind,
-    InconsistentKeys, ProtocolVersion, RootCertStore, SignatureScheme,
+    AlertDescription, ClientConfig, DigitallySignedStruct, HandshakeKind,
+    InconsistentKeys, ProtocolVersion, SignatureScheme,
 };
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 
-use mtls_pki::verify::{Purpose, VerifyError, VerifyOptions};
+use mtls_verify::{Check, PeerName, Policy, Purpose, Verifier};
 
 use crate::ciphers;
 use crate::server::{
@@ -89,6 +88,9 @@ pub struct ClientTlsSettings {
     pub sni: bool,
     /// ALPN protocols offered, in preference order (e.g. `http/1.1`).
     pub alpn: Vec<Vec<u8>>,
+    /// Match the upstream's name against the subject CN of a certificate without any
+    /// subjectAltName, as nginx (OpenSSL) does; RFC 6125 and browsers do not.
+    pub common_name_fallback: bool,
 }
 
 /// A built TLS client for one upstream block. Cheap to clone: connections made through
@@ -183,7 +185,12 @@ impl TlsClient {
                 });
             }
             let roots = read_roots("trusted_ca", &settings.trusted_ca)?;
-            Arc::new(ChainVerifier::new(roots, &provider, Audience::Upstream)?)
+            Arc::new(ChainVerifier::new(
+                roots,
+                &provider,
+                Audience::Upstream,
+                settings.common_name_fallback,
+            )?)
         } else {
             tracing::warn!(
                 "upstream certificates are NOT verified (verify = false): any server on the \
@@ -679,223 +686,127 @@ pub(crate) fn read_roots(
     Ok(roots)
 }
 
-/// rustls' verifier, plus the CN fallback, explanations and a note of what verified.
+/// The one verifier (`mtls-verify`) for a server's certificate, with the words for the
+/// audience and a note of what verified.
 #[derive(Debug)]
 pub(crate) struct ChainVerifier {
-    inner: Arc<WebPkiServerVerifier>,
-    roots: Arc<RootCertStore>,
-    /// The same CAs as DER, for [`mtls_pki::verify`]'s explanations.
-    root_certs: Vec<CertificateDer<'static>>,
-    /// Their subjects, to name the anchor a chain ended at.
+    verifier: Verifier,
+    /// The trust anchors' subjects, for "not in --ca (which has ...)".
     root_subjects: Vec<String>,
     algorithms: WebPkiSupportedAlgorithms,
     audience: Audience,
 }
 
 impl ChainVerifier {
-    /// A verifier trusting `roots` (file, certificate); the file names a bad one.
+    /// A verifier trusting `roots` (file, certificate); the file names a bad one. With
+    /// `cn_fallback`, a certificate without any subjectAltName is matched on its subject
+    /// CN, as nginx (OpenSSL) does.
     pub(crate) fn new(
         roots: Vec<(PathBuf, CertificateDer<'static>)>,
         provider: &Arc<CryptoProvider>,
         audience: Audience,
+        cn_fallback: bool,
     ) -> Result<ChainVerifier, TlsError> {
         let setting = match audience {
             Audience::Upstream => "trusted_ca",
             Audience::Server => "--ca",
         };
-        let mut store = RootCertStore::empty();
-        let mut root_certs = Vec::new();
+        let now = OffsetDateTime::now_utc();
+        let mut anchors = Vec::new();
         for (path, cert) in roots {
-            store.add(cert.clone()).map_err(|e| TlsError::File {
+            mtls_verify::anchor_problem(cert.as_ref(), now).map_err(|message| TlsError::File {
                 key: setting,
                 path: path.clone(),
-                message: format!("a certificate is not usable as a trust anchor: {e}"),
+                message,
             })?;
-            root_certs.push(cert);
+            anchors.push(cert);
         }
-        let root_subjects = root_certs
+        let root_subjects = anchors
             .iter()
             .map(|c| crate::identity::names(c.as_ref()).0)
             .collect();
-        let roots = Arc::new(store);
-        let inner = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
-            .build()
-            .map_err(|e| TlsError::Setting {
-                key: setting,
-                message: format!("cannot build the certificate verifier: {e}"),
-            })?;
+        let policy = Policy {
+            cn_fallback,
+            ..Policy::new(anchors, Some(Purpose::Server))
+        };
+        let verifier = Verifier::new(policy).map_err(|e| TlsError::Setting {
+            key: setting,
+            message: e.sentence,
+        })?;
         Ok(ChainVerifier {
-            inner,
-            roots,
-            root_certs,
+            verifier,
             root_subjects,
             algorithms: provider.signature_verification_algorithms,
             audience,
         })
     }
 
-    /// Verify like rustls (with the CN fallback): `Ok` says whether the name matched only
-    /// by the subject CN, `Err` is rustls' error (which decides the alert).
-    ///
-    /// What only a report needs (the anchor's name, the sentence explaining a refusal)
-    /// is left to [`ChainVerifier::trusted`] and [`ChainVerifier::explain`], called inside
-    /// [`note`]: outside [`observe`] (a load generator's handshakes) it costs nothing.
+    /// Verify the chain for `server_name`: what verified, or the refusal.
     fn check(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
         now: UnixTime,
-    ) -> Result<bool, rustls::Error> {
-        let error = match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Ok(_) => return Ok(false),
-            Err(error) => error,
+    ) -> Result<Trusted, Box<mtls_verify::Failure>> {
+        let name = match server_name {
+            ServerName::DnsName(dns) => PeerName::Dns(dns.as_ref().to_ascii_lowercase()),
+            ServerName::IpAddress(ip) => PeerName::Ip(std::net::IpAddr::from(*ip)),
+            other => {
+                return Err(Box::new(mtls_verify::Failure {
+                    check: Check::NameMismatch,
+                    about: None,
+                    sentence: format!("cannot verify a certificate for the name {other:?}"),
+                    chain: Vec::new(),
+                }));
+            }
         };
-        let name_only = matches!(
-            error,
-            rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
-            )
-        );
-        if name_only && self.common_name_matches(end_entity, intermediates, server_name, now) {
-            return Ok(true);
-        }
-        Err(error)
-    }
-
-    /// How a chain that [`ChainVerifier::check`] accepted verified, for a summary.
-    fn trusted(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        common_name: bool,
-    ) -> Trusted {
-        Trusted {
-            anchor: self.anchor(end_entity, intermediates),
+        let at = at(now);
+        let verified = self
+            .verifier
+            .verify(end_entity.as_ref(), intermediates, Some(&name), at)?;
+        // A DNS name that matched a certificate without subjectAltName matched its CN.
+        let common_name = matches!(name, PeerName::Dns(_))
+            && X509Certificate::from_der(end_entity.as_ref())
+                .is_ok_and(|(_, c)| matches!(c.subject_alternative_name(), Ok(None)));
+        Ok(Trusted {
+            anchor: verified.chain.last().map(|l| l.subject.clone()),
             common_name,
-        }
+        })
     }
 
-    /// The subject of the trusted CA that issued a certificate of the chain, if one did.
-    fn anchor(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-    ) -> Option<String> {
-        std::iter::once(end_entity)
-            .chain(intermediates)
-            .map(|c| crate::identity::names(c.as_ref()).1)
-            .find(|issuer| self.root_subjects.contains(issuer))
-    }
-
-    /// nginx/OpenSSL compatibility: a certificate without any subjectAltName extension is
-    /// matched against its subject CN (`*.` matching one label). Only called when rustls'
-    /// sole complaint was the name (it checks the name last); the chain is checked again
-    /// here anyway so that accepting never depends on that order.
-    fn common_name_matches(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        now: UnixTime,
-    ) -> bool {
-        // OpenSSL never matches an IP address against the CN either.
-        let ServerName::DnsName(dns) = server_name else {
-            return false;
-        };
-        let Ok((_, cert)) = X509Certificate::from_der(end_entity.as_ref()) else {
-            return false;
-        };
-        // RFC 6125: with any subjectAltName present (even one without DNS names), the CN
-        // is never used. A malformed extension counts as present.
-        if !matches!(cert.subject_alternative_name(), Ok(None)) {
-            return false;
-        }
-        let matched = cert
-            .subject()
-            .iter_common_name()
-            .filter_map(|cn| cn.as_str().ok())
-            .any(|cn| mtls_pki::verify::dns_matches(cn, dns.as_ref()));
-        if !matched {
-            return false;
-        }
-        let Ok(parsed) = ParsedCertificate::try_from(end_entity) else {
-            return false;
-        };
-        verify_server_cert_signed_by_trust_anchor(
-            &parsed,
-            &self.roots,
-            intermediates,
-            now,
-            self.algorithms.all,
-        )
-        .is_ok()
-    }
-
-    /// One sentence about the certificate and why it was refused, with the stable check
-    /// name taken from rustls' error (which decided).
+    /// The refusal in the audience's words, with its stable check name.
     fn explain(
         &self,
         end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
         now: UnixTime,
-        error: &rustls::Error,
+        failure: &mtls_verify::Failure,
     ) -> (&'static str, String) {
-        let check = match error {
-            rustls::Error::InvalidCertificate(cert) => certificate_check(cert),
-            _ => "invalid_certificate",
-        };
-        let name = server_name.to_str();
-        if check == "name_mismatch" {
+        let check = failure.check.name();
+        if failure.check == Check::NameMismatch {
+            let name = server_name.to_str();
             return (
                 check,
                 name_mismatch(end_entity.as_ref(), &name, self.audience),
             );
         }
         let (subject, _, serial) = crate::identity::names(end_entity.as_ref());
-        let at = OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let options = VerifyOptions {
-            roots: self.root_certs.clone(),
-            untrusted: intermediates
-                .iter()
-                .map(|c| c.clone().into_owned())
-                .collect(),
-            crls: Vec::new(),
-            purpose: Some(Purpose::Server),
-            name: Some(name.into_owned()),
-            at,
-            // webpki's own limit is far beyond any real chain; this only bounds the search.
-            max_depth: 8,
-        };
         let leaf = Leaf {
             subject: &subject,
             serial: &serial,
         };
-        let reason = match mtls_pki::verify::verify(end_entity.as_ref(), &options) {
-            Err(words) if same_kind(&words, error) => match self.audience {
-                Audience::Upstream => upstream_sentence(&leaf, &words),
-                Audience::Server => server_sentence(&leaf, &words),
-            },
-            _ => match self.audience {
-                Audience::Upstream => {
-                    format!("upstream certificate {subject} (serial {serial}) was refused: {error}")
-                }
-                Audience::Server => format!(
-                    "the server's certificate {subject} (serial {serial}) was refused: {error}"
-                ),
-            },
+        let trusted = self.root_subjects.join(", ");
+        let sentence = match self.audience {
+            Audience::Upstream => upstream_sentence(&leaf, failure, &trusted),
+            Audience::Server => server_sentence(&leaf, failure, &trusted, at(now)),
         };
-        (check, reason)
+        (check, sentence)
     }
+}
+
+fn at(now: UnixTime) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(now.as_secs() as i64).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 impl ServerCertVerifier for ChainVerifier {
@@ -904,22 +815,19 @@ impl ServerCertVerifier for ChainVerifier {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
+        _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.check(end_entity, intermediates, server_name, ocsp_response, now) {
-            Ok(common_name) => {
-                note(|notes| {
-                    notes.trusted = Some(self.trusted(end_entity, intermediates, common_name));
-                });
+        match self.check(end_entity, intermediates, server_name, now) {
+            Ok(trusted) => {
+                note(|notes| notes.trusted = Some(trusted));
                 Ok(ServerCertVerified::assertion())
             }
-            Err(error) => {
+            Err(failure) => {
                 note(|notes| {
-                    notes.explanation =
-                        Some(self.explain(end_entity, intermediates, server_name, now, &error));
+                    notes.explanation = Some(self.explain(end_entity, server_name, now, &failure));
                 });
-                Err(error)
+                Err(crate::verifier::to_rustls_error(&failure))
             }
         }
     }
@@ -930,7 +838,7 @@ impl ServerCertVerifier for ChainVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -939,11 +847,11 @@ impl ServerCertVerifier for ChainVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 
@@ -966,19 +874,14 @@ impl ServerCertVerifier for DangerAcceptAnyServerCertificate {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
+        _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         if let Some(verifier) = &self.check {
             note(|notes| {
                 let verdict = verifier
-                    .check(end_entity, intermediates, server_name, ocsp_response, now)
-                    .map(|common_name| verifier.trusted(end_entity, intermediates, common_name))
-                    .map_err(|error| {
-                        verifier
-                            .explain(end_entity, intermediates, server_name, now, &error)
-                            .1
-                    });
+                    .check(end_entity, intermediates, server_name, now)
+                    .map_err(|failure| verifier.explain(end_entity, server_name, now, &failure).1);
                 notes.unchecked = Some(verdict);
             });
         }
@@ -1050,12 +953,14 @@ fn name_mismatch(der: &[u8], name: &str, audience: Audience) -> String {
     format!("{lead} [{}] ({why}){advice}", cns.join(", "))
 }
 
-/// The stable check name for rustls' certificate error.
-fn certificate_check(error: &CertificateError) -> &'static str {
-    use CertificateError as C;
+/// The stable check name for a rustls certificate error, when the verifier's own verdict
+/// was not noted.
+fn certificate_check(error: &rustls::CertificateError) -> &'static str {
+    use rustls::CertificateError as C;
     match error {
         C::NotValidForName | C::NotValidForNameContext { .. } => "name_mismatch",
-        C::UnknownIssuer | C::BadSignature => "unknown_issuer",
+        C::UnknownIssuer => "unknown_issuer",
+        C::BadSignature => "bad_signature",
         C::Expired | C::ExpiredContext { .. } => "expired",
         C::NotValidYet | C::NotValidYetContext { .. } => "not_yet_valid",
         C::InvalidPurpose | C::InvalidPurposeContext { .. } => "wrong_purpose",
@@ -1065,137 +970,109 @@ fn certificate_check(error: &CertificateError) -> &'static str {
     }
 }
 
-/// Whether `mtls-pki`'s explanation is about the failure rustls found.
-fn same_kind(words: &VerifyError, error: &rustls::Error) -> bool {
-    use CertificateError as C;
-    use VerifyError as V;
-    let rustls::Error::InvalidCertificate(cert) = error else {
-        return false;
-    };
-    matches!(
-        (words, cert),
-        (
-            V::UnknownIssuer { .. } | V::BadSignature { .. },
-            C::UnknownIssuer | C::BadSignature
-        ) | (V::Expired { .. }, C::Expired | C::ExpiredContext { .. })
-            | (
-                V::NotYetValid { .. },
-                C::NotValidYet | C::NotValidYetContext { .. }
-            )
-            | (
-                V::WrongPurpose { .. },
-                C::InvalidPurpose | C::InvalidPurposeContext { .. }
-            )
-            | (V::Revoked(_), C::Revoked)
-            | (V::Malformed { .. }, C::BadEncoding)
-            | (V::NotCa { .. }, C::Other(_))
-    )
-}
-
 /// The refused certificate, for sentences.
 struct Leaf<'a> {
     subject: &'a str,
     serial: &'a str,
 }
 
-/// `mtls-pki`'s words, turned to be about the upstream.
-fn upstream_sentence(leaf: &Leaf<'_>, words: &VerifyError) -> String {
+/// The verifier's verdict, turned to be about the upstream (for the gateway's log).
+fn upstream_sentence(leaf: &Leaf<'_>, failure: &mtls_verify::Failure, trusted: &str) -> String {
     let who = format!(
         "upstream certificate {} (serial {})",
         leaf.subject, leaf.serial
     );
-    match words {
-        VerifyError::UnknownIssuer {
-            subject,
-            issuer,
-            trusted,
-        } if subject == leaf.subject => {
-            format!("{who} was issued by {issuer}, which is not in trusted_ca [{trusted}]")
-        }
-        VerifyError::UnknownIssuer {
-            subject,
-            issuer,
-            trusted,
-        } => format!(
-            "{who} chains up to {subject}, issued by {issuer}, which is not in trusted_ca \
-             (it has {trusted})"
+    let about = failure.about.as_ref();
+    match (failure.check, about) {
+        (Check::UnknownIssuer, Some(link)) if link.position == 0 => format!(
+            "{who} was issued by {}, which is not in trusted_ca [{trusted}]",
+            link.issuer
         ),
-        VerifyError::BadSignature { subject, issuer } if subject == leaf.subject => format!(
-            "{who} names {issuer} as its issuer, but that CA in trusted_ca did not sign it \
-             (another CA with the same name did)"
+        (Check::UnknownIssuer, Some(link)) => format!(
+            "{who} chains up to {}, issued by {}, which is not in trusted_ca (it has {trusted})",
+            link.subject, link.issuer
         ),
-        VerifyError::Expired { subject, .. } | VerifyError::NotYetValid { subject, .. }
-            if subject == leaf.subject =>
+        (Check::BadSignature, Some(link)) if link.position == 0 => format!(
+            "{who} names {} as its issuer, but that CA in trusted_ca did not sign it (another \
+             CA with the same name did)",
+            link.issuer
+        ),
+        (Check::Expired | Check::NotYetValid | Check::Revoked, Some(link))
+            if link.position == 0 =>
         {
-            format!("upstream {words}")
+            format!("upstream certificate {}", failure.sentence)
         }
-        VerifyError::Revoked(details) if details.subject == leaf.subject => {
-            format!("upstream {words}")
-        }
-        other => format!("{who} is not acceptable: {other}"),
+        _ => format!("{who} is not acceptable: {}", failure.sentence),
     }
 }
 
-/// `mtls-pki`'s words, turned to be about the server `mtls get` asked, with what to do.
-fn server_sentence(leaf: &Leaf<'_>, words: &VerifyError) -> String {
+/// The verifier's verdict, turned to be about the server `mtls get` asked, with what to do.
+fn server_sentence(leaf: &Leaf<'_>, failure: &mtls_verify::Failure, trusted: &str, at: OffsetDateTime) -> String {
     let (subject, serial) = (leaf.subject, leaf.serial);
-    match words {
-        VerifyError::UnknownIssuer {
-            subject: last,
-            issuer,
-            trusted,
-        } => {
-            let leaf = if last == subject {
+    let Some(link) = failure.about.as_ref() else {
+        return format!(
+            "the server's certificate {subject} (serial {serial}) is not acceptable: {}",
+            failure.sentence
+        );
+    };
+    let when = |t: OffsetDateTime| {
+        (
+            mtls_pki::db::human_time(t),
+            mtls_pki::show::relative(t, at),
+        )
+    };
+    match failure.check {
+        Check::UnknownIssuer => {
+            let chain = if link.position == 0 {
                 format!("the server's certificate is {subject}, serial {serial}")
             } else {
-                format!("it issued {last}, which issued {subject}, serial {serial}")
+                format!(
+                    "it issued {}, which issued {subject}, serial {serial}",
+                    link.subject
+                )
             };
             format!(
-                "unknown issuer: the server's chain ends at {issuer}, not in --ca (which has \
-                 {trusted}); pass that CA's certificate with --ca ({leaf})"
+                "unknown issuer: the server's chain ends at {}, not in --ca (which has \
+                 {trusted}); pass that CA's certificate with --ca ({chain})",
+                link.issuer
             )
         }
-        VerifyError::BadSignature {
-            subject: signed,
-            issuer,
-        } => format!(
-            "unknown issuer: {signed} names {issuer} as its issuer, but the CA of that name in \
-             --ca did not sign it (another CA with the same name did); pass the right CA with \
-             --ca"
+        Check::BadSignature => format!(
+            "unknown issuer: {} names {} as its issuer, but the CA of that name in --ca did not \
+             sign it (another CA with the same name did); pass the right CA with --ca",
+            link.subject, link.issuer
         ),
-        VerifyError::Expired {
-            subject: expired,
-            serial: expired_serial,
-            date,
-            ago,
-        } if expired == subject => format!(
-            "the server's certificate expired {ago} ({subject}, serial {expired_serial}, valid \
-             until {date}); the server must renew it (or this machine's clock is wrong)"
+        Check::Expired if link.position == 0 => {
+            let (date, ago) = when(link.not_after);
+            format!(
+                "the server's certificate expired {ago} ({subject}, serial {serial}, valid until \
+                 {date}); the server must renew it (or this machine's clock is wrong)"
+            )
+        }
+        Check::Expired => {
+            let (date, ago) = when(link.not_after);
+            format!(
+                "the server's chain has an expired certificate: {} expired {ago} (on {date}); \
+                 the server must renew it (or this machine's clock is wrong)",
+                link.subject
+            )
+        }
+        Check::NotYetValid => {
+            let (date, when) = when(link.not_before);
+            format!(
+                "the server's certificate {} is not valid yet: it starts {when} ({date}); check \
+                 this machine's clock and the server's",
+                link.subject
+            )
+        }
+        Check::WrongPurpose if link.position == 0 => format!(
+            "the server's certificate {subject} (serial {serial}) is not for TLS servers: {}; \
+             the server needs a serverAuth certificate",
+            failure.sentence
         ),
-        VerifyError::Expired {
-            subject: expired,
-            date,
-            ago,
-            ..
-        } => format!(
-            "the server's chain has an expired certificate: {expired} expired {ago} (on \
-             {date}); the server must renew it (or this machine's clock is wrong)"
-        ),
-        VerifyError::NotYetValid {
-            subject: early,
-            date,
-            when,
-            ..
-        } => format!(
-            "the server's certificate {early} is not valid yet: it starts {when} ({date}); \
-             check this machine's clock and the server's"
-        ),
-        VerifyError::WrongPurpose { has, .. } => format!(
-            "the server's certificate {subject} (serial {serial}) is not for TLS servers: its \
-             extended key usage is [{has}]; the server needs a serverAuth certificate"
-        ),
-        other => format!(
-            "the server's certificate {subject} (serial {serial}) is not acceptable: {other}"
+        _ => format!(
+            "the server's certificate {subject} (serial {serial}) is not acceptable: {}",
+            failure.sentence
         ),
     }
 }
@@ -1318,6 +1195,7 @@ mod tests {
             session_reuse: true,
             sni: true,
             alpn: vec![b"http/1.1".to_vec()],
+            common_name_fallback: true,
         }
     }
 
@@ -1678,7 +1556,9 @@ mod tests {
         let roots = read_roots("trusted_ca", &[ca.ca.layout().ca_cert()]).expect("roots");
         let provider = client.config.crypto_provider().clone();
         let shared: Arc<dyn ServerCertVerifier> =
-            Arc::new(ChainVerifier::new(roots, &provider, Audience::Upstream).expect("verifier"));
+            Arc::new(
+                ChainVerifier::new(roots, &provider, Audience::Upstream, true).expect("verifier"),
+            );
         // Two connections in a row, each on a copy of the config sharing its session store.
         let twice = |verifier: &dyn Fn() -> Arc<dyn ServerCertVerifier>| {
             let configs = [(); 2].map(|_| {

@@ -34,7 +34,6 @@ pub mod ciphers;
 pub mod client;
 pub mod identity;
 pub mod probe;
-pub mod revocation;
 pub mod server;
 pub mod tickets;
 pub mod verifier;

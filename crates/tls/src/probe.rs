@@ -318,6 +318,7 @@ impl ProbeClient {
                 roots,
                 &provider,
                 Audience::Server,
+                true,
             )?))
         };
         let verifier: Arc<dyn ServerCertVerifier> = match (settings.insecure, check) {

@@ -185,6 +185,12 @@ impl TlsServer {
         for path in &settings.crl {
             crls.extend(read_crls(path)?);
         }
+        // Read together once every file is known to hold CRLs: the parse of a large CRL
+        // is the cost of a reload.
+        let crls = mtls_verify::crl::Crls::load(&crls).map_err(|message| TlsError::Setting {
+            key: "crl",
+            message,
+        })?;
         let verifier = Arc::new(
             ClientVerifier::new(
                 settings.verify_client,
@@ -856,7 +862,9 @@ pub(crate) fn read_key_passwords(file: Option<&Path>) -> Result<Vec<Password>, T
     Ok(passwords)
 }
 
-fn read_crls(path: &Path) -> Result<Vec<(Vec<u8>, webpki::OwnedCertRevocationList)>, TlsError> {
+/// The DER CRLs of one `crl` file (PEM with X509 CRL sections, or one DER CRL); each
+/// must at least have a CRL's envelope, so a wrong file is named here.
+fn read_crls(path: &Path) -> Result<Vec<Vec<u8>>, TlsError> {
     let data = read_file("crl", path)?;
     let bad = |message: String| TlsError::File {
         key: "crl",
@@ -880,13 +888,10 @@ fn read_crls(path: &Path) -> Result<Vec<(Vec<u8>, webpki::OwnedCertRevocationLis
     } else {
         vec![data]
     };
-    ders.into_iter()
-        .map(|der| {
-            webpki::OwnedCertRevocationList::from_der(&der)
-                .map(|crl| (der, crl))
-                .map_err(|e| bad(format!("not a CRL: {e}")))
-        })
-        .collect()
+    for der in &ders {
+        mtls_verify::crl::check_envelope(der).map_err(bad)?;
+    }
+    Ok(ders)
 }
 
 #[cfg(test)]

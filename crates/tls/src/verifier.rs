@@ -1,9 +1,9 @@
 //! The client-certificate verifier: nginx's `ssl_verify_client`, `ssl_client_certificate`,
 //! `ssl_trusted_certificate`, `ssl_crl` and `ssl_verify_depth`, with reasons.
 //!
-//! Path building, signatures, validity, extended key usage and CRLs are checked by webpki —
-//! the same code rustls' own verifier runs — so the fast path is the audited one. We add
-//! what nginx users rely on and rustls does not offer:
+//! Every decision is `mtls-verify`'s, the one verifier that `mtls pki verify`, `mtls get`
+//! and the proxy also use, so the refusal's check name and sentence come with the decision
+//! and cannot disagree with it. What this module adds is nginx's configuration:
 //!
 //! - two CA lists: `client_ca` is trusted *and* advertised in the CertificateRequest;
 //!   `trusted_ca` is trusted but never advertised (nginx's `ssl_trusted_certificate`);
@@ -12,7 +12,8 @@
 //! - `optional_no_ca`: the handshake succeeds whatever the certificate, and the gateway
 //!   reports `FAILED:reason` to the application (see [`ClientVerifier::status`]);
 //! - CRLs checked for the whole chain and failing closed: a CA in the chain without a CRL
-//!   makes the status unknown, which is a refusal (OpenSSL's `X509_V_FLAG_CRL_CHECK_ALL`).
+//!   makes the status unknown, which is a refusal (OpenSSL's `X509_V_FLAG_CRL_CHECK_ALL`);
+//!   at load, every trusted CA must have its CRL and no CRL may have expired.
 //!
 //! When a certificate is refused, the right TLS alert goes to the peer (rustls maps our
 //! `CertificateError` to certificate_expired, certificate_revoked, unknown_ca, ...), and a
@@ -30,23 +31,20 @@
 //!   handshake:  ServerConfig copy ─► HandshakeVerifier { policy, refusal } ─► complete()
 //! ```
 
-use std::cell::RefCell;
-
-use crate::identity::PeerCert;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, TrustAnchor, UnixTime};
+use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use time::OffsetDateTime;
-use webpki::{EndEntityCert, KeyUsage, OwnedCertRevocationList};
 
-use mtls_pki::verify::{Purpose, VerifyOptions};
+use mtls_verify::crl::Crls;
+use mtls_verify::{Check, CrlScope, Failure, Policy, Purpose, Verifier};
 
-use crate::revocation::{Crls, RevocationFailure};
+use crate::identity::PeerCert;
 
 /// nginx's `ssl_verify_client`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,66 +101,58 @@ pub struct Refusal {
 #[derive(Debug)]
 pub struct ClientVerifier {
     mode: VerifyClient,
-    anchors: Vec<TrustAnchor<'static>>,
-    /// The same CAs as DER, for [`mtls_pki::verify`]'s explanations.
-    anchor_certs: Vec<CertificateDer<'static>>,
+    verifier: Verifier,
     hints: Vec<DistinguishedName>,
-    crls: Crls,
-    depth: u32,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl ClientVerifier {
-    /// A verifier trusting `client_ca` (advertised) and `trusted_ca` (not advertised).
+    /// A verifier trusting `client_ca` (advertised) and `trusted_ca` (not advertised),
+    /// checking `crls` (already read, see [`Crls::load`]) for the whole chain. The error is
+    /// the setting to blame and a sentence.
     pub(crate) fn new(
         mode: VerifyClient,
         client_ca: &[CertificateDer<'static>],
         trusted_ca: &[CertificateDer<'static>],
-        crls: Vec<(Vec<u8>, OwnedCertRevocationList)>,
+        crls: Crls,
         depth: u32,
         algorithms: WebPkiSupportedAlgorithms,
     ) -> Result<ClientVerifier, (&'static str, String)> {
-        let mut anchors = Vec::new();
-        let mut anchor_certs: Vec<CertificateDer<'static>> = Vec::new();
+        let now = OffsetDateTime::now_utc();
+        let mut anchors: Vec<CertificateDer<'static>> = Vec::new();
         let mut hints: Vec<DistinguishedName> = Vec::new();
         for (advertised, cert) in client_ca
             .iter()
             .map(|c| (true, c))
             .chain(trusted_ca.iter().map(|c| (false, c)))
         {
-            let anchor = webpki::anchor_from_trusted_cert(cert)
-                .map_err(|e| {
-                    let key = if advertised {
-                        "client_ca"
-                    } else {
-                        "trusted_ca"
-                    };
-                    (
-                        key,
-                        format!("a CA certificate is not usable as a trust anchor: {e}"),
-                    )
-                })?
-                .to_owned();
+            let key = if advertised { "client_ca" } else { "trusted_ca" };
+            let subject = mtls_verify::anchor_problem(cert.as_ref(), now).map_err(|e| (key, e))?;
             if advertised {
-                let name = DistinguishedName::in_sequence(anchor.subject.as_ref());
+                let name = DistinguishedName::from(subject);
                 // The same CA in two files must be advertised once (nginx-tests checks this).
                 if !hints.iter().any(|h| h.as_ref() == name.as_ref()) {
                     hints.push(name);
                 }
             }
-            if !anchor_certs.iter().any(|c| c.as_ref() == cert.as_ref()) {
-                anchor_certs.push(cert.clone());
-                anchors.push(anchor);
+            if !anchors.iter().any(|c| c.as_ref() == cert.as_ref()) {
+                anchors.push(cert.clone());
             }
         }
-        let crls = Crls::load(crls, &anchor_certs).map_err(|e| ("crl", e))?;
+        if !crls.is_empty() {
+            crl_coverage(&crls, &anchors, now).map_err(|e| ("crl", e))?;
+        }
+        let policy = Policy {
+            crl_scope: CrlScope::Chain,
+            // OpenSSL's depth counts the leaf as 0: depth N allows N-1 intermediates.
+            max_intermediates: Some((depth as usize).saturating_sub(1)),
+            ..Policy::new(anchors, Some(Purpose::Client))
+        };
+        let verifier = Verifier::with_crls(policy, crls).map_err(|e| ("client_ca", e.sentence))?;
         Ok(ClientVerifier {
             mode,
-            anchors,
-            anchor_certs,
+            verifier,
             hints,
-            crls,
-            depth,
             algorithms,
         })
     }
@@ -191,11 +181,11 @@ impl ClientVerifier {
     /// Whether the CRLs now list `leaf` (a certificate that verified before: a resumed
     /// session's, a connection's open across a reload), as the refusal to log.
     pub(crate) fn revoked(&self, leaf: &[u8], intermediates: &[Vec<u8>]) -> Option<Refusal> {
-        let failure = self.crls.revoked_leaf(leaf, intermediates)?;
+        let failure = self.verifier.revoked(leaf, intermediates)?;
         let peer = PeerCert::from_der(leaf);
         Some(Refusal {
-            check: failure.check,
-            reason: failure.reason,
+            check: failure.check.name(),
+            reason: failure.sentence,
             subject: peer.subject,
             issuer: peer.issuer,
             serial: peer.serial,
@@ -208,105 +198,58 @@ impl ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<(), Box<(rustls::Error, Refusal)>> {
-        let result = self.webpki_check(leaf, intermediates, now);
-        result.map_err(|(e, revocation)| {
-            let refusal = self.explain(leaf, intermediates, now, &e, revocation);
-            Box::new((to_rustls_error(e), refusal))
-        })
-    }
-
-    /// webpki builds and verifies the path; `verify_path` adds OpenSSL's depth rule and our
-    /// CRL check (see `revocation` for why not webpki's). A revocation failure comes back
-    /// with its sentence.
-    fn webpki_check(
-        &self,
-        leaf: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<(), (webpki::Error, Option<Box<RevocationFailure>>)> {
-        let cert = EndEntityCert::try_from(leaf).map_err(|e| (e, None))?;
-        let depth = self.depth as usize;
-        let revocation: RefCell<Option<RevocationFailure>> = RefCell::new(None);
-        let path_check = |path: &webpki::VerifiedPath<'_>| {
-            // OpenSSL's depth counts the leaf as 0: depth N allows N-1 intermediates.
-            if path.intermediate_certificates().count() + 1 > depth {
-                return Err(webpki::Error::MaximumPathDepthExceeded);
-            }
-            if self.crls.is_empty() {
-                return Ok(());
-            }
-            self.crls.check_path(path, now).map_err(|failure| {
-                let error = failure.error.clone();
-                *revocation.borrow_mut() = Some(failure);
-                error
-            })
-        };
-        cert.verify_for_usage(
-            self.algorithms.all,
-            &self.anchors,
-            intermediates,
-            now,
-            KeyUsage::client_auth(),
-            None,
-            Some(&path_check),
-        )
-        .map(|_| ())
-        .map_err(|e| {
-            let failure = revocation
-                .into_inner()
-                .filter(|f| std::mem::discriminant(&f.error) == std::mem::discriminant(&e))
-                .map(Box::new);
-            (e, failure)
-        })
-    }
-
-    /// Turn webpki's terse error into a sentence: ask `mtls-pki`'s verifier (which words
-    /// every failure for people), falling back on webpki's own error where they disagree.
-    fn explain(
-        &self,
-        leaf: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-        error: &webpki::Error,
-        revocation: Option<Box<RevocationFailure>>,
-    ) -> Refusal {
-        let (subject, issuer, serial) = crate::identity::names(leaf.as_ref());
-        if let Some(failure) = revocation.map(|f| *f) {
-            return Refusal {
-                check: failure.check,
-                reason: failure.reason,
-                subject,
-                issuer,
-                serial,
-            };
-        }
         let at = OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let options = VerifyOptions {
-            roots: self.anchor_certs.clone(),
-            untrusted: intermediates
-                .iter()
-                .map(|c| c.clone().into_owned())
-                .collect(),
-            // Revocation was explained above; a CRL is never parsed again per failure.
-            crls: Vec::new(),
-            purpose: Some(Purpose::Client),
-            name: None,
-            at,
-            max_depth: (self.depth as usize).saturating_sub(1),
-        };
-        let (check, reason) = match mtls_pki::verify::verify(leaf.as_ref(), &options) {
-            Err(e) if same_kind(&e, error) => (e.check(), e.to_string()),
-            _ => webpki_words(error, self.depth),
-        };
-        Refusal {
-            check,
-            reason,
-            subject,
-            issuer,
-            serial,
+        match self.verifier.verify(leaf.as_ref(), intermediates, None, at) {
+            Ok(_) => Ok(()),
+            Err(failure) => {
+                let (subject, issuer, serial) = crate::identity::names(leaf.as_ref());
+                let error = to_rustls_error(&failure);
+                let refusal = Refusal {
+                    check: failure.check.name(),
+                    reason: failure.sentence,
+                    subject,
+                    issuer,
+                    serial,
+                };
+                Err(Box::new((error, refusal)))
+            }
         }
     }
+}
+
+/// With CRLs set, revocation fails closed: a trusted CA without its CRL would have every
+/// client certificate it issued refused (crl_missing), and an expired CRL every client
+/// under it (crl_expired). Both are refused here, at load, where the old configuration
+/// can keep serving.
+fn crl_coverage(
+    crls: &Crls,
+    anchors: &[CertificateDer<'static>],
+    now: OffsetDateTime,
+) -> Result<(), String> {
+    for ca in anchors {
+        if !crls.covers(ca.as_ref())? {
+            let subject = PeerCert::from_der(ca.as_ref()).subject;
+            let held: Vec<&str> = crls.issuers().collect();
+            return Err(format!(
+                "no CRL from {subject} (the crl files hold CRLs from: {}); with crl set, \
+                 revocation fails closed, so every client certificate from {subject} would be \
+                 refused (crl_missing): add its CRL",
+                held.join("; ")
+            ));
+        }
+    }
+    if let Some((issuer, next)) = crls.expired(now.unix_timestamp()).first() {
+        let date = OffsetDateTime::from_unix_timestamp(*next)
+            .map(mtls_pki::db::human_time)
+            .unwrap_or_default();
+        return Err(format!(
+            "the CRL from {issuer} expired on {date} (its nextUpdate): every client \
+             certificate from {issuer} would be refused (crl_expired); publish a fresh one \
+             (mtls pki crl)"
+        ));
+    }
+    Ok(())
 }
 
 /// One handshake's verifier: the block's policy, and a slot for this handshake's refusal
@@ -390,92 +333,21 @@ impl ClientCertVerifier for HandshakeVerifier {
     }
 }
 
-/// Whether the explanation from `mtls-pki` is about the same failure webpki found.
-#[allow(deprecated)] // webpki still returns the old EKU variant in some paths
-fn same_kind(words: &mtls_pki::verify::VerifyError, error: &webpki::Error) -> bool {
-    use mtls_pki::verify::VerifyError as V;
-    use webpki::Error as W;
-    matches!(
-        (words, error),
-        (V::Expired { .. }, W::CertExpired { .. })
-            | (V::NotYetValid { .. }, W::CertNotValidYet { .. })
-            | (V::Revoked(_), W::CertRevoked)
-            | (
-                V::UnknownIssuer { .. } | V::BadSignature { .. },
-                W::UnknownIssuer | W::InvalidSignatureForPublicKey
-            )
-            | (V::WrongPurpose { .. }, W::RequiredEkuNotFound)
-            | (V::WrongPurpose { .. }, W::RequiredEkuNotFoundContext(_))
-            | (V::ChainTooDeep { .. }, W::MaximumPathDepthExceeded)
-            | (V::NoCrl { .. }, W::UnknownRevocationStatus)
-            | (V::CrlExpired { .. }, W::CrlExpired { .. })
-            | (V::Malformed { .. }, W::BadDer | W::BadDerTime)
-            | (V::NotCa { .. }, W::CaUsedAsEndEntity | W::EndEntityUsedAsCa)
-    )
-}
-
-/// Words for the failures `mtls-pki` could not explain the same way.
-#[allow(deprecated)] // webpki still returns the old EKU variant in some paths
-fn webpki_words(error: &webpki::Error, depth: u32) -> (&'static str, String) {
-    use webpki::Error as W;
-    match error {
-        W::MaximumPathDepthExceeded => (
-            "chain_too_deep",
-            format!(
-                "chain too deep: verify_depth {depth} allows {} intermediate certificate(s) between the client certificate and a trusted CA",
-                depth.saturating_sub(1)
-            ),
-        ),
-        W::UnknownRevocationStatus => (
-            "crl_missing",
-            "revocation status unknown: a CA in the chain has no CRL among the configured ones (fail closed; add its CRL to `crl`)".to_owned(),
-        ),
-        W::CertRevoked => ("revoked", "a certificate in the chain is revoked".to_owned()),
-        W::CrlExpired { .. } => (
-            "crl_expired",
-            "a CRL for this chain has expired; publish a fresh one (mtls pki crl)".to_owned(),
-        ),
-        W::UnknownIssuer => (
-            "unknown_issuer",
-            "unknown issuer: no trusted CA issued this certificate".to_owned(),
-        ),
-        W::CertExpired { .. } => ("expired", "the certificate has expired".to_owned()),
-        W::CertNotValidYet { .. } => ("not_yet_valid", "the certificate is not valid yet".to_owned()),
-        W::RequiredEkuNotFound | W::RequiredEkuNotFoundContext(_) => (
-            "wrong_purpose",
-            "wrong purpose: the certificate is not valid for TLS client authentication".to_owned(),
-        ),
-        W::CaUsedAsEndEntity => (
-            "ca_as_leaf",
-            "a CA certificate was presented as the client certificate".to_owned(),
-        ),
-        other => ("invalid", format!("certificate rejected: {other}")),
-    }
-}
-
-/// rustls' own mapping from webpki errors (private in rustls), so that each failure gets
-/// the alert rustls would send.
-#[allow(deprecated)] // webpki still returns the old EKU variant in some paths
-fn to_rustls_error(error: webpki::Error) -> rustls::Error {
-    use webpki::Error as W;
-    let cert = match error {
-        W::BadDer | W::BadDerTime | W::TrailingData(_) => CertificateError::BadEncoding,
-        W::CertNotValidYet { time, not_before } => {
-            CertificateError::NotValidYetContext { time, not_before }
-        }
-        W::CertExpired { time, not_after } => CertificateError::ExpiredContext { time, not_after },
-        W::InvalidCertValidity => CertificateError::Expired,
-        W::UnknownIssuer | W::MaximumPathDepthExceeded => CertificateError::UnknownIssuer,
-        W::CertRevoked => CertificateError::Revoked,
-        W::UnknownRevocationStatus => CertificateError::UnknownRevocationStatus,
-        W::CrlExpired { time, next_update } => {
-            CertificateError::ExpiredRevocationListContext { time, next_update }
-        }
-        W::InvalidSignatureForPublicKey => CertificateError::BadSignature,
-        W::RequiredEkuNotFound | W::RequiredEkuNotFoundContext(_) => {
-            CertificateError::InvalidPurpose
-        }
-        other => CertificateError::Other(rustls::OtherError(Arc::new(other))),
+/// The rustls error for a refusal, so that the peer gets the alert rustls would send for
+/// it (certificate_expired, certificate_revoked, unknown_ca, ...).
+pub(crate) fn to_rustls_error(failure: &Failure) -> rustls::Error {
+    let cert = match failure.check {
+        Check::Malformed => CertificateError::BadEncoding,
+        Check::Expired => CertificateError::Expired,
+        Check::NotYetValid => CertificateError::NotValidYet,
+        Check::UnknownIssuer | Check::ChainTooDeep => CertificateError::UnknownIssuer,
+        Check::BadSignature => CertificateError::BadSignature,
+        Check::Revoked => CertificateError::Revoked,
+        Check::CrlMissing => CertificateError::UnknownRevocationStatus,
+        Check::CrlExpired => CertificateError::ExpiredRevocationList,
+        Check::WrongPurpose => CertificateError::InvalidPurpose,
+        Check::NameMismatch => CertificateError::NotValidForName,
+        _ => CertificateError::Other(rustls::OtherError(Arc::new(failure.clone()))),
     };
     rustls::Error::InvalidCertificate(cert)
 }

@@ -330,6 +330,12 @@ impl<'a> Envelope<'a> {
     }
 }
 
+/// Whether `der` has a CRL's envelope (issuer, dates, signature), read without its
+/// entries: the cheap test that a file holds CRLs at all.
+pub fn check_envelope(der: &[u8]) -> Result<(), String> {
+    Envelope::read(der).map(|_| ())
+}
+
 /// What an operator watches of a CRL: its issuer, nextUpdate (Unix seconds) and how
 /// many certificates it lists.
 #[derive(Debug, Clone, PartialEq, Eq)]

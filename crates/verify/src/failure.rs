@@ -126,6 +126,9 @@ pub struct Link {
     pub issuer: String,
     /// Serial, upper-case hex.
     pub serial: String,
+    /// Start of validity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
     /// End of validity.
     #[serde(with = "time::serde::rfc3339")]
     pub not_after: OffsetDateTime,
@@ -140,6 +143,7 @@ impl Link {
             subject: mtls_pki::dn::display(cert.subject()),
             issuer: mtls_pki::dn::display(cert.issuer()),
             serial: serial_hex(cert.raw_serial()),
+            not_before: cert.validity().not_before.to_datetime(),
             not_after: cert.validity().not_after.to_datetime(),
             trusted,
         }

@@ -35,6 +35,7 @@ pub mod budget;
 mod cert;
 pub mod crl;
 mod failure;
+pub mod fitness;
 pub mod hostname;
 mod names;
 mod path;
@@ -42,4 +43,4 @@ mod signature;
 
 pub use failure::{Check, Failure, Link};
 pub use hostname::PeerName;
-pub use path::{CrlScope, Policy, Purpose, Verified, Verifier};
+pub use path::{CrlScope, Policy, Purpose, Verified, Verifier, anchor_problem};

@@ -149,6 +149,13 @@ impl fmt::Display for Verified {
 impl Verifier {
     /// Read the policy's anchors and CRLs. An error names the input that does not parse.
     pub fn new(policy: Policy) -> Result<Verifier, Failure> {
+        let crls = Crls::load(&policy.crls).map_err(|e| Failure::new(Check::Malformed, e))?;
+        Verifier::with_crls(policy, crls)
+    }
+
+    /// [`Verifier::new`] with CRLs already read (the gateway reads each `crl` file on its
+    /// own, to name the file that is wrong); `policy.crls` is not read.
+    pub fn with_crls(policy: Policy, crls: Crls) -> Result<Verifier, Failure> {
         let mut anchors = Vec::with_capacity(policy.anchors.len());
         for (i, der) in policy.anchors.iter().enumerate() {
             let (_, cert) = X509Certificate::from_der(der.as_ref()).map_err(|e| {
@@ -165,7 +172,6 @@ impl Verifier {
                 der: der.clone(),
             });
         }
-        let crls = Crls::load(&policy.crls).map_err(|e| Failure::new(Check::Malformed, e))?;
         Ok(Verifier {
             anchors,
             crls,
@@ -248,6 +254,29 @@ impl Verifier {
         let (check, sentence) = self.crls.revoked_only(&leaf, &issuer)?;
         Some(Failure::new(check, sentence).about(Link::of(&leaf.x509, 0, false)))
     }
+}
+
+/// Whether `der` can be a trust anchor at `now`: it parses, it is a CA (CA:TRUE, or an
+/// X.509 v1 root), its keyUsage allows keyCertSign, its key is not weak, and it is valid
+/// now. `Ok` is its subject name (DER), for CertificateRequest hints.
+pub fn anchor_problem(der: &[u8], now: OffsetDateTime) -> Result<Vec<u8>, String> {
+    let cert = Cert::parse(der, true).map_err(|e| format!("a CA certificate does not parse: {e}"))?;
+    let name = subject(&cert);
+    if let Some((_, what)) = &cert.defect {
+        return Err(format!("the CA certificate {name} {what}"));
+    }
+    if let Some(why) = cert.ca_problem() {
+        let hint = if cert.basic.is_some_and(|(ca, _)| !ca) {
+            " (is this a client or server certificate rather than its CA?)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "{name} cannot be a trusted CA: {why}{hint}"
+        ));
+    }
+    validity(&cert, now).map_err(|(_, why)| format!("the CA certificate {name} {why}"))?;
+    Ok(cert.x509.subject().as_raw().to_vec())
 }
 
 /// Ranks of failures: a later path check beats an earlier building problem.

@@ -56,6 +56,7 @@ pub(super) struct RawProxyTls {
     pub server_name: Leaf,
     pub sni: Leaf,
     pub session_reuse: Leaf,
+    pub common_name_fallback: Leaf,
     pub protocols: Leaf,
     pub ciphers: Leaf,
 }

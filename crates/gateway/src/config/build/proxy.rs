@@ -338,6 +338,10 @@ impl Cx<'_> {
             .session_reuse
             .as_ref()
             .map_or(Some(true), |v| self.boolean("session_reuse", v));
+        let common_name_fallback = r
+            .common_name_fallback
+            .as_ref()
+            .map_or(Some(true), |v| self.boolean("common_name_fallback", v));
         let protocols = match &r.protocols {
             None => DEFAULT_PROTOCOLS.map(str::to_owned).to_vec(),
             Some(v) => self.protocols(v),
@@ -361,6 +365,7 @@ impl Cx<'_> {
             server_name,
             sni: sni?,
             session_reuse: session_reuse?,
+            common_name_fallback: common_name_fallback?,
             protocols,
             ciphers,
         })
