@@ -80,6 +80,55 @@ pub(crate) fn client_verification(config: &Config, tls: &TlsSettings, findings: 
     }
 }
 
+/// A CRL whose issuer is none of the configured CAs (`client_ca`, `trusted_ca`): it may
+/// belong to an intermediate CA that clients present, so it is a warning, not an error;
+/// but a CRL file swapped for another PKI's reads the same way. (A configured CA without
+/// its CRL, and an expired CRL, refuse to load: the gateway fails closed.)
+pub(crate) fn crl_issuers(config: &Config, tls: &TlsSettings, findings: &mut Findings) {
+    if tls.crl.is_empty() {
+        return;
+    }
+    let mut subjects = Vec::new();
+    for file in tls.client_ca.iter().chain(&tls.trusted_ca) {
+        let Ok(data) = mtls_pki::fs::read(&file.value) else {
+            continue; // Loading has said why.
+        };
+        for cert in mtls_pki::pem::certificates(&data, "ca").unwrap_or_default() {
+            subjects.push(mtls_tls::identity::PeerCert::from_der(cert.as_ref()).subject);
+        }
+    }
+    for file in &tls.crl {
+        let Ok(data) = mtls_pki::fs::read(&file.value) else {
+            continue;
+        };
+        let ders = match mtls_pki::pem::sections(&data, "crl") {
+            Ok(sections) if mtls_pki::pem::is_pem(&data) => {
+                sections.into_iter().map(|s| s.der).collect()
+            }
+            _ => vec![data],
+        };
+        for der in ders {
+            let Some(summary) = mtls_verify::crl::summarize(&der) else {
+                continue;
+            };
+            if !subjects.contains(&summary.issuer) {
+                findings.warnings.push(ConfigError::new(
+                    config.source.clone(),
+                    Some(file.at),
+                    "crl",
+                    format!(
+                        "{}: the CRL from {} is from none of the configured CAs ({}); it is \
+                         used only for client chains through an intermediate CA of that name",
+                        file.value.display(),
+                        summary.issuer,
+                        subjects.join("; ")
+                    ),
+                ));
+            }
+        }
+    }
+}
+
 /// The most entries looked at under one root: a check must not read a whole disk.
 const MAX_ENTRIES: usize = 10_000;
 /// Only this much of a file is read to look for a PEM private key header.

@@ -130,6 +130,7 @@ impl Site {
         for server in &config.servers {
             if let Some(tls) = &server.tls {
                 lint::client_verification(config, tls, &mut findings);
+                lint::crl_issuers(config, tls, &mut findings);
             }
             let tls = match &server.tls {
                 Some(tls) => match TlsServer::build_after(
