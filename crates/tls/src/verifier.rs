@@ -340,8 +340,11 @@ pub(crate) fn to_rustls_error(failure: &Failure) -> rustls::Error {
         Check::Malformed => CertificateError::BadEncoding,
         Check::Expired => CertificateError::Expired,
         Check::NotYetValid => CertificateError::NotValidYet,
-        Check::UnknownIssuer | Check::ChainTooDeep => CertificateError::UnknownIssuer,
-        Check::BadSignature => CertificateError::BadSignature,
+        // A certificate that names a trusted CA which did not sign it was issued by a CA
+        // we do not know: unknown_ca, not rustls' decrypt_error for BadSignature.
+        Check::UnknownIssuer | Check::ChainTooDeep | Check::BadSignature => {
+            CertificateError::UnknownIssuer
+        }
         Check::Revoked => CertificateError::Revoked,
         Check::CrlMissing => CertificateError::UnknownRevocationStatus,
         Check::CrlExpired => CertificateError::ExpiredRevocationList,

@@ -455,11 +455,11 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
         }
         for (i, cert) in certs.iter().enumerate() {
             validity(cert, self.at).map_err(|(check, why)| {
-                fail(
-                    check,
-                    i,
-                    format!("{} ({}, serial {}) {why}", subject(cert), role(i, cert), serial(cert)),
-                )
+                let who = match i {
+                    0 => format!("{} (serial {})", subject(cert), serial(cert)),
+                    _ => format!("{} ({}, serial {})", subject(cert), role(i, cert), serial(cert)),
+                };
+                fail(check, i, format!("{who} {why}"))
             })?;
         }
 
