@@ -410,7 +410,7 @@ fn verify_gives_the_precise_reason_and_exit_code() {
         (
             &["pki/certs/api.chain.pem", "--purpose", "client"],
             "wrong_purpose",
-            "wrong purpose: asked for a client certificate, CN=api has extended key usage [serverAuth]",
+            "wrong purpose: CN=api (end-entity certificate) is not valid for TLS client authentication; its extended key usage is [serverAuth]",
         ),
         (
             &["pki/certs/api.crt"],

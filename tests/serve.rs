@@ -1688,7 +1688,7 @@ fn check_refuses_server_certificates_that_openssl_or_rustls_clients_refuse() {
     std::fs::create_dir_all(work.join("site")).unwrap();
     work.write("site/index.html", "hello");
     // (name, extensions, what check says, whether curl (OpenSSL) refuses it, whether
-    // `mtls get` (rustls) refuses it): each one is refused by at least one of them.
+    // `mtls get` (mtls-verify) refuses it): each one is refused by at least one of them.
     let cases = [
         (
             "anyeku",
@@ -1702,7 +1702,8 @@ fn check_refuses_server_certificates_that_openssl_or_rustls_clients_refuse() {
             "keyUsage=critical,keyCertSign,cRLSign",
             "without digitalSignature, keyEncipherment or keyAgreement",
             true,
-            false,
+            // mtls-verify checks a TLS leaf's keyUsage like OpenSSL does.
+            true,
         ),
         (
             "calike",

@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bench;
+mod conformance;
 mod encrypted_keys;
 mod get;
 mod hostile;

@@ -794,7 +794,8 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
                     }),
                 )
             };
-            let verifier = mtls_verify::Verifier::new(policy).map_err(|e| anyhow::anyhow!(e.sentence))?;
+            let verifier =
+                mtls_verify::Verifier::new(policy).map_err(|e| anyhow::anyhow!(e.sentence))?;
             let at = at.unwrap_or_else(OffsetDateTime::now_utc);
             match verifier.verify(leaf, &intermediates, name.as_ref(), at) {
                 Ok(verified) => emit(

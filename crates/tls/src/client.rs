@@ -39,15 +39,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{
-    ResolvesClientCert, Resumption,
-};
+use rustls::client::{ResolvesClientCert, Resumption};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{
-    AlertDescription, ClientConfig, DigitallySignedStruct, HandshakeKind,
-    InconsistentKeys, ProtocolVersion, SignatureScheme,
+    AlertDescription, ClientConfig, DigitallySignedStruct, HandshakeKind, InconsistentKeys,
+    ProtocolVersion, SignatureScheme,
 };
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -1007,7 +1005,12 @@ fn upstream_sentence(leaf: &Leaf<'_>, failure: &mtls_verify::Failure, trusted: &
 }
 
 /// The verifier's verdict, turned to be about the server `mtls get` asked, with what to do.
-fn server_sentence(leaf: &Leaf<'_>, failure: &mtls_verify::Failure, trusted: &str, at: OffsetDateTime) -> String {
+fn server_sentence(
+    leaf: &Leaf<'_>,
+    failure: &mtls_verify::Failure,
+    trusted: &str,
+    at: OffsetDateTime,
+) -> String {
     let (subject, serial) = (leaf.subject, leaf.serial);
     let Some(link) = failure.about.as_ref() else {
         return format!(
@@ -1015,12 +1018,7 @@ fn server_sentence(leaf: &Leaf<'_>, failure: &mtls_verify::Failure, trusted: &st
             failure.sentence
         );
     };
-    let when = |t: OffsetDateTime| {
-        (
-            mtls_pki::db::human_time(t),
-            mtls_pki::show::relative(t, at),
-        )
-    };
+    let when = |t: OffsetDateTime| (mtls_pki::db::human_time(t), mtls_pki::show::relative(t, at));
     match failure.check {
         Check::UnknownIssuer => {
             let chain = if link.position == 0 {
@@ -1557,10 +1555,9 @@ mod tests {
         let client = TlsClient::build(&client_settings(&ca)).expect("client");
         let roots = read_roots("trusted_ca", &[ca.ca.layout().ca_cert()]).expect("roots");
         let provider = client.config.crypto_provider().clone();
-        let shared: Arc<dyn ServerCertVerifier> =
-            Arc::new(
-                ChainVerifier::new(roots, &provider, Audience::Upstream, true).expect("verifier"),
-            );
+        let shared: Arc<dyn ServerCertVerifier> = Arc::new(
+            ChainVerifier::new(roots, &provider, Audience::Upstream, true).expect("verifier"),
+        );
         // Two connections in a row, each on a copy of the config sharing its session store.
         let twice = |verifier: &dyn Fn() -> Arc<dyn ServerCertVerifier>| {
             let configs = [(); 2].map(|_| {

@@ -126,7 +126,11 @@ impl ClientVerifier {
             .map(|c| (true, c))
             .chain(trusted_ca.iter().map(|c| (false, c)))
         {
-            let key = if advertised { "client_ca" } else { "trusted_ca" };
+            let key = if advertised {
+                "client_ca"
+            } else {
+                "trusted_ca"
+            };
             let subject = mtls_verify::anchor_problem(cert.as_ref(), now).map_err(|e| (key, e))?;
             if advertised {
                 let name = DistinguishedName::from(subject);

@@ -76,7 +76,11 @@ impl Budget {
 
     /// Spend `n` name comparisons.
     pub(crate) fn name_comparisons(&mut self, n: u32) -> Result<(), Exhausted> {
-        take(&mut self.left.name_comparisons, n, Exhausted::NameComparisons)
+        take(
+            &mut self.left.name_comparisons,
+            n,
+            Exhausted::NameComparisons,
+        )
     }
 
     /// Spend one candidate issuer.

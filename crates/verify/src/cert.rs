@@ -7,9 +7,9 @@
 use x509_parser::extensions::{ExtendedKeyUsage, KeyUsage, ParsedExtension};
 use x509_parser::oid_registry::{
     OID_X509_EXT_AUTHORITY_KEY_IDENTIFIER, OID_X509_EXT_BASIC_CONSTRAINTS,
-    OID_X509_EXT_CERTIFICATE_POLICIES, OID_X509_EXT_EXTENDED_KEY_USAGE,
-    OID_X509_EXT_KEY_USAGE, OID_X509_EXT_NAME_CONSTRAINTS,
-    OID_X509_EXT_SUBJECT_ALT_NAME, OID_X509_EXT_SUBJECT_KEY_IDENTIFIER,
+    OID_X509_EXT_CERTIFICATE_POLICIES, OID_X509_EXT_EXTENDED_KEY_USAGE, OID_X509_EXT_KEY_USAGE,
+    OID_X509_EXT_NAME_CONSTRAINTS, OID_X509_EXT_SUBJECT_ALT_NAME,
+    OID_X509_EXT_SUBJECT_KEY_IDENTIFIER,
 };
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -71,7 +71,10 @@ impl<'a> Cert<'a> {
             key: None,
         };
         if !rest.is_empty() {
-            cert.defect(Check::Malformed, "has data after the end of the certificate");
+            cert.defect(
+                Check::Malformed,
+                "has data after the end of the certificate",
+            );
         }
         cert.read_extensions();
         if cert.x509.signature_algorithm != cert.x509.tbs_certificate.signature {
@@ -98,14 +101,16 @@ impl<'a> Cert<'a> {
     fn read_extensions(&mut self) {
         let extensions = self.x509.extensions();
         if !extensions.is_empty() && self.x509.version().0 != 2 {
-            defect(&mut self.defect, 
+            defect(
+                &mut self.defect,
                 Check::Malformed,
                 "has extensions but is not an X.509 v3 certificate",
             );
         }
         for (i, ext) in extensions.iter().enumerate() {
             if extensions[..i].iter().any(|e| e.oid == ext.oid) {
-                defect(&mut self.defect, 
+                defect(
+                    &mut self.defect,
                     Check::DuplicateExtension,
                     &format!(
                         "has the extension {} twice (RFC 5280 4.2: at most once)",
@@ -114,7 +119,8 @@ impl<'a> Cert<'a> {
                 );
             }
             match ext.parsed_extension() {
-                ParsedExtension::ParseError { error } => defect(&mut self.defect, 
+                ParsedExtension::ParseError { error } => defect(
+                    &mut self.defect,
                     Check::Malformed,
                     &format!(
                         "has a {} extension that does not parse ({error})",
@@ -124,7 +130,8 @@ impl<'a> Cert<'a> {
                 ParsedExtension::BasicConstraints(bc) => {
                     self.basic = Some((bc.ca, bc.path_len_constraint));
                     if bc.path_len_constraint.is_some() && !bc.ca {
-                        defect(&mut self.defect, 
+                        defect(
+                            &mut self.defect,
                             Check::Malformed,
                             "has a pathLenConstraint without CA:TRUE (RFC 5280 4.2.1.9)",
                         );
@@ -132,7 +139,8 @@ impl<'a> Cert<'a> {
                 }
                 ParsedExtension::KeyUsage(ku) => {
                     if ku.flags == 0 {
-                        defect(&mut self.defect, 
+                        defect(
+                            &mut self.defect,
                             Check::Malformed,
                             "has a keyUsage extension with no bit set (RFC 5280 4.2.1.3)",
                         );
@@ -146,7 +154,8 @@ impl<'a> Cert<'a> {
                 }
                 ParsedExtension::SubjectAlternativeName(san) => {
                     if san.general_names.is_empty() {
-                        defect(&mut self.defect, 
+                        defect(
+                            &mut self.defect,
                             Check::Malformed,
                             "has an empty subjectAltName extension (RFC 5280 4.2.1.6)",
                         );
@@ -157,7 +166,8 @@ impl<'a> Cert<'a> {
                 | ParsedExtension::InhibitAnyPolicy(_)
                     if ext.critical =>
                 {
-                    defect(&mut self.defect, 
+                    defect(
+                        &mut self.defect,
                         Check::UnsupportedPolicy,
                         &format!(
                             "has a critical {} extension; certificate policy processing is not supported",
@@ -167,7 +177,8 @@ impl<'a> Cert<'a> {
                 }
                 _ => {
                     if ext.critical && !understood(&ext.oid) {
-                        defect(&mut self.defect, 
+                        defect(
+                            &mut self.defect,
                             Check::CriticalExtension,
                             &format!(
                                 "has a critical extension this verifier does not understand ({})",

@@ -96,7 +96,11 @@ impl Crls {
     pub fn expired(&self, now: i64) -> Vec<(&str, i64)> {
         self.crls
             .iter()
-            .filter_map(|c| c.next_update.filter(|n| *n < now).map(|n| (c.issuer.as_str(), n)))
+            .filter_map(|c| {
+                c.next_update
+                    .filter(|n| *n < now)
+                    .map(|n| (c.issuer.as_str(), n))
+            })
             .collect()
     }
 
@@ -218,7 +222,11 @@ impl Crls {
 
     /// Whether the CRL from `cert`'s issuer lists it, looked at only once its signature
     /// by `issuer` is checked (for a certificate that verified earlier).
-    pub(crate) fn revoked_only(&self, cert: &Cert<'_>, issuer: &Cert<'_>) -> Option<(Check, String)> {
+    pub(crate) fn revoked_only(
+        &self,
+        cert: &Cert<'_>,
+        issuer: &Cert<'_>,
+    ) -> Option<(Check, String)> {
         let crl = self
             .crls
             .iter()

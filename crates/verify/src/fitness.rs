@@ -12,8 +12,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::hostname::PeerName;
 use crate::Check;
+use crate::hostname::PeerName;
 
 /// How much a [`Finding`] matters: an error stops `mtls check` and `mtls serve`; a warning
 /// is printed and logged.
@@ -82,7 +82,11 @@ pub fn server_fitness(leaf: &[u8], names: &[String], at: OffsetDateTime) -> Vec<
         } else {
             (
                 Check::Expired,
-                format!("expired on {} ({})", human_time(not_after), relative(not_after, at)),
+                format!(
+                    "expired on {} ({})",
+                    human_time(not_after),
+                    relative(not_after, at)
+                ),
             )
         };
         findings.push(Finding {

@@ -148,23 +148,27 @@ impl fmt::Display for Verified {
 
 impl Verifier {
     /// Read the policy's anchors and CRLs. An error names the input that does not parse.
-    pub fn new(policy: Policy) -> Result<Verifier, Failure> {
-        let crls = Crls::load(&policy.crls).map_err(|e| Failure::new(Check::Malformed, e))?;
+    pub fn new(policy: Policy) -> Result<Verifier, Box<Failure>> {
+        let crls =
+            Crls::load(&policy.crls).map_err(|e| Box::new(Failure::new(Check::Malformed, e)))?;
         Verifier::with_crls(policy, crls)
     }
 
     /// [`Verifier::new`] with CRLs already read (the gateway reads each `crl` file on its
     /// own, to name the file that is wrong); `policy.crls` is not read.
-    pub fn with_crls(policy: Policy, crls: Crls) -> Result<Verifier, Failure> {
+    pub fn with_crls(policy: Policy, crls: Crls) -> Result<Verifier, Box<Failure>> {
         let mut anchors = Vec::with_capacity(policy.anchors.len());
         for (i, der) in policy.anchors.iter().enumerate() {
             let (_, cert) = X509Certificate::from_der(der.as_ref()).map_err(|e| {
-                Failure::new(
+                Box::new(Failure::new(
                     Check::Malformed,
                     format!("trusted CA #{} does not parse: {e}", i + 1),
-                )
+                ))
             })?;
-            if anchors.iter().any(|a: &Anchor| a.der.as_ref() == der.as_ref()) {
+            if anchors
+                .iter()
+                .any(|a: &Anchor| a.der.as_ref() == der.as_ref())
+            {
                 continue;
             }
             anchors.push(Anchor {
@@ -260,7 +264,8 @@ impl Verifier {
 /// X.509 v1 root), its keyUsage allows keyCertSign, its key is not weak, and it is valid
 /// now. `Ok` is its subject name (DER), for CertificateRequest hints.
 pub fn anchor_problem(der: &[u8], now: OffsetDateTime) -> Result<Vec<u8>, String> {
-    let cert = Cert::parse(der, true).map_err(|e| format!("a CA certificate does not parse: {e}"))?;
+    let cert =
+        Cert::parse(der, true).map_err(|e| format!("a CA certificate does not parse: {e}"))?;
     let name = subject(&cert);
     if let Some((_, what)) = &cert.defect {
         return Err(format!("the CA certificate {name} {what}"));
@@ -271,9 +276,7 @@ pub fn anchor_problem(der: &[u8], now: OffsetDateTime) -> Result<Vec<u8>, String
         } else {
             ""
         };
-        return Err(format!(
-            "{name} cannot be a trusted CA: {why}{hint}"
-        ));
+        return Err(format!("{name} cannot be a trusted CA: {why}{hint}"));
     }
     validity(&cert, now).map_err(|(_, why)| format!("the CA certificate {name} {why}"))?;
     Ok(cert.x509.subject().as_raw().to_vec())
@@ -406,10 +409,7 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
     }
 
     fn exhausted(&mut self, path: &[usize], e: Exhausted) {
-        let failure = Failure::new(
-            Check::TooComplex,
-            e.sentence(&self.verifier.policy.limits),
-        );
+        let failure = Failure::new(Check::TooComplex, e.sentence(&self.verifier.policy.limits));
         // Always the verdict: the search stopped.
         self.best = Some((Reach::CompletePath, usize::MAX, failure));
         let _ = path;
@@ -439,6 +439,7 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
     }
 
     /// RFC 5280 section 6 over one complete path (the last certificate is trusted).
+    #[allow(clippy::result_large_err)] // Once per complete path, never stored.
     fn validate(&mut self, path: &[usize]) -> Result<Verified, Failure> {
         let certs: Vec<&Cert<'a>> = (0..=path.len()).map(|i| self.at_path(path, i)).collect();
         let n = certs.len();
@@ -457,7 +458,12 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
             validity(cert, self.at).map_err(|(check, why)| {
                 let who = match i {
                     0 => format!("{} (serial {})", subject(cert), serial(cert)),
-                    _ => format!("{} ({}, serial {})", subject(cert), role(i, cert), serial(cert)),
+                    _ => format!(
+                        "{} ({}, serial {})",
+                        subject(cert),
+                        role(i, cert),
+                        serial(cert)
+                    ),
                 };
                 fail(check, i, format!("{who} {why}"))
             })?;
@@ -526,7 +532,7 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
                 // anyExtendedKeyUsage alone does not make a TLS end entity (OpenSSL's
                 // sslserver/sslclient purposes and webpki refuse it); an intermediate
                 // with it passes.
-                if !fits && !(i > 0 && eku.any) {
+                if !(fits || i > 0 && eku.any) {
                     let has = mtls_pki::show::describe_certificate(cert.x509.as_raw(), self.at)
                         .map(|d| d.extended_key_usage.join(", "))
                         .unwrap_or_default();
@@ -560,16 +566,16 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
         // Name constraints.
         if let Err(e) = names::check_path(
             &certs.iter().map(|c| &c.x509).collect::<Vec<_>>(),
+            self.verifier.policy.cn_fallback,
             &mut self.budget,
         ) {
             return Err(match e {
                 NameError::Violation(v) => {
                     fail(Check::NameConstraints, v.position.min(n - 1), v.sentence)
                 }
-                NameError::Exhausted(e) => Failure::new(
-                    Check::TooComplex,
-                    e.sentence(&self.verifier.policy.limits),
-                ),
+                NameError::Exhausted(e) => {
+                    Failure::new(Check::TooComplex, e.sentence(&self.verifier.policy.limits))
+                }
             });
         }
 
@@ -587,11 +593,13 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
                     CrlScope::Chain => true,
                     CrlScope::EndEntity => i == 0,
                 };
-                match self
-                    .verifier
-                    .crls
-                    .check(certs[i], certs[i + 1], self.at, required, &mut self.budget)
-                {
+                match self.verifier.crls.check(
+                    certs[i],
+                    certs[i + 1],
+                    self.at,
+                    required,
+                    &mut self.budget,
+                ) {
                     Ok(true) => checked += 1,
                     Ok(false) => {}
                     Err((check, sentence)) => return Err(fail(check, i, sentence)),
@@ -646,7 +654,11 @@ fn validity(cert: &Cert<'_>, at: OffsetDateTime) -> Result<(), (Check, String)> 
 
 fn subject(cert: &Cert<'_>) -> String {
     let s = mtls_pki::dn::display(cert.x509.subject());
-    if s.is_empty() { "(empty subject)".to_owned() } else { s }
+    if s.is_empty() {
+        "(empty subject)".to_owned()
+    } else {
+        s
+    }
 }
 
 fn serial(cert: &Cert<'_>) -> String {

@@ -11,11 +11,11 @@
 use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
 use x509_parser::der_parser::asn1_rs::Any;
 use x509_parser::oid_registry::{
-    OID_EC_P256, OID_NIST_HASH_SHA256, OID_NIST_HASH_SHA384, OID_NIST_HASH_SHA512, OID_KEY_TYPE_EC_PUBLIC_KEY,
-    OID_NIST_EC_P384, OID_NIST_EC_P521, OID_PKCS1_MD5WITHRSAENC, OID_PKCS1_RSAENCRYPTION,
-    OID_PKCS1_RSASSAPSS, OID_PKCS1_SHA1WITHRSA, OID_PKCS1_SHA256WITHRSA, OID_PKCS1_SHA384WITHRSA,
-    OID_PKCS1_SHA512WITHRSA, OID_SIG_ECDSA_WITH_SHA256, OID_SIG_ECDSA_WITH_SHA384,
-    OID_SIG_ECDSA_WITH_SHA512, OID_SIG_ED25519, Oid,
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521,
+    OID_NIST_HASH_SHA256, OID_NIST_HASH_SHA384, OID_NIST_HASH_SHA512, OID_PKCS1_MD5WITHRSAENC,
+    OID_PKCS1_RSAENCRYPTION, OID_PKCS1_RSASSAPSS, OID_PKCS1_SHA1WITHRSA, OID_PKCS1_SHA256WITHRSA,
+    OID_PKCS1_SHA384WITHRSA, OID_PKCS1_SHA512WITHRSA, OID_SIG_ECDSA_WITH_SHA256,
+    OID_SIG_ECDSA_WITH_SHA384, OID_SIG_ECDSA_WITH_SHA512, OID_SIG_ED25519, Oid,
 };
 use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo};
 use x509_parser::public_key::PublicKey;
@@ -138,7 +138,9 @@ fn scheme(
     let weak = |name: &str| {
         Err((
             Check::WeakSignature,
-            format!("a signature made with {name}, which is no longer accepted (sign with SHA-256)"),
+            format!(
+                "a signature made with {name}, which is no longer accepted (sign with SHA-256)"
+            ),
         ))
     };
     if *oid == OID_PKCS1_SHA1WITHRSA || oid.to_id_string() == "1.2.840.10045.4.1" {
@@ -235,18 +237,23 @@ fn scheme(
 
 /// RSA-PSS: only the parameter sets TLS uses (RFC 8446 and webpki): SHA-256/384/512 with
 /// MGF1 of the same hash and a salt of the hash's length.
-fn pss(algorithm: &AlgorithmIdentifier<'_>) -> Result<&'static dyn VerificationAlgorithm, (Check, String)> {
+fn pss(
+    algorithm: &AlgorithmIdentifier<'_>,
+) -> Result<&'static dyn VerificationAlgorithm, (Check, String)> {
     let unsupported = |why: &str| {
         Err((
             Check::UnsupportedAlgorithm,
-            format!("an RSA-PSS signature with {why} (only SHA-256/384/512 with MGF1 of the same hash and a salt of the hash length are accepted)"),
+            format!(
+                "an RSA-PSS signature with {why} (only SHA-256/384/512 with MGF1 of the same hash and a salt of the hash length are accepted)"
+            ),
         ))
     };
     let Ok(SignatureAlgorithm::RSASSA_PSS(params)) = SignatureAlgorithm::try_from(algorithm) else {
         return unsupported("parameters that do not parse");
     };
     let hash = params.hash_algorithm_oid();
-    let (scheme, salt): (&'static dyn VerificationAlgorithm, u32) = if *hash == OID_NIST_HASH_SHA256 {
+    let (scheme, salt): (&'static dyn VerificationAlgorithm, u32) = if *hash == OID_NIST_HASH_SHA256
+    {
         (&sig::RSA_PSS_2048_8192_SHA256, 32)
     } else if *hash == OID_NIST_HASH_SHA384 {
         (&sig::RSA_PSS_2048_8192_SHA384, 48)
@@ -255,7 +262,8 @@ fn pss(algorithm: &AlgorithmIdentifier<'_>) -> Result<&'static dyn VerificationA
     } else if hash.to_id_string() == "1.3.14.3.2.26" {
         return Err((
             Check::WeakSignature,
-            "an RSA-PSS signature made with SHA-1, which is no longer accepted (sign with SHA-256)".into(),
+            "an RSA-PSS signature made with SHA-1, which is no longer accepted (sign with SHA-256)"
+                .into(),
         ));
     } else {
         return unsupported("an unsupported hash");
@@ -271,7 +279,8 @@ fn pss(algorithm: &AlgorithmIdentifier<'_>) -> Result<&'static dyn VerificationA
 }
 
 fn null_or_absent(parameters: Option<&Any<'_>>) -> bool {
-    parameters.is_none_or(|p| p.tag() == x509_parser::der_parser::asn1_rs::Tag::Null && p.data.is_empty())
+    parameters
+        .is_none_or(|p| p.tag() == x509_parser::der_parser::asn1_rs::Tag::Null && p.data.is_empty())
 }
 
 /// A signature algorithm's name for sentences.

@@ -38,8 +38,7 @@ fn chain(path: &Path) -> Chain {
 }
 
 fn verifier(ca: &TestCa, purpose: Purpose) -> Verifier {
-    Verifier::new(Policy::new(certs(&ca.ca.layout().ca_cert()), Some(purpose)))
-        .expect("a verifier")
+    Verifier::new(Policy::new(certs(&ca.ca.layout().ca_cert()), Some(purpose))).expect("a verifier")
 }
 
 #[test]
@@ -48,7 +47,12 @@ fn a_chain_through_an_intermediate_verifies_and_is_returned_whole() {
     let client = chain(&ca.client("alice").chain);
     assert_eq!(client.intermediates.len(), 1);
     let verified = verifier(&ca, Purpose::Client)
-        .verify(&client.leaf, &client.intermediates, None, OffsetDateTime::now_utc())
+        .verify(
+            &client.leaf,
+            &client.intermediates,
+            None,
+            OffsetDateTime::now_utc(),
+        )
         .expect("verifies");
     let subjects: Vec<&str> = verified.chain.iter().map(|l| l.subject.as_str()).collect();
     assert_eq!(subjects.len(), 3, "{subjects:?}");
@@ -66,7 +70,11 @@ fn the_intermediate_is_needed_and_its_absence_is_explained() {
         .verify(&client.leaf, &none, None, OffsetDateTime::now_utc())
         .expect_err("refused");
     assert_eq!(failure.check, Check::UnknownIssuer);
-    assert!(failure.sentence.contains("CN=alice"), "{}", failure.sentence);
+    assert!(
+        failure.sentence.contains("CN=alice"),
+        "{}",
+        failure.sentence
+    );
     assert_eq!(failure.about.expect("about the leaf").position, 0);
 }
 
@@ -75,10 +83,19 @@ fn a_server_certificate_is_not_a_client_certificate() {
     let mut ca = TestCa::new();
     let server = chain(&ca.server("web", &["web.test"]).chain);
     let failure = verifier(&ca, Purpose::Client)
-        .verify(&server.leaf, &server.intermediates, None, OffsetDateTime::now_utc())
+        .verify(
+            &server.leaf,
+            &server.intermediates,
+            None,
+            OffsetDateTime::now_utc(),
+        )
         .expect_err("refused");
     assert_eq!(failure.check, Check::WrongPurpose, "{}", failure.sentence);
-    assert!(failure.sentence.contains("TLS client"), "{}", failure.sentence);
+    assert!(
+        failure.sentence.contains("TLS client"),
+        "{}",
+        failure.sentence
+    );
 }
 
 #[test]
@@ -91,7 +108,11 @@ fn expiry_and_not_yet_valid_name_the_certificate_and_the_date() {
         .verify(&client.leaf, &client.intermediates, None, later)
         .expect_err("expired");
     assert_eq!(failure.check, Check::Expired);
-    assert!(failure.sentence.contains("CN=alice"), "{}", failure.sentence);
+    assert!(
+        failure.sentence.contains("CN=alice"),
+        "{}",
+        failure.sentence
+    );
     let earlier = OffsetDateTime::now_utc() - Duration::days(2);
     let failure = v
         .verify(&client.leaf, &client.intermediates, None, earlier)
@@ -117,7 +138,11 @@ fn a_revoked_client_is_refused_and_the_crl_is_required_in_chain_scope() {
         .verify(&alice.leaf, &alice.intermediates, None, now)
         .expect_err("revoked");
     assert_eq!(failure.check, Check::Revoked, "{}", failure.sentence);
-    assert!(failure.sentence.contains("keyCompromise"), "{}", failure.sentence);
+    assert!(
+        failure.sentence.contains("keyCompromise"),
+        "{}",
+        failure.sentence
+    );
     let ok = v
         .verify(&bob.leaf, &bob.intermediates, None, now)
         .expect("bob is fine");
@@ -148,7 +173,12 @@ fn verify_depth_bounds_the_intermediates() {
     policy.max_intermediates = Some(0);
     let failure = Verifier::new(policy)
         .expect("verifier")
-        .verify(&client.leaf, &client.intermediates, None, OffsetDateTime::now_utc())
+        .verify(
+            &client.leaf,
+            &client.intermediates,
+            None,
+            OffsetDateTime::now_utc(),
+        )
         .expect_err("too deep");
     assert_eq!(failure.check, Check::ChainTooDeep, "{}", failure.sentence);
 }
@@ -157,7 +187,12 @@ fn verify_depth_bounds_the_intermediates() {
 fn garbage_is_refused_as_malformed_without_panicking() {
     let ca = TestCa::new();
     let v = verifier(&ca, Purpose::Client);
-    for bytes in [&b""[..], b"\x30", b"\x30\x03\x02\x01\x00", b"not a certificate"] {
+    for bytes in [
+        &b""[..],
+        b"\x30",
+        b"\x30\x03\x02\x01\x00",
+        b"not a certificate",
+    ] {
         let failure = v
             .verify(bytes, &[bytes], None, OffsetDateTime::now_utc())
             .expect_err("garbage");

@@ -40,12 +40,10 @@ fn make_sample() -> Sample {
         .into_iter()
         .map(|s| s.der)
         .collect();
-    let root = mtls_pki::pem::certificates(
-        &std::fs::read(ca.ca.layout().ca_cert()).unwrap(),
-        "root",
-    )
-    .unwrap()
-    .remove(0);
+    let root =
+        mtls_pki::pem::certificates(&std::fs::read(ca.ca.layout().ca_cert()).unwrap(), "root")
+            .unwrap()
+            .remove(0);
     Sample { root, chain, crls }
 }
 
@@ -61,7 +59,8 @@ fn exercise(root: &CertificateDer<'static>, chain: &[Vec<u8>], crls: Vec<Vec<u8>
     let (leaf, rest) = chain.split_first().unwrap();
     let _ = verifier.verify(leaf, rest, Some(&name), OffsetDateTime::now_utc());
     let _ = verifier.revoked(leaf, rest);
-    let _ = mtls_verify::fitness::server_fitness(leaf, &["web.test".into()], OffsetDateTime::now_utc());
+    let _ =
+        mtls_verify::fitness::server_fitness(leaf, &["web.test".into()], OffsetDateTime::now_utc());
 }
 
 proptest! {
