@@ -83,6 +83,20 @@ impl<'a> Cert<'a> {
                 "names two different signature algorithms (RFC 5280 4.1.1.2: they must be the same)",
             );
         }
+        // RFC 5280 4.2.1.3 and 4.1.2.6: only a CA signs certificates, and a CA has a name.
+        let ca = cert.is_ca();
+        if !ca && cert.key_usage.is_some_and(|ku| ku.key_cert_sign()) {
+            cert.defect(
+                Check::Malformed,
+                "asserts keyCertSign in its keyUsage without basicConstraints CA:TRUE (RFC 5280 4.2.1.3)",
+            );
+        }
+        if ca && cert.x509.subject().iter().next().is_none() {
+            cert.defect(
+                Check::Malformed,
+                "is a CA certificate with an empty subject (RFC 5280 4.1.2.6: a CA must have a name)",
+            );
+        }
         let validity = cert.x509.validity();
         if validity.not_before > validity.not_after {
             cert.defect(Check::Malformed, "has a notBefore after its notAfter");
@@ -148,11 +162,34 @@ impl<'a> Cert<'a> {
                     self.key_usage = Some(*ku);
                 }
                 ParsedExtension::ExtendedKeyUsage(eku) => self.eku = Some(Eku::of(eku)),
-                ParsedExtension::SubjectKeyIdentifier(ski) => self.ski = Some(ski.0),
+                ParsedExtension::SubjectKeyIdentifier(ski) => {
+                    self.ski = Some(ski.0);
+                    if ext.critical {
+                        defect(
+                            &mut self.defect,
+                            Check::Malformed,
+                            "marks its subjectKeyIdentifier critical (RFC 5280 4.2.1.2: it must not be)",
+                        );
+                    }
+                }
                 ParsedExtension::AuthorityKeyIdentifier(aki) => {
                     self.aki = aki.key_identifier.as_ref().map(|k| k.0);
+                    if ext.critical {
+                        defect(
+                            &mut self.defect,
+                            Check::Malformed,
+                            "marks its authorityKeyIdentifier critical (RFC 5280 4.2.1.1: it must not be)",
+                        );
+                    }
                 }
                 ParsedExtension::SubjectAlternativeName(san) => {
+                    if !ext.critical && self.x509.subject().iter().next().is_none() {
+                        defect(
+                            &mut self.defect,
+                            Check::Malformed,
+                            "has an empty subject and a non-critical subjectAltName (RFC 5280 4.2.1.6: with an empty subject it must be critical)",
+                        );
+                    }
                     if san.general_names.is_empty() {
                         defect(
                             &mut self.defect,
