@@ -21,6 +21,7 @@ mod hostile;
 mod identity;
 mod interop_pki;
 mod limits;
+mod one_verifier;
 mod pki;
 mod proxy;
 mod reload;

@@ -178,3 +178,172 @@ fn odd_subject_params(subject: &[(DnType, DnValue)]) -> CertificateParams {
     params.use_authority_key_identifier_extension = true;
     params
 }
+
+/// What is wrong (or not) with a forged client chain (see [`client_chain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Defect {
+    /// Nothing: the chain verifies.
+    None,
+    /// The leaf expired yesterday.
+    Expired,
+    /// The leaf becomes valid tomorrow.
+    NotYetValid,
+    /// The leaf is for serverAuth only.
+    ServerOnly,
+    /// The leaf is a CA certificate (basicConstraints CA:TRUE).
+    CaLeaf,
+    /// The intermediate is not a CA (no basicConstraints).
+    IntermediateNotCa,
+    /// The intermediate's keyUsage lacks keyCertSign.
+    IntermediateNoCertSign,
+    /// The root's pathLenConstraint is 0, and there is an intermediate below it.
+    PathLength,
+    /// The intermediate is for serverAuth only (extended key usage through the chain).
+    IntermediateServerOnly,
+    /// The leaf is signed by another CA with the root's name.
+    Impostor,
+    /// The leaf's keyUsage is dataEncipherment only (no TLS usage).
+    LeafKeyUsage,
+    /// The root constrains names to `.example.test`; the leaf's email SAN is outside.
+    NameConstraints,
+}
+
+impl Defect {
+    /// Every defect.
+    pub const ALL: [Defect; 12] = [
+        Defect::None,
+        Defect::Expired,
+        Defect::NotYetValid,
+        Defect::ServerOnly,
+        Defect::CaLeaf,
+        Defect::IntermediateNotCa,
+        Defect::IntermediateNoCertSign,
+        Defect::PathLength,
+        Defect::IntermediateServerOnly,
+        Defect::Impostor,
+        Defect::LeafKeyUsage,
+        Defect::NameConstraints,
+    ];
+}
+
+/// A forged root and a client chain below it (leaf PEM + intermediate PEM, leaf key PEM),
+/// with `defect` and `intermediate` chosen by the caller: a root per call, so the caller
+/// trusts `root` (PEM) for exactly this chain.
+#[derive(Debug, Clone)]
+pub struct ForgedChain {
+    /// The root CA certificate (PEM), to trust.
+    pub root: String,
+    /// Leaf then intermediates (PEM).
+    pub chain: String,
+    /// The leaf's key (PEM).
+    pub key: String,
+}
+
+/// Forge a client chain: root (`CN=Forge Root`) → optional intermediate → leaf
+/// (`CN=forged`, email SAN `forged@example.test` unless the defect says otherwise).
+pub fn client_chain(defect: Defect, intermediate: bool) -> ForgedChain {
+    use rcgen::{BasicConstraints, GeneralSubtree, IsCa, NameConstraints, SanType};
+    let now = OffsetDateTime::now_utc();
+    let name = |cn: &str| {
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, cn);
+        dn
+    };
+    let ca_params = |cn: &str, path_len: Option<u8>| {
+        let mut p = CertificateParams::default();
+        p.distinguished_name = name(cn);
+        p.is_ca = IsCa::Ca(match path_len {
+            Some(n) => BasicConstraints::Constrained(n),
+            None => BasicConstraints::Unconstrained,
+        });
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        p.not_before = now - Duration::days(1);
+        p.not_after = now + Duration::days(30);
+        p.use_authority_key_identifier_extension = true;
+        p
+    };
+    let root_key = KeyPair::generate().expect("a key");
+    let mut root_params = ca_params("Forge Root", (defect == Defect::PathLength).then_some(0));
+    if defect == Defect::NameConstraints {
+        root_params.name_constraints = Some(NameConstraints {
+            permitted_subtrees: vec![GeneralSubtree::Rfc822Name("example.test".into())],
+            excluded_subtrees: Vec::new(),
+        });
+    }
+    let root = root_params.self_signed(&root_key).expect("root");
+    let root_issuer = Issuer::new(root_params, root_key);
+
+    let mut intermediate_pem = String::new();
+    let ica_key = KeyPair::generate().expect("a key");
+    let ica_issuer = if intermediate || defect == Defect::PathLength {
+        let mut p = ca_params("Forge Intermediate", None);
+        match defect {
+            Defect::IntermediateNotCa => p.is_ca = IsCa::NoCa,
+            Defect::IntermediateNoCertSign => {
+                p.key_usages = vec![KeyUsagePurpose::DigitalSignature]
+            }
+            Defect::IntermediateServerOnly => {
+                p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+            }
+            _ => {}
+        }
+        let cert = p.signed_by(&ica_key, &root_issuer).expect("intermediate");
+        intermediate_pem = cert.pem();
+        Some(Issuer::new(p, ica_key))
+    } else {
+        None
+    };
+
+    let mut leaf = CertificateParams::default();
+    leaf.distinguished_name = name("forged");
+    leaf.subject_alt_names = vec![SanType::Rfc822Name(
+        if defect == Defect::NameConstraints {
+            "forged@elsewhere.test"
+        } else {
+            "forged@example.test"
+        }
+        .try_into()
+        .expect("an email"),
+    )];
+    leaf.not_before = now - Duration::days(1);
+    leaf.not_after = now + Duration::days(7);
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    leaf.use_authority_key_identifier_extension = true;
+    match defect {
+        Defect::Expired => {
+            leaf.not_before = now - Duration::days(10);
+            leaf.not_after = now - Duration::days(1);
+        }
+        Defect::NotYetValid => {
+            leaf.not_before = now + Duration::days(1);
+        }
+        Defect::ServerOnly => leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth],
+        Defect::CaLeaf => {
+            leaf.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            leaf.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyCertSign,
+            ];
+        }
+        Defect::LeafKeyUsage => leaf.key_usages = vec![KeyUsagePurpose::DataEncipherment],
+        _ => {}
+    }
+    let leaf_key = KeyPair::generate().expect("a key");
+    let leaf_cert = if defect == Defect::Impostor {
+        let impostor_key = KeyPair::generate().expect("a key");
+        let impostor = Issuer::new(ca_params("Forge Root", None), impostor_key);
+        leaf.signed_by(&leaf_key, &impostor)
+    } else {
+        match &ica_issuer {
+            Some(ica) => leaf.signed_by(&leaf_key, ica),
+            None => leaf.signed_by(&leaf_key, &root_issuer),
+        }
+    }
+    .expect("leaf");
+    ForgedChain {
+        root: root.pem(),
+        chain: format!("{}{intermediate_pem}", leaf_cert.pem()),
+        key: leaf_key.serialize_pem(),
+    }
+}
