@@ -28,14 +28,12 @@ fn the_gateway_and_pki_verify_agree_on_every_forged_chain() {
         }
     }
     work.write("roots.pem", &roots);
-    let config = format!(
-        "[[server]]\nlisten = [\"127.0.0.1:{{port}}\"]\nserver_name = [\"localhost\"]\n\n\
+    let config = "[[server]]\nlisten = [\"127.0.0.1:{port}\"]\nserver_name = [\"localhost\"]\n\n\
          [server.tls]\ncertificate = \"pki/certs/localhost.chain.pem\"\n\
          key = \"pki/private/localhost.key\"\nverify_client = \"on\"\n\
          client_ca = \"roots.pem\"\nverify_depth = 3\n\n\
-         [[server.location]]\npath = \"/\"\nroot = \"site\"\n"
-    );
-    let server = work.serve("gw", &config);
+         [[server.location]]\npath = \"/\"\nroot = \"site\"\n";
+    let server = work.serve("gw", config);
     let port = server.port;
     let url = format!("https://localhost:{port}/");
     let resolve = format!("localhost:{port}:127.0.0.1");
