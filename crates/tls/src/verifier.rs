@@ -204,8 +204,8 @@ impl ClientVerifier {
     ) -> Result<(), Box<(rustls::Error, Refusal)>> {
         let at = OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        match self.verifier.verify(leaf.as_ref(), intermediates, None, at) {
-            Ok(_) => Ok(()),
+        match self.verifier.check(leaf.as_ref(), intermediates, None, at) {
+            Ok(()) => Ok(()),
             Err(failure) => {
                 let (subject, issuer, serial) = crate::identity::names(leaf.as_ref());
                 let error = to_rustls_error(&failure);

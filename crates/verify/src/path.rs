@@ -124,6 +124,49 @@ pub struct Verifier {
     anchors: Vec<Anchor>,
     crls: Crls,
     policy: Policy,
+    /// Signatures of CA certificates already verified.
+    ca_signatures: SignatureCache,
+}
+
+/// Signatures of intermediate CA certificates that verified, remembered by the SHA-256
+/// of the certificate and its issuer's key.
+///
+/// Every client of an intermediate CA sends the same intermediate, so its signature would
+/// be checked again in every full handshake: one ECDSA verification of the two a
+/// three-certificate chain costs. Remembering it halves the chain's cost. Only CA
+/// certificates are remembered (a client's own certificate is checked every time), only
+/// successes, keyed by the whole certificate (signature included) and the whole key, so an
+/// entry can only ever stand for the same bytes verified by the same key. Bounded: cleared
+/// when full.
+#[derive(Debug, Default)]
+struct SignatureCache {
+    seen: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+}
+
+impl SignatureCache {
+    const CAPACITY: usize = 4096;
+
+    fn key(child: &Cert<'_>, issuer: &Cert<'_>) -> [u8; 32] {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        ctx.update(child.x509.as_raw());
+        ctx.update(issuer.x509.public_key().raw);
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ctx.finish().as_ref());
+        key
+    }
+
+    fn contains(&self, key: &[u8; 32]) -> bool {
+        self.seen.lock().is_ok_and(|seen| seen.contains(key))
+    }
+
+    fn insert(&self, key: [u8; 32]) {
+        if let Ok(mut seen) = self.seen.lock() {
+            if seen.len() >= Self::CAPACITY {
+                seen.clear();
+            }
+            seen.insert(key);
+        }
+    }
 }
 
 /// A certificate that verified: the chain that was built, end entity first.
@@ -180,6 +223,7 @@ impl Verifier {
             anchors,
             crls,
             policy,
+            ca_signatures: SignatureCache::default(),
         })
     }
 
@@ -193,13 +237,37 @@ impl Verifier {
         &self.crls
     }
 
-    /// Verify `leaf` with the `intermediates` the peer sent, for `name` if given, at `at`.
+    /// Verify `leaf` with the `intermediates` the peer sent, for `name` if given, at `at`:
+    /// the chain built, or the refusal.
     pub fn verify<I: AsRef<[u8]>>(
         &self,
         leaf: &[u8],
         intermediates: &[I],
         name: Option<&PeerName>,
         at: OffsetDateTime,
+    ) -> Result<Verified, Box<Failure>> {
+        self.run(leaf, intermediates, name, at, true)
+    }
+
+    /// [`Verifier::verify`] for a handshake, which needs only the verdict: the same
+    /// decision, without describing the chain when it holds.
+    pub fn check<I: AsRef<[u8]>>(
+        &self,
+        leaf: &[u8],
+        intermediates: &[I],
+        name: Option<&PeerName>,
+        at: OffsetDateTime,
+    ) -> Result<(), Box<Failure>> {
+        self.run(leaf, intermediates, name, at, false).map(|_| ())
+    }
+
+    fn run<I: AsRef<[u8]>>(
+        &self,
+        leaf: &[u8],
+        intermediates: &[I],
+        name: Option<&PeerName>,
+        at: OffsetDateTime,
+        describe: bool,
     ) -> Result<Verified, Box<Failure>> {
         let leaf = Cert::parse(leaf, false).map_err(|e| {
             Box::new(Failure::new(
@@ -231,6 +299,7 @@ impl Verifier {
             at,
             budget: Budget::new(self.policy.limits),
             best: None,
+            describe,
         };
         let mut path = Vec::new();
         match search.extend(&mut path) {
@@ -298,6 +367,8 @@ struct Search<'v, 'p, 'a> {
     at: OffsetDateTime,
     budget: Budget,
     best: Option<(Reach, usize, Failure)>,
+    /// Whether a success describes its chain ([`Verified::chain`]).
+    describe: bool,
 }
 
 impl<'p, 'a> Search<'_, 'p, 'a> {
@@ -352,16 +423,30 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
                 self.record(Reach::Building, path.len(), failure, path);
                 continue;
             }
-            if let Err(e) = self.budget.signature() {
+            // An intermediate (never the end entity) whose signature by this key verified
+            // before; see `SignatureCache`.
+            let cache_key = (!path.is_empty()).then(|| SignatureCache::key(child, issuer));
+            let known = cache_key
+                .as_ref()
+                .is_some_and(|k| self.verifier.ca_signatures.contains(k));
+            if !known && let Err(e) = self.budget.signature() {
                 self.exhausted(path, e);
                 return None;
             }
-            if let Err((check, why)) = signature::verify(
-                issuer.x509.public_key(),
-                &child.x509.signature_algorithm,
-                &child.x509.signature_value.data,
-                child.x509.tbs_certificate.as_ref(),
-            ) {
+            let verdict = if known {
+                Ok(())
+            } else {
+                signature::verify(
+                    issuer.x509.public_key(),
+                    &child.x509.signature_algorithm,
+                    &child.x509.signature_value.data,
+                    child.x509.tbs_certificate.as_ref(),
+                )
+            };
+            if let (Ok(()), Some(key), false) = (&verdict, cache_key, known) {
+                self.verifier.ca_signatures.insert(key);
+            }
+            if let Err((check, why)) = verdict {
                 let sentence = format!(
                     "{} ({}) is not signed by {}: {why}",
                     subject(child),
@@ -608,22 +693,59 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
         }
 
         Ok(Verified {
-            chain: certs
-                .iter()
-                .enumerate()
-                .map(|(i, c)| Link::of(&c.x509, i, c.trusted))
-                .collect(),
+            chain: if self.describe {
+                certs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| Link::of(&c.x509, i, c.trusted))
+                    .collect()
+            } else {
+                Vec::new()
+            },
             checked_crls: checked,
         })
     }
 }
 
-/// Whether `issuer`'s subject is `child`'s issuer name (RFC 5280 7.1: byte-equal, or
-/// equal after the comparison rules; our DN text form folds case and spacing).
+/// Whether `issuer`'s subject is `child`'s issuer name (RFC 5280 7.1): byte-equal, or the
+/// same attributes in the same order with text values equal after folding case and
+/// spacing (one side may use another string type for the same name).
 fn issued_by(child: &Cert<'_>, issuer: &Cert<'_>) -> bool {
     let (a, b) = (child.x509.issuer(), issuer.x509.subject());
-    a.as_raw() == b.as_raw()
-        || mtls_pki::dn::display(a).to_lowercase() == mtls_pki::dn::display(b).to_lowercase()
+    if a.as_raw() == b.as_raw() {
+        return true;
+    }
+    let (mut left, mut right) = (a.iter_attributes(), b.iter_attributes());
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) => {
+                if x.attr_type() != y.attr_type() {
+                    return false;
+                }
+                if x.attr_value().data == y.attr_value().data {
+                    continue;
+                }
+                match (x.as_str(), y.as_str()) {
+                    (Ok(p), Ok(q)) if folded_eq(p, q) => {}
+                    _ => return false,
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// RFC 5280 7.1 / RFC 4518 in short: case-insensitive, leading and trailing spaces
+/// dropped, inner runs of spaces as one.
+fn folded_eq(a: &str, b: &str) -> bool {
+    let fold = |s: &str| {
+        s.split_whitespace()
+            .flat_map(|word| std::iter::once(' ').chain(word.chars().flat_map(char::to_lowercase)))
+            .skip(1)
+            .collect::<String>()
+    };
+    fold(a) == fold(b)
 }
 
 fn validity(cert: &Cert<'_>, at: OffsetDateTime) -> Result<(), (Check, String)> {

@@ -143,12 +143,6 @@ fn scheme(
             ),
         ))
     };
-    if *oid == OID_PKCS1_SHA1WITHRSA || oid.to_id_string() == "1.2.840.10045.4.1" {
-        return weak("SHA-1");
-    }
-    if *oid == OID_PKCS1_MD5WITHRSAENC || oid.to_id_string() == "1.2.840.113549.1.1.2" {
-        return weak("MD5");
-    }
     let mismatch = || {
         Err((
             Check::BadSignature,
@@ -225,6 +219,13 @@ fn scheme(
             ));
         }
         return Ok(&sig::ED25519);
+    }
+    // The weak ones last: what a verification meets first costs no string.
+    if *oid == OID_PKCS1_SHA1WITHRSA || oid.to_id_string() == "1.2.840.10045.4.1" {
+        return weak("SHA-1");
+    }
+    if *oid == OID_PKCS1_MD5WITHRSAENC || oid.to_id_string() == "1.2.840.113549.1.1.2" {
+        return weak("MD5");
     }
     Err((
         Check::UnsupportedAlgorithm,

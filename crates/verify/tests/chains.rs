@@ -199,3 +199,24 @@ fn garbage_is_refused_as_malformed_without_panicking() {
         assert_eq!(failure.check, Check::Malformed);
     }
 }
+
+#[test]
+fn a_remembered_intermediate_signature_never_vouches_for_other_bytes() {
+    let mut ca = TestCa::with(true);
+    let client = chain(&ca.client("alice").chain);
+    let v = verifier(&ca, Purpose::Client);
+    let now = OffsetDateTime::now_utc();
+    for _ in 0..2 {
+        v.verify(&client.leaf, &client.intermediates, None, now)
+            .expect("verifies, then verifies from the cache");
+    }
+    // The same intermediate with one byte of its signature changed: a new certificate to
+    // the cache, whose signature fails.
+    let mut forged = client.intermediates[0].to_vec();
+    let last = forged.len() - 1;
+    forged[last] ^= 0x01;
+    let failure = v
+        .verify(&client.leaf, &[forged], None, now)
+        .expect_err("a forged intermediate");
+    assert_eq!(failure.check, Check::BadSignature, "{}", failure.sentence);
+}
