@@ -121,3 +121,57 @@ fn the_gateway_and_pki_verify_agree_on_every_forged_chain() {
     }
     assert_eq!(agreed, cases.len());
 }
+
+/// `mtls check` asks the same verifier what it can know at load time: a client
+/// certificate given as `client_ca` and an expired CA are errors at their line; a CRL from
+/// none of the configured CAs is a warning.
+#[test]
+fn check_refuses_cas_that_cannot_be_cas_and_warns_of_foreign_crls() {
+    let work = localhost_pki();
+    work.ok(&["pki", "issue", "client", "alice"]);
+    let config = |client_ca: &str, crl: &str| {
+        format!(
+            "[[server]]\nlisten = [\"127.0.0.1:8443\"]\nserver_name = [\"localhost\"]\n\n\
+             [server.tls]\ncertificate = \"pki/certs/localhost.chain.pem\"\n\
+             key = \"pki/private/localhost.key\"\nverify_client = \"on\"\n\
+             client_ca = \"{client_ca}\"\n{crl}\n\
+             [[server.location]]\npath = \"/\"\nreturn = \"200 ok\"\n"
+        )
+    };
+    work.write("leaf.toml", config("pki/certs/alice.crt", ""));
+    let err = work.fails(&["check", "-c", "leaf.toml"]);
+    assert!(
+        err.contains("leaf.toml:9:")
+            && err.contains("client_ca: CN=alice cannot be a trusted CA")
+            && err.contains("CA:FALSE"),
+        "{err}"
+    );
+
+    let (cert, _) = mtls_test_support::forge::expired_ca();
+    work.write("expired.crt", cert);
+    work.write("expired.toml", config("expired.crt", ""));
+    let err = work.fails(&["check", "-c", "expired.toml"]);
+    assert!(
+        err.contains("expired.toml:9:")
+            && err.contains("CN=Expired CA")
+            && err.contains("expired on"),
+        "{err}"
+    );
+
+    // Our CA's CRL and another CA's: the other one is a warning at the crl line.
+    let other = crate::util::Work::new();
+    other.ok(&["pki", "init", "--cn", "Other CA"]);
+    std::fs::copy(other.join("pki/crl.pem"), work.join("other.crl")).unwrap();
+    work.write(
+        "foreign.toml",
+        config("pki/ca.crt", "crl = [\"pki/crl.pem\", \"other.crl\"]\n"),
+    );
+    let out = work.mtls(&["check", "-c", "foreign.toml"]);
+    let text = mtls_test_support::text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("warning: foreign.toml:10:")
+            && text.contains("is from none of the configured CAs"),
+        "{text}"
+    );
+}

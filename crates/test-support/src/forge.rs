@@ -347,3 +347,21 @@ pub fn client_chain(defect: Defect, intermediate: bool) -> ForgedChain {
         key: leaf_key.serialize_pem(),
     }
 }
+
+/// A self-signed CA certificate (`CN=Expired CA`) that expired a day ago. Returns
+/// (certificate PEM, key PEM).
+pub fn expired_ca() -> (String, String) {
+    use rcgen::{BasicConstraints, IsCa};
+    let now = OffsetDateTime::now_utc();
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "Expired CA");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.not_before = now - Duration::days(30);
+    params.not_after = now - Duration::days(1);
+    let key = KeyPair::generate().expect("generating a key");
+    let cert = params.self_signed(&key).expect("self-signing");
+    (cert.pem(), key.serialize_pem())
+}
