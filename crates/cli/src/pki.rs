@@ -794,10 +794,12 @@ pub fn run(args: PkiArgs) -> Result<ExitCode> {
                     }),
                 )
             };
-            let verifier =
-                mtls_verify::Verifier::new(policy).map_err(|e| anyhow::anyhow!(e.sentence))?;
             let at = at.unwrap_or_else(OffsetDateTime::now_utc);
-            match verifier.verify(leaf, &intermediates, name.as_ref(), at) {
+            // A CA or CRL the verifier cannot use is a verdict too (`malformed`,
+            // `crl_unsupported`), in the same report.
+            let verdict = mtls_verify::Verifier::new(policy)
+                .and_then(|verifier| verifier.verify(leaf, &intermediates, name.as_ref(), at));
+            match verdict {
                 Ok(verified) => emit(
                     json,
                     &VerifyReport {

@@ -38,9 +38,24 @@ pub fn serial_of(cert: &Path) -> Vec<u8> {
 
 /// A CRL signed by the CA in `cert`/`key` that revokes `serials` (empty: an empty CRL).
 pub fn crl_pem(cert: &Path, key: &Path, serials: &[Vec<u8>]) -> String {
+    crl_pem_at(
+        cert,
+        key,
+        serials,
+        OffsetDateTime::now_utc() - Duration::minutes(5),
+    )
+}
+
+/// [`crl_pem`] with its thisUpdate at `this_update` (nextUpdate a week after now).
+pub fn crl_pem_at(
+    cert: &Path,
+    key: &Path,
+    serials: &[Vec<u8>],
+    this_update: OffsetDateTime,
+) -> String {
     let now = OffsetDateTime::now_utc();
     let params = CertificateRevocationListParams {
-        this_update: now - Duration::minutes(5),
+        this_update,
         next_update: now + Duration::days(7),
         crl_number: SerialNumber::from(1u64),
         issuing_distribution_point: None,

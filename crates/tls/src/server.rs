@@ -187,10 +187,11 @@ impl TlsServer {
         }
         // Read together once every file is known to hold CRLs: the parse of a large CRL
         // is the cost of a reload.
-        let crls = mtls_verify::crl::Crls::load(&crls).map_err(|message| TlsError::Setting {
-            key: "crl",
-            message,
-        })?;
+        let crls =
+            mtls_verify::crl::Crls::load(&crls).map_err(|(_, message)| TlsError::Setting {
+                key: "crl",
+                message,
+            })?;
         let verifier = Arc::new(
             ClientVerifier::new(
                 settings.verify_client,

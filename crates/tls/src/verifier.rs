@@ -232,7 +232,7 @@ fn crl_coverage(
     now: OffsetDateTime,
 ) -> Result<(), String> {
     for ca in anchors {
-        if !crls.covers(ca.as_ref())? {
+        if !crls.covers(ca.as_ref(), now.unix_timestamp())? {
             let subject = PeerCert::from_der(ca.as_ref()).subject;
             let held: Vec<&str> = crls.issuers().collect();
             return Err(format!(

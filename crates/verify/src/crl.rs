@@ -20,9 +20,9 @@
 //! Not checked: issuing distribution point scope against the certificate's CRL
 //! distribution points (a CRL from the right issuer is used for all its certificates).
 
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
-use webpki::{CertRevocationList, OwnedCertRevocationList};
+use webpki::CertRevocationList;
 use x509_parser::der_parser::asn1_rs::{Any, BitString, Tag};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::time::ASN1Time;
@@ -50,19 +50,51 @@ struct Crl {
     /// `thisUpdate` and `nextUpdate`, seconds since the epoch.
     this_update: i64,
     next_update: Option<i64>,
-    /// The SPKI (DER) whose signature over this CRL has been checked.
-    verified_by: OnceLock<Vec<u8>>,
+    /// Keys (SPKI DER) this CRL's signature was checked against, and the verdict: a
+    /// signature is checked once per key, and two CAs may share a name (key rollover).
+    checked: Mutex<Vec<(Vec<u8>, bool)>>,
 }
 
 impl Crls {
-    /// Read DER CRLs. An error is a sentence naming the CRL and what is wrong with it.
-    pub fn load(ders: &[Vec<u8>]) -> Result<Crls, String> {
+    /// Read DER CRLs. An error is the check (`malformed`, `crl_unsupported`) and a
+    /// sentence naming the CRL and what is wrong with it.
+    pub fn load(ders: &[Vec<u8>]) -> Result<Crls, (Check, String)> {
         let mut crls = Vec::with_capacity(ders.len());
         for (i, der) in ders.iter().enumerate() {
-            let envelope = Envelope::read(der).map_err(|e| format!("CRL #{}: {e}", i + 1))?;
+            let envelope = Envelope::read(der)
+                .map_err(|e| (Check::Malformed, format!("CRL #{}: {e}", i + 1)))?;
             let issuer = mtls_pki::dn::display(&envelope.issuer);
-            let owned = OwnedCertRevocationList::from_der(der)
-                .map_err(|e| format!("the CRL from {issuer} {}", unsupported(&e)))?;
+            let borrowed = webpki::BorrowedCertRevocationList::from_der(der).map_err(|e| {
+                (
+                    kind(&e),
+                    format!("the CRL from {issuer} {}", unsupported(&e)),
+                )
+            })?;
+            // A serial with a superfluous leading byte is not DER, and would never equal the
+            // certificate's: the CRL would fail open for it. Refused, like openssl does.
+            for entry in &borrowed {
+                let entry = entry.map_err(|e| {
+                    (
+                        kind(&e),
+                        format!("the CRL from {issuer} {}", unsupported(&e)),
+                    )
+                })?;
+                if let Some(why) = serial_problem(entry.serial_number) {
+                    return Err((
+                        Check::Malformed,
+                        format!(
+                            "the CRL from {issuer} lists a serial number that {why} (not DER): \
+                             it could never match a certificate; the CA must publish a correct CRL"
+                        ),
+                    ));
+                }
+            }
+            let owned = borrowed.to_owned().map_err(|e| {
+                (
+                    kind(&e),
+                    format!("the CRL from {issuer} {}", unsupported(&e)),
+                )
+            })?;
             crls.push(Crl {
                 issuer,
                 issuer_raw: envelope.issuer.as_raw().to_vec(),
@@ -70,7 +102,7 @@ impl Crls {
                 next_update: envelope.next_update.map(|t| t.timestamp()),
                 der: der.clone(),
                 list: CertRevocationList::Owned(owned),
-                verified_by: OnceLock::new(),
+                checked: Mutex::new(Vec::new()),
             });
         }
         Ok(Crls { crls })
@@ -92,10 +124,16 @@ impl Crls {
     }
 
     /// The issuer and nextUpdate (Unix seconds) of every CRL whose nextUpdate is before
-    /// `now` (Unix seconds).
+    /// `now` (Unix seconds) and that no newer CRL from the same issuer replaces.
     pub fn expired(&self, now: i64) -> Vec<(&str, i64)> {
         self.crls
             .iter()
+            .filter(|c| {
+                !self
+                    .crls
+                    .iter()
+                    .any(|o| o.issuer_raw == c.issuer_raw && o.this_update > c.this_update)
+            })
             .filter_map(|c| {
                 c.next_update
                     .filter(|n| *n < now)
@@ -105,27 +143,49 @@ impl Crls {
     }
 
     /// Whether a CRL from the CA `ca` (DER) is present and signed by its key: `Err` with a
-    /// sentence if one from its name is present but not signed by it.
-    pub fn covers(&self, ca: &[u8]) -> Result<bool, String> {
-        let Ok((_, cert)) = X509Certificate::from_der(ca) else {
+    /// sentence if the CRLs with its name are all signed by another key, if the CA may not
+    /// sign CRLs (a keyUsage without cRLSign), or if its newest CRL is not valid at `now`
+    /// (Unix seconds).
+    pub fn covers(&self, ca: &[u8], now: i64) -> Result<bool, String> {
+        let Ok(cert) = Cert::parse(ca, true) else {
             return Ok(false);
         };
-        let Some(crl) = self
-            .crls
-            .iter()
-            .find(|c| c.issuer_raw.as_slice() == cert.subject().as_raw())
-        else {
+        let named: Vec<&Crl> = self.named(&cert.x509.subject().as_raw().to_vec());
+        if named.is_empty() {
             return Ok(false);
-        };
-        if crl.signed_by(cert.public_key().raw) {
-            let _ = crl.verified_by.set(cert.public_key().raw.to_vec());
-            Ok(true)
-        } else {
-            Err(format!(
-                "the CRL from {} has a bad signature: it was not signed by the key of the CA {}",
-                crl.issuer, crl.issuer
-            ))
         }
+        let issuer = &named[0].issuer;
+        if let Some(ku) = cert.key_usage
+            && !ku.crl_sign()
+        {
+            return Err(format!(
+                "the CA {issuer} may not sign CRLs (its keyUsage lacks cRLSign), so its CRL \
+                 cannot be trusted and every client certificate from it would be refused"
+            ));
+        }
+        let Some(crl) = newest(&named, cert.x509.public_key().raw) else {
+            return Err(format!(
+                "the CRL from {issuer} has a bad signature: it was not signed by the key of \
+                 the CA {issuer}"
+            ));
+        };
+        if now < crl.this_update {
+            return Err(format!(
+                "the CRL from {issuer} is not valid until {} (its thisUpdate is in the \
+                 future: a clock set wrong here or at the CA); every client certificate from \
+                 {issuer} would be refused",
+                human(crl.this_update)
+            ));
+        }
+        Ok(true)
+    }
+
+    /// The CRLs whose issuer is `name` (DER).
+    fn named(&self, name: &[u8]) -> Vec<&Crl> {
+        self.crls
+            .iter()
+            .filter(|c| c.issuer_raw.as_slice() == name)
+            .collect()
     }
 
     /// The revocation status of `cert`, issued by `issuer`, at `at`: `Ok(true)` when a CRL
@@ -140,11 +200,8 @@ impl Crls {
         budget: &mut Budget,
     ) -> Result<bool, (Check, String)> {
         let who = describe(&cert.x509);
-        let Some(crl) = self
-            .crls
-            .iter()
-            .find(|c| c.issuer_raw.as_slice() == cert.x509.issuer().as_raw())
-        else {
+        let named = self.named(cert.x509.issuer().as_raw());
+        if named.is_empty() {
             if !required {
                 return Ok(false);
             }
@@ -153,6 +210,40 @@ impl Crls {
                 format!(
                     "revocation status unknown: no CRL from {} (the issuer of {who}) among the configured ones (fail closed; add its CRL)",
                     mtls_pki::dn::display(cert.x509.issuer())
+                ),
+            ));
+        }
+        if let Some(ku) = issuer.key_usage
+            && !ku.crl_sign()
+        {
+            return Err((
+                Check::CrlUnsupported,
+                format!(
+                    "the CRL from {} cannot be trusted: its issuer's keyUsage lacks cRLSign",
+                    named[0].issuer
+                ),
+            ));
+        }
+        let spki = issuer.x509.public_key().raw;
+        // Each CRL's signature by this key is checked once (and charged once).
+        for crl in &named {
+            if crl.verdict(spki).is_none() {
+                budget.signature().map_err(|e| {
+                    (
+                        Check::TooComplex,
+                        e.sentence(&crate::budget::Limits::default()),
+                    )
+                })?;
+            }
+        }
+        // Of the CRLs its issuer signed, the newest speaks (a CA's old CRL left in the
+        // files must not hide a newer revocation).
+        let Some(crl) = newest(&named, spki) else {
+            return Err((
+                Check::CrlSignature,
+                format!(
+                    "the CRL from {} has a bad signature: it was altered or signed by another key",
+                    named[0].issuer
                 ),
             ));
         };
@@ -179,36 +270,6 @@ impl Crls {
                 ),
             ));
         }
-        if let Some(ku) = issuer.key_usage
-            && !ku.crl_sign()
-        {
-            return Err((
-                Check::CrlUnsupported,
-                format!(
-                    "the CRL from {} cannot be trusted: its issuer's keyUsage lacks cRLSign",
-                    crl.issuer
-                ),
-            ));
-        }
-        let spki = issuer.x509.public_key().raw;
-        if crl.verified_by.get().map(Vec::as_slice) != Some(spki) {
-            budget.signature().map_err(|e| {
-                (
-                    Check::TooComplex,
-                    e.sentence(&crate::budget::Limits::default()),
-                )
-            })?;
-            if !crl.signed_by(spki) {
-                return Err((
-                    Check::CrlSignature,
-                    format!(
-                        "the CRL from {} has a bad signature: it was altered or signed by another key",
-                        crl.issuer
-                    ),
-                ));
-            }
-            let _ = crl.verified_by.set(spki.to_vec());
-        }
         match crl.list.find_serial(cert.x509.raw_serial()) {
             Ok(None) => Ok(true),
             Ok(Some(revoked)) if revoked.revocation_date.as_secs() as i64 > now => Ok(true),
@@ -227,19 +288,42 @@ impl Crls {
         cert: &Cert<'_>,
         issuer: &Cert<'_>,
     ) -> Option<(Check, String)> {
-        let crl = self
-            .crls
-            .iter()
-            .find(|c| c.issuer_raw.as_slice() == cert.x509.issuer().as_raw())?;
-        let spki = issuer.x509.public_key().raw;
-        if crl.verified_by.get().map(Vec::as_slice) != Some(spki) {
-            if !crl.signed_by(spki) {
-                return None;
-            }
-            let _ = crl.verified_by.set(spki.to_vec());
-        }
+        let named = self.named(cert.x509.issuer().as_raw());
+        let crl = newest(&named, issuer.x509.public_key().raw)?;
         let revoked = crl.list.find_serial(cert.x509.raw_serial()).ok()??;
         Some(crl.revoked(&describe(&cert.x509), &revoked))
+    }
+}
+
+/// The newest (latest thisUpdate) of `crls` signed by the key `spki`.
+fn newest<'c>(crls: &[&'c Crl], spki: &[u8]) -> Option<&'c Crl> {
+    crls.iter()
+        .copied()
+        .filter(|c| c.signed_by(spki))
+        .max_by_key(|c| c.this_update)
+}
+
+/// Why a DER INTEGER's content is not minimal (or not positive), if it is not.
+fn serial_problem(serial: &[u8]) -> Option<&'static str> {
+    match serial {
+        [] => Some("is empty"),
+        [0x00, next, ..] if next & 0x80 == 0 => Some("has a superfluous leading zero byte"),
+        [0xff, next, ..] if next & 0x80 != 0 => Some("has a superfluous leading 0xFF byte"),
+        _ => None,
+    }
+}
+
+/// The check a CRL parse error belongs to.
+fn kind(e: &webpki::Error) -> Check {
+    use webpki::Error as W;
+    match e {
+        W::UnsupportedIndirectCrl
+        | W::UnsupportedDeltaCrl
+        | W::UnsupportedRevocationReasonsPartitioning
+        | W::UnsupportedCrlIssuingDistributionPoint
+        | W::UnsupportedCriticalExtension
+        | W::UnsupportedCrlVersion => Check::CrlUnsupported,
+        _ => Check::Malformed,
     }
 }
 
@@ -259,13 +343,28 @@ impl Crl {
         )
     }
 
-    /// Check this CRL's signature with `spki` (DER). Costs a hash of the whole CRL, which
-    /// is why the result is remembered.
+    /// Whether this CRL's signature verifies with `spki` (DER). Costs a hash of the whole
+    /// CRL, so each key's verdict is remembered (a few keys at most: a CA and its
+    /// predecessors with the same name).
     fn signed_by(&self, spki: &[u8]) -> bool {
-        let Some(key) = signature::spki(spki) else {
-            return false;
-        };
-        Envelope::read(&self.der).is_ok_and(|e| e.signed_by(&key))
+        if let Some(verdict) = self.verdict(spki) {
+            return verdict;
+        }
+        let verdict = signature::spki(spki)
+            .is_some_and(|key| Envelope::read(&self.der).is_ok_and(|e| e.signed_by(&key)));
+        if let Ok(mut checked) = self.checked.lock() {
+            if checked.len() >= 8 {
+                checked.remove(0);
+            }
+            checked.push((spki.to_vec(), verdict));
+        }
+        verdict
+    }
+
+    /// The remembered verdict of this CRL's signature by `spki`, if it was checked.
+    fn verdict(&self, spki: &[u8]) -> Option<bool> {
+        let checked = self.checked.lock().ok()?;
+        checked.iter().find(|(k, _)| k == spki).map(|(_, v)| *v)
     }
 }
 
@@ -276,7 +375,7 @@ fn unsupported(e: &webpki::Error) -> String {
         W::UnsupportedIndirectCrl => "is an indirect CRL (it lists certificates of other issuers), which is not supported: give each CA's own CRL".into(),
         W::UnsupportedDeltaCrl => "is a delta CRL, which is not supported: give the full CRL".into(),
         W::UnsupportedRevocationReasonsPartitioning => "covers only some revocation reasons, which is not supported".into(),
-        W::UnsupportedCrlIssuingDistributionPoint => "has an issuing distribution point that is not supported".into(),
+        W::UnsupportedCrlIssuingDistributionPoint => "has an issuing distribution point that limits its scope (onlyContainsUserCerts, onlyContainsCACerts, onlySomeReasons or a distribution point name), which is not supported: publish a full CRL without one".into(),
         W::UnsupportedCriticalExtension => "has a critical extension this verifier does not understand".into(),
         W::UnsupportedCrlVersion => "is not a version 2 CRL".into(),
         other => format!("does not parse ({other:?})"),

@@ -174,11 +174,29 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A failure with `sentence`, whose control characters (which a peer can put in a
+    /// certificate's names and a CRL file in its bytes) are escaped, so that printing it
+    /// to a terminal or a log cannot move the cursor or forge a line.
     pub(crate) fn new(check: Check, sentence: impl Into<String>) -> Failure {
+        let sentence = sentence.into();
+        let sentence = if sentence.chars().any(needs_escape) {
+            sentence
+                .chars()
+                .map(|c| {
+                    if needs_escape(c) {
+                        c.escape_unicode().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        } else {
+            sentence
+        };
         Failure {
             check,
             about: None,
-            sentence: sentence.into(),
+            sentence,
             chain: Vec::new(),
         }
     }
@@ -198,3 +216,29 @@ impl fmt::Display for Failure {
 impl std::error::Error for Failure {}
 
 pub(crate) use mtls_pki::names::serial_hex;
+
+/// Control characters and the Unicode bidirectional overrides, which reorder what a
+/// terminal shows.
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_from_a_peer_are_escaped() {
+        let failure = Failure::new(
+            Check::NameMismatch,
+            "asked for a, the certificate has [DNS:\u{b}\u{1}x\nforged line, \u{202e}txt.exe]",
+        );
+        assert!(
+            !failure.sentence.chars().any(needs_escape),
+            "{}",
+            failure.sentence
+        );
+        assert!(failure.sentence.contains("\\u{b}\\u{1}x\\u{a}forged line"));
+        assert!(failure.sentence.contains("\\u{202e}txt.exe"));
+    }
+}

@@ -193,7 +193,7 @@ impl Verifier {
     /// Read the policy's anchors and CRLs. An error names the input that does not parse.
     pub fn new(policy: Policy) -> Result<Verifier, Box<Failure>> {
         let crls =
-            Crls::load(&policy.crls).map_err(|e| Box::new(Failure::new(Check::Malformed, e)))?;
+            Crls::load(&policy.crls).map_err(|(check, e)| Box::new(Failure::new(check, e)))?;
         Verifier::with_crls(policy, crls)
     }
 
@@ -275,6 +275,25 @@ impl Verifier {
                 format!("the certificate does not parse: {e}"),
             ))
         })?;
+        // A trusted CA certificate presented as the end entity: the self-signed certificate
+        // of a test server given as its own CA, most often. Said as such, not as an unknown
+        // issuer (the anchor it would chain to is itself).
+        if self
+            .anchors
+            .iter()
+            .any(|a| a.der.as_ref() == leaf.x509.as_raw())
+        {
+            let name = subject(&leaf);
+            return Err(Box::new(
+                Failure::new(
+                    Check::CaAsLeaf,
+                    format!(
+                        "{name} is itself one of the trusted CAs, presented as the end-entity certificate: a CA certificate is never accepted as a server's or client's own (a self-signed certificate given as its own CA); make a CA (mtls pki init) and issue the certificate from it (mtls pki issue)"
+                    ),
+                )
+                .about(Link::of(&leaf.x509, 0, true)),
+            ));
+        }
         // Intermediates that do not parse are left out: the path may not need them.
         let mut pool: Vec<Cert<'_>> = intermediates
             .iter()
@@ -417,7 +436,8 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
                 let failure = Failure::new(
                     Check::ChainTooDeep,
                     format!(
-                        "chain too deep: {intermediates} intermediate certificate(s) between the end-entity certificate and a trusted CA, more than the allowed {max}"
+                        "chain too deep: {intermediates} intermediate certificate(s) between the end-entity certificate and a trusted CA, more than the {max} allowed (nginx's verify_depth {}, openssl verify's -verify_depth {max})",
+                        max + 1
                     ),
                 );
                 self.record(Reach::Building, path.len(), failure, path);
@@ -447,12 +467,25 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
                 self.verifier.ca_signatures.insert(key);
             }
             if let Err((check, why)) = verdict {
-                let sentence = format!(
-                    "{} ({}) is not signed by {}: {why}",
-                    subject(child),
-                    role(path.len(), child),
-                    subject(issuer)
-                );
+                let sentence = match check {
+                    // The issuer's own key is the problem, not the signature.
+                    Check::WeakKey | Check::UnsupportedAlgorithm
+                        if issuer.defect.as_ref().is_some_and(|(c, _)| *c == check) =>
+                    {
+                        format!(
+                            "{} ({}), the issuer of {}, has {why}",
+                            subject(issuer),
+                            role(path.len() + 1, issuer),
+                            subject(child)
+                        )
+                    }
+                    _ => format!(
+                        "{} ({}) is not signed by {}: {why}",
+                        subject(child),
+                        role(path.len(), child),
+                        subject(issuer)
+                    ),
+                };
                 let failure = Failure::new(check, sentence).about(self.link(path, path.len()));
                 self.record(Reach::Building, path.len(), failure, path);
                 continue;

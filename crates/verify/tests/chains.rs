@@ -220,3 +220,79 @@ fn a_remembered_intermediate_signature_never_vouches_for_other_bytes() {
         .expect_err("a forged intermediate");
     assert_eq!(failure.check, Check::BadSignature, "{}", failure.sentence);
 }
+
+fn pem_crl(pem: &str) -> Vec<u8> {
+    mtls_pki::pem::sections(pem.as_bytes(), "crl")
+        .expect("a PEM CRL")
+        .remove(0)
+        .der
+}
+
+#[test]
+fn of_two_crls_from_one_ca_the_newest_speaks_whatever_the_order() {
+    use mtls_test_support::forge;
+    let mut ca = TestCa::new();
+    let issued = ca.client("alice");
+    let alice = chain(&issued.chain);
+    let layout = ca.ca.layout();
+    let serial = forge::serial_of(&issued.cert);
+    let now = OffsetDateTime::now_utc();
+    let old = pem_crl(&forge::crl_pem_at(
+        &layout.ca_cert(),
+        &layout.ca_key(),
+        &[],
+        now - Duration::hours(2),
+    ));
+    let new = pem_crl(&forge::crl_pem_at(
+        &layout.ca_cert(),
+        &layout.ca_key(),
+        &[serial],
+        now - Duration::hours(1),
+    ));
+    for crls in [vec![old.clone(), new.clone()], vec![new, old]] {
+        let mut policy = Policy::new(certs(&layout.ca_cert()), Some(Purpose::Client));
+        policy.crls = crls;
+        let failure = Verifier::new(policy)
+            .expect("verifier")
+            .verify(&alice.leaf, &alice.intermediates, None, now)
+            .expect_err("the newer CRL revokes alice");
+        assert_eq!(failure.check, Check::Revoked, "{}", failure.sentence);
+    }
+}
+
+/// `data/crl-serial-not-der.pem`: an openssl-made CRL re-signed with one serial encoded
+/// with a leading zero byte (`02 15 00 28 ae ...`), which openssl cannot read either.
+#[test]
+fn a_crl_whose_serial_is_not_der_is_refused_not_ignored() {
+    let pem = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/crl-serial-not-der.pem"),
+    )
+    .expect("the fixture");
+    let mut policy = Policy::new(Vec::new(), Some(Purpose::Client));
+    policy.crls = vec![pem_crl(&pem)];
+    let failure = Verifier::new(policy).expect_err("a CRL that would fail open");
+    assert_eq!(failure.check, Check::Malformed);
+    assert!(
+        failure.sentence.contains("leading zero"),
+        "{}",
+        failure.sentence
+    );
+}
+
+#[test]
+fn a_trusted_ca_presented_as_the_end_entity_is_named_as_such() {
+    let ca = TestCa::new();
+    let root = certs(&ca.ca.layout().ca_cert()).remove(0);
+    let none: [&[u8]; 0] = [];
+    let failure = verifier(&ca, Purpose::Server)
+        .verify(&root, &none, None, OffsetDateTime::now_utc())
+        .expect_err("a CA is no server");
+    assert_eq!(failure.check, Check::CaAsLeaf);
+    assert!(
+        failure
+            .sentence
+            .contains("is itself one of the trusted CAs"),
+        "{}",
+        failure.sentence
+    );
+}
