@@ -150,7 +150,7 @@ impl Crls {
         let Ok(cert) = Cert::parse(ca, true) else {
             return Ok(false);
         };
-        let named: Vec<&Crl> = self.named(&cert.x509.subject().as_raw().to_vec());
+        let named: Vec<&Crl> = self.named(cert.x509.subject().as_raw());
         if named.is_empty() {
             return Ok(false);
         }
