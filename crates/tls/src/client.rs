@@ -13,15 +13,15 @@
 //!         or UpstreamTlsError: one sentence naming what failed (and which certificate)
 //! ```
 //!
-//! Verification is rustls' `WebPkiServerVerifier` with two additions:
+//! Verification is `mtls-verify`'s, the one verifier of every side, with:
 //!
-//! - a certificate without any subjectAltName is matched against its subject CN, as
-//!   OpenSSL (and so nginx) does and webpki does not; with SANs present the CN is never
-//!   used (RFC 6125), and the fallback is taken only when the chain itself verified;
+//! - `common_name_fallback` (the proxy's setting, default on; always on for `mtls get`,
+//!   like curl): a certificate without any subjectAltName is matched against its subject
+//!   CN, as OpenSSL (and so nginx) does; with SANs present the CN is never used (RFC 6125);
 //! - a failure leaves a sentence about the certificate (subject, serial, issuer, the names
-//!   it has) in the connection's notes, for `connect` to return: see `observe` for why
-//!   the notes sit in a task-local of the handshake rather than in a verifier of each
-//!   connection's own, as the server side does.
+//!   it has), in the audience's words, in the connection's notes, for `connect` to return:
+//!   see `observe` for why the notes sit in a task-local of the handshake rather than in a
+//!   verifier of each connection's own, as the server side does.
 //!
 //! In TLS 1.3 the upstream judges our client certificate after our side of the handshake
 //! is done, so its refusal arrives with the first read, not from `connect`:

@@ -199,7 +199,7 @@ impl Crls {
         required: bool,
         budget: &mut Budget,
     ) -> Result<bool, (Check, String)> {
-        let who = describe(&cert.x509);
+        let who = || describe(&cert.x509);
         let named = self.named(cert.x509.issuer().as_raw());
         if named.is_empty() {
             if !required {
@@ -208,8 +208,9 @@ impl Crls {
             return Err((
                 Check::CrlMissing,
                 format!(
-                    "revocation status unknown: no CRL from {} (the issuer of {who}) among the configured ones (fail closed; add its CRL)",
-                    mtls_pki::dn::display(cert.x509.issuer())
+                    "revocation status unknown: no CRL from {} (the issuer of {}) among the configured ones (fail closed; add its CRL)",
+                    mtls_pki::dn::display(cert.x509.issuer()),
+                    who()
                 ),
             ));
         }
@@ -273,7 +274,7 @@ impl Crls {
         match crl.list.find_serial(cert.x509.raw_serial()) {
             Ok(None) => Ok(true),
             Ok(Some(revoked)) if revoked.revocation_date.as_secs() as i64 > now => Ok(true),
-            Ok(Some(revoked)) => Err(crl.revoked(&who, &revoked)),
+            Ok(Some(revoked)) => Err(crl.revoked(&who(), &revoked)),
             Err(e) => Err((
                 Check::CrlUnsupported,
                 format!("the CRL from {} {}", crl.issuer, unsupported(&e)),
