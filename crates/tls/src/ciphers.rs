@@ -11,6 +11,9 @@
 //! only match suites rustls lacks (`!aNULL`, `!MD5`, `!RC4`) are accepted and select or
 //! remove nothing.
 //!
+//! The provider these build is seeded here too ([`seed_random`]), when a server block or a
+//! client is built, for the server and the client alike.
+//!
 //! TLS 1.3 suites follow OpenSSL's rule: a cipher string without any TLS 1.3 name leaves
 //! all three TLS 1.3 suites enabled (nginx's `ssl_ciphers` never touches them); naming one
 //! or more TLS 1.3 suites enables exactly those. Left implicit, they come in Mozilla's
@@ -429,6 +432,16 @@ impl fmt::Debug for Suite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.openssl)
     }
+}
+
+/// Draw from the provider's random generator once, so that it is seeded now, while the
+/// client is being built, rather than by the first handshake. AWS-LC seeds it on first use
+/// from CPU jitter entropy, which takes tens of milliseconds (longer on a busy machine);
+/// the first use would otherwise be the ClientHello's random, and `mtls get --timing`
+/// would count that inside the TLS handshake (and `mtls bench` in its first request).
+pub(crate) fn seed_random(provider: &rustls::crypto::CryptoProvider) {
+    // A generator that fails here fails the handshake too, which says so in its own words.
+    let _ = provider.secure_random.fill(&mut [0u8; 32]);
 }
 
 #[cfg(test)]

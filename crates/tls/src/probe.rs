@@ -279,7 +279,7 @@ pub enum ProbeError {
 
 impl ProbeClient {
     /// Read every file the settings name and build the client, ready to send a
-    /// ClientHello at once (see `seed_random`). Errors name the flag and the file.
+    /// ClientHello at once (see `ciphers::seed_random`). Errors name the flag and the file.
     pub fn build(settings: &ProbeSettings) -> Result<ProbeClient, TlsError> {
         let keylog = CaptureKeyLog::open(settings.keylog.as_ref())?;
         ProbeClient::configure(settings, Resumption::default(), Some(keylog))
@@ -309,7 +309,7 @@ impl ProbeClient {
         keylog: Option<CaptureKeyLog>,
     ) -> Result<ProbeClient, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        seed_random(&provider);
+        crate::ciphers::seed_random(&provider);
         let check = if settings.ca.is_empty() {
             None
         } else {
@@ -686,16 +686,6 @@ fn io_words(error: &io::Error) -> String {
             crate::cause::describe(error)
         ),
     }
-}
-
-/// Draw from the provider's random generator once, so that it is seeded now, while the
-/// client is being built, rather than by the first handshake. AWS-LC seeds it on first use
-/// from CPU jitter entropy, which takes tens of milliseconds (longer on a busy machine);
-/// the first use would otherwise be the ClientHello's random, and `mtls get --timing`
-/// would count that inside the TLS handshake (and `mtls bench` in its first request).
-pub(crate) fn seed_random(provider: &rustls::crypto::CryptoProvider) {
-    // A generator that fails here fails the handshake too, which says so in its own words.
-    let _ = provider.secure_random.fill(&mut [0u8; 32]);
 }
 
 /// Our identity, checked: the key must belong to the leaf.

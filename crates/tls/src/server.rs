@@ -148,8 +148,8 @@ impl TlsServer {
     ) -> Result<TlsServer, TlsError> {
         let mut provider = rustls::crypto::aws_lc_rs::default_provider();
         // Seeded now, at load, not by the first client's handshake (tens of ms of CPU
-        // jitter entropy in AWS-LC): see `probe::seed_random`.
-        crate::probe::seed_random(&provider);
+        // jitter entropy in AWS-LC): see `ciphers::seed_random`.
+        crate::ciphers::seed_random(&provider);
         provider.cipher_suites =
             ciphers::server_suites(settings.ciphers.as_deref()).map_err(|e| TlsError::Setting {
                 key: "ciphers",
