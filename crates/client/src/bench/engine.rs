@@ -642,13 +642,19 @@ impl Lane {
                 }
                 Ok(Err(Trip::Unsent)) => match state.tls_failure() {
                     Some(failure) => Outcome::Failed(failure),
-                    None if state.answered.load(Ordering::Relaxed) > 0 => {
-                        // The server closed a connection that served (nginx does after
-                        // keepalive_requests): not an error; the request goes on the next.
-                        self.pending = Some(op);
-                        return;
+                    None => {
+                        let h2 = matches!(sender, Sender::H2(_));
+                        if state.answered.load(Ordering::Relaxed) > 0
+                            || (h2 && answered_soon(state).await)
+                        {
+                            // The server closed a connection that served (nginx does after
+                            // keepalive_requests): not an error; the request goes on the
+                            // next.
+                            self.pending = Some(op);
+                            return;
+                        }
+                        Outcome::Failed(Failure::closed_unanswered())
                     }
-                    None => Outcome::Failed(Failure::closed_unanswered()),
                 },
                 Ok(Err(Trip::Failed(error))) => Outcome::Failed(state.failure(&error)),
                 Err(Late::Timeout) => Outcome::Failed(Failure::timeout(shared.timeout)),
@@ -687,6 +693,22 @@ impl Lane {
             }
         }
     }
+}
+
+/// Whether a connection that has not been seen to answer yet does within a moment. The
+/// streams of one HTTP/2 connection end in any order: when a server answers seven streams
+/// and sends a GOAWAY that leaves the eighth unprocessed, all in one read, the eighth's
+/// task may run before the seven count their answers. Waiting up to 100 ms for them tells
+/// that connection apart from one that closed without answering anything (which counts
+/// as a failure, so a server that closes every connection cannot loop the run).
+async fn answered_soon(state: &ConnState) -> bool {
+    for _ in 0..50 {
+        if state.answered.load(Ordering::Relaxed) > 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    false
 }
 
 /// Whether HTTP/2 says the server never processed the request: a stream above the last
