@@ -10,12 +10,13 @@
 //!   Verifier::new(Policy { anchors, crls, purpose, depth, .. })      (once per TLS block)
 //!       │
 //!   verify(leaf, intermediates, name, time)                           (once per handshake)
-//!       ├─ cert::Facts        parse each certificate once: extensions, key, algorithm
+//!       ├─ cert::Cert         parse each certificate once: extensions, key, defects
 //!       ├─ path               build candidate paths (several issuers, loops, budget),
 //!       │                     then RFC 5280 section 6 on each until one holds
 //!       │    ├─ signature     aws-lc-rs; weak keys and SHA-1 refused
 //!       │    ├─ names         name constraints (DNS, IP, email, URI, directory names)
-//!       │    └─ crl           revocation, one CRL signature check per issuer key
+//!       │    └─ crl           revocation: the newest CRL its issuer's key signed decides,
+//!       │                     each CRL signature checked once per key (the OCSP seam)
 //!       └─ hostname           RFC 6125 (and, when asked, the CN fallback nginx uses)
 //!       ▼
 //!   Ok(Verified { chain })  or  Err(Failure { check, about, sentence, chain })
@@ -26,7 +27,12 @@
 //! not supported is listed in `docs/CONFORMANCE.md`, with the conformance suite's results.
 //!
 //! All the work is bounded ([`budget`]): a pathological bundle of intermediates fails fast
-//! with a sentence instead of burning CPU in a handshake.
+//! with a sentence instead of burning CPU in a handshake. [`fitness`] is what can be known
+//! of a server's own certificate at load time (`mtls check`), with the same check names.
+//!
+//! A [`Verifier`] remembers the signatures of intermediate CA certificates that verified
+//! (never an end entity's), so the CA every client of a PKI sends costs one ECDSA
+//! verification per verifier, not one per handshake.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
