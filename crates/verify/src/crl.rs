@@ -12,9 +12,9 @@
 //!   partitioning and unknown critical extensions, each with its own sentence;
 //! - nextUpdate in the past refuses (the CRL can no longer vouch for anything);
 //! - a CRL is read through its envelope for its issuer and dates, never through a
-//!   structure per revoked serial ([`Envelope`]): a million serials cost their bytes.
+//!   structure per revoked serial (`Envelope`): a million serials cost their bytes.
 //!
-//! The seam for OCSP: [`Crls::check`] answers "consulted and not revoked", "nothing
+//! The seam for OCSP: `Crls::check` answers "consulted and not revoked", "nothing
 //! consulted" or a refusal; an OCSP responder answers the same three.
 //!
 //! Not checked: issuing distribution point scope against the certificate's CRL
@@ -457,7 +457,7 @@ pub struct CrlSummary {
 }
 
 /// Summarise a DER CRL by walking it, never building a structure per entry (a CRL of a
-/// million serials costs no more memory than its bytes; see [`Envelope`]).
+/// million serials costs no more memory than its bytes; see `Envelope`).
 pub fn summarize(der: &[u8]) -> Option<CrlSummary> {
     let envelope = Envelope::read(der).ok()?;
     let list = webpki::BorrowedCertRevocationList::from_der(der).ok()?;
