@@ -25,6 +25,12 @@
 //!        │           | Encrypted | Malformed
 //!        ▼
 //!  Display (the --trace text) or serde (--json)
+//!        │
+//!        ▼
+//!  Conversation::observe + tcp_closed         per connection: what was negotiated, which
+//!        │                                    certificates went each way, and why it failed
+//!        ▼
+//!  Summary (Display: one line for `mtls trace`; serde: JSON Lines)
 //! ```
 //!
 //! # Using it
@@ -71,6 +77,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod conversation;
 pub mod handshake;
 pub mod keylog;
 pub mod record;
@@ -79,6 +86,10 @@ mod decrypt;
 mod dissector;
 mod names;
 
+pub use conversation::{
+    Alert, Certificate, CertificateRequest, ClientCertificate, Close, Conversation, Outcome,
+    Summary,
+};
 pub use dissector::{Direction, Dissector, Event, Item, RecordInfo};
 pub use handshake::{Field, HandshakeContext, HandshakeMessage, parse_handshake};
 pub use keylog::{KeyLog, KeyLogError};

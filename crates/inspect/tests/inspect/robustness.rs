@@ -1,6 +1,9 @@
 //! Nothing panics on random, truncated or corrupted input (the fuzz targets go further).
 
-use mtls_inspect::{Direction, Dissector, HandshakeContext, KeyLog, parse_handshake, parse_record};
+use mtls_inspect::{
+    Close, Conversation, Direction, Dissector, HandshakeContext, KeyLog, parse_handshake,
+    parse_record,
+};
 use proptest::prelude::*;
 
 use crate::util::{FIXTURES, keylog, reads};
@@ -88,6 +91,8 @@ proptest! {
         let (flip_at, mut cut_at) = (flip.index(total), cut.index(total + 1));
         let mut seen = 0;
         let mut dissector = Dissector::new(keylog(name));
+        // The summary reads the same damaged events, so it is checked here too.
+        let mut conversation = Conversation::new();
         for (direction, bytes) in &mut reads {
             if let Some(byte) = flip_at.checked_sub(seen).and_then(|i| bytes.get_mut(i)) {
                 *byte ^= xor;
@@ -96,8 +101,13 @@ proptest! {
             let take = cut_at.min(bytes.len());
             cut_at -= take;
             let (a, b) = bytes[..take].split_at(split.index(take + 1));
-            let _ = dissector.feed(*direction, a);
-            let _ = dissector.feed(*direction, b);
+            for part in [a, b] {
+                for event in dissector.feed(*direction, part) {
+                    conversation.observe(&event);
+                }
+            }
         }
+        conversation.tcp_closed(Close::Reset { by: Direction::ServerToClient });
+        let _ = conversation.summary().to_string();
     }
 }

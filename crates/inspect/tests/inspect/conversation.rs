@@ -1,0 +1,220 @@
+//! Summaries and verdicts of the recorded handshakes, with and without their key logs.
+
+use mtls_inspect::{
+    Alert, CertificateRequest, ClientCertificate, Close, Conversation, Direction, KeyLog, Outcome,
+    Summary,
+};
+
+use crate::util::{dissect, keylog};
+
+fn summarise(name: &str, keylog: KeyLog, close: Close) -> Summary {
+    let mut conversation = Conversation::new();
+    for event in dissect(name, keylog) {
+        conversation.observe(&event);
+    }
+    conversation.tcp_closed(close);
+    conversation.summary()
+}
+
+fn client_cert(summary: &Summary) -> (&str, &str) {
+    match &summary.client_certificate {
+        ClientCertificate::Sent(cert) => (cert.subject.as_str(), cert.issuer.as_str()),
+        other => panic!("no client certificate: {other:?}"),
+    }
+}
+
+fn failed(summary: &Summary) -> (&str, Option<&Alert>, Direction) {
+    match &summary.outcome {
+        Outcome::Failed { verdict, alert, by } => (verdict.as_str(), alert.as_ref(), *by),
+        other => panic!("not a failure: {other:?}"),
+    }
+}
+
+const SERVER_CLOSED: Close = Close::Fin {
+    by: Direction::ServerToClient,
+};
+const CLIENT_CLOSED: Close = Close::Fin {
+    by: Direction::ClientToServer,
+};
+const TLS13_KEYLOG_HINT: &str = "the client certificate and the server's CertificateRequest are \
+                                 encrypted in TLS 1.3; give --keylog to see them";
+
+#[test]
+fn tls13_mutual_tls_with_key_log() {
+    let summary = summarise("tls13_mtls", keylog("tls13_mtls"), CLIENT_CLOSED);
+    assert_eq!(summary.outcome, Outcome::Completed);
+    assert_eq!(summary.sni.as_deref(), Some("localhost"));
+    assert_eq!(summary.version.as_deref(), Some("TLS 1.3"));
+    assert_eq!(summary.suite.as_deref(), Some("TLS_AES_256_GCM_SHA384"));
+    assert_eq!(summary.group.as_deref(), Some("x25519"));
+    assert_eq!(summary.resumed, Some(false));
+    assert_eq!(
+        summary.certificate_request,
+        CertificateRequest::Sent {
+            authorities: vec!["CN=mtls CA".to_owned()]
+        }
+    );
+    assert_eq!(client_cert(&summary), ("O=mtls, CN=alice", "CN=mtls CA"));
+    let server = summary.server_certificate.as_ref().expect("server cert");
+    assert_eq!(server.subject, "O=mtls, CN=localhost");
+    assert!(
+        server
+            .serial
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_lowercase()),
+        "{}",
+        server.serial
+    );
+    assert!(summary.what_could_not_be_seen.is_empty(), "{summary:#?}");
+    let line = summary.to_string();
+    assert!(
+        line.starts_with(
+            "sni=localhost TLSv1.3 TLS_AES_256_GCM_SHA384 x25519 full \
+             client-cert=O=mtls, CN=alice (CN=mtls CA, "
+        ),
+        "{line}"
+    );
+    assert!(
+        line.contains(" server-cert=O=mtls, CN=localhost (CN=mtls CA, "),
+        "{line}"
+    );
+    assert!(line.ends_with(" ok"), "{line}");
+
+    let json = serde_json::to_value(&summary).expect("json");
+    assert_eq!(json["outcome"]["status"], "completed");
+    assert_eq!(json["client_certificate"]["type"], "sent");
+    assert_eq!(json["client_certificate"]["subject"], "O=mtls, CN=alice");
+}
+
+#[test]
+fn tls13_mutual_tls_without_key_log() {
+    let summary = summarise("tls13_mtls", KeyLog::empty(), CLIENT_CLOSED);
+    assert_eq!(summary.outcome, Outcome::Completed);
+    assert_eq!(summary.version.as_deref(), Some("TLS 1.3"));
+    assert_eq!(summary.suite.as_deref(), Some("TLS_AES_256_GCM_SHA384"));
+    assert_eq!(summary.client_certificate, ClientCertificate::Unknown);
+    assert_eq!(summary.certificate_request, CertificateRequest::Unknown);
+    assert_eq!(summary.server_certificate, None);
+    assert_eq!(summary.what_could_not_be_seen, [TLS13_KEYLOG_HINT]);
+    assert_eq!(
+        summary.to_string(),
+        "sni=localhost TLSv1.3 TLS_AES_256_GCM_SHA384 x25519 full client-cert=? ok"
+    );
+}
+
+#[test]
+fn tls13_hello_retry_request_reports_the_final_group() {
+    let summary = summarise("tls13_hrr_mtls", keylog("tls13_hrr_mtls"), CLIENT_CLOSED);
+    assert_eq!(summary.outcome, Outcome::Completed);
+    assert_eq!(summary.group.as_deref(), Some("secp256r1"));
+}
+
+#[test]
+fn tls12_mutual_tls_everything_visible() {
+    for keys in [keylog("tls12_aes128gcm_mtls"), KeyLog::empty()] {
+        let summary = summarise("tls12_aes128gcm_mtls", keys, CLIENT_CLOSED);
+        assert_eq!(summary.outcome, Outcome::Completed);
+        assert_eq!(summary.version.as_deref(), Some("TLS 1.2"));
+        assert_eq!(
+            summary.suite.as_deref(),
+            Some("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
+        );
+        assert_eq!(summary.group.as_deref(), Some("x25519"));
+        assert_eq!(summary.resumed, Some(false));
+        assert_eq!(client_cert(&summary), ("O=mtls, CN=alice", "CN=mtls CA"));
+        assert!(summary.what_could_not_be_seen.is_empty(), "{summary:#?}");
+        assert!(summary.to_string().ends_with(" ok"));
+    }
+}
+
+#[test]
+fn tls12_server_asked_and_client_sent_none() {
+    for keys in [keylog("tls12_no_client_cert"), KeyLog::empty()] {
+        let summary = summarise("tls12_no_client_cert", keys, SERVER_CLOSED);
+        let (verdict, alert, by) = failed(&summary);
+        assert_eq!(
+            verdict,
+            "the server asked for a client certificate (accepting CN=mtls CA) and the client \
+             sent none"
+        );
+        assert_eq!(
+            alert,
+            Some(&Alert {
+                name: "handshake_failure".to_owned(),
+                code: 40
+            })
+        );
+        assert_eq!(by, Direction::ServerToClient);
+        assert_eq!(summary.client_certificate, ClientCertificate::None);
+        let line = summary.to_string();
+        assert!(
+            line.starts_with(
+                "sni=localhost TLSv1.2 TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 x25519 full \
+                 client-cert=none server-cert=O=mtls, CN=localhost (CN=mtls CA, "
+            ),
+            "{line}"
+        );
+        assert!(line.ends_with(&format!(" FAILED: {verdict}")), "{line}");
+    }
+}
+
+#[test]
+fn tls13_server_asked_and_client_sent_none() {
+    let summary = summarise(
+        "tls13_no_client_cert",
+        keylog("tls13_no_client_cert"),
+        SERVER_CLOSED,
+    );
+    let (verdict, alert, _) = failed(&summary);
+    assert_eq!(
+        verdict,
+        "the server asked for a client certificate (accepting CN=mtls CA) and the client sent \
+         none"
+    );
+    assert_eq!(alert.map(|a| a.code), Some(116));
+}
+
+#[test]
+fn tls13_server_refused_the_client_certificate() {
+    let summary = summarise(
+        "tls13_untrusted_client_cert",
+        keylog("tls13_untrusted_client_cert"),
+        SERVER_CLOSED,
+    );
+    let (verdict, alert, by) = failed(&summary);
+    assert_eq!(
+        verdict,
+        "the server refused the client certificate CN=mallory (issued by CN=other CA) with \
+         alert unknown_ca: the server accepts CN=mtls CA"
+    );
+    assert_eq!(alert.map(|a| a.name.as_str()), Some("unknown_ca"));
+    assert_eq!(by, Direction::ServerToClient);
+    assert_eq!(client_cert(&summary), ("CN=mallory", "CN=other CA"));
+    let line = summary.to_string();
+    assert!(
+        line.contains(" client-cert=CN=mallory (CN=other CA, "),
+        "{line}"
+    );
+    assert!(line.ends_with(&format!(" FAILED: {verdict}")), "{line}");
+}
+
+/// Without the key log the alert itself is encrypted; its size and the silence after it
+/// are the evidence.
+#[test]
+fn tls13_refusal_without_key_log_is_probable() {
+    for name in ["tls13_untrusted_client_cert", "tls13_no_client_cert"] {
+        let summary = summarise(name, KeyLog::empty(), SERVER_CLOSED);
+        let (verdict, alert, by) = failed(&summary);
+        assert_eq!(
+            verdict,
+            "the server answered the client's certificate and Finished with one encrypted \
+             record the size of an alert and nothing else: probably it refused the client \
+             certificate (or its absence)",
+            "{name}"
+        );
+        assert_eq!(alert, None);
+        assert_eq!(by, Direction::ServerToClient);
+        assert_eq!(summary.client_certificate, ClientCertificate::Unknown);
+        assert_eq!(summary.what_could_not_be_seen, [TLS13_KEYLOG_HINT]);
+    }
+}
