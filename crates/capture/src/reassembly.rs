@@ -1,0 +1,627 @@
+//! TCP reassembly: segments in capture order in, each connection's two byte streams out.
+//!
+//! The dissector must see every byte of a direction once, in order, or be told exactly where
+//! its view is blind; a byte at a wrong offset would be worse than none, because it would
+//! be parsed as a TLS record and explained confidently. So reassembly is conservative:
+//!
+//! - Each direction counts stream offsets from its initial sequence number (the SYN's plus
+//!   one, or the first segment seen when the capture starts mid-connection), and compares
+//!   sequence numbers as 32-bit differences from the next expected one, so wrap-around
+//!   needs no special case.
+//! - A byte is taken from the first segment that carried it: retransmissions and overlaps
+//!   never replace bytes already delivered or buffered.
+//! - Segments ahead of the next expected byte wait in a per-direction buffer bounded by
+//!   [`Limits::max_buffered`]. When it is full, or the connection ends, the missing range is
+//!   reported as [`Event::Gap`] and the buffered bytes after it are delivered.
+//! - A connection is forgotten after FIN from both sides (all bytes delivered) or RST; a
+//!   short list of recently closed 4-tuples absorbs the last ACKs and retransmissions that
+//!   follow. At most [`Limits::max_flows`] connections are tracked: the least recently
+//!   active one is closed with [`Close::Evicted`] to make room.
+//!
+//! Who is the client: the sender of a SYN (without ACK), else the receiver of a SYN-ACK;
+//! for a connection whose handshake the capture missed, the sender of the first payload
+//! when it starts with a TLS ClientHello record (16 03 .. .. .. 01), the receiver when it
+//! starts with a ServerHello (byte 5 = 2); otherwise the endpoint with the higher port
+//! (clients use ephemeral ports, servers well-known ones), and on equal ports the sender of
+//! the first payload. [`Event::Opened`] says which rule decided ([`ClientRule`]).
+//!
+//! [`Event::Opened`] is emitted lazily, just before the connection's first other event or
+//! when the SYN-ACK arrives, so it can carry the SYN-ACK time and a client decided by the
+//! first payload.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+
+use crate::packet::Segment;
+
+/// Bounds on the memory reassembly may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes one direction may hold out of order (each buffered piece also counts
+    /// [`PIECE_OVERHEAD`] bytes, so a flood of 1-byte segments is bounded too). Default 1 MiB.
+    pub max_buffered: usize,
+    /// Connections tracked at once. Default 100,000.
+    pub max_flows: usize,
+    /// Recently closed 4-tuples remembered, to ignore their late segments. Default 4096.
+    pub closed_memory: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_buffered: 1024 * 1024,
+            max_flows: 100_000,
+            closed_memory: 4096,
+        }
+    }
+}
+
+/// What each buffered out-of-order piece costs beyond its bytes, for [`Limits::max_buffered`].
+pub const PIECE_OVERHEAD: usize = 64;
+
+/// A connection's number, in the order connections were first seen (from 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowId(pub u64);
+
+/// A direction of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// From the client to the server.
+    ClientToServer,
+    /// From the server to the client.
+    ServerToClient,
+}
+
+/// How the client of a connection was told apart from its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientRule {
+    /// It sent the SYN.
+    Syn,
+    /// It received the SYN-ACK (the SYN was not captured).
+    SynAck,
+    /// Its first payload was a TLS ClientHello record.
+    ClientHello,
+    /// The other side's first payload was a TLS ServerHello record.
+    ServerHello,
+    /// It has the higher port (or, on equal ports, sent the first payload).
+    HigherPort,
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Close {
+    /// Both sides sent FIN and every byte up to them was delivered.
+    Fin,
+    /// A side sent RST.
+    Reset {
+        /// The direction the RST travelled.
+        by: Direction,
+    },
+    /// The capture ended with the connection still open (or missing bytes before a FIN).
+    EndOfCapture,
+    /// Dropped to stay within [`Limits::max_flows`]; later segments start a new flow.
+    Evicted,
+}
+
+/// What reassembly reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A new connection; comes before any other event of `flow`.
+    Opened {
+        /// The connection.
+        flow: FlowId,
+        /// The client's address.
+        client: SocketAddr,
+        /// The server's address.
+        server: SocketAddr,
+        /// How the client was decided.
+        client_rule: ClientRule,
+        /// When the first segment of the connection was captured.
+        first_ts: u64,
+        /// When the SYN was captured, if it was.
+        syn_ts: Option<u64>,
+        /// When the SYN-ACK was captured, if it was before this event.
+        syn_ack_ts: Option<u64>,
+    },
+    /// Bytes of one direction, in stream order, following the previous Data or Gap.
+    Data {
+        /// The connection.
+        flow: FlowId,
+        /// Which way the bytes went.
+        dir: Direction,
+        /// When the segment that completed these bytes was captured.
+        ts_nanos: u64,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// Bytes the capture does not have; the next Data of `dir` starts at `at + missing`.
+    Gap {
+        /// The connection.
+        flow: FlowId,
+        /// Which way the missing bytes went.
+        dir: Direction,
+        /// Stream offset of the first missing byte.
+        at: u64,
+        /// How many bytes are missing.
+        missing: u64,
+    },
+    /// The connection is over; no more events for `flow`.
+    Closed {
+        /// The connection.
+        flow: FlowId,
+        /// How it ended.
+        how: Close,
+        /// When (the segment that ended it, or the last segment seen).
+        ts_nanos: u64,
+    },
+}
+
+/// Reassembles the TCP connections of one capture.
+#[derive(Debug, Default)]
+pub struct Reassembler {
+    limits: Limits,
+    flows: HashMap<Key, Flow>,
+    /// Activity tick → flow, to find the least recently active flow to evict.
+    idle: BTreeMap<u64, Key>,
+    tick: u64,
+    next_id: u64,
+    closed: VecDeque<Key>,
+    closed_set: HashSet<Key>,
+}
+
+impl Reassembler {
+    /// A reassembler with the default [`Limits`].
+    pub fn new() -> Reassembler {
+        Reassembler::default()
+    }
+
+    /// A reassembler with other limits (each is at least 1).
+    pub fn with_limits(limits: Limits) -> Reassembler {
+        let limits = Limits {
+            max_buffered: limits.max_buffered.max(1),
+            max_flows: limits.max_flows.max(1),
+            closed_memory: limits.closed_memory,
+        };
+        Reassembler {
+            limits,
+            ..Reassembler::default()
+        }
+    }
+
+    /// Connections currently tracked.
+    pub fn open_flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Take one segment captured at `ts_nanos`; push the events it causes onto `out`.
+    pub fn feed(&mut self, ts_nanos: u64, segment: &Segment<'_>, out: &mut Vec<Event>) {
+        let (key, half) = if segment.src <= segment.dst {
+            ((segment.src, segment.dst), 0)
+        } else {
+            ((segment.dst, segment.src), 1)
+        };
+        let flags = segment.flags;
+        if self.closed_set.contains(&key) {
+            if !flags.syn || flags.ack {
+                return;
+            }
+            // A new SYN on a closed 4-tuple is a new connection.
+            self.closed_set.remove(&key);
+            self.closed.retain(|k| *k != key);
+        }
+        if !self.flows.contains_key(&key) {
+            if flags.rst {
+                return;
+            }
+            if self.flows.len() >= self.limits.max_flows
+                && let Some((_, oldest)) = self.idle.pop_first()
+            {
+                self.close(oldest, Close::Evicted, None, out);
+            }
+            let flow = Flow::new(FlowId(self.next_id), ts_nanos);
+            self.next_id += 1;
+            self.flows.insert(key, flow);
+        }
+        let tick = self.tick;
+        self.tick += 1;
+        let max_buffered = self.limits.max_buffered;
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
+        };
+        self.idle.remove(&flow.tick);
+        self.idle.insert(tick, key);
+        flow.tick = tick;
+        flow.last_ts = ts_nanos;
+
+        let mut pieces = Vec::new();
+        let data_seq = if flags.syn {
+            segment.seq.wrapping_add(1)
+        } else {
+            segment.seq
+        };
+        if flags.syn {
+            if flags.ack {
+                flow.syn_ack_ts.get_or_insert(ts_nanos);
+                flow.client.get_or_insert((1 - half, ClientRule::SynAck));
+            } else {
+                flow.syn_ts.get_or_insert(ts_nanos);
+                flow.client.get_or_insert((half, ClientRule::Syn));
+            }
+            let h = &mut flow.halves[half];
+            if !h.started || (h.delivered == 0 && h.pending.is_empty() && !h.from_syn) {
+                h.start(data_seq, true);
+            }
+        }
+        if !segment.payload.is_empty() || flags.fin {
+            let h = &mut flow.halves[half];
+            if !h.started {
+                h.start(data_seq, false);
+            }
+            if flow.client.is_none() && !segment.payload.is_empty() {
+                flow.client = Some(client_from_payload(key, half, segment.payload));
+            }
+            let h = &mut flow.halves[half];
+            h.accept(data_seq, segment.payload, max_buffered, &mut pieces);
+            if flags.fin && h.fin_at.is_none() {
+                let end = h.offset_of(data_seq) + segment.payload.len() as i64;
+                h.fin_at = Some(u64::try_from(end).unwrap_or(0).max(h.delivered));
+            }
+        }
+        if flags.syn && flags.ack {
+            flow.emit_opened(key, out);
+        }
+        flow.emit(key, half, ts_nanos, pieces, out);
+
+        if flags.rst {
+            let by = flow.direction(key, half);
+            self.close(key, Close::Reset { by }, Some(ts_nanos), out);
+        } else if flow.halves.iter().all(Half::finished) {
+            self.close(key, Close::Fin, Some(ts_nanos), out);
+        }
+    }
+
+    /// The capture is over: report what is missing in every open connection and close it
+    /// with [`Close::EndOfCapture`], in the order connections were first seen.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        let mut keys: Vec<(FlowId, Key)> = self.flows.iter().map(|(k, f)| (f.id, *k)).collect();
+        keys.sort();
+        for (_, key) in keys {
+            self.close(key, Close::EndOfCapture, None, out);
+        }
+    }
+
+    fn close(&mut self, key: Key, how: Close, ts: Option<u64>, out: &mut Vec<Event>) {
+        let Some(mut flow) = self.flows.remove(&key) else {
+            return;
+        };
+        self.idle.remove(&flow.tick);
+        let ts_nanos = ts.unwrap_or(flow.last_ts);
+        for half in 0..2 {
+            let mut pieces = Vec::new();
+            flow.halves[half].flush(&mut pieces);
+            flow.emit(key, half, ts_nanos, pieces, out);
+        }
+        flow.emit_opened(key, out);
+        out.push(Event::Closed {
+            flow: flow.id,
+            how,
+            ts_nanos,
+        });
+        if matches!(how, Close::Fin | Close::Reset { .. }) && self.limits.closed_memory > 0 {
+            if self.closed.len() >= self.limits.closed_memory
+                && let Some(old) = self.closed.pop_front()
+            {
+                self.closed_set.remove(&old);
+            }
+            self.closed.push_back(key);
+            self.closed_set.insert(key);
+        }
+    }
+}
+
+/// A connection's endpoints, lower address first; half 0 is the direction from `.0`.
+type Key = (SocketAddr, SocketAddr);
+
+#[derive(Debug)]
+struct Flow {
+    id: FlowId,
+    tick: u64,
+    first_ts: u64,
+    last_ts: u64,
+    /// Which half (0 or 1) the client sends, and why.
+    client: Option<(usize, ClientRule)>,
+    opened: bool,
+    syn_ts: Option<u64>,
+    syn_ack_ts: Option<u64>,
+    halves: [Half; 2],
+}
+
+impl Flow {
+    fn new(id: FlowId, ts: u64) -> Flow {
+        Flow {
+            id,
+            tick: 0,
+            first_ts: ts,
+            last_ts: ts,
+            client: None,
+            opened: false,
+            syn_ts: None,
+            syn_ack_ts: None,
+            halves: [Half::default(), Half::default()],
+        }
+    }
+
+    fn client_half(&mut self, key: Key) -> usize {
+        let (half, _) = *self.client.get_or_insert_with(|| {
+            // Nothing but the ports to go by; on equal ports half 0 is as good as any.
+            if key.1.port() > key.0.port() {
+                (1, ClientRule::HigherPort)
+            } else {
+                (0, ClientRule::HigherPort)
+            }
+        });
+        half
+    }
+
+    fn direction(&mut self, key: Key, half: usize) -> Direction {
+        if self.client_half(key) == half {
+            Direction::ClientToServer
+        } else {
+            Direction::ServerToClient
+        }
+    }
+
+    fn emit_opened(&mut self, key: Key, out: &mut Vec<Event>) {
+        if self.opened {
+            return;
+        }
+        self.opened = true;
+        let client_half = self.client_half(key);
+        let client_rule = self.client.map_or(ClientRule::HigherPort, |(_, rule)| rule);
+        let (client, server) = if client_half == 0 {
+            key
+        } else {
+            (key.1, key.0)
+        };
+        out.push(Event::Opened {
+            flow: self.id,
+            client,
+            server,
+            client_rule,
+            first_ts: self.first_ts,
+            syn_ts: self.syn_ts,
+            syn_ack_ts: self.syn_ack_ts,
+        });
+    }
+
+    fn emit(
+        &mut self,
+        key: Key,
+        half: usize,
+        ts_nanos: u64,
+        pieces: Vec<Piece>,
+        out: &mut Vec<Event>,
+    ) {
+        if pieces.is_empty() {
+            return;
+        }
+        self.emit_opened(key, out);
+        let dir = self.direction(key, half);
+        let mut data: Option<Vec<u8>> = None;
+        for piece in pieces {
+            match piece {
+                Piece::Data(bytes) => data.get_or_insert_with(Vec::new).extend_from_slice(&bytes),
+                Piece::Gap { at, missing } => {
+                    if let Some(bytes) = data.take() {
+                        out.push(Event::Data {
+                            flow: self.id,
+                            dir,
+                            ts_nanos,
+                            bytes,
+                        });
+                    }
+                    out.push(Event::Gap {
+                        flow: self.id,
+                        dir,
+                        at,
+                        missing,
+                    });
+                }
+            }
+        }
+        if let Some(bytes) = data {
+            out.push(Event::Data {
+                flow: self.id,
+                dir,
+                ts_nanos,
+                bytes,
+            });
+        }
+    }
+}
+
+/// Decide the client from a connection's first payload, sent by `half`.
+fn client_from_payload(key: Key, half: usize, payload: &[u8]) -> (usize, ClientRule) {
+    if let [0x16, 0x03, _, _, _, kind, ..] = payload {
+        match kind {
+            1 => return (half, ClientRule::ClientHello),
+            2 => return (1 - half, ClientRule::ServerHello),
+            _ => {}
+        }
+    }
+    let sender = if half == 0 { key.0 } else { key.1 };
+    let receiver = if half == 0 { key.1 } else { key.0 };
+    if sender.port() >= receiver.port() {
+        (half, ClientRule::HigherPort)
+    } else {
+        (1 - half, ClientRule::HigherPort)
+    }
+}
+
+/// What one direction's reassembly produces, before it is labelled with flow and direction.
+#[derive(Debug)]
+enum Piece {
+    Data(Vec<u8>),
+    Gap { at: u64, missing: u64 },
+}
+
+/// One direction of a connection.
+#[derive(Debug, Default)]
+struct Half {
+    /// Whether `next_seq` is known.
+    started: bool,
+    /// Whether it came from a SYN (rather than the first segment seen).
+    from_syn: bool,
+    /// Sequence number of the stream byte at offset `delivered`.
+    next_seq: u32,
+    /// Bytes delivered or reported missing so far: the next stream offset.
+    delivered: u64,
+    /// Out-of-order bytes by stream offset; disjoint, all beyond `delivered`.
+    pending: BTreeMap<u64, Vec<u8>>,
+    /// Bytes in `pending` plus [`PIECE_OVERHEAD`] per piece.
+    pending_cost: usize,
+    /// Stream offset of the FIN, once seen.
+    fin_at: Option<u64>,
+}
+
+impl Half {
+    fn start(&mut self, seq: u32, from_syn: bool) {
+        self.started = true;
+        self.from_syn = from_syn;
+        self.next_seq = seq;
+    }
+
+    fn finished(&self) -> bool {
+        self.fin_at.is_some_and(|fin| self.delivered >= fin) && self.pending.is_empty()
+    }
+
+    /// The stream offset of `seq`: its distance from the next expected sequence number,
+    /// taken as a signed 32-bit difference so wrap-around is invisible.
+    fn offset_of(&self, seq: u32) -> i64 {
+        self.delivered as i64 + i64::from(seq.wrapping_sub(self.next_seq) as i32)
+    }
+
+    fn accept(&mut self, seq: u32, payload: &[u8], max_buffered: usize, out: &mut Vec<Piece>) {
+        if payload.is_empty() {
+            return;
+        }
+        let start = self.offset_of(seq);
+        let end = start + payload.len() as i64;
+        let delivered = self.delivered as i64;
+        if end <= delivered {
+            return; // a retransmission of bytes already delivered
+        }
+        let skip = usize::try_from(delivered - start).unwrap_or(0);
+        let start = u64::try_from(start.max(delivered)).unwrap_or(self.delivered);
+        let bytes = payload.get(skip..).unwrap_or_default();
+        if start == self.delivered {
+            self.deliver(bytes, out);
+            self.drain(out);
+        } else {
+            self.buffer(start, bytes);
+            while self.pending_cost > max_buffered && self.skip_gap(out) {}
+        }
+    }
+
+    fn deliver(&mut self, bytes: &[u8], out: &mut Vec<Piece>) {
+        if bytes.is_empty() {
+            return;
+        }
+        out.push(Piece::Data(bytes.to_vec()));
+        self.advance(bytes.len() as u64);
+    }
+
+    fn advance(&mut self, n: u64) {
+        self.delivered += n;
+        // Truncation is the point: sequence numbers are modulo 2^32.
+        self.next_seq = self.next_seq.wrapping_add(n as u32);
+    }
+
+    /// Deliver buffered pieces that now continue the stream.
+    fn drain(&mut self, out: &mut Vec<Piece>) {
+        while let Some(entry) = self.pending.first_entry() {
+            let at = *entry.key();
+            if at > self.delivered {
+                break;
+            }
+            let bytes = entry.remove();
+            self.pending_cost -= bytes.len() + PIECE_OVERHEAD;
+            let skip = usize::try_from(self.delivered - at).unwrap_or(usize::MAX);
+            if let Some(rest) = bytes.get(skip..) {
+                self.deliver(rest, out);
+            }
+        }
+    }
+
+    /// Buffer `bytes` at stream offset `start` (beyond `delivered`), keeping bytes already
+    /// buffered where they overlap.
+    fn buffer(&mut self, start: u64, bytes: &[u8]) {
+        let end = start + bytes.len() as u64;
+        // Pieces are disjoint, so sorted by start they are sorted by end too: walk back
+        // from the last one starting before `end` until one ends at or before `start`.
+        let mut covered: Vec<(u64, u64)> = self
+            .pending
+            .range(..end)
+            .rev()
+            .map(|(at, piece)| (*at, *at + piece.len() as u64))
+            .take_while(|(_, piece_end)| *piece_end > start)
+            .collect();
+        covered.reverse();
+        let mut cursor = start;
+        for (piece_start, piece_end) in covered {
+            if piece_start > cursor {
+                self.insert(cursor, &bytes[slice(start, cursor, piece_start)]);
+            }
+            cursor = cursor.max(piece_end);
+        }
+        if cursor < end {
+            self.insert(cursor, &bytes[slice(start, cursor, end)]);
+        }
+    }
+
+    fn insert(&mut self, at: u64, bytes: &[u8]) {
+        self.pending_cost += bytes.len() + PIECE_OVERHEAD;
+        self.pending.insert(at, bytes.to_vec());
+    }
+
+    /// Report the hole before the first buffered piece and deliver from there; false when
+    /// nothing is buffered.
+    fn skip_gap(&mut self, out: &mut Vec<Piece>) -> bool {
+        let Some(&at) = self.pending.keys().next() else {
+            return false;
+        };
+        let missing = at - self.delivered;
+        out.push(Piece::Gap {
+            at: self.delivered,
+            missing,
+        });
+        self.advance(missing);
+        self.drain(out);
+        true
+    }
+
+    /// The connection ends: report every hole, deliver everything buffered, and report the
+    /// bytes missing before a FIN.
+    fn flush(&mut self, out: &mut Vec<Piece>) {
+        while self.skip_gap(out) {}
+        if let Some(fin) = self.fin_at
+            && fin > self.delivered
+        {
+            let missing = fin - self.delivered;
+            out.push(Piece::Gap {
+                at: self.delivered,
+                missing,
+            });
+            self.advance(missing);
+        }
+    }
+}
+
+/// The index range of `from..to` (stream offsets) in a segment starting at `base`.
+/// Offsets here are within one segment, so they fit in usize.
+fn slice(base: u64, from: u64, to: u64) -> std::ops::Range<usize> {
+    (from - base) as usize..(to - base) as usize
+}

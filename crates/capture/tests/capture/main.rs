@@ -1,0 +1,10 @@
+//! The one integration-test binary of `mtls-capture`.
+
+#![allow(clippy::unwrap_used)] // tests panic on purpose when something is off
+
+mod packet;
+mod properties;
+mod reader;
+mod real_capture;
+mod reassembly;
+mod util;
