@@ -28,5 +28,6 @@ mod reload;
 mod runtime;
 mod scanners;
 mod serve;
+mod trace;
 mod trace_oracle;
 mod util;

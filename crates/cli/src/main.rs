@@ -14,6 +14,7 @@ mod identity;
 mod log;
 mod pki;
 mod serve;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,10 @@ enum Command {
     /// Load generator speaking mutual TLS: keep-alive requests (HTTP/1.1 or HTTP/2), full
     /// or resumed handshakes per second, latency percentiles, errors by kind.
     Bench(bench::BenchArgs),
+    /// Read a packet capture (pcap, pcapng): each TLS connection in one line, and why each
+    /// mutual-TLS handshake that failed did.
+    #[command(disable_version_flag = true)]
+    Trace(trace::TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         Command::EchoServer(args) => echo::run(args),
         Command::Get(args) => get::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Trace(args) => trace::run(args),
     };
     match result {
         Ok(code) => code,
