@@ -206,3 +206,40 @@ fn trace_gives_each_failed_handshake_the_gateways_verdict() {
         assert_eq!(line["sni"], "localhost", "{line}");
     }
 }
+
+/// A server that accepts the connection and never answers: with `--stall 1`, the
+/// ClientHello that waited is reported as a stall, and `--filter` keeps only what matches.
+#[test]
+fn a_server_that_never_answers_is_a_stall() {
+    let work = Work::new();
+    let (_listener, port) = crate::util::silent_listener();
+    let capture = Tcpdump::start(&work, port);
+    // curl sends its ClientHello and gives up after 2 s without an answer.
+    let (code, _, _) = work.curl(&[
+        "-k",
+        "--max-time",
+        "2",
+        &format!("https://127.0.0.1:{port}/"),
+    ]);
+    assert_ne!(code, 0);
+    let file = capture.stop();
+    let file = file.to_str().unwrap();
+    let text = work.ok(&["trace", file, "--stall", "1"]);
+    assert!(
+        text.contains("FAILED: the handshake stalled: no answer to ClientHello for "),
+        "{text}"
+    );
+    let port_filter = format!("port={port}");
+    let kept = work.ok(&["trace", file, "--stall", "1", "--filter", &port_filter]);
+    assert_eq!(
+        kept.lines().filter(|l| l.contains(" -> ")).count(),
+        1,
+        "{kept}"
+    );
+    let none = work.ok(&["trace", file, "--filter", "sni=elsewhere.example"]);
+    assert_eq!(
+        none.lines().filter(|l| l.contains(" -> ")).count(),
+        0,
+        "{none}"
+    );
+}

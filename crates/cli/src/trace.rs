@@ -41,6 +41,59 @@ pub struct TraceArgs {
     /// Only the connections whose handshake did not complete.
     #[arg(long)]
     failed: bool,
+    /// Only the connections that match: `host=ADDR` (either end), `port=N` (either end),
+    /// `sni=NAME`. Repeatable; all must match.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_filter)]
+    filter: Vec<Filter>,
+    /// A connection whose last message was not answered for this long when it closed (or
+    /// the capture ended) is reported as stalled.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    stall: u64,
+}
+
+/// One `--filter`.
+#[derive(Debug, Clone)]
+enum Filter {
+    Host(std::net::IpAddr),
+    Port(u16),
+    Sni(String),
+}
+
+fn parse_filter(s: &str) -> std::result::Result<Filter, String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected host=ADDR, port=N or sni=NAME, not {s:?}"))?;
+    match key {
+        "host" => value
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map(Filter::Host)
+            .map_err(|_| format!("host={value}: not an IP address")),
+        "port" => value
+            .parse()
+            .map(Filter::Port)
+            .map_err(|_| format!("port={value}: not a port number")),
+        "sni" => Ok(Filter::Sni(
+            value.trim_end_matches('.').to_ascii_lowercase(),
+        )),
+        _ => Err(format!(
+            "unknown filter {key:?}: expected host, port or sni"
+        )),
+    }
+}
+
+impl Filter {
+    fn matches(&self, flow: &Flow, summary: &Summary) -> bool {
+        match self {
+            Filter::Host(ip) => flow.client.ip() == *ip || flow.server.ip() == *ip,
+            Filter::Port(port) => flow.client.port() == *port || flow.server.port() == *port,
+            Filter::Sni(name) => summary
+                .sni
+                .as_deref()
+                .is_some_and(|sni| sni.eq_ignore_ascii_case(name)),
+        }
+    }
 }
 
 /// One TCP connection being followed.
@@ -54,6 +107,9 @@ struct Flow {
     tls: Option<bool>,
     gaps: Vec<String>,
     first_fin: Option<Direction>,
+    /// When each side last sent bytes (ns), to tell a stall.
+    last_client: Option<u64>,
+    last_server: Option<u64>,
     /// Events rendered for -V, printed with the summary so connections do not interleave.
     trace: Vec<String>,
 }
@@ -77,7 +133,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
             .with_context(|| format!("reading the key log {}", path.display()))?,
         None => String::new(),
     };
-    let mut keylog = KeyLog::parse(&keylog_text)
+    let keylog = KeyLog::parse(&keylog_text)
         .with_context(|| format!("reading the key log {:?}", args.keylog))?;
     let input: Box<dyn Read> = if args.input.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -89,30 +145,36 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     let what = args.input.display().to_string();
     let mut reader = CaptureReader::new(input).with_context(|| format!("reading {what}"))?;
     let mut reassembler = Reassembler::new();
-    let mut flows: HashMap<FlowId, Flow> = HashMap::new();
-    // The first FIN of each connection, by its endpoints (a FIN is seen before the flow's
-    // Closed event, which only says that both sides closed).
-    let mut fins: HashMap<(SocketAddr, SocketAddr), SocketAddr> = HashMap::new();
+    let mut tracer = Tracer {
+        flows: HashMap::new(),
+        fins: HashMap::new(),
+        keylog,
+        last_ts: 0,
+        counts: Counts::default(),
+    };
     let mut events = Vec::new();
     let mut out = std::io::stdout().lock();
-    let mut counts = Counts::default();
     while let Some(block) = reader.next().with_context(|| format!("reading {what}"))? {
         match block {
             Block::KeyLog(text) => {
                 keylog_text.push_str(&text);
                 keylog_text.push('\n');
-                keylog = KeyLog::parse(&keylog_text).context("reading the embedded key log")?;
-                for flow in flows.values_mut() {
-                    flow.dissector.set_keylog(keylog.clone());
+                tracer.keylog =
+                    KeyLog::parse(&keylog_text).context("reading the embedded key log")?;
+                for flow in tracer.flows.values_mut() {
+                    flow.dissector.set_keylog(tracer.keylog.clone());
                 }
             }
             Block::Packet(packet) => {
+                tracer.last_ts = tracer.last_ts.max(packet.ts_nanos);
                 let Ok(Decoded::Tcp(segment)) = mtls_capture::decode(packet.link, &packet.data)
                 else {
                     continue;
                 };
                 if segment.flags.fin {
-                    fins.entry(pair(segment.src, segment.dst))
+                    tracer
+                        .fins
+                        .entry(pair(segment.src, segment.dst))
                         .or_insert(segment.src);
                 }
                 reassembler.feed(packet.ts_nanos, &segment, &mut events);
@@ -120,29 +182,14 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
             _ => {}
         }
         for event in events.drain(..) {
-            handle(
-                event,
-                &mut flows,
-                &mut fins,
-                &keylog,
-                &args,
-                &mut out,
-                &mut counts,
-            )?;
+            tracer.handle(event, &args, &mut out)?;
         }
     }
     reassembler.finish(&mut events);
     for event in events.drain(..) {
-        handle(
-            event,
-            &mut flows,
-            &mut fins,
-            &keylog,
-            &args,
-            &mut out,
-            &mut counts,
-        )?;
+        tracer.handle(event, &args, &mut out)?;
     }
+    let counts = &tracer.counts;
     if !args.json {
         eprintln!(
             "{} TLS connection(s): {} completed, {} failed, {} incomplete",
@@ -164,109 +211,148 @@ fn pair(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
     if a <= b { (a, b) } else { (b, a) }
 }
 
-fn handle(
-    event: Event,
-    flows: &mut HashMap<FlowId, Flow>,
-    fins: &mut HashMap<(SocketAddr, SocketAddr), SocketAddr>,
-    keylog: &KeyLog,
-    args: &TraceArgs,
-    out: &mut impl Write,
-    counts: &mut Counts,
-) -> Result<()> {
-    match event {
-        Event::Opened {
-            flow,
-            client,
-            server,
-            syn_ts,
-            syn_ack_ts,
-            ..
-        } => {
-            let tcp_handshake_ms = match (syn_ts, syn_ack_ts) {
-                (Some(syn), Some(ack)) if ack >= syn => Some((ack - syn) as f64 / 1e6),
-                _ => None,
-            };
-            flows.insert(
+/// The connections being followed, and what the whole capture has shown so far.
+struct Tracer {
+    flows: HashMap<FlowId, Flow>,
+    /// The first FIN of each connection, by its endpoints (a FIN is seen before the
+    /// flow's Closed event, which only says that both sides closed).
+    fins: HashMap<(SocketAddr, SocketAddr), SocketAddr>,
+    keylog: KeyLog,
+    /// The newest packet's time (ns): when the capture ends.
+    last_ts: u64,
+    counts: Counts,
+}
+
+impl Tracer {
+    fn handle(&mut self, event: Event, args: &TraceArgs, out: &mut impl Write) -> Result<()> {
+        let Tracer {
+            flows,
+            fins,
+            keylog,
+            last_ts,
+            counts,
+        } = self;
+        match event {
+            Event::Opened {
                 flow,
-                Flow {
-                    client,
-                    server,
-                    tcp_handshake_ms,
-                    dissector: Dissector::new(keylog.clone()),
-                    conversation: Conversation::new(),
-                    tls: None,
-                    gaps: Vec::new(),
-                    first_fin: None,
-                    trace: Vec::new(),
-                },
-            );
-        }
-        Event::Data {
-            flow, dir, bytes, ..
-        } => {
-            let Some(f) = flows.get_mut(&flow) else {
-                return Ok(());
-            };
-            let direction = direction(dir);
-            if f.tls.is_none() && direction == Direction::ClientToServer {
-                // TLS is told by its bytes, on any port: a handshake record.
-                f.tls = Some(bytes.first() == Some(&0x16));
-            }
-            if f.tls == Some(false) {
-                return Ok(());
-            }
-            for event in f.dissector.feed(direction, &bytes) {
-                if args.verbose {
-                    f.trace.push(event.to_string());
-                }
-                f.conversation.observe(&event);
-            }
-        }
-        Event::Gap {
-            flow,
-            dir,
-            at,
-            missing,
-        } => {
-            if let Some(f) = flows.get_mut(&flow) {
-                let side = match direction(dir) {
-                    Direction::ClientToServer => "client",
-                    Direction::ServerToClient => "server",
+                client,
+                server,
+                syn_ts,
+                syn_ack_ts,
+                ..
+            } => {
+                let tcp_handshake_ms = match (syn_ts, syn_ack_ts) {
+                    (Some(syn), Some(ack)) if ack >= syn => Some((ack - syn) as f64 / 1e6),
+                    _ => None,
                 };
-                f.gaps.push(format!(
+                flows.insert(
+                    flow,
+                    Flow {
+                        client,
+                        server,
+                        tcp_handshake_ms,
+                        dissector: Dissector::new(keylog.clone()),
+                        conversation: Conversation::new(),
+                        tls: None,
+                        gaps: Vec::new(),
+                        first_fin: None,
+                        last_client: None,
+                        last_server: None,
+                        trace: Vec::new(),
+                    },
+                );
+            }
+            Event::Data {
+                flow,
+                dir,
+                bytes,
+                ts_nanos,
+            } => {
+                let Some(f) = flows.get_mut(&flow) else {
+                    return Ok(());
+                };
+                let direction = direction(dir);
+                match direction {
+                    Direction::ClientToServer => f.last_client = Some(ts_nanos),
+                    Direction::ServerToClient => f.last_server = Some(ts_nanos),
+                }
+                if f.tls.is_none() && direction == Direction::ClientToServer {
+                    // TLS is told by its bytes, on any port: a handshake record.
+                    f.tls = Some(bytes.first() == Some(&0x16));
+                }
+                if f.tls == Some(false) {
+                    return Ok(());
+                }
+                for event in f.dissector.feed(direction, &bytes) {
+                    if args.verbose {
+                        f.trace.push(event.to_string());
+                    }
+                    f.conversation.observe(&event);
+                }
+            }
+            Event::Gap {
+                flow,
+                dir,
+                at,
+                missing,
+            } => {
+                if let Some(f) = flows.get_mut(&flow) {
+                    let side = match direction(dir) {
+                        Direction::ClientToServer => "client",
+                        Direction::ServerToClient => "server",
+                    };
+                    f.gaps.push(format!(
                     "{missing} byte(s) from the {side} missing from the capture at stream offset {at}"
                 ));
-            }
-        }
-        Event::Closed { flow, how, .. } => {
-            let Some(mut f) = flows.remove(&flow) else {
-                return Ok(());
-            };
-            if f.tls != Some(true) {
-                return Ok(());
-            }
-            let key = pair(f.client, f.server);
-            f.first_fin = fins.remove(&key).map(|by| {
-                if by == f.client {
-                    Direction::ClientToServer
-                } else {
-                    Direction::ServerToClient
                 }
-            });
-            let ending = match how {
-                Close::Reset { by } => Ending::Reset { by: direction(by) },
-                Close::Fin => match f.first_fin {
-                    Some(by) => Ending::Fin { by },
-                    None => Ending::EndOfCapture,
-                },
-                _ => Ending::EndOfCapture,
-            };
-            f.conversation.tcp_closed(ending);
-            report(&f, args, out, counts)?;
+            }
+            Event::Closed {
+                flow,
+                how,
+                ts_nanos,
+            } => {
+                let Some(mut f) = flows.remove(&flow) else {
+                    return Ok(());
+                };
+                if f.tls != Some(true) {
+                    return Ok(());
+                }
+                let key = pair(f.client, f.server);
+                f.first_fin = fins.remove(&key).map(|by| {
+                    if by == f.client {
+                        Direction::ClientToServer
+                    } else {
+                        Direction::ServerToClient
+                    }
+                });
+                // The client spoke last and the server said nothing for `--stall` seconds
+                // before the end: a stall, whatever ended it.
+                let end = if matches!(how, Close::EndOfCapture) {
+                    *last_ts
+                } else {
+                    ts_nanos
+                };
+                let unanswered = match (f.last_client, f.last_server) {
+                    (Some(c), Some(s)) if s >= c => None,
+                    (Some(c), _) => Some(end.saturating_sub(c) / 1_000_000_000),
+                    _ => None,
+                };
+                let ending = match (how, unanswered) {
+                    (_, Some(secs)) if secs >= args.stall => Ending::Stalled { after_secs: secs },
+                    (Close::Reset { by }, _) => Ending::Reset { by: direction(by) },
+                    (Close::Fin, _) => match f.first_fin {
+                        Some(by) => Ending::Fin { by },
+                        None => Ending::EndOfCapture,
+                    },
+                    _ => Ending::EndOfCapture,
+                };
+                f.conversation.tcp_closed(ending);
+                report(&f, args, out, counts)?;
+            }
+            _ => {}
         }
-        _ => {}
+        Ok(())
     }
-    Ok(())
 }
 
 fn direction(way: Way) -> Direction {
@@ -285,7 +371,7 @@ fn report(flow: &Flow, args: &TraceArgs, out: &mut impl Write, counts: &mut Coun
         Outcome::Failed { .. } => counts.failed += 1,
         _ => counts.incomplete += 1,
     }
-    if args.failed && completed {
+    if args.failed && completed || !args.filter.iter().all(|f| f.matches(flow, &summary)) {
         return Ok(());
     }
     if args.json {
