@@ -18,6 +18,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::dissector::{Direction, Event, Item};
+use crate::fingerprint;
 use crate::handshake::HandshakeMessage;
 
 /// One TLS connection, fed the events of a [`Dissector`](crate::Dissector).
@@ -93,6 +94,17 @@ pub struct Summary {
     pub client_certificate: ClientCertificate,
     /// The server's certificate (the first of its chain), when visible.
     pub server_certificate: Option<Certificate>,
+    /// JA3 of the client's (first) ClientHello, the MD5 hex (tshark's
+    /// `tls.handshake.ja3`); see [`fingerprint`](crate::fingerprint).
+    pub ja3: Option<String>,
+    /// The JA3 string that was hashed (tshark's `tls.handshake.ja3_full`).
+    pub ja3_full: Option<String>,
+    /// JA3S of the server's ServerHello, the MD5 hex (tshark's `tls.handshake.ja3s`).
+    pub ja3s: Option<String>,
+    /// The JA3S string that was hashed (tshark's `tls.handshake.ja3s_full`).
+    pub ja3s_full: Option<String>,
+    /// JA4 of the client's (first) ClientHello, e.g. `t13d1516h2_8daaf6152771_e5627efa2ab1`.
+    pub ja4: Option<String>,
     /// How the handshake ended.
     pub outcome: Outcome,
     /// Parts of the connection the capture does not show, each a sentence.
@@ -240,6 +252,8 @@ impl Conversation {
                 .as_ref()
                 .and_then(|m| value(m, "named_curve"))
         };
+        let ja3 = client_hello.and_then(|m| fingerprint::ja3(&m.hello_body));
+        let ja3s = server_hello.and_then(|m| fingerprint::ja3s(&m.hello_body));
         Summary {
             sni: client_hello.and_then(|m| value(m, "extension server_name")),
             alpn_offered: client_hello
@@ -257,6 +271,11 @@ impl Conversation {
             certificate_request: self.certificate_request(),
             client_certificate: self.client_certificate(),
             server_certificate: self.server_certificate.as_ref().and_then(certificate),
+            ja3: ja3.as_ref().map(|f| f.hash.clone()),
+            ja3_full: ja3.map(|f| f.full),
+            ja3s: ja3s.as_ref().map(|f| f.hash.clone()),
+            ja3s_full: ja3s.map(|f| f.full),
+            ja4: client_hello.and_then(|m| fingerprint::ja4(&m.hello_body)),
             outcome: self.outcome(),
             what_could_not_be_seen: self.unseen(),
         }
@@ -645,6 +664,11 @@ impl fmt::Display for Summary {
         }
         if let Some(cert) = &self.server_certificate {
             write!(f, " server-cert={cert}")?;
+        }
+        for (name, fingerprint) in [("ja3", &self.ja3), ("ja3s", &self.ja3s), ("ja4", &self.ja4)] {
+            if let Some(fingerprint) = fingerprint {
+                write!(f, " {name}={fingerprint}")?;
+            }
         }
         match &self.outcome {
             Outcome::Completed => write!(f, " ok"),
@@ -1047,6 +1071,8 @@ mod tests {
         let hello = client_hello(0x0303, &[0x002f, 0xc013, 0x00ff], &[sni("api.local")]);
         let summary = summarise(&[(C, hello), (S, alert(40))], server_closed());
         let (verdict, alert, by) = failure(&summary);
+        assert_eq!(summary.ja3_full.as_deref(), Some("771,47-49171-255,0,,"));
+        assert_eq!(summary.ja3s, None);
         assert_eq!(
             verdict,
             "no cipher suite in common: the client offered only CBC suites"
@@ -1055,8 +1081,9 @@ mod tests {
         assert_eq!(by, S);
         assert_eq!(
             summary.to_string(),
-            "sni=api.local client-cert=? FAILED: no cipher suite in common: the client \
-             offered only CBC suites"
+            "sni=api.local client-cert=? ja3=2ece17da461124ae46e214074f396c77 \
+             ja4=t12d030100_e28c07be9f6b_000000000000 FAILED: no cipher suite in common: the \
+             client offered only CBC suites"
         );
     }
 

@@ -33,6 +33,11 @@ pub struct HandshakeMessage {
     pub length: usize,
     /// Decoded fields, in wire order.
     pub fields: Vec<Field>,
+    /// The body of a ClientHello or ServerHello as it came, for the
+    /// [`fingerprint`](crate::fingerprint)s; empty for other messages, whose bodies can be
+    /// large (certificates) and are not needed. Not serialised: the fields say it for people.
+    #[serde(skip)]
+    pub(crate) hello_body: Vec<u8>,
 }
 
 /// A named, rendered value with optional children, e.g. `extension server_name: localhost`
@@ -199,6 +204,10 @@ pub(crate) fn parse_framed(input: &[u8], ctx: &HandshakeContext) -> Result<Parse
             kind,
             length,
             fields,
+            hello_body: match msg_type {
+                CLIENT_HELLO | SERVER_HELLO => body.to_vec(),
+                _ => Vec::new(),
+            },
         },
         consumed: total,
         error: result.err(),
@@ -206,7 +215,7 @@ pub(crate) fn parse_framed(input: &[u8], ctx: &HandshakeContext) -> Result<Parse
     })
 }
 
-type Decoded<T> = Result<T, String>;
+pub(crate) type Decoded<T> = Result<T, String>;
 
 fn decode_body(
     msg_type: u8,
@@ -852,7 +861,7 @@ fn time(t: &ASN1Time) -> String {
     )
 }
 
-fn u16_list(data: &[u8], what: &str) -> Decoded<Vec<u16>> {
+pub(crate) fn u16_list(data: &[u8], what: &str) -> Decoded<Vec<u16>> {
     let (pairs, rest) = data.as_chunks::<2>();
     if !rest.is_empty() {
         return Err(format!("{what} has an odd length {}", data.len()));
@@ -903,16 +912,16 @@ fn collect<'a>(fields: &'a [Field], name: &str, found: &mut Vec<&'a Field>) {
 
 /// A cursor over a length-bounded body; every read checks bounds and names what it read,
 /// so a truncated message says where it broke.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     data: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn new(data: &'a [u8]) -> Self {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
         Reader { data }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
 
@@ -924,7 +933,7 @@ impl<'a> Reader<'a> {
         self.data.first().copied()
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Decoded<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize, what: &str) -> Decoded<&'a [u8]> {
         match self.data.split_at_checked(n) {
             Some((head, tail)) => {
                 self.data = tail;
@@ -937,16 +946,16 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn rest(&mut self) -> &'a [u8] {
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.data)
     }
 
-    fn u8(&mut self, what: &str) -> Decoded<u8> {
+    pub(crate) fn u8(&mut self, what: &str) -> Decoded<u8> {
         let [b] = *self.array::<1>(what)?;
         Ok(b)
     }
 
-    fn u16(&mut self, what: &str) -> Decoded<u16> {
+    pub(crate) fn u16(&mut self, what: &str) -> Decoded<u16> {
         Ok(u16::from_be_bytes(*self.array::<2>(what)?))
     }
 
@@ -959,7 +968,7 @@ impl<'a> Reader<'a> {
         Ok(u32::from_be_bytes(*self.array::<4>(what)?))
     }
 
-    fn array32(&mut self, what: &str) -> Decoded<[u8; 32]> {
+    pub(crate) fn array32(&mut self, what: &str) -> Decoded<[u8; 32]> {
         Ok(*self.array::<32>(what)?)
     }
 
@@ -971,12 +980,12 @@ impl<'a> Reader<'a> {
             .map_err(|_| format!("{what}: internal length mismatch"))
     }
 
-    fn vec8(&mut self, what: &str) -> Decoded<&'a [u8]> {
+    pub(crate) fn vec8(&mut self, what: &str) -> Decoded<&'a [u8]> {
         let n = usize::from(self.u8(what)?);
         self.take(n, what)
     }
 
-    fn vec16(&mut self, what: &str) -> Decoded<&'a [u8]> {
+    pub(crate) fn vec16(&mut self, what: &str) -> Decoded<&'a [u8]> {
         let n = usize::from(self.u16(what)?);
         self.take(n, what)
     }
@@ -986,7 +995,7 @@ impl<'a> Reader<'a> {
         self.take(n, what)
     }
 
-    fn finish(&self) -> Decoded<()> {
+    pub(crate) fn finish(&self) -> Decoded<()> {
         match self.data.len() {
             0 => Ok(()),
             n => Err(format!("{n} unexpected trailing bytes")),

@@ -30,7 +30,8 @@
 //!  Conversation::observe + tcp_closed         per connection: what was negotiated, which
 //!        │                                    certificates went each way, and why it failed
 //!        ▼
-//!  Summary (Display: one line for `mtls trace`; serde: JSON Lines)
+//!  Summary (Display: one line for `mtls trace`; serde: JSON Lines), with the hellos'
+//!  JA3, JA3S and JA4 from `fingerprint` (JA4 only of the JA4+ family: see its licence note)
 //! ```
 //!
 //! # Using it
@@ -78,6 +79,7 @@
 #![warn(missing_docs)]
 
 pub mod conversation;
+pub mod fingerprint;
 pub mod handshake;
 pub mod keylog;
 pub mod record;
@@ -91,6 +93,7 @@ pub use conversation::{
     Summary,
 };
 pub use dissector::{Direction, Dissector, Event, Item, RecordInfo};
+pub use fingerprint::{Ja3, ja3, ja3s, ja4};
 pub use handshake::{Field, HandshakeContext, HandshakeMessage, parse_handshake};
 pub use keylog::{KeyLog, KeyLogError};
 pub use record::{ParseError, Record, parse_record};

@@ -96,9 +96,25 @@ fn tls13_mutual_tls_without_key_log() {
     assert_eq!(summary.certificate_request, CertificateRequest::Unknown);
     assert_eq!(summary.server_certificate, None);
     assert_eq!(summary.what_could_not_be_seen, [TLS13_KEYLOG_HINT]);
+    // The fingerprints are of the recorded openssl client and server; the oracle test
+    // (fingerprint.rs) checks them against tshark on a fresh capture.
+    let ja4 = summary.ja4.as_deref().expect("ja4");
+    assert!(ja4.starts_with("t13d"), "{ja4}");
+    assert!(
+        summary
+            .ja3s_full
+            .as_deref()
+            .is_some_and(|s| s.starts_with("771,4866,")),
+        "{summary:?}"
+    );
     assert_eq!(
         summary.to_string(),
-        "sni=localhost TLSv1.3 TLS_AES_256_GCM_SHA384 x25519 full client-cert=? ok"
+        format!(
+            "sni=localhost TLSv1.3 TLS_AES_256_GCM_SHA384 x25519 full client-cert=? ja3={} \
+             ja3s={} ja4={ja4} ok",
+            summary.ja3.as_deref().expect("ja3"),
+            summary.ja3s.as_deref().expect("ja3s"),
+        )
     );
 }
 
