@@ -4,7 +4,7 @@
 
 use mtls_test_support::forge;
 
-use crate::util::{Server, Work, free_port, localhost_pki};
+use crate::util::{Server, Tcpdump, Work, free_port, localhost_pki};
 
 /// A CA with a server certificate for localhost/127.0.0.1 and a client `alice`.
 fn work_with_pki() -> Work {
@@ -1858,4 +1858,87 @@ fn an_intermediate_pki_publishes_a_crl_for_every_ca_of_the_chain() {
     assert_ne!(code, 0, "alice is revoked: {err}");
     let (code, _, err) = get(&work, &server, "/", &bob);
     assert_eq!(code, 0, "bob is not: {err}");
+}
+
+/// `keylog`: the TLS 1.3 secrets of a third-party client's connection land in a 0600 file
+/// in the NSS format, tshark decrypts the capture with it (the server's Certificate
+/// message, encrypted in TLS 1.3, is read), `check` and the start warn with the line, and
+/// an existing file others may read is refused there.
+#[test]
+fn keylog_writes_the_secrets_that_decrypt_a_capture() {
+    let work = localhost_pki();
+    let server = work.serve("keylog", &config("keylog = \"keys.log\"", ""));
+    let keys = work.join("keys.log");
+    let warning = format!(
+        "keylog.toml:9:10: keylog: TLS secrets of every connection to localhost on \
+         127.0.0.1:{} are written to keys.log: anyone who can read it can decrypt the \
+         traffic; remove `keylog` when done",
+        server.port
+    );
+    server.wait_log(&warning);
+
+    let capture = Tcpdump::start(&work, server.port);
+    let (code, body, err) = get(&work, &server, "/", &["--tlsv1.3"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(body.starts_with("verify=NONE"), "{body}");
+    let capture = capture.stop();
+
+    assert_eq!(crate::util::mode(&keys), 0o600);
+    let text = std::fs::read_to_string(&keys).unwrap();
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+    let hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
+    for line in &lines {
+        assert_eq!(line.len(), 3, "{text}");
+        // The client random is 32 bytes; secrets are a SHA-256 or SHA-384 hash long.
+        assert!(line[1].len() == 64 && hex(line[1]), "{text}");
+        assert!(matches!(line[2].len(), 64 | 96) && hex(line[2]), "{text}");
+        assert_eq!(
+            line[1], lines[0][1],
+            "one connection, one client random:\n{text}"
+        );
+    }
+    for label in [
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+    ] {
+        assert!(lines.iter().any(|l| l[0] == label), "{label}:\n{text}");
+    }
+
+    let certificates = |keylog: &str| {
+        let out = std::process::Command::new(mtls_test_support::require_peer("tshark"))
+            .arg("-r")
+            .arg(&capture)
+            .args(["-o", &format!("tls.keylog_file:{keylog}")])
+            .args(["-Y", "tls.handshake.type == 11"])
+            .args(["-T", "fields", "-e", "tls.handshake.certificate"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", mtls_test_support::text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    // Without the secrets the Certificate message is ciphertext: the check below means
+    // something.
+    assert_eq!(certificates(""), "");
+    assert!(!certificates(&keys.display().to_string()).is_empty());
+
+    let out = work.mtls(&["check", "-c", "keylog.toml"]);
+    assert!(out.status.success(), "{}", mtls_test_support::text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("warning: {warning}")),
+        "{}",
+        mtls_test_support::text(&out)
+    );
+
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let err = work.fails(&["check", "-c", "keylog.toml"]);
+    assert!(
+        err.contains("keylog.toml:9:10: keylog: keys.log: has mode 0644: others may read"),
+        "{err}"
+    );
+    assert_eq!(crate::util::mode(&keys), 0o644, "the mode is not changed");
 }

@@ -4,54 +4,9 @@
 //! in the same words. tshark, reading the same file, is the oracle for what every
 //! connection negotiated.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use crate::util::{Work, localhost_pki};
-
-/// tcpdump on loopback, only the gateway's port (tests run in parallel).
-struct Tcpdump {
-    child: Child,
-    file: std::path::PathBuf,
-}
-
-impl Tcpdump {
-    fn start(work: &Work, port: u16) -> Tcpdump {
-        let file = work.join(&format!("capture-{port}.pcap"));
-        let log = work.join(&format!("tcpdump-{port}.log"));
-        let child = Command::new(mtls_test_support::require_peer("tcpdump"))
-            .args(["-i", "lo", "--immediate-mode", "-U", "-n", "-w"])
-            .arg(&file)
-            .arg(format!("tcp port {port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("listening on")
-        {
-            assert!(
-                Instant::now() < deadline,
-                "tcpdump did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        Tcpdump { child, file }
-    }
-
-    fn stop(mut self) -> std::path::PathBuf {
-        std::thread::sleep(Duration::from_millis(500));
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        self.file.clone()
-    }
-}
+use crate::util::{Tcpdump, Work, localhost_pki};
 
 #[test]
 fn trace_gives_each_failed_handshake_the_gateways_verdict() {
@@ -168,8 +123,8 @@ fn trace_gives_each_failed_handshake_the_gateways_verdict() {
         "{blind}"
     );
 
-    // JSON Lines, and tshark's reading of the same file: the same SNI and cipher suite
-    // for every connection, in the same order.
+    // JSON Lines, and tshark's reading of the same file: the same SNI, cipher suite and
+    // JA3S for every connection, in the same order.
     let json = work.ok(&["trace", file, "--keylog", "keys.log", "--json"]);
     let ours: Vec<serde_json::Value> = json
         .lines()
@@ -179,12 +134,17 @@ fn trace_gives_each_failed_handshake_the_gateways_verdict() {
     let tshark = Command::new(mtls_test_support::require_peer("tshark"))
         .args(["-r", file, "-Y", "tls.handshake.type == 2", "-T", "fields"])
         .args(["-e", "tcp.dstport", "-e", "tls.handshake.ciphersuite"])
+        .args(["-e", "tls.handshake.ja3s"])
         .output()
         .unwrap();
     let theirs = String::from_utf8_lossy(&tshark.stdout).to_string();
-    let theirs: Vec<(&str, &str)> = theirs.lines().filter_map(|l| l.split_once('\t')).collect();
+    let theirs: Vec<Vec<&str>> = theirs.lines().map(|l| l.split('\t').collect()).collect();
     assert_eq!(theirs.len(), 4, "{theirs:?}");
-    for (line, (client_port, suite)) in ours.iter().zip(&theirs) {
+    for (line, fields) in ours.iter().zip(&theirs) {
+        let [client_port, suite, ja3s] = fields[..] else {
+            panic!("{fields:?}");
+        };
+        assert_eq!(line["ja3s"], ja3s, "{line}");
         let client = line["client"].as_str().unwrap();
         assert!(
             client.ends_with(&format!(":{client_port}")),

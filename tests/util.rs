@@ -426,3 +426,59 @@ pub fn plain_echo(work: &Work) -> (Server, u16) {
     );
     (server, port)
 }
+
+/// tcpdump on loopback, only `port` (tests run in parallel), writing `capture-PORT.pcap`.
+pub struct Tcpdump {
+    child: std::process::Child,
+    file: PathBuf,
+}
+
+impl Tcpdump {
+    /// Start capturing, waiting until tcpdump says it is listening.
+    pub fn start(work: &Work, port: u16) -> Tcpdump {
+        use std::time::{Duration, Instant};
+        let file = work.join(&format!("capture-{port}.pcap"));
+        let log = work.join(&format!("tcpdump-{port}.log"));
+        let child = std::process::Command::new(mtls_test_support::require_peer("tcpdump"))
+            .args(["-i", "lo", "--immediate-mode", "-U", "-n", "-w"])
+            .arg(&file)
+            .arg(format!("tcp port {port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("listening on")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "tcpdump did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // "listening on" is printed just before the capture starts.
+        std::thread::sleep(Duration::from_millis(200));
+        Tcpdump { child, file }
+    }
+
+    /// Stop it (SIGTERM, so the file is flushed) and return the capture.
+    pub fn stop(mut self) -> PathBuf {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        self.file.clone()
+    }
+}
+
+impl Drop for Tcpdump {
+    /// A test that fails before `stop` leaves no tcpdump running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

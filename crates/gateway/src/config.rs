@@ -206,6 +206,9 @@ pub struct TlsSettings {
     /// `session_ticket_key` (nginx's `ssl_session_ticket_key`): files of 80 random bytes;
     /// the first seals tickets, all open them. Empty: keys made at start, per process.
     pub session_ticket_key: Vec<Sourced<PathBuf>>,
+    /// `keylog`: a file the TLS secrets of every connection are appended to (NSS key log
+    /// format, as `SSLKEYLOGFILE`), to decrypt captures when debugging; mode 0600.
+    pub keylog: Option<Sourced<PathBuf>>,
 }
 
 /// `verify_client`: whether a client certificate is requested and verified.
@@ -835,6 +838,7 @@ return = "301 https://$host/new"
             session_timeout: Duration::from_secs(300),
             session_tickets: true,
             session_ticket_key: Vec::new(),
+            keylog: None,
         };
         assert_eq!(*tls, expected);
         assert_eq!(
@@ -1271,6 +1275,27 @@ return = "301 https://$host/new"
             one_error(&format!("{TLS}key_password_file = \"\"\n")),
             "t.toml:6:21: key_password_file: empty path"
         );
+    }
+
+    #[test]
+    fn keylog_is_a_path_beside_the_config() {
+        let parsed = parse(&format!("{TLS}keylog = \"keys.log\"\n"));
+        let tls = parsed.servers[0].tls.as_ref().unwrap();
+        assert_eq!(
+            tls.keylog,
+            Some(sourced("/etc/mtls/keys.log".into(), 6, 10))
+        );
+        assert_eq!(parse(TLS).servers[0].tls.as_ref().unwrap().keylog, None);
+        assert_eq!(
+            one_error(&format!("{TLS}keylog = true\n")),
+            "t.toml:6:10: keylog: expected a string, found a boolean"
+        );
+        assert_eq!(
+            one_error(&format!("{TLS}keylog = \"\"\n")),
+            "t.toml:6:10: keylog: empty path"
+        );
+        // Written to, not read: a reload must not follow its every line.
+        assert!(!parsed.tls_files().contains(&"/etc/mtls/keys.log".into()));
     }
 
     #[test]

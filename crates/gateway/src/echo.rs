@@ -117,6 +117,7 @@ impl EchoSettings {
                 session_tickets: true,
                 session_ticket_keys: Vec::new(),
                 alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+                keylog: None,
             }),
         }
     }

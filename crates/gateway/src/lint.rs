@@ -5,9 +5,9 @@
 //! A server certificate only for clientAuth, or already expired, loads fine and then every
 //! handshake fails at the client, far from the config line that caused it: those are
 //! errors with the line. A certificate that expires within 30 days, or that does not name
-//! a `server_name`, a static root that holds a private key, and client CAs given to a
-//! server that never asks for a client certificate are warnings: the gateway starts and
-//! logs them, `mtls check` prints them.
+//! a `server_name`, a static root that holds a private key, client CAs given to a server
+//! that never asks for a client certificate, and a `keylog` are warnings: the gateway
+//! starts and logs them, `mtls check` prints them.
 
 use std::path::{Path, PathBuf};
 
@@ -78,6 +78,44 @@ pub(crate) fn client_verification(config: &Config, tls: &TlsSettings, findings: 
             ),
         ));
     }
+}
+
+/// `keylog`: the block works, and every connection to it can be decrypted by whoever
+/// reads the file. Said at every start and by every `mtls check`, so it is not forgotten.
+pub(crate) fn keylog(config: &Config, server: &Server, tls: &TlsSettings, findings: &mut Findings) {
+    let Some(file) = &tls.keylog else {
+        return;
+    };
+    let addresses = server
+        .listen
+        .iter()
+        .map(|l| l.addr.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let names = server
+        .server_names
+        .iter()
+        .map(|name| match name {
+            ServerName::Exact(name) => name.clone(),
+            ServerName::Wildcard(suffix) => format!("*{suffix}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let target = if names.is_empty() {
+        addresses
+    } else {
+        format!("{names} on {addresses}")
+    };
+    findings.warnings.push(ConfigError::new(
+        config.source.clone(),
+        Some(file.at),
+        "keylog",
+        format!(
+            "TLS secrets of every connection to {target} are written to {}: anyone who can \
+             read it can decrypt the traffic; remove `keylog` when done",
+            file.value.display()
+        ),
+    ));
 }
 
 /// A CRL whose issuer is none of the configured CAs (`client_ca`, `trusted_ca`): it may

@@ -131,6 +131,7 @@ impl Site {
             if let Some(tls) = &server.tls {
                 lint::client_verification(config, tls, &mut findings);
                 lint::crl_issuers(config, tls, &mut findings);
+                lint::keylog(config, server, tls, &mut findings);
             }
             let tls = match &server.tls {
                 Some(tls) => match TlsServer::build_after(
@@ -554,6 +555,7 @@ fn tls_settings(tls: &TlsSettings) -> ServerTlsSettings {
         session_tickets: tls.session_tickets,
         session_ticket_keys: paths(&tls.session_ticket_key),
         alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        keylog: tls.keylog.as_ref().map(|f| f.value.clone()),
     }
 }
 
@@ -572,6 +574,7 @@ fn locate(config: &Config, tls: &TlsSettings, error: &TlsError) -> ConfigError {
                 "certificate" => tls.certificate.at,
                 "key" => tls.key.at,
                 "key_password_file" => tls.key_password_file.as_ref().map_or(tls.at, |f| f.at),
+                "keylog" => tls.keylog.as_ref().map_or(tls.at, |f| f.at),
                 _ => lists
                     .iter()
                     .find(|p| &p.value == path)

@@ -1171,6 +1171,7 @@ mod tests {
             session_tickets: true,
             session_ticket_keys: Vec::new(),
             alpn: vec![b"http/1.1".to_vec()],
+            keylog: None,
         }
     }
 

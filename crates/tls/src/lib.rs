@@ -11,6 +11,7 @@
 //!   verifier  client_ca / trusted_ca / CRLs / verify_depth, with a Refusal for every "no",
 //!             kept by a verifier of each handshake's own
 //!   identity  the peer certificate's names, serial and fingerprint
+//!   keylog    KeyLogFile: the server block's `keylog`, NSS key log lines, mode 0600
 //!   client    ClientTlsSettings ──► TlsClient: TLS to upstreams with our certificate,
 //!             verified by trusted_ca (CN fallback like nginx), sessions resumed
 //!   probe     ProbeSettings ──► ProbeClient: `mtls get`'s connection, reporting the whole
@@ -33,6 +34,7 @@ mod certificate;
 pub mod ciphers;
 pub mod client;
 pub mod identity;
+pub mod keylog;
 pub mod probe;
 pub mod server;
 pub mod tickets;
@@ -40,6 +42,7 @@ pub mod verifier;
 
 pub use client::{ClientStream, ClientTlsSettings, TlsClient, UpstreamHandshake, UpstreamTlsError};
 pub use identity::PeerCert;
+pub use keylog::KeyLogFile;
 pub use probe::{ProbeClient, ProbeError, ProbeInfo, ProbeSettings, QuickHandshake, SessionReuse};
 pub use server::{
     ClientHello, HandshakeError, HandshakeInfo, ServerTlsSettings, TlsError, TlsServer,

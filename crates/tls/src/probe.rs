@@ -800,17 +800,14 @@ impl CaptureKeyLog {
 
 impl rustls::KeyLog for CaptureKeyLog {
     fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
-        let line = format!(
-            "{label} {} {}",
-            hex::encode(client_random),
-            hex::encode(secret)
-        );
+        let mut line = crate::keylog::key_log_line(label, client_random, secret);
         if let Some((path, file)) = &self.file {
             let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Err(e) = writeln!(file, "{line}") {
+            if let Err(e) = file.write_all(line.as_bytes()) {
                 tracing::warn!("cannot append to the key log {}: {e}", path.display());
             }
         }
+        line.pop(); // The newline: the lines kept are reported one per line.
         note(|notes| notes.key_log.push(line.clone()));
         self.lines
             .lock()

@@ -36,6 +36,7 @@ use mtls_pki::Password;
 use crate::certificate::CertResolver;
 use crate::ciphers;
 use crate::identity::PeerCert;
+use crate::keylog::KeyLogFile;
 use crate::tickets::{self, FileTicketer, TicketKeyError, TicketKeyMaterial};
 use crate::verifier::{ClientVerifier, HandshakeVerifier, Refusal, VerifyClient, VerifyStatus};
 
@@ -78,6 +79,9 @@ pub struct ServerTlsSettings {
     pub session_ticket_keys: Vec<PathBuf>,
     /// ALPN protocols offered, in preference order (e.g. `h2`, `http/1.1`).
     pub alpn: Vec<Vec<u8>>,
+    /// A file the TLS secrets of every connection are appended to, in the NSS key log
+    /// format, for debugging with a capture ([`KeyLogFile`]); `None`: no key log.
+    pub keylog: Option<PathBuf>,
 }
 
 /// A setting that could not be turned into a working TLS server.
@@ -87,7 +91,7 @@ pub enum TlsError {
     /// A file named by a setting cannot be used.
     #[error("{key}: {}: {message}", path.display())]
     File {
-        /// The setting (`certificate`, `key`, `client_ca`, `trusted_ca`, `crl`).
+        /// The setting (`certificate`, `key`, `client_ca`, `trusted_ca`, `crl`, `keylog`).
         key: &'static str,
         /// The file.
         path: PathBuf,
@@ -120,6 +124,8 @@ pub struct TlsServer {
     ticket_keys: Option<Arc<FileTicketer>>,
     /// The session settings, to tell whether a rebuilt block can keep this one's sessions.
     sessions: SessionShape,
+    /// The key log, also in `template.key_log`; kept here to hand on to the next build.
+    keylog: Option<Arc<KeyLogFile>>,
 }
 
 /// What decides whether sessions made by one build of a block resume on the next.
@@ -256,6 +262,18 @@ impl TlsServer {
                 ticket_keys = Some(kept.clone());
             }
         }
+        // Opened last, so a config that fails for another reason creates no file. A rebuild
+        // naming the same file keeps the open one.
+        let keylog = match &settings.keylog {
+            None => None,
+            Some(path) => match previous.and_then(|p| p.keylog.as_ref()) {
+                Some(kept) if kept.path() == path => Some(kept.clone()),
+                _ => Some(Arc::new(KeyLogFile::open(path)?)),
+            },
+        };
+        if let Some(keylog) = &keylog {
+            config.key_log = keylog.clone();
+        }
         Ok(TlsServer {
             template: config,
             builder,
@@ -263,6 +281,7 @@ impl TlsServer {
             certificate,
             ticket_keys,
             sessions,
+            keylog,
         })
     }
 
@@ -315,11 +334,11 @@ impl TlsServer {
     ///
     /// It is the template with another verifier: rustls keeps that field private, so the
     /// copy is made through the builder and every public field is taken from the template.
-    /// The `Arc`s among them (session cache, ticket keys, certificate resolver) are shared,
-    /// so a session made on one connection resumes on another: the rustls server keeps no
-    /// tie between a session and the `ServerConfig` that made it (it checks suite, SNI and
-    /// extended master secret only). Allocations: the copy, the verifier, the ALPN list,
-    /// and rustls' default session cache, made by the builder and dropped at once.
+    /// The `Arc`s among them (session cache, ticket keys, certificate resolver, key log) are
+    /// shared, so a session made on one connection resumes on another: the rustls server
+    /// keeps no tie between a session and the `ServerConfig` that made it (it checks suite,
+    /// SNI and extended master secret only). Allocations: the copy, the verifier, the ALPN
+    /// list, and rustls' default session cache, made by the builder and dropped at once.
     fn for_handshake(&self, chacha_first: bool) -> (Arc<ServerConfig>, Arc<HandshakeVerifier>) {
         let verifier = Arc::new(HandshakeVerifier::new(self.verifier.clone()));
         let t = &self.template;
@@ -923,6 +942,7 @@ mod tests {
             session_tickets: true,
             session_ticket_keys: Vec::new(),
             alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            keylog: Some(ca.dir().join("keys.log")),
         };
         let server = TlsServer::build(&settings).expect("server");
         let (config, verifier) = server.for_handshake(false);
@@ -934,9 +954,51 @@ mod tests {
         ));
         assert!(Arc::ptr_eq(&template.ticketer, &config.ticketer));
         assert!(Arc::ptr_eq(&template.cert_resolver, &config.cert_resolver));
+        assert!(Arc::ptr_eq(&template.key_log, &config.key_log));
+        assert!(format!("{:?}", config.key_log).contains("keys.log"));
         assert!(verifier.refusal().is_none());
         let (other, _) = server.for_handshake(false);
         assert!(!Arc::ptr_eq(&config, &other));
+    }
+
+    /// A rebuild (a reload) that names the same key log keeps the open file; another
+    /// file is opened, and no `keylog` logs nothing.
+    #[test]
+    fn a_rebuild_keeps_the_key_log_only_when_it_names_the_same_file() {
+        let mut ca = mtls_test_support::TestCa::new();
+        let issued = ca.server("localhost", &["localhost"]);
+        let mut settings = ServerTlsSettings {
+            certificate: issued.chain,
+            key: issued.key.expect("the CA made the key"),
+            key_password_file: None,
+            client_ca: Vec::new(),
+            trusted_ca: Vec::new(),
+            verify_client: VerifyClient::Off,
+            crl: Vec::new(),
+            verify_depth: 1,
+            protocols: vec!["TLSv1.3".into()],
+            ciphers: None,
+            prefer_server_ciphers: true,
+            session_cache: None,
+            session_timeout: Duration::from_secs(60),
+            session_tickets: false,
+            session_ticket_keys: Vec::new(),
+            alpn: Vec::new(),
+            keylog: Some(ca.dir().join("a.log")),
+        };
+        let first = TlsServer::build(&settings).expect("server");
+        let same = TlsServer::build_after(&settings, Some(&first)).expect("server");
+        assert!(Arc::ptr_eq(&first.template.key_log, &same.template.key_log));
+        settings.keylog = Some(ca.dir().join("b.log"));
+        let other = TlsServer::build_after(&settings, Some(&same)).expect("server");
+        assert!(!Arc::ptr_eq(
+            &same.template.key_log,
+            &other.template.key_log
+        ));
+        assert!(format!("{:?}", other.template.key_log).contains("b.log"));
+        settings.keylog = None;
+        let none = TlsServer::build_after(&settings, Some(&other)).expect("server");
+        assert_eq!(format!("{:?}", none.template.key_log), "NoKeyLog");
     }
 
     /// An encrypted key opens with the second line of its password file, as nginx's
@@ -972,6 +1034,7 @@ mod tests {
                 session_tickets: false,
                 session_ticket_keys: Vec::new(),
                 alpn: Vec::new(),
+                keylog: None,
             };
             TlsServer::build(&settings)
         };

@@ -77,6 +77,7 @@ fn settings(ca: &mut TestCa, crl: PathBuf) -> ServerTlsSettings {
         session_tickets: true,
         session_ticket_keys: Vec::new(),
         alpn: Vec::new(),
+        keylog: None,
     }
 }
 
@@ -365,6 +366,7 @@ async fn replacing_the_certificate_changes_the_next_handshake() {
         session_tickets: false,
         session_ticket_keys: Vec::new(),
         alpn: Vec::new(),
+        keylog: None,
     };
     let server = Arc::new(TlsServer::build(&settings).unwrap());
     assert_eq!(server.certificate().subject, "CN=first");

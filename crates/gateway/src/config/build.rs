@@ -438,6 +438,11 @@ impl<'a> Cx<'a> {
             .map_or(Some(true), |v| self.boolean("session_tickets", v));
 
         let session_ticket_key = self.paths("session_ticket_key", &r.session_ticket_key);
+        let keylog = r
+            .keylog
+            .as_ref()
+            .and_then(|v| self.string("keylog", v))
+            .and_then(|s| self.path("keylog", s));
         if let (Some(false), Some(v)) = (session_tickets, &r.session_ticket_key) {
             self.error_at(
                 v,
@@ -480,6 +485,7 @@ impl<'a> Cx<'a> {
             session_timeout: session_timeout?,
             session_tickets: session_tickets?,
             session_ticket_key,
+            keylog,
         })
     }
 

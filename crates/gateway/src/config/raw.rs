@@ -109,6 +109,7 @@ pub(super) struct RawTls {
     pub session_timeout: Leaf,
     pub session_tickets: Leaf,
     pub session_ticket_key: Leaf,
+    pub keylog: Leaf,
 }
 
 /// One `[[server.location]]`.

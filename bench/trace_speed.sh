@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# mtls trace against tshark on the same capture: about 6,000 full mutual-TLS handshakes
+# (TLS 1.3, client certificate, GET, close) against nginx, captured with tcpdump on
+# loopback. Prints the capture's size and each reader's wall time and MB/s (median of 3).
+#
+#   bench/trace_speed.sh [HANDSHAKES]      (default 6000; needs nginx, tcpdump, tshark)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+n=${1:-6000}
+cargo build --release --quiet
+mtls=$PWD/target/release/mtls
+work=$(mktemp -d /tmp/mtls-trace-speed.XXXX)
+cd "$work"
+"$mtls" pki init --cn "Speed CA" >/dev/null
+"$mtls" pki issue server localhost --san localhost --san 127.0.0.1 >/dev/null
+"$mtls" pki issue client alice >/dev/null
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p logs www && echo hello > www/index.html
+cat > nginx.conf <<CONF
+daemon off; worker_processes 1; pid $work/nginx.pid; error_log $work/logs/error.log;
+events {}
+http { access_log off;
+  server { listen 127.0.0.1:$port ssl; ssl_protocols TLSv1.3;
+    ssl_certificate $work/pki/certs/localhost.chain.pem; ssl_certificate_key $work/pki/private/localhost.key;
+    ssl_client_certificate $work/pki/ca.crt; ssl_verify_client on; root $work/www; } }
+CONF
+nginx -c "$work/nginx.conf" -p "$work" &
+nginx_pid=$!
+tcpdump -i lo --immediate-mode -U -n -w cap.pcap "tcp port $port" 2> tcpdump.log &
+dump_pid=$!
+until grep -q "listening on" tcpdump.log; do sleep 0.1; done
+sleep 0.5
+"$mtls" bench --mode handshakes -n "$n" -c 8 --ca pki/ca.crt --cert pki/certs/alice.crt \
+  --key pki/private/alice.key --resolve "localhost:$port:127.0.0.1" "https://localhost:$port/index.html" >/dev/null
+sleep 1
+kill -TERM "$dump_pid"; wait "$dump_pid" || true
+kill -TERM "$nginx_pid"; wait "$nginx_pid" || true
+mb=$(python3 -c "import os; print(os.path.getsize('cap.pcap')/1e6)")
+packets=$(tshark -r cap.pcap -T fields -e frame.number 2>/dev/null | wc -l)
+echo "capture: $n handshakes, $packets packets, ${mb} MB"
+run() {  # name, command...
+  local name=$1; shift
+  local times=()
+  for _ in 1 2 3; do
+    local start end
+    start=$(date +%s.%N); "$@" > /dev/null; end=$(date +%s.%N)
+    times+=("$(python3 -c "print($end - $start)")")
+  done
+  local median
+  median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 2p)
+  printf '%-58s %6.3f s  %7.1f MB/s\n' "$name" "$median" "$(python3 -c "print($mb / $median)")"
+}
+run "mtls trace (summary of every connection)" "$mtls" trace cap.pcap
+run "mtls trace -V (every record and message)" "$mtls" trace -V cap.pcap
+run "tshark -Y tls.handshake.type==1 -e sni -e ja3" tshark -r cap.pcap -Y 'tls.handshake.type==1' -T fields -e tls.handshake.extensions_server_name -e tls.handshake.ja3
+run "tshark -Y tls -V" tshark -r cap.pcap -Y tls -V
+rm -rf "$work"
