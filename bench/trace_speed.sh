@@ -24,17 +24,17 @@ http { access_log off;
     ssl_certificate $work/pki/certs/localhost.chain.pem; ssl_certificate_key $work/pki/private/localhost.key;
     ssl_client_certificate $work/pki/ca.crt; ssl_verify_client on; root $work/www; } }
 CONF
-nginx -c "$work/nginx.conf" -p "$work" &
+nginx -c "$work/nginx.conf" -p "$work" > logs/nginx.out 2>&1 < /dev/null &
 nginx_pid=$!
-tcpdump -i lo --immediate-mode -U -n -w cap.pcap "tcp port $port" 2> tcpdump.log &
+tcpdump -i lo --immediate-mode -U -n -B 65536 -w cap.pcap "tcp port $port" 2> tcpdump.log < /dev/null &
 dump_pid=$!
 until grep -q "listening on" tcpdump.log; do sleep 0.1; done
 sleep 0.5
 "$mtls" bench --mode handshakes -n "$n" -c 8 --ca pki/ca.crt --cert pki/certs/alice.crt \
   --key pki/private/alice.key --resolve "localhost:$port:127.0.0.1" "https://localhost:$port/index.html" >/dev/null
 sleep 1
-kill -TERM "$dump_pid"; wait "$dump_pid" || true
-kill -TERM "$nginx_pid"; wait "$nginx_pid" || true
+kill -TERM "$dump_pid" 2>/dev/null || true; wait "$dump_pid" || true
+kill -QUIT "$nginx_pid" 2>/dev/null || true; wait "$nginx_pid" || true
 mb=$(python3 -c "import os; print(os.path.getsize('cap.pcap')/1e6)")
 packets=$(tshark -r cap.pcap -T fields -e frame.number 2>/dev/null | wc -l)
 echo "capture: $n handshakes, $packets packets, ${mb} MB"
