@@ -18,7 +18,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::server::TlsError;
+use crate::error::TlsError;
 
 /// A key log file that rustls appends to, shared by every handshake of a server block.
 #[derive(Debug)]

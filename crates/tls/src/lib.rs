@@ -33,6 +33,7 @@ pub mod cause;
 mod certificate;
 pub mod ciphers;
 pub mod client;
+mod error;
 pub mod identity;
 pub mod keylog;
 pub mod probe;

@@ -35,6 +35,7 @@ use mtls_pki::Password;
 
 use crate::certificate::CertResolver;
 use crate::ciphers;
+pub use crate::error::TlsError;
 use crate::identity::PeerCert;
 use crate::keylog::KeyLogFile;
 use crate::tickets::{self, FileTicketer, TicketKeyError, TicketKeyMaterial};
@@ -82,30 +83,6 @@ pub struct ServerTlsSettings {
     /// A file the TLS secrets of every connection are appended to, in the NSS key log
     /// format, for debugging with a capture ([`KeyLogFile`]); `None`: no key log.
     pub keylog: Option<PathBuf>,
-}
-
-/// A setting that could not be turned into a working TLS server.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TlsError {
-    /// A file named by a setting cannot be used.
-    #[error("{key}: {}: {message}", path.display())]
-    File {
-        /// The setting (`certificate`, `key`, `client_ca`, `trusted_ca`, `crl`, `keylog`).
-        key: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// A setting's value cannot be honoured.
-    #[error("{key}: {message}")]
-    Setting {
-        /// The setting.
-        key: &'static str,
-        /// What is wrong.
-        message: String,
-    },
 }
 
 /// A built TLS server block: its rustls configuration, client-certificate policy and
