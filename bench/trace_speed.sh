@@ -10,6 +10,8 @@ n=${1:-6000}
 cargo build --release --quiet
 mtls=$PWD/target/release/mtls
 work=$(mktemp -d /tmp/mtls-trace-speed.XXXX)
+# nginx's worker runs as an unprivileged user and must read www/.
+chmod 755 "$work"
 cd "$work"
 "$mtls" pki init --cn "Speed CA" >/dev/null
 "$mtls" pki issue server localhost --san localhost --san 127.0.0.1 >/dev/null
@@ -54,4 +56,4 @@ run "mtls trace (summary of every connection)" "$mtls" trace cap.pcap
 run "mtls trace -V (every record and message)" "$mtls" trace -V cap.pcap
 run "tshark -Y tls.handshake.type==1 -e sni -e ja3" tshark -r cap.pcap -Y 'tls.handshake.type==1' -T fields -e tls.handshake.extensions_server_name -e tls.handshake.ja3
 run "tshark -Y tls -V" tshark -r cap.pcap -Y tls -V
-rm -rf "$work"
+[ -n "${KEEP:-}" ] && echo "kept: $work" || rm -rf "$work"

@@ -153,7 +153,14 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         counts: Counts::default(),
     };
     let mut events = Vec::new();
-    let mut out = std::io::stdout().lock();
+    // A file is read as fast as it goes, so lines are written in blocks; a live capture
+    // (`-`) gets each line as its connection ends.
+    let stdout = std::io::stdout().lock();
+    let mut out: Box<dyn Write> = if args.input.as_os_str() == "-" {
+        Box::new(std::io::LineWriter::new(stdout))
+    } else {
+        Box::new(std::io::BufWriter::with_capacity(1 << 16, stdout))
+    };
     while let Some(block) = reader.next().with_context(|| format!("reading {what}"))? {
         match block {
             Block::KeyLog(text) => {
@@ -189,6 +196,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     for event in events.drain(..) {
         tracer.handle(event, &args, &mut out)?;
     }
+    out.flush()?;
     let counts = &tracer.counts;
     if !args.json {
         eprintln!(
