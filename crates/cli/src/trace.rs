@@ -179,10 +179,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
                     continue;
                 };
                 if segment.flags.fin {
-                    tracer
-                        .fins
-                        .entry(pair(segment.src, segment.dst))
-                        .or_insert(segment.src);
+                    tracer.first_fin(segment.src, segment.dst);
                 }
                 reassembler.feed(packet.ts_nanos, &segment, &mut events);
             }
@@ -232,6 +229,21 @@ struct Tracer {
 }
 
 impl Tracer {
+    /// Note the first FIN between two endpoints. A FIN that arrives after its connection was
+    /// reported (a retransmission) would stay forever: the map is pruned to the open
+    /// connections whenever it outgrows them, so it stays bounded like the flows.
+    fn first_fin(&mut self, from: SocketAddr, to: SocketAddr) {
+        self.fins.entry(pair(from, to)).or_insert(from);
+        if self.fins.len() > self.flows.len() + 1024 {
+            let open: std::collections::HashSet<_> = self
+                .flows
+                .values()
+                .map(|f| pair(f.client, f.server))
+                .collect();
+            self.fins.retain(|k, _| open.contains(k));
+        }
+    }
+
     fn handle(&mut self, event: Event, args: &TraceArgs, out: &mut impl Write) -> Result<()> {
         let Tracer {
             flows,
@@ -322,11 +334,11 @@ impl Tracer {
                 let Some(mut f) = flows.remove(&flow) else {
                     return Ok(());
                 };
+                let first_fin = fins.remove(&pair(f.client, f.server));
                 if f.tls != Some(true) {
                     return Ok(());
                 }
-                let key = pair(f.client, f.server);
-                f.first_fin = fins.remove(&key).map(|by| {
+                f.first_fin = first_fin.map(|by| {
                     if by == f.client {
                         Direction::ClientToServer
                     } else {

@@ -895,6 +895,29 @@ fn read_crls(path: &Path) -> Result<Vec<Vec<u8>>, TlsError> {
 mod tests {
     use super::*;
 
+    /// A TLS 1.3 block serving `certificate` with `key`, asking nothing of clients.
+    fn minimal(certificate: PathBuf, key: PathBuf) -> ServerTlsSettings {
+        ServerTlsSettings {
+            certificate,
+            key,
+            key_password_file: None,
+            client_ca: Vec::new(),
+            trusted_ca: Vec::new(),
+            verify_client: VerifyClient::Off,
+            crl: Vec::new(),
+            verify_depth: 1,
+            protocols: vec!["TLSv1.3".into()],
+            ciphers: None,
+            prefer_server_ciphers: true,
+            session_cache: None,
+            session_timeout: Duration::from_secs(60),
+            session_tickets: false,
+            session_ticket_keys: Vec::new(),
+            alpn: Vec::new(),
+            keylog: None,
+        }
+    }
+
     /// A handshake's configuration is the block's with another verifier. Every public field
     /// is compared through `Debug`, so a field a newer rustls adds, set on the template and
     /// not copied, fails here; the state that must be one object is checked to be shared.
@@ -945,23 +968,8 @@ mod tests {
         let mut ca = mtls_test_support::TestCa::new();
         let issued = ca.server("localhost", &["localhost"]);
         let mut settings = ServerTlsSettings {
-            certificate: issued.chain,
-            key: issued.key.expect("the CA made the key"),
-            key_password_file: None,
-            client_ca: Vec::new(),
-            trusted_ca: Vec::new(),
-            verify_client: VerifyClient::Off,
-            crl: Vec::new(),
-            verify_depth: 1,
-            protocols: vec!["TLSv1.3".into()],
-            ciphers: None,
-            prefer_server_ciphers: true,
-            session_cache: None,
-            session_timeout: Duration::from_secs(60),
-            session_tickets: false,
-            session_ticket_keys: Vec::new(),
-            alpn: Vec::new(),
             keylog: Some(ca.dir().join("a.log")),
+            ..minimal(issued.chain, issued.key.expect("the CA made the key"))
         };
         let first = TlsServer::build(&settings).expect("server");
         let same = TlsServer::build_after(&settings, Some(&first)).expect("server");
@@ -995,23 +1003,8 @@ mod tests {
         let build = |file: Option<&Path>, text: &str| {
             std::fs::write(&passwords, text).expect("write");
             let settings = ServerTlsSettings {
-                certificate: issued.chain.clone(),
-                key: encrypted.clone(),
                 key_password_file: file.map(Path::to_owned),
-                client_ca: Vec::new(),
-                trusted_ca: Vec::new(),
-                verify_client: VerifyClient::Off,
-                crl: Vec::new(),
-                verify_depth: 1,
-                protocols: vec!["TLSv1.3".into()],
-                ciphers: None,
-                prefer_server_ciphers: true,
-                session_cache: None,
-                session_timeout: Duration::from_secs(60),
-                session_tickets: false,
-                session_ticket_keys: Vec::new(),
-                alpn: Vec::new(),
-                keylog: None,
+                ..minimal(issued.chain.clone(), encrypted.clone())
             };
             TlsServer::build(&settings)
         };
