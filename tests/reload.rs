@@ -828,9 +828,18 @@ fn a_crl_from_another_ca_or_expired_is_refused_at_load_not_at_every_handshake() 
 #[test]
 fn each_config_finds_its_own_gateway_and_no_other_process() {
     let (work, server) = setup();
-    assert!(work.join("gw.pid").is_file());
+    // The pid file is written just after the listeners are bound, so a client can get in
+    // first: wait for it (5 s at most).
+    let written = |name: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !work.join(name).is_file() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        work.join(name).is_file()
+    };
+    assert!(written("gw.pid"));
     let second = work.serve("second", &config().replace("metrics = ", "# metrics = "));
-    assert!(work.join("second.pid").is_file());
+    assert!(written("second.pid"));
     let pid = |name: &str| {
         String::from_utf8(work.read(name))
             .unwrap()
