@@ -14,7 +14,8 @@
 //!  CaptureReader::next ── pcap (µs/ns, both byte orders)
 //!        │                 pcapng (SHB/IDB/EPB/SPB/PB, if_tsresol, DSB "TLSK")
 //!        ▼
-//!  Block::Packet { ts_nanos, link, data }      Block::KeyLog(String)  ──▶ mtls-inspect KeyLog
+//!  Block::Packet { ts_nanos, link, data }      Block::KeyLog(String)
+//!        │  (data lent from the reader's window)  ──▶ mtls-inspect KeyLog
 //!        │
 //!        ▼
 //!  packet::decode ── Ethernet (+802.1Q/802.1ad), SLL, SLL2, null/loop, raw
@@ -26,7 +27,8 @@
 //!  Reassembler::feed ── per 4-tuple, per direction: ISN from SYN (or first segment),
 //!        │              wrap-safe offsets, out-of-order buffer (bounded), first copy wins
 //!        ▼
-//!  Event = Opened | Data { dir, bytes } | Gap { at, missing } | Closed { how }
+//!  Event = Opened | Data { dir, bytes } | Gap { at, missing } | Closed { how, first_fin }
+//!        │  (in-order bytes lent from the packet, no copy)
 //!        │
 //!        ▼
 //!  mtls-inspect Dissector::feed(direction, bytes)
@@ -40,19 +42,21 @@
 //! # fn run(file: impl std::io::Read) -> Result<(), mtls_capture::CaptureError> {
 //! let mut reader = CaptureReader::new(file)?;
 //! let mut reassembler = Reassembler::new();
-//! let mut events = Vec::new();
 //! while let Some(block) = reader.next()? {
 //!     match block {
 //!         Block::Packet(packet) => {
 //!             if let Ok(Decoded::Tcp(segment)) = decode(packet.link, &packet.data) {
+//!                 // Events borrow the packet: handle them before the next one.
+//!                 let mut events = Vec::new();
 //!                 reassembler.feed(packet.ts_nanos, &segment, &mut events);
+//!                 for event in events { /* Data events go to the dissector */ }
 //!             }
 //!         }
 //!         Block::KeyLog(text) => { /* hand to mtls_inspect::KeyLog::parse */ }
 //!         _ => {}
 //!     }
-//!     for event in events.drain(..) { /* Data events go to the dissector */ }
 //! }
+//! let mut events = Vec::new();
 //! reassembler.finish(&mut events);
 //! # Ok(()) }
 //! # let empty_pcap = [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0,

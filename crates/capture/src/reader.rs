@@ -1,14 +1,17 @@
 //! Capture files: pcap and pcapng, plain or gzip-compressed, read one block at a time.
 //!
-//! Captures can be gigabytes, so the reader streams: it holds one block in memory, never the
-//! file. The I/O is a thin loop ([`CaptureReader::next`]) around pure functions that decode
-//! a block's bytes, so the format knowledge is testable without files. Lengths come from
-//! the file and are checked against [`MAX_BLOCK`] before any buffer is sized by them; a read
-//! grows its buffer with the bytes actually present, so a lying length on a short file costs
-//! nothing.
+//! Captures can be gigabytes, so the reader streams: it holds a window of the file (1 MiB,
+//! more only for a larger block), never the file. Packets are lent out of that window
+//! ([`Block`] borrows the reader until the next call), so a packet costs one copy, the
+//! kernel's, and no allocation: `mtls trace` reads a capture at hundreds of MB/s. The I/O is
+//! a thin loop ([`CaptureReader::next`]) around pure functions that decode a block's bytes,
+//! so the format knowledge is testable without files. Lengths come from the file and are
+//! checked against [`MAX_BLOCK`] before any buffer is sized by them; the window grows only
+//! with the bytes actually present, so a lying length on a short file costs nothing.
 //!
 //! Offsets in errors count bytes of the capture itself, after gzip decompression.
 
+use std::borrow::Cow;
 use std::io::{self, Chain, Cursor, Read};
 
 use flate2::read::MultiGzDecoder;
@@ -125,32 +128,47 @@ impl LinkType {
     }
 }
 
-/// One captured frame.
+/// One captured frame, borrowed from the reader's window until its next call (or owned,
+/// after [`Block::into_owned`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packet {
+pub struct Packet<'a> {
     /// Capture time, nanoseconds since the Unix epoch. A pcapng Simple Packet Block has
     /// none and carries the previous packet's time.
     pub ts_nanos: u64,
     /// The link layer `data` starts with.
     pub link: LinkType,
     /// The captured bytes (possibly cut short by the capture's snapshot length).
-    pub data: Vec<u8>,
+    pub data: Cow<'a, [u8]>,
 }
 
 /// What the reader yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Block {
+pub enum Block<'a> {
     /// A captured frame.
-    Packet(Packet),
+    Packet(Packet<'a>),
     /// NSS key log text embedded in a pcapng Decryption Secrets Block
     /// (`editcap --inject-secrets tls,keys.txt`).
     KeyLog(String),
 }
 
+impl Block<'_> {
+    /// The same block, owning its bytes (to keep it past the reader's next call).
+    pub fn into_owned(self) -> Block<'static> {
+        match self {
+            Block::Packet(p) => Block::Packet(Packet {
+                ts_nanos: p.ts_nanos,
+                link: p.link,
+                data: Cow::Owned(p.data.into_owned()),
+            }),
+            Block::KeyLog(text) => Block::KeyLog(text),
+        }
+    }
+}
+
 /// A streaming reader of pcap and pcapng captures, plain or gzip-compressed.
 pub struct CaptureReader<R: Read> {
-    input: Input<R>,
+    input: Window<R>,
     offset: u64,
     format: Format,
     last_ts: u64,
@@ -198,15 +216,14 @@ impl<R: Read> CaptureReader<R> {
             }
         };
         let mut reader = CaptureReader {
-            input,
+            input: Window::new(input),
             offset: reader_offset,
             format,
             last_ts: 0,
         };
         match &mut reader.format {
             Format::Pcap(_) => {
-                let mut rest = [0u8; 20];
-                reader.read_exact_at(&mut rest, "pcap file header")?;
+                let rest = reader.read_array::<20>("pcap file header")?;
                 if let Format::Pcap(header) = &mut reader.format {
                     header.link = LinkType::from_raw(header.endian.u32(&rest[16..20]) & 0xffff);
                 }
@@ -216,22 +233,22 @@ impl<R: Read> CaptureReader<R> {
         Ok(reader)
     }
 
-    /// The next packet or key log, `None` at the end of the capture.
+    /// The next packet or key log, `None` at the end of the capture. A packet borrows the
+    /// reader's window: use it (or [`Block::into_owned`]) before calling again.
     // Not an Iterator: an error ends the capture, and `?` reads better than Option<Result>.
     #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> Result<Option<Block>, CaptureError> {
+    pub fn next(&mut self) -> Result<Option<Block<'_>>, CaptureError> {
         match self.format {
             Format::Pcap(header) => self.next_pcap(header),
             Format::Pcapng(_) => self.next_pcapng(),
         }
     }
 
-    fn next_pcap(&mut self, header: PcapHeader) -> Result<Option<Block>, CaptureError> {
+    fn next_pcap(&mut self, header: PcapHeader) -> Result<Option<Block<'_>>, CaptureError> {
         let start = self.offset;
-        let mut record = [0u8; 16];
-        if !self.read_or_eof(&mut record, "pcap record header")? {
+        let Some(record) = self.read_or_eof::<16>("pcap record header")? else {
             return Ok(None);
-        }
+        };
         let e = header.endian;
         let seconds = u64::from(e.u32(&record[0..4]));
         let fraction = u64::from(e.u32(&record[4..8]));
@@ -243,25 +260,24 @@ impl<R: Read> CaptureReader<R> {
                 length: captured,
             });
         }
-        let data = self.read_vec(captured, "pcap record data")?;
         let ts_nanos = seconds
             .saturating_mul(1_000_000_000)
             .saturating_add(fraction.saturating_mul(header.fraction_nanos));
         self.last_ts = ts_nanos;
+        let data = self.read_slice(captured, "pcap record data")?;
         Ok(Some(Block::Packet(Packet {
             ts_nanos,
             link: header.link,
-            data,
+            data: Cow::Borrowed(data),
         })))
     }
 
-    fn next_pcapng(&mut self) -> Result<Option<Block>, CaptureError> {
+    fn next_pcapng(&mut self) -> Result<Option<Block<'_>>, CaptureError> {
         loop {
             let start = self.offset;
-            let mut head = [0u8; 8];
-            if !self.read_or_eof(&mut head, "pcapng block header")? {
+            let Some(head) = self.read_or_eof::<8>("pcapng block header")? else {
                 return Ok(None);
-            }
+            };
             if u32::from_be_bytes([head[0], head[1], head[2], head[3]]) == SHB_TYPE {
                 // The block type is a palindrome; its byte order comes after the length.
                 self.read_shb_after_type(start, [head[4], head[5], head[6], head[7]])?;
@@ -274,51 +290,77 @@ impl<R: Read> CaptureReader<R> {
             let block_type = e.u32(&head[0..4]);
             let total = u64::from(e.u32(&head[4..8]));
             check_block_length(start, total)?;
-            let body = self.read_vec(total - 12, "pcapng block body")?;
-            let mut trailer = [0u8; 4];
-            self.read_exact_at(&mut trailer, "pcapng block trailer")?;
-            if u64::from(e.u32(&trailer)) != total {
+            // Body and trailer in one piece, so the body can be lent out of the window.
+            let body_len = (total - 12) as usize;
+            let available = self.input.fill(body_len + 4, self.offset)?;
+            if available < body_len + 4 {
+                let (what, needed, present) = if available < body_len {
+                    ("pcapng block body", body_len, available)
+                } else {
+                    ("pcapng block trailer", 4, available - body_len)
+                };
+                return Err(CaptureError::Truncated {
+                    offset: self.offset + available as u64,
+                    what,
+                    needed: needed as u64,
+                    present: present as u64,
+                });
+            }
+            self.offset += total - 8;
+            let at = self.input.take_range(body_len + 4);
+            let rest = &self.input.buf[at.clone()];
+            let (body, trailer) = rest.split_at(body_len);
+            if u64::from(e.u32(trailer)) != total {
                 return Err(CaptureError::Malformed {
                     offset: start,
                     what: "pcapng block",
                     reason: format!(
                         "leading length {total} and trailing length {} differ",
-                        e.u32(&trailer)
+                        e.u32(trailer)
                     ),
                 });
             }
             let Format::Pcapng(section) = &mut self.format else {
                 return Ok(None);
             };
-            let decoded = decode_block(section, block_type, &body, self.last_ts).map_err(
-                |(what, reason)| CaptureError::Malformed {
-                    offset: start,
-                    what,
-                    reason,
-                },
-            )?;
-            match decoded {
-                Some(Block::Packet(packet)) => {
-                    self.last_ts = packet.ts_nanos;
-                    return Ok(Some(Block::Packet(packet)));
+            // What the block holds, as a range of the body: the packet is lent out of the
+            // window after the loop (a borrow returned from inside it would hold the reader).
+            match decode_block(section, block_type, body, self.last_ts) {
+                Ok(Some(Found::Packet {
+                    ts_nanos,
+                    link,
+                    data,
+                })) => {
+                    self.last_ts = ts_nanos;
+                    let data = &self.input.buf[at.start + data.start..at.start + data.end];
+                    return Ok(Some(Block::Packet(Packet {
+                        ts_nanos,
+                        link,
+                        data: Cow::Borrowed(data),
+                    })));
                 }
-                Some(other) => return Ok(Some(other)),
-                None => continue,
+                Ok(Some(Found::KeyLog(text))) => return Ok(Some(Block::KeyLog(text))),
+                Ok(None) => continue,
+                Err((what, reason)) => {
+                    return Err(CaptureError::Malformed {
+                        offset: start,
+                        what,
+                        reason,
+                    });
+                }
             }
         }
     }
 
     /// Read a Section Header Block whose 4-byte type has been read at `start`.
     fn read_shb(&mut self, start: u64) -> Result<(), CaptureError> {
-        let mut length = [0u8; 4];
-        self.read_exact_at(&mut length, "pcapng section header")?;
+        let length = self.read_array::<4>("pcapng section header")?;
         self.read_shb_after_type(start, length)
     }
 
     fn read_shb_after_type(&mut self, start: u64, length: [u8; 4]) -> Result<(), CaptureError> {
         self.offset = start + 8;
-        let mut magic = [0u8; 4];
-        self.read_exact_at(&mut magic, "pcapng byte-order magic")?;
+        let magic = self.read_array::<4>("pcapng byte-order magic")?;
         let endian = match u32::from_be_bytes(magic) {
             0x1a2b_3c4d => Endian::Big,
             0x4d3c_2b1a => Endian::Little,
@@ -340,7 +382,7 @@ impl<R: Read> CaptureReader<R> {
             });
         }
         // Version, section length and options: nothing in them changes how packets read.
-        let rest = self.read_vec(total - 12, "pcapng section header")?;
+        let rest = self.read_slice(total - 12, "pcapng section header")?;
         let trailer = rest.get(rest.len().saturating_sub(4)..).unwrap_or_default();
         if u64::from(endian.u32(trailer)) != total {
             return Err(CaptureError::Malformed {
@@ -356,57 +398,106 @@ impl<R: Read> CaptureReader<R> {
         Ok(())
     }
 
-    /// Fill `buf`, or return false at a clean end of input (no byte of `buf` present).
-    fn read_or_eof(&mut self, buf: &mut [u8], what: &'static str) -> Result<bool, CaptureError> {
-        let got = read_full(&mut self.input, buf, self.offset)?;
-        if got == 0 {
-            return Ok(false);
+    /// The next `N` bytes, or `None` at a clean end of input (none of them present).
+    fn read_or_eof<const N: usize>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<Option<[u8; N]>, CaptureError> {
+        if self.input.fill(N, self.offset)? == 0 {
+            return Ok(None);
         }
-        self.offset += got as u64;
-        if got < buf.len() {
-            return Err(CaptureError::Truncated {
-                offset: self.offset,
-                what,
-                needed: buf.len() as u64,
-                present: got as u64,
-            });
-        }
-        Ok(true)
+        self.read_array(what).map(Some)
     }
 
-    fn read_exact_at(&mut self, buf: &mut [u8], what: &'static str) -> Result<(), CaptureError> {
-        let got = read_full(&mut self.input, buf, self.offset)?;
-        self.offset += got as u64;
-        if got < buf.len() {
-            return Err(CaptureError::Truncated {
-                offset: self.offset,
-                what,
-                needed: buf.len() as u64,
-                present: got as u64,
-            });
-        }
-        Ok(())
+    fn read_array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], CaptureError> {
+        let bytes = self.read_slice(N as u64, what)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(bytes);
+        Ok(out)
     }
 
-    /// Read `len` bytes (already checked against [`MAX_BLOCK`]), growing the buffer only
-    /// as bytes arrive.
-    fn read_vec(&mut self, len: u64, what: &'static str) -> Result<Vec<u8>, CaptureError> {
-        let mut data = Vec::new();
-        let offset = self.offset;
-        (&mut self.input)
-            .take(len)
-            .read_to_end(&mut data)
-            .map_err(|source| CaptureError::Io { offset, source })?;
-        self.offset += data.len() as u64;
-        if (data.len() as u64) < len {
+    /// The next `len` bytes (already checked against [`MAX_BLOCK`]), lent from the window.
+    fn read_slice(&mut self, len: u64, what: &'static str) -> Result<&[u8], CaptureError> {
+        let want = len as usize;
+        let available = self.input.fill(want, self.offset)?;
+        if available < want {
+            self.offset += available as u64;
             return Err(CaptureError::Truncated {
                 offset: self.offset,
                 what,
                 needed: len,
-                present: data.len() as u64,
+                present: available as u64,
             });
         }
-        Ok(data)
+        self.offset += len;
+        Ok(self.input.take(want))
+    }
+}
+
+/// The part of the input read but not yet used: `buf[start..end]`.
+struct Window<R: Read> {
+    input: Input<R>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+/// The window's usual size; it grows (doubling, with the data) only for a larger block.
+const WINDOW: usize = 1 << 20;
+
+impl<R: Read> Window<R> {
+    fn new(input: Input<R>) -> Self {
+        Window {
+            input,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Make at least `n` bytes available unless the input ends first; the count available.
+    /// `offset` is the capture offset of the window's start, for errors.
+    fn fill(&mut self, n: usize, offset: u64) -> Result<usize, CaptureError> {
+        if self.end - self.start >= n {
+            return Ok(self.end - self.start);
+        }
+        if self.start + n > self.buf.len() && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        while self.end - self.start < n {
+            if self.end == self.buf.len() {
+                // Grow with the data actually read, so a lying length costs nothing.
+                let grown = (self.buf.len() * 2).clamp(WINDOW, (self.start + n).max(WINDOW));
+                self.buf.resize(grown, 0);
+            }
+            match self.input.read(&mut self.buf[self.end..]) {
+                Ok(0) => break,
+                Ok(got) => self.end += got,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(CaptureError::Io {
+                        offset: offset + (self.end - self.start) as u64,
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(self.end - self.start)
+    }
+
+    /// The next `n` bytes, which [`Window::fill`] made available.
+    fn take(&mut self, n: usize) -> &[u8] {
+        let range = self.take_range(n);
+        &self.buf[range]
+    }
+
+    /// Where in `buf` the next `n` bytes are; they count as used.
+    fn take_range(&mut self, n: usize) -> std::ops::Range<usize> {
+        let from = self.start;
+        self.start = (from + n).min(self.end);
+        from..self.start
     }
 }
 
@@ -550,7 +641,18 @@ fn check_block_length(start: u64, total: u64) -> Result<(), CaptureError> {
     Ok(())
 }
 
-type BlockResult = Result<Option<Block>, (&'static str, String)>;
+/// What a pcapng block holds for the reader's caller.
+enum Found {
+    /// A packet whose bytes are `data` of the block's body.
+    Packet {
+        ts_nanos: u64,
+        link: LinkType,
+        data: std::ops::Range<usize>,
+    },
+    KeyLog(String),
+}
+
+type BlockResult = Result<Option<Found>, (&'static str, String)>;
 
 /// Decode one pcapng block body (without type, lengths); `None` for blocks that carry
 /// nothing for us (interfaces are recorded in `section`, unknown types skipped).
@@ -610,10 +712,13 @@ fn decode_block(section: &mut Section, block_type: u32, body: &[u8], last_ts: u6
             let interface = interface(section, id, what)?;
             let units = (u64::from(e.u32(&fixed[4..8])) << 32) | u64::from(e.u32(&fixed[8..12]));
             let captured = e.u32(&fixed[12..16]) as usize;
-            let data = body.get(20..20usize.saturating_add(captured)).ok_or((
-                what,
-                format!("captured length {captured} exceeds the block"),
-            ))?;
+            let data = 20..20usize.saturating_add(captured);
+            if data.end > body.len() {
+                return Err((
+                    what,
+                    format!("captured length {captured} exceeds the block"),
+                ));
+            }
             let ts = interface.resolution.to_nanos(units);
             let ts_nanos = if interface.offset_seconds >= 0 {
                 ts.saturating_add((interface.offset_seconds as u64).saturating_mul(1_000_000_000))
@@ -625,11 +730,11 @@ fn decode_block(section: &mut Section, block_type: u32, body: &[u8], last_ts: u6
                         .saturating_mul(1_000_000_000),
                 )
             };
-            Ok(Some(Block::Packet(Packet {
+            Ok(Some(Found::Packet {
                 ts_nanos,
                 link: interface.link,
-                data: data.to_vec(),
-            })))
+                data,
+            }))
         }
         SPB_TYPE => {
             let what = "pcapng simple packet";
@@ -642,12 +747,11 @@ fn decode_block(section: &mut Section, block_type: u32, body: &[u8], last_ts: u6
             if interface.snaplen != 0 {
                 captured = captured.min(interface.snaplen as usize);
             }
-            let data = body.get(4..4 + captured).unwrap_or_default();
-            Ok(Some(Block::Packet(Packet {
+            Ok(Some(Found::Packet {
                 ts_nanos: last_ts,
                 link: interface.link,
-                data: data.to_vec(),
-            })))
+                data: 4..4 + captured,
+            }))
         }
         DSB_TYPE => {
             let what = "pcapng decryption secrets";
@@ -663,7 +767,7 @@ fn decode_block(section: &mut Section, block_type: u32, body: &[u8], last_ts: u6
                 .ok_or((what, format!("secrets length {len} exceeds the block")))?;
             let text = String::from_utf8(secrets.to_vec())
                 .map_err(|_| (what, "the TLS key log is not UTF-8".to_string()))?;
-            Ok(Some(Block::KeyLog(text)))
+            Ok(Some(Found::KeyLog(text)))
         }
         _ => Ok(None),
     }

@@ -29,8 +29,11 @@
 //! when the SYN-ACK arrives, so it can carry the SYN-ACK time and a client decided by the
 //! first payload.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+
+use foldhash::fast::RandomState;
 
 use crate::packet::Segment;
 
@@ -105,10 +108,11 @@ pub enum Close {
     Evicted,
 }
 
-/// What reassembly reports.
+/// What reassembly reports. Bytes that arrived in order are lent from the segment (no
+/// copy); bytes that waited out of order are owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Event {
+pub enum Event<'a> {
     /// A new connection; comes before any other event of `flow`.
     Opened {
         /// The connection.
@@ -135,7 +139,7 @@ pub enum Event {
         /// When the segment that completed these bytes was captured.
         ts_nanos: u64,
         /// The bytes.
-        bytes: Vec<u8>,
+        bytes: Cow<'a, [u8]>,
     },
     /// Bytes the capture does not have; the next Data of `dir` starts at `at + missing`.
     Gap {
@@ -156,20 +160,86 @@ pub enum Event {
         how: Close,
         /// When (the segment that ended it, or the last segment seen).
         ts_nanos: u64,
+        /// The side whose FIN came first, if any was seen.
+        first_fin: Option<Direction>,
     },
+}
+
+impl Event<'_> {
+    /// The same event, owning its bytes (to keep it past the segment it came from).
+    pub fn into_owned(self) -> Event<'static> {
+        match self {
+            Event::Data {
+                flow,
+                dir,
+                ts_nanos,
+                bytes,
+            } => Event::Data {
+                flow,
+                dir,
+                ts_nanos,
+                bytes: Cow::Owned(bytes.into_owned()),
+            },
+            Event::Opened {
+                flow,
+                client,
+                server,
+                client_rule,
+                first_ts,
+                syn_ts,
+                syn_ack_ts,
+            } => Event::Opened {
+                flow,
+                client,
+                server,
+                client_rule,
+                first_ts,
+                syn_ts,
+                syn_ack_ts,
+            },
+            Event::Gap {
+                flow,
+                dir,
+                at,
+                missing,
+            } => Event::Gap {
+                flow,
+                dir,
+                at,
+                missing,
+            },
+            Event::Closed {
+                flow,
+                how,
+                ts_nanos,
+                first_fin,
+            } => Event::Closed {
+                flow,
+                how,
+                ts_nanos,
+                first_fin,
+            },
+        }
+    }
 }
 
 /// Reassembles the TCP connections of one capture.
 #[derive(Debug, Default)]
 pub struct Reassembler {
     limits: Limits,
-    flows: HashMap<Key, Flow>,
-    /// Activity tick → flow, to find the least recently active flow to evict.
+    flows: HashMap<Key, Flow, RandomState>,
+    /// Tick → flow, one entry per flow, to find the least recently active one to evict.
+    /// An entry's tick is when it was written, not the flow's latest activity (that is
+    /// `Flow::tick`): a packet costs no reordering here, and eviction refreshes stale
+    /// entries as it meets them (see [`Reassembler::evict`]).
     idle: BTreeMap<u64, Key>,
     tick: u64,
     next_id: u64,
-    closed: VecDeque<Key>,
-    closed_set: HashSet<Key>,
+    /// Recently closed 4-tuples, oldest first, each with the number of its closing; a
+    /// tuple reopened and closed again has a newer number, so its older entry is stale.
+    closed: VecDeque<(Key, u64)>,
+    closed_set: HashMap<Key, u64, RandomState>,
+    closings: u64,
 }
 
 impl Reassembler {
@@ -197,32 +267,34 @@ impl Reassembler {
     }
 
     /// Take one segment captured at `ts_nanos`; push the events it causes onto `out`.
-    pub fn feed(&mut self, ts_nanos: u64, segment: &Segment<'_>, out: &mut Vec<Event>) {
+    /// Data events may borrow the segment's payload.
+    pub fn feed<'a>(&mut self, ts_nanos: u64, segment: &Segment<'a>, out: &mut Vec<Event<'a>>) {
         let (key, half) = if segment.src <= segment.dst {
             ((segment.src, segment.dst), 0)
         } else {
             ((segment.dst, segment.src), 1)
         };
         let flags = segment.flags;
-        if self.closed_set.contains(&key) {
+        if !self.closed_set.is_empty() && self.closed_set.contains_key(&key) {
             if !flags.syn || flags.ack {
                 return;
             }
-            // A new SYN on a closed 4-tuple is a new connection.
+            // A new SYN on a closed 4-tuple is a new connection (its entry in `closed` is
+            // now stale and is skipped when it comes up).
             self.closed_set.remove(&key);
-            self.closed.retain(|k| *k != key);
         }
         if !self.flows.contains_key(&key) {
             if flags.rst {
                 return;
             }
-            if self.flows.len() >= self.limits.max_flows
-                && let Some((_, oldest)) = self.idle.pop_first()
-            {
-                self.close(oldest, Close::Evicted, None, out);
+            if self.flows.len() >= self.limits.max_flows {
+                self.evict(out);
             }
-            let flow = Flow::new(FlowId(self.next_id), ts_nanos);
+            let mut flow = Flow::new(FlowId(self.next_id), ts_nanos);
             self.next_id += 1;
+            flow.tick = self.tick;
+            flow.idle_at = self.tick;
+            self.idle.insert(self.tick, key);
             self.flows.insert(key, flow);
         }
         let tick = self.tick;
@@ -231,12 +303,10 @@ impl Reassembler {
         let Some(flow) = self.flows.get_mut(&key) else {
             return;
         };
-        self.idle.remove(&flow.tick);
-        self.idle.insert(tick, key);
         flow.tick = tick;
         flow.last_ts = ts_nanos;
 
-        let mut pieces = Vec::new();
+        let mut pieces = Pieces::new();
         let data_seq = if flags.syn {
             segment.seq.wrapping_add(1)
         } else {
@@ -268,6 +338,7 @@ impl Reassembler {
             if flags.fin && h.fin_at.is_none() {
                 let end = h.offset_of(data_seq) + segment.payload.len() as i64;
                 h.fin_at = Some(u64::try_from(end).unwrap_or(0).max(h.delivered));
+                flow.first_fin.get_or_insert(half);
             }
         }
         if flags.syn && flags.ack {
@@ -285,7 +356,7 @@ impl Reassembler {
 
     /// The capture is over: report what is missing in every open connection and close it
     /// with [`Close::EndOfCapture`], in the order connections were first seen.
-    pub fn finish(&mut self, out: &mut Vec<Event>) {
+    pub fn finish(&mut self, out: &mut Vec<Event<'_>>) {
         let mut keys: Vec<(FlowId, Key)> = self.flows.iter().map(|(k, f)| (f.id, *k)).collect();
         keys.sort();
         for (_, key) in keys {
@@ -293,31 +364,55 @@ impl Reassembler {
         }
     }
 
-    fn close(&mut self, key: Key, how: Close, ts: Option<u64>, out: &mut Vec<Event>) {
+    /// Close the least recently active flow. An `idle` entry older than its flow's last
+    /// activity is moved to that activity's tick and the search goes on: each packet
+    /// leaves at most one such move behind, so eviction costs O(log n) amortised.
+    fn evict(&mut self, out: &mut Vec<Event<'_>>) {
+        while let Some((tick, key)) = self.idle.pop_first() {
+            match self.flows.get_mut(&key) {
+                Some(flow) if flow.tick != tick => {
+                    flow.idle_at = flow.tick;
+                    self.idle.insert(flow.tick, key);
+                }
+                Some(_) => {
+                    self.close(key, Close::Evicted, None, out);
+                    return;
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn close(&mut self, key: Key, how: Close, ts: Option<u64>, out: &mut Vec<Event<'_>>) {
         let Some(mut flow) = self.flows.remove(&key) else {
             return;
         };
-        self.idle.remove(&flow.tick);
+        self.idle.remove(&flow.idle_at);
         let ts_nanos = ts.unwrap_or(flow.last_ts);
         for half in 0..2 {
-            let mut pieces = Vec::new();
+            let mut pieces = Pieces::new();
             flow.halves[half].flush(&mut pieces);
             flow.emit(key, half, ts_nanos, pieces, out);
         }
         flow.emit_opened(key, out);
+        let first_fin = flow.first_fin.map(|half| flow.direction(key, half));
         out.push(Event::Closed {
             flow: flow.id,
             how,
             ts_nanos,
+            first_fin,
         });
         if matches!(how, Close::Fin | Close::Reset { .. }) && self.limits.closed_memory > 0 {
-            if self.closed.len() >= self.limits.closed_memory
-                && let Some(old) = self.closed.pop_front()
+            while self.closed.len() >= self.limits.closed_memory
+                && let Some((old, closing)) = self.closed.pop_front()
             {
-                self.closed_set.remove(&old);
+                if self.closed_set.get(&old) == Some(&closing) {
+                    self.closed_set.remove(&old);
+                }
             }
-            self.closed.push_back(key);
-            self.closed_set.insert(key);
+            self.closings += 1;
+            self.closed.push_back((key, self.closings));
+            self.closed_set.insert(key, self.closings);
         }
     }
 }
@@ -328,7 +423,12 @@ type Key = (SocketAddr, SocketAddr);
 #[derive(Debug)]
 struct Flow {
     id: FlowId,
+    /// The tick of its latest segment.
     tick: u64,
+    /// The tick its `idle` entry is filed under.
+    idle_at: u64,
+    /// The half whose FIN came first.
+    first_fin: Option<usize>,
     first_ts: u64,
     last_ts: u64,
     /// Which half (0 or 1) the client sends, and why.
@@ -344,6 +444,8 @@ impl Flow {
         Flow {
             id,
             tick: 0,
+            idle_at: 0,
+            first_fin: None,
             first_ts: ts,
             last_ts: ts,
             client: None,
@@ -374,7 +476,7 @@ impl Flow {
         }
     }
 
-    fn emit_opened(&mut self, key: Key, out: &mut Vec<Event>) {
+    fn emit_opened(&mut self, key: Key, out: &mut Vec<Event<'_>>) {
         if self.opened {
             return;
         }
@@ -397,23 +499,27 @@ impl Flow {
         });
     }
 
-    fn emit(
+    fn emit<'a>(
         &mut self,
         key: Key,
         half: usize,
         ts_nanos: u64,
-        pieces: Vec<Piece>,
-        out: &mut Vec<Event>,
+        pieces: Pieces<'a>,
+        out: &mut Vec<Event<'a>>,
     ) {
         if pieces.is_empty() {
             return;
         }
         self.emit_opened(key, out);
         let dir = self.direction(key, half);
-        let mut data: Option<Vec<u8>> = None;
+        // Consecutive data pieces make one event; a lone piece is passed on as it is.
+        let mut data: Option<Cow<'a, [u8]>> = None;
         for piece in pieces {
             match piece {
-                Piece::Data(bytes) => data.get_or_insert_with(Vec::new).extend_from_slice(&bytes),
+                Piece::Data(bytes) => match &mut data {
+                    None => data = Some(bytes),
+                    Some(joined) => joined.to_mut().extend_from_slice(&bytes),
+                },
                 Piece::Gap { at, missing } => {
                     if let Some(bytes) = data.take() {
                         out.push(Event::Data {
@@ -463,9 +569,47 @@ fn client_from_payload(key: Key, half: usize, payload: &[u8]) -> (usize, ClientR
 
 /// What one direction's reassembly produces, before it is labelled with flow and direction.
 #[derive(Debug)]
-enum Piece {
-    Data(Vec<u8>),
+enum Piece<'a> {
+    Data(Cow<'a, [u8]>),
     Gap { at: u64, missing: u64 },
+}
+
+/// The pieces one segment produced: nearly always one, kept without an allocation.
+#[derive(Debug, Default)]
+struct Pieces<'a> {
+    first: Option<Piece<'a>>,
+    more: Vec<Piece<'a>>,
+}
+
+impl<'a> Pieces<'a> {
+    fn new() -> Self {
+        Pieces {
+            first: None,
+            more: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, piece: Piece<'a>) {
+        if self.first.is_none() {
+            self.first = Some(piece);
+        } else {
+            self.more.push(piece);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+impl<'a> IntoIterator for Pieces<'a> {
+    type Item = Piece<'a>;
+    type IntoIter =
+        std::iter::Chain<std::option::IntoIter<Piece<'a>>, std::vec::IntoIter<Piece<'a>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.more)
+    }
 }
 
 /// One direction of a connection.
@@ -504,7 +648,13 @@ impl Half {
         self.delivered as i64 + i64::from(seq.wrapping_sub(self.next_seq) as i32)
     }
 
-    fn accept(&mut self, seq: u32, payload: &[u8], max_buffered: usize, out: &mut Vec<Piece>) {
+    fn accept<'a>(
+        &mut self,
+        seq: u32,
+        payload: &'a [u8],
+        max_buffered: usize,
+        out: &mut Pieces<'a>,
+    ) {
         if payload.is_empty() {
             return;
         }
@@ -518,7 +668,7 @@ impl Half {
         let start = u64::try_from(start.max(delivered)).unwrap_or(self.delivered);
         let bytes = payload.get(skip..).unwrap_or_default();
         if start == self.delivered {
-            self.deliver(bytes, out);
+            self.deliver(Cow::Borrowed(bytes), out);
             self.drain(out);
         } else {
             self.buffer(start, bytes);
@@ -526,12 +676,12 @@ impl Half {
         }
     }
 
-    fn deliver(&mut self, bytes: &[u8], out: &mut Vec<Piece>) {
+    fn deliver<'a>(&mut self, bytes: Cow<'a, [u8]>, out: &mut Pieces<'a>) {
         if bytes.is_empty() {
             return;
         }
-        out.push(Piece::Data(bytes.to_vec()));
         self.advance(bytes.len() as u64);
+        out.push(Piece::Data(bytes));
     }
 
     fn advance(&mut self, n: u64) {
@@ -541,17 +691,18 @@ impl Half {
     }
 
     /// Deliver buffered pieces that now continue the stream.
-    fn drain(&mut self, out: &mut Vec<Piece>) {
+    fn drain(&mut self, out: &mut Pieces<'_>) {
         while let Some(entry) = self.pending.first_entry() {
             let at = *entry.key();
             if at > self.delivered {
                 break;
             }
-            let bytes = entry.remove();
+            let mut bytes = entry.remove();
             self.pending_cost -= bytes.len() + PIECE_OVERHEAD;
             let skip = usize::try_from(self.delivered - at).unwrap_or(usize::MAX);
-            if let Some(rest) = bytes.get(skip..) {
-                self.deliver(rest, out);
+            if skip < bytes.len() {
+                bytes.drain(..skip);
+                self.deliver(Cow::Owned(bytes), out);
             }
         }
     }
@@ -589,7 +740,7 @@ impl Half {
 
     /// Report the hole before the first buffered piece and deliver from there; false when
     /// nothing is buffered.
-    fn skip_gap(&mut self, out: &mut Vec<Piece>) -> bool {
+    fn skip_gap(&mut self, out: &mut Pieces<'_>) -> bool {
         let Some(&at) = self.pending.keys().next() else {
             return false;
         };
@@ -605,7 +756,7 @@ impl Half {
 
     /// The connection ends: report every hole, deliver everything buffered, and report the
     /// bytes missing before a FIN.
-    fn flush(&mut self, out: &mut Vec<Piece>) {
+    fn flush(&mut self, out: &mut Pieces<'_>) {
         while self.skip_gap(out) {}
         if let Some(fin) = self.fin_at
             && fin > self.delivered

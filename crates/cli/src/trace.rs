@@ -7,10 +7,11 @@
 //! The capture is streamed: memory follows the connections open at once, not the file.
 
 use std::collections::HashMap;
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -138,21 +139,20 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     let input: Box<dyn Read> = if args.input.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
+        // The reader keeps its own 1 MiB window: no BufReader (it would be a second copy).
         let file = std::fs::File::open(&args.input)
             .with_context(|| format!("opening {}", args.input.display()))?;
-        Box::new(BufReader::with_capacity(1 << 20, file))
+        Box::new(file)
     };
     let what = args.input.display().to_string();
     let mut reader = CaptureReader::new(input).with_context(|| format!("reading {what}"))?;
     let mut reassembler = Reassembler::new();
     let mut tracer = Tracer {
         flows: HashMap::new(),
-        fins: HashMap::new(),
-        keylog,
+        keylog: Arc::new(keylog),
         last_ts: 0,
         counts: Counts::default(),
     };
-    let mut events = Vec::new();
     // A file is read as fast as it goes, so lines are written in blocks; a live capture
     // (`-`) gets each line as its connection ends.
     let stdout = std::io::stdout().lock();
@@ -167,9 +167,9 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
                 keylog_text.push_str(&text);
                 keylog_text.push('\n');
                 tracer.keylog =
-                    KeyLog::parse(&keylog_text).context("reading the embedded key log")?;
+                    Arc::new(KeyLog::parse(&keylog_text).context("reading the embedded key log")?);
                 for flow in tracer.flows.values_mut() {
-                    flow.dissector.set_keylog(tracer.keylog.clone());
+                    flow.dissector.set_keylog(Arc::clone(&tracer.keylog));
                 }
             }
             Block::Packet(packet) => {
@@ -178,17 +178,17 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
                 else {
                     continue;
                 };
-                if segment.flags.fin {
-                    tracer.first_fin(segment.src, segment.dst);
-                }
+                // The events may borrow the packet: they are handled before the next one.
+                let mut events = Vec::new();
                 reassembler.feed(packet.ts_nanos, &segment, &mut events);
+                for event in events {
+                    tracer.handle(event, &args, &mut out)?;
+                }
             }
             _ => {}
         }
-        for event in events.drain(..) {
-            tracer.handle(event, &args, &mut out)?;
-        }
     }
+    let mut events = Vec::new();
     reassembler.finish(&mut events);
     for event in events.drain(..) {
         tracer.handle(event, &args, &mut out)?;
@@ -212,42 +212,19 @@ struct Counts {
     incomplete: usize,
 }
 
-fn pair(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
-    if a <= b { (a, b) } else { (b, a) }
-}
-
 /// The connections being followed, and what the whole capture has shown so far.
 struct Tracer {
     flows: HashMap<FlowId, Flow>,
-    /// The first FIN of each connection, by its endpoints (a FIN is seen before the
-    /// flow's Closed event, which only says that both sides closed).
-    fins: HashMap<(SocketAddr, SocketAddr), SocketAddr>,
-    keylog: KeyLog,
+    keylog: Arc<KeyLog>,
     /// The newest packet's time (ns): when the capture ends.
     last_ts: u64,
     counts: Counts,
 }
 
 impl Tracer {
-    /// Note the first FIN between two endpoints. A FIN that arrives after its connection was
-    /// reported (a retransmission) would stay forever: the map is pruned to the open
-    /// connections whenever it outgrows them, so it stays bounded like the flows.
-    fn first_fin(&mut self, from: SocketAddr, to: SocketAddr) {
-        self.fins.entry(pair(from, to)).or_insert(from);
-        if self.fins.len() > self.flows.len() + 1024 {
-            let open: std::collections::HashSet<_> = self
-                .flows
-                .values()
-                .map(|f| pair(f.client, f.server))
-                .collect();
-            self.fins.retain(|k, _| open.contains(k));
-        }
-    }
-
-    fn handle(&mut self, event: Event, args: &TraceArgs, out: &mut impl Write) -> Result<()> {
+    fn handle(&mut self, event: Event<'_>, args: &TraceArgs, out: &mut impl Write) -> Result<()> {
         let Tracer {
             flows,
-            fins,
             keylog,
             last_ts,
             counts,
@@ -271,7 +248,7 @@ impl Tracer {
                         client,
                         server,
                         tcp_handshake_ms,
-                        dissector: Dissector::new(keylog.clone()),
+                        dissector: Dissector::new(Arc::clone(keylog)),
                         conversation: Conversation::new(),
                         tls: None,
                         gaps: Vec::new(),
@@ -307,7 +284,7 @@ impl Tracer {
                     if args.verbose {
                         f.trace.push(event.to_string());
                     }
-                    f.conversation.observe(&event);
+                    f.conversation.observe_owned(event);
                 }
             }
             Event::Gap {
@@ -330,21 +307,15 @@ impl Tracer {
                 flow,
                 how,
                 ts_nanos,
+                first_fin,
             } => {
                 let Some(mut f) = flows.remove(&flow) else {
                     return Ok(());
                 };
-                let first_fin = fins.remove(&pair(f.client, f.server));
                 if f.tls != Some(true) {
                     return Ok(());
                 }
-                f.first_fin = first_fin.map(|by| {
-                    if by == f.client {
-                        Direction::ClientToServer
-                    } else {
-                        Direction::ServerToClient
-                    }
-                });
+                f.first_fin = first_fin.map(direction);
                 // The client spoke last and the server said nothing for `--stall` seconds
                 // before the end: a stall, whatever ended it.
                 let end = if matches!(how, Close::EndOfCapture) {

@@ -13,11 +13,12 @@
 //! [`Summary::what_could_not_be_seen`], and a verdict built on record sizes alone says
 //! "probably".
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
 
-use crate::dissector::{Direction, Event, Item};
+use crate::dissector::{Direction, Event, Item, RecordInfo};
 use crate::fingerprint;
 use crate::handshake::HandshakeMessage;
 
@@ -46,6 +47,9 @@ pub struct Conversation {
     malformed: Vec<String>,
     close: Option<Close>,
     events: usize,
+    /// The version the ServerHello selected, read once when it arrives (it is asked for
+    /// at every event).
+    negotiated: Option<u16>,
 }
 
 /// How the TCP connection ended, as the capture shows it.
@@ -188,14 +192,29 @@ impl Conversation {
 
     /// Takes the next event, of either direction, in the order the dissector produced them.
     pub fn observe(&mut self, event: &Event) {
+        self.take(event.direction, &event.record, Cow::Borrowed(&event.item));
+    }
+
+    /// [`Conversation::observe`] for an event that is not needed afterwards: the handshake
+    /// messages the summary keeps are moved, not copied.
+    pub fn observe_owned(&mut self, event: Event) {
+        self.take(event.direction, &event.record, Cow::Owned(event.item));
+    }
+
+    fn take(&mut self, direction: Direction, record: &RecordInfo, item: Cow<'_, Item>) {
         self.events += 1;
-        let direction = event.direction;
         if self.failure.is_some() {
             // The handshake is over; what follows an alert does not change the verdict.
             return;
         }
-        match &event.item {
-            Item::Handshake(message) => self.on_message(direction, message),
+        let item = match item {
+            Cow::Owned(Item::Handshake(message)) => {
+                return self.on_message(direction, Cow::Owned(message));
+            }
+            item => item,
+        };
+        match &*item {
+            Item::Handshake(message) => self.on_message(direction, Cow::Borrowed(message)),
             Item::ChangeCipherSpec => {
                 self.side(direction).ccs = true;
                 if direction == Direction::ServerToClient && self.after_server_hello.is_none() {
@@ -221,7 +240,7 @@ impl Conversation {
             Item::ApplicationData { .. } => self.side(direction).application_data = true,
             Item::Encrypted { length } => {
                 let length = u16::try_from(*length).unwrap_or(u16::MAX);
-                self.on_opaque(direction, &event.record.content_type, length);
+                self.on_opaque(direction, &record.content_type, length);
             }
             Item::Malformed { reason } => {
                 let who = who(direction);
@@ -281,8 +300,9 @@ impl Conversation {
         }
     }
 
-    fn on_message(&mut self, direction: Direction, message: &HandshakeMessage) {
-        let kind = message.kind.as_str();
+    fn on_message(&mut self, direction: Direction, message: Cow<'_, HandshakeMessage>) {
+        let kind = message.kind.clone();
+        let kind = kind.as_str();
         let from_server = direction == Direction::ServerToClient;
         if from_server
             && self.server_hello.is_some()
@@ -311,7 +331,12 @@ impl Conversation {
         };
         // The first one counts: a second ClientHello (after HelloRetryRequest) says the same.
         if slot.is_none() {
-            *slot = Some(message.clone());
+            if from_server && kind == "ServerHello" {
+                self.negotiated = value(&message, "extension supported_versions")
+                    .or_else(|| value(&message, "legacy_version"))
+                    .and_then(|v| code(&v));
+            }
+            *slot = Some(message.into_owned());
         }
         self.last = Some((direction, step(direction, kind)));
     }
@@ -356,10 +381,7 @@ impl Conversation {
 
     /// The version the ServerHello selected.
     fn version(&self) -> Option<u16> {
-        let hello = self.server_hello.as_ref()?;
-        value(hello, "extension supported_versions")
-            .or_else(|| value(hello, "legacy_version"))
-            .and_then(|v| code(&v))
+        self.negotiated
     }
 
     fn tls13(&self) -> bool {

@@ -5,6 +5,7 @@
 //! recorded itself) and `mtls trace` (bytes from a capture) drive it the same way.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -30,7 +31,8 @@ pub enum Direction {
 /// the client's encrypted records can only be read after the server's ServerHello).
 #[derive(Debug)]
 pub struct Dissector {
-    keylog: KeyLog,
+    /// Shared: `mtls trace` gives every connection the capture's one key log.
+    keylog: Arc<KeyLog>,
     client: Side,
     server: Side,
     client_random: Option<[u8; 32]>,
@@ -101,9 +103,9 @@ pub enum Item {
 impl Dissector {
     /// A dissector that decrypts with the secrets in `keylog` (pass [`KeyLog::empty`] to
     /// see only the plaintext part of handshakes).
-    pub fn new(keylog: KeyLog) -> Dissector {
+    pub fn new(keylog: impl Into<Arc<KeyLog>>) -> Dissector {
         Dissector {
-            keylog,
+            keylog: keylog.into(),
             client: Side::default(),
             server: Side::default(),
             client_random: None,
@@ -122,8 +124,8 @@ impl Dissector {
     /// arrives after the encrypted handshake cannot help. The simple and reliable use is to
     /// give the complete key log before feeding anything, as `mtls get --trace` does (it
     /// records the connection first and dissects afterwards).
-    pub fn set_keylog(&mut self, keylog: KeyLog) {
-        self.keylog = keylog;
+    pub fn set_keylog(&mut self, keylog: impl Into<Arc<KeyLog>>) {
+        self.keylog = keylog.into();
         for side in [&mut self.client, &mut self.server] {
             if let Protection::Encrypted { key, .. } = &mut side.protection {
                 *key = KeyState::NotYet;

@@ -38,6 +38,7 @@ use aws_lc_rs::digest;
 use md5::{Digest, Md5};
 
 use crate::handshake::{Decoded, Reader, u16_list};
+use crate::names;
 
 /// A JA3 or JA3S fingerprint, named as tshark names them (`tls.handshake.ja3_full` and
 /// `tls.handshake.ja3`).
@@ -284,19 +285,25 @@ fn u16s(list: Decoded<&[u8]>) -> Vec<u16> {
 }
 
 fn decimal(values: &[u16]) -> String {
-    values
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join("-")
+    let mut out = String::with_capacity(values.len() * 6);
+    for (i, &v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        names::push_decimal(&mut out, v);
+    }
+    out
 }
 
 fn hex_list(values: &[u16]) -> String {
-    values
-        .iter()
-        .map(|v| format!("{v:04x}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    let mut out = String::with_capacity(values.len() * 5);
+    for (i, &v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        names::push_hex4(&mut out, v);
+    }
+    out
 }
 
 /// The first 12 hex digits of the SHA-256 of `list`, or twelve zeros for an empty list (so

@@ -870,7 +870,14 @@ pub(crate) fn u16_list(data: &[u8], what: &str) -> Decoded<Vec<u16>> {
 }
 
 fn join(items: impl Iterator<Item = String>) -> String {
-    items.collect::<Vec<_>>().join(", ")
+    let mut out = String::new();
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&item);
+    }
+    out
 }
 
 fn bytes_len(data: &[u8]) -> String {

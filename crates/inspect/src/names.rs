@@ -7,19 +7,56 @@
 use tls_parser::{TlsCipherKx, TlsCipherSuite};
 
 /// `name (0x1234)` for a 16-bit code point; GREASE and unknown values are named as such.
+/// Built by hand, not with `format!`: a ClientHello renders a hundred of these, and
+/// `mtls trace` renders every ClientHello of a capture.
 pub(crate) fn with_hex(name: Option<&str>, value: u16) -> String {
-    match name {
-        Some(name) => format!("{name} (0x{value:04x})"),
-        None if is_grease(value) => format!("Reserved (GREASE) (0x{value:04x})"),
-        None => format!("unknown (0x{value:04x})"),
+    let name = match name {
+        Some(name) => name,
+        None if is_grease(value) => "Reserved (GREASE)",
+        None => "unknown",
+    };
+    let mut out = String::with_capacity(name.len() + 9);
+    out.push_str(name);
+    out.push_str(" (0x");
+    push_hex4(&mut out, value);
+    out.push(')');
+    out
+}
+
+/// Four lower-case hex digits.
+pub(crate) fn push_hex4(out: &mut String, value: u16) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in [12, 8, 4, 0] {
+        out.push(char::from(DIGITS[usize::from((value >> shift) & 0xf)]));
     }
 }
 
 /// `name (12)` for an 8-bit code point.
 pub(crate) fn with_dec(name: Option<&str>, value: u8) -> String {
-    match name {
-        Some(name) => format!("{name} ({value})"),
-        None => format!("unknown ({value})"),
+    let name = name.unwrap_or("unknown");
+    let mut out = String::with_capacity(name.len() + 6);
+    out.push_str(name);
+    out.push_str(" (");
+    push_decimal(&mut out, u16::from(value));
+    out.push(')');
+    out
+}
+
+/// A number in decimal, without the formatting machinery.
+pub(crate) fn push_decimal(out: &mut String, value: u16) {
+    let mut digits = [0u8; 5];
+    let mut n = value;
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
     }
 }
 

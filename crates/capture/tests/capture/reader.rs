@@ -6,20 +6,20 @@ use mtls_capture::{Block, CaptureError, CaptureReader, LinkType, Packet};
 
 use crate::util::*;
 
-fn read_all(bytes: &[u8]) -> Result<Vec<Block>, CaptureError> {
+fn read_all(bytes: &[u8]) -> Result<Vec<Block<'static>>, CaptureError> {
     let mut reader = CaptureReader::new(bytes)?;
     let mut blocks = Vec::new();
     while let Some(block) = reader.next()? {
-        blocks.push(block);
+        blocks.push(block.into_owned());
     }
     Ok(blocks)
 }
 
-fn packet(ts_nanos: u64, link: LinkType, data: &[u8]) -> Block {
+fn packet(ts_nanos: u64, link: LinkType, data: &[u8]) -> Block<'static> {
     Block::Packet(Packet {
         ts_nanos,
         link,
-        data: data.to_vec(),
+        data: data.to_vec().into(),
     })
 }
 

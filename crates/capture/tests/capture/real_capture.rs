@@ -154,7 +154,9 @@ fn capture_handshake(capture: impl FnOnce(&Path, u16) -> (Command, &'static str)
         if let Block::Packet(packet) = block
             && let Ok(Decoded::Tcp(segment)) = decode(packet.link, &packet.data)
         {
-            reassembler.feed(packet.ts_nanos, &segment, &mut events);
+            let mut fed = Vec::new();
+            reassembler.feed(packet.ts_nanos, &segment, &mut fed);
+            events.extend(fed.into_iter().map(Event::into_owned));
         }
     }
     reassembler.finish(&mut events);

@@ -8,7 +8,7 @@ const C: &str = "10.0.0.1:50000";
 const S: &str = "10.0.0.2:443";
 
 /// Feed `(ts, segment)` in order, then finish.
-pub fn run(limits: Limits, segments: &[(u64, Segment<'_>)]) -> Vec<Event> {
+pub fn run<'a>(limits: Limits, segments: &[(u64, Segment<'a>)]) -> Vec<Event<'a>> {
     let mut r = Reassembler::with_limits(limits);
     let mut events = Vec::new();
     for (ts, segment) in segments {
@@ -96,7 +96,8 @@ fn a_clean_connection() {
         Some(&Event::Closed {
             flow: FlowId(0),
             how: Close::Fin,
-            ts_nanos: 8
+            ts_nanos: 8,
+            first_fin: Some(Direction::ClientToServer),
         })
     );
     assert_eq!(
@@ -308,7 +309,8 @@ fn a_reset_closes_and_late_segments_are_ignored() {
             how: Close::Reset {
                 by: Direction::ServerToClient
             },
-            ts_nanos: 6
+            ts_nanos: 6,
+            first_fin: None,
         }]
     );
     assert!(!events.iter().any(|e| matches!(
@@ -371,7 +373,8 @@ fn the_least_recently_active_flow_is_evicted_at_the_cap() {
     assert!(events.contains(&Event::Closed {
         flow: FlowId(1),
         how: Close::Evicted,
-        ts_nanos: 2
+        ts_nanos: 2,
+        first_fin: None,
     }));
 }
 
