@@ -21,7 +21,7 @@ use mtls_capture::{
     Block, CaptureReader, Close, Decoded, Direction as Way, Event, FlowId, Reassembler,
 };
 use mtls_inspect::conversation::{Close as Ending, Conversation, Outcome, Summary};
-use mtls_inspect::{Direction, Dissector, KeyLog};
+use mtls_inspect::{Detail, Direction, Dissector, KeyLog};
 
 /// Flags of `mtls trace`.
 #[derive(Debug, Args)]
@@ -248,7 +248,14 @@ impl Tracer {
                         client,
                         server,
                         tcp_handshake_ms,
-                        dissector: Dissector::new(Arc::clone(keylog)),
+                        // The summary reads a few fields; -V prints them all.
+                        dissector: Dissector::new(Arc::clone(keylog)).with_detail(
+                            if args.verbose {
+                                Detail::Full
+                            } else {
+                                Detail::Summary
+                            },
+                        ),
                         conversation: Conversation::new(),
                         tls: None,
                         gaps: Vec::new(),

@@ -4,13 +4,14 @@
 //! It is a state machine over bytes, not over sockets, so `mtls get --trace` (bytes it
 //! recorded itself) and `mtls trace` (bytes from a capture) drive it the same way.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::decrypt::{DecryptError, RecordKey, Suite};
-use crate::handshake::{self, Field, HandshakeContext, HandshakeMessage, Meta};
+use crate::handshake::{self, Detail, Field, HandshakeContext, HandshakeMessage, Meta};
 use crate::keylog::{KeyLog, Secrets};
 use crate::names;
 use crate::record::{self, ParseError, Record};
@@ -56,7 +57,7 @@ pub struct Event {
 pub struct RecordInfo {
     /// Content type name: "handshake", "application_data", "alert", "change_cipher_spec".
     /// For a decrypted TLS 1.3 record, the inner (real) content type.
-    pub content_type: String,
+    pub content_type: Cow<'static, str>,
     /// Legacy record version from the header, e.g. 0x0303.
     pub version: u16,
     /// Record length from the header (ciphertext length when encrypted).
@@ -114,6 +115,12 @@ impl Dissector {
         }
     }
 
+    /// Renders handshake messages at `detail` ([`Detail::Full`] unless asked).
+    pub fn with_detail(mut self, detail: Detail) -> Dissector {
+        self.ctx.detail = detail;
+        self
+    }
+
     /// Replaces the key log.
     ///
     /// Records already reported stay reported (as [`Item::Encrypted`] if their secret was
@@ -150,11 +157,17 @@ impl Dissector {
         if self.side(direction).desynced {
             return events;
         }
+        // Records are parsed where they lie: from `bytes` itself when nothing is pending
+        // (nearly always), so only an incomplete record's start is ever copied.
         let mut pending = std::mem::take(&mut self.side(direction).pending);
-        pending.extend_from_slice(bytes);
+        let joined = !pending.is_empty();
+        if joined {
+            pending.extend_from_slice(bytes);
+        }
+        let input: &[u8] = if joined { &pending } else { bytes };
         let mut offset = 0;
         loop {
-            let rest = pending.get(offset..).unwrap_or_default();
+            let rest = input.get(offset..).unwrap_or_default();
             match record::parse_record(rest) {
                 Ok((record, used)) => {
                     offset += used;
@@ -165,7 +178,7 @@ impl Dissector {
                     let info = RecordInfo {
                         content_type: rest
                             .first()
-                            .map_or_else(String::new, |&t| names::content_type(t)),
+                            .map_or(Cow::Borrowed(""), |&t| names::content_type(t)),
                         version: 0,
                         length: 0,
                         decrypted: false,
@@ -183,7 +196,11 @@ impl Dissector {
                 }
             }
         }
-        pending.drain(..offset.min(pending.len()));
+        if joined {
+            pending.drain(..offset.min(pending.len()));
+        } else {
+            pending.extend_from_slice(bytes.get(offset..).unwrap_or_default());
+        }
         self.side(direction).pending = pending;
         events
     }

@@ -99,7 +99,7 @@ pub fn ja4_raw(client_hello: &[u8]) -> Option<String> {
 
 impl Ja3 {
     fn of(full: String) -> Ja3 {
-        let hash = hex::encode(Md5::digest(full.as_bytes()));
+        let hash = names::hex(&Md5::digest(full.as_bytes()));
         Ja3 { full, hash }
     }
 }
@@ -312,9 +312,8 @@ fn truncated_sha256(list: &str) -> String {
     if list.is_empty() {
         return "0".repeat(12);
     }
-    let mut text = hex::encode(digest::digest(&digest::SHA256, list.as_bytes()));
-    text.truncate(12);
-    text
+    let digest = digest::digest(&digest::SHA256, list.as_bytes());
+    names::hex(digest.as_ref().get(..6).unwrap_or_default())
 }
 
 fn ja4_version(version: u16) -> &'static str {
@@ -341,7 +340,7 @@ fn ja4_alpn(protocol: &[u8]) -> String {
     if first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric() {
         return [char::from(first), char::from(last)].iter().collect();
     }
-    let hex = hex::encode([first, last]);
+    let hex = names::hex(&[first, last]);
     hex.chars().take(1).chain(hex.chars().last()).collect()
 }
 

@@ -53,9 +53,10 @@ pub struct Field {
     pub children: Vec<Field>,
 }
 
-/// What is known about the connection when a message is parsed.
+/// What is known about the connection when a message is parsed, and how much of it to
+/// render.
 ///
-/// `Default` knows nothing: TLS 1.2 shapes are assumed.
+/// `Default` knows nothing: TLS 1.2 shapes are assumed, every field is rendered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HandshakeContext {
@@ -63,7 +64,32 @@ pub struct HandshakeContext {
     pub version: Option<u16>,
     /// The cipher suite the ServerHello selected, once seen.
     pub cipher_suite: Option<u16>,
+    /// How much of each message to render.
+    pub detail: Detail,
 }
+
+/// How much of a handshake message is rendered into [`Field`]s.
+///
+/// Rendering is most of the cost of reading a capture (a ClientHello names a hundred code
+/// points), and the one-line summary reads a handful of fields. `mtls trace` without `-V`
+/// asks for [`Detail::Summary`]; what it leaves out is exactly what
+/// [`Conversation`](crate::Conversation) never reads, and a test feeds the same captures
+/// both ways and requires the same summaries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Detail {
+    /// Every field (`mtls get --trace`, `mtls trace -V`, `--json` of messages).
+    #[default]
+    Full,
+    /// Every message framed and its body checked, but of the ClientHello only the version,
+    /// cipher suites, server_name, ALPN and supported_versions are rendered, randoms and
+    /// session ids are not, and of each certificate only subject, issuer and serial.
+    Summary,
+}
+
+/// The ClientHello extensions [`Detail::Summary`] renders: server_name, ALPN,
+/// supported_versions (the ones [`Conversation`](crate::Conversation) reads).
+const SUMMARY_CLIENT_EXTENSIONS: [u16; 3] = [0, 16, 43];
 
 /// The random a HelloRetryRequest carries instead of a real one (RFC 8446 section 4.1.3).
 pub const HELLO_RETRY_REQUEST_RANDOM: [u8; 32] = [
@@ -226,8 +252,8 @@ fn decode_body(
 ) -> Decoded<()> {
     let mut r = Reader::new(body);
     match msg_type {
-        CLIENT_HELLO => client_hello(&mut r, fields, meta)?,
-        SERVER_HELLO => server_hello(&mut r, fields, meta)?,
+        CLIENT_HELLO => client_hello(&mut r, ctx.detail, fields, meta)?,
+        SERVER_HELLO => server_hello(&mut r, ctx.detail, fields, meta)?,
         4 if ctx.version == Some(TLS13) => new_session_ticket_13(&mut r, fields)?,
         4 => {
             fields.push(Field::new(
@@ -260,7 +286,7 @@ fn decode_body(
         16 => client_key_exchange(&mut r, ctx, fields)?,
         FINISHED => {
             let verify_data = r.rest();
-            let value = format!("{} ({} bytes)", hex::encode(verify_data), verify_data.len());
+            let value = format!("{} ({} bytes)", names::hex(&verify_data), verify_data.len());
             fields.push(Field::new("verify_data", value));
         }
         22 => {
@@ -290,7 +316,7 @@ fn decode_body(
                 bytes_len(r.vec24("body")?),
             ));
         }
-        254 => fields.push(Field::new("hash", hex::encode(r.rest()))),
+        254 => fields.push(Field::new("hash", names::hex(&r.rest()))),
         // HelloRequest, EndOfEarlyData, ServerHelloDone: empty bodies.
         0 | 5 | 14 => {}
         _ => fields.push(Field::new("body", bytes_len(r.rest()))),
@@ -300,41 +326,60 @@ fn decode_body(
 
 const TLS13: u16 = 0x0304;
 
-fn client_hello(r: &mut Reader<'_>, fields: &mut Vec<Field>, meta: &mut Meta) -> Decoded<()> {
+fn client_hello(
+    r: &mut Reader<'_>,
+    detail: Detail,
+    fields: &mut Vec<Field>,
+    meta: &mut Meta,
+) -> Decoded<()> {
+    let full = detail == Detail::Full;
     fields.push(Field::new(
         "legacy_version",
         names::version(r.u16("legacy_version")?),
     ));
     let random = r.array32("random")?;
     meta.random = Some(random);
-    fields.push(Field::new("random", hex::encode(random)));
-    fields.push(Field::new(
-        "session_id",
-        hex_or_empty(r.vec8("session_id")?),
-    ));
+    let session_id = r.vec8("session_id")?;
+    if full {
+        fields.push(Field::new("random", names::hex(&random)));
+        fields.push(Field::new("session_id", hex_or_empty(session_id)));
+    }
     let suites = u16_list(r.vec16("cipher_suites")?, "cipher_suites")?;
     fields.push(Field::new(
         format!("cipher_suites ({})", suites.len()),
         join(suites.iter().map(|&s| names::cipher_suite(s))),
     ));
     let methods = r.vec8("compression_methods")?;
-    fields.push(Field::new(
-        format!("compression_methods ({})", methods.len()),
-        join(methods.iter().map(|&m| names::compression_method(m))),
-    ));
+    if full {
+        fields.push(Field::new(
+            format!("compression_methods ({})", methods.len()),
+            join(methods.iter().map(|&m| names::compression_method(m))),
+        ));
+    }
     // Extensions are optional in hellos (SSL 3.0 and some TLS 1.0 clients send none).
     if !r.is_empty() {
-        fields.extend(extensions(r, ExtContext::ClientHello)?);
+        let mut list = Reader::new(r.vec16("extensions")?);
+        let raw = raw_extensions(&mut list)?;
+        fields.extend(
+            raw.iter()
+                .filter(|(ext_type, _)| full || SUMMARY_CLIENT_EXTENSIONS.contains(ext_type))
+                .map(|&(ext_type, data)| extension(ext_type, data, ExtContext::ClientHello)),
+        );
     }
     Ok(())
 }
 
-fn server_hello(r: &mut Reader<'_>, fields: &mut Vec<Field>, meta: &mut Meta) -> Decoded<()> {
+fn server_hello(
+    r: &mut Reader<'_>,
+    detail: Detail,
+    fields: &mut Vec<Field>,
+    meta: &mut Meta,
+) -> Decoded<()> {
     let legacy_version = r.u16("legacy_version")?;
     fields.push(Field::new("legacy_version", names::version(legacy_version)));
     let random = r.array32("random")?;
     meta.hello_retry = random == HELLO_RETRY_REQUEST_RANDOM;
-    let mut random_field = Field::new("random", hex::encode(random));
+    let mut random_field = Field::new("random", names::hex(&random));
     if meta.hello_retry {
         random_field.value.push_str(" (HelloRetryRequest)");
     } else {
@@ -346,11 +391,11 @@ fn server_hello(r: &mut Reader<'_>, fields: &mut Vec<Field>, meta: &mut Meta) ->
             _ => {}
         }
     }
-    fields.push(random_field);
-    fields.push(Field::new(
-        "session_id",
-        hex_or_empty(r.vec8("session_id")?),
-    ));
+    let session_id = r.vec8("session_id")?;
+    if detail == Detail::Full {
+        fields.push(random_field);
+        fields.push(Field::new("session_id", hex_or_empty(session_id)));
+    }
     let suite = r.u16("cipher_suite")?;
     meta.cipher_suite = Some(suite);
     fields.push(Field::new("cipher_suite", names::cipher_suite(suite)));
@@ -410,7 +455,7 @@ fn certificate(r: &mut Reader<'_>, ctx: &HandshakeContext, fields: &mut Vec<Fiel
     let mut certificates = Vec::new();
     while !list.is_empty() {
         let der = list.vec24("certificate")?;
-        let mut field = certificate_field(der);
+        let mut field = certificate_field(der, ctx.detail);
         if tls13 {
             field
                 .children
@@ -736,7 +781,7 @@ fn pre_shared_key_offer(r: &mut Reader<'_>) -> Decoded<(String, Vec<Field>)> {
     let identity_count = children.len();
     let mut binders = Reader::new(r.vec16("binders")?);
     while !binders.is_empty() {
-        children.push(Field::new("binder", hex::encode(binders.vec8("binder")?)));
+        children.push(Field::new("binder", names::hex(&binders.vec8("binder")?)));
     }
     let binder_count = children.len() - identity_count;
     Ok((
@@ -774,13 +819,16 @@ fn distinguished_name(der: &[u8]) -> String {
 }
 
 /// One certificate: the fields people check when mutual TLS fails.
-fn certificate_field(der: &[u8]) -> Field {
+fn certificate_field(der: &[u8], detail: Detail) -> Field {
     let mut children = Vec::new();
     match X509Certificate::from_der(der) {
         Ok((_, cert)) => {
             children.push(Field::new("subject", cert.subject().to_string()));
             children.push(Field::new("issuer", cert.issuer().to_string()));
             children.push(Field::new("serial", cert.raw_serial_as_string()));
+            if detail == Detail::Summary {
+                return Field::with_children("certificate", bytes_len(der), children);
+            }
             children.push(Field::new("not_before", time(&cert.validity().not_before)));
             children.push(Field::new("not_after", time(&cert.validity().not_after)));
             if let Ok(Some(san)) = cert.subject_alternative_name() {
@@ -837,11 +885,11 @@ fn general_name(name: &GeneralName<'_>) -> String {
                     .map(std::net::IpAddr::from)
                     .or_else(|_| <[u8; 16]>::try_from(*bytes).map(std::net::IpAddr::from));
                 ip.map_or_else(
-                    |_| format!("IP:{}", hex::encode(bytes)),
+                    |_| format!("IP:{}", names::hex(&bytes)),
                     |ip| format!("IP:{ip}"),
                 )
             }
-            _ => format!("IP:{}", hex::encode(bytes)),
+            _ => format!("IP:{}", names::hex(&bytes)),
         },
         GeneralName::DirectoryName(dn) => format!("DirName:{dn}"),
         other => format!("{other:?}"),
@@ -890,7 +938,7 @@ fn bytes_len(data: &[u8]) -> String {
 fn hex_or_empty(data: &[u8]) -> String {
     match data.len() {
         0 => "(empty)".to_owned(),
-        n => format!("{} ({n} bytes)", hex::encode(data)),
+        n => format!("{} ({n} bytes)", names::hex(&data)),
     }
 }
 

@@ -94,6 +94,6 @@ pub use conversation::{
 };
 pub use dissector::{Direction, Dissector, Event, Item, RecordInfo};
 pub use fingerprint::{Ja3, ja3, ja3s, ja4};
-pub use handshake::{Field, HandshakeContext, HandshakeMessage, parse_handshake};
+pub use handshake::{Detail, Field, HandshakeContext, HandshakeMessage, parse_handshake};
 pub use keylog::{KeyLog, KeyLogError};
 pub use record::{ParseError, Record, parse_record};

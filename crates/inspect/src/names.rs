@@ -31,6 +31,17 @@ pub(crate) fn push_hex4(out: &mut String, value: u16) {
     }
 }
 
+/// Lower-case hex of `bytes` (what `hex::encode` gives, without its per-char iterator).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
 /// `name (12)` for an 8-bit code point.
 pub(crate) fn with_dec(name: Option<&str>, value: u8) -> String {
     let name = name.unwrap_or("unknown");
@@ -97,7 +108,7 @@ pub(crate) fn key_exchange(value: u16) -> Option<TlsCipherKx> {
 }
 
 /// Record content types.
-pub(crate) fn content_type(value: u8) -> String {
+pub(crate) fn content_type(value: u8) -> std::borrow::Cow<'static, str> {
     match value {
         20 => "change_cipher_spec".into(),
         21 => "alert".into(),
@@ -105,7 +116,7 @@ pub(crate) fn content_type(value: u8) -> String {
         23 => "application_data".into(),
         24 => "heartbeat".into(),
         25 => "tls12_cid".into(),
-        other => format!("unknown ({other})"),
+        other => format!("unknown ({other})").into(),
     }
 }
 
