@@ -1,8 +1,8 @@
 //! Summaries and verdicts of the recorded handshakes, with and without their key logs.
 
 use mtls_inspect::{
-    Alert, CertificateRequest, ClientCertificate, Close, Conversation, Direction, KeyLog, Outcome,
-    Summary,
+    Alert, CertificateRequest, ClientCertificate, Close, Conversation, Detail, Direction,
+    Dissector, KeyLog, Outcome, Summary,
 };
 
 use crate::util::{dissect, keylog};
@@ -14,6 +14,27 @@ fn summarise(name: &str, keylog: KeyLog, close: Close) -> Summary {
     }
     conversation.tcp_closed(close);
     conversation.summary()
+}
+
+/// `mtls trace` without -V renders only what the summary reads ([`Detail::Summary`]): every
+/// fixture, with and without its key log, must sum up exactly as with every field rendered.
+#[test]
+fn brief_rendering_sums_up_the_same() {
+    for name in crate::util::FIXTURES {
+        for with_keys in [true, false] {
+            let keys = || if with_keys { keylog(name) } else { KeyLog::empty() };
+            let full = summarise(name, keys(), SERVER_CLOSED);
+            let mut dissector = Dissector::new(keys()).with_detail(Detail::Summary);
+            let mut conversation = Conversation::new();
+            for (direction, bytes) in crate::util::reads(name) {
+                for event in dissector.feed(direction, &bytes) {
+                    conversation.observe_owned(event);
+                }
+            }
+            conversation.tcp_closed(SERVER_CLOSED);
+            assert_eq!(conversation.summary(), full, "{name} with_keys={with_keys}");
+        }
+    }
 }
 
 fn client_cert(summary: &Summary) -> (&str, &str) {

@@ -1,7 +1,7 @@
 //! Nothing panics on random, truncated or corrupted input (the fuzz targets go further).
 
 use mtls_inspect::{
-    Close, Conversation, Direction, Dissector, HandshakeContext, KeyLog, parse_handshake,
+    Close, Conversation, Detail, Direction, Dissector, HandshakeContext, KeyLog, parse_handshake,
     parse_record,
 };
 use proptest::prelude::*;
@@ -91,8 +91,11 @@ proptest! {
         let (flip_at, mut cut_at) = (flip.index(total), cut.index(total + 1));
         let mut seen = 0;
         let mut dissector = Dissector::new(keylog(name));
-        // The summary reads the same damaged events, so it is checked here too.
+        // The summary reads the same damaged events, so it is checked here too, and so is
+        // the brief rendering `mtls trace` uses without -V: it must sum up the same.
         let mut conversation = Conversation::new();
+        let mut brief = Dissector::new(keylog(name)).with_detail(Detail::Summary);
+        let mut brief_conversation = Conversation::new();
         for (direction, bytes) in &mut reads {
             if let Some(byte) = flip_at.checked_sub(seen).and_then(|i| bytes.get_mut(i)) {
                 *byte ^= xor;
@@ -105,9 +108,16 @@ proptest! {
                 for event in dissector.feed(*direction, part) {
                     conversation.observe(&event);
                 }
+                for event in brief.feed(*direction, part) {
+                    brief_conversation.observe_owned(event);
+                }
             }
         }
-        conversation.tcp_closed(Close::Reset { by: Direction::ServerToClient });
-        let _ = conversation.summary().to_string();
+        let close = Close::Reset { by: Direction::ServerToClient };
+        conversation.tcp_closed(close);
+        brief_conversation.tcp_closed(close);
+        let summary = conversation.summary();
+        let _ = summary.to_string();
+        prop_assert_eq!(summary, brief_conversation.summary());
     }
 }
