@@ -128,6 +128,24 @@ struct Line<'a> {
 
 /// Run `mtls trace`.
 pub fn run(args: TraceArgs) -> Result<ExitCode> {
+    match trace(args) {
+        // `mtls trace cap.pcap | head`: the reader left, which is not an error.
+        Err(e)
+            if e.chain().any(|cause| {
+                let kind = cause
+                    .downcast_ref::<std::io::Error>()
+                    .map(std::io::Error::kind)
+                    .or_else(|| cause.downcast_ref::<serde_json::Error>()?.io_error_kind());
+                kind == Some(std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
+        other => other,
+    }
+}
+
+fn trace(args: TraceArgs) -> Result<ExitCode> {
     let mut keylog_text = match &args.keylog {
         Some(path) => mtls_pki::fs::read(path)
             .map(|b| String::from_utf8_lossy(&b).into_owned())

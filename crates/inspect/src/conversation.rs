@@ -47,6 +47,7 @@ pub struct Conversation {
     malformed: Vec<String>,
     close: Option<Close>,
     events: usize,
+    messages: Vec<Message>,
     /// The version the ServerHello selected, read once when it arrives (it is asked for
     /// at every event).
     negotiated: Option<u16>,
@@ -113,6 +114,18 @@ pub struct Summary {
     pub outcome: Outcome,
     /// Parts of the connection the capture does not show, each a sentence.
     pub what_could_not_be_seen: Vec<String>,
+    /// Every handshake message seen (decrypted or in the clear), in wire order, up to the
+    /// alert that ended the handshake: what tshark lists as `tls.handshake.type`.
+    pub messages: Vec<Message>,
+}
+
+/// A handshake message seen on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    /// Which way it went.
+    pub direction: Direction,
+    /// Its name, e.g. "ClientHello", "CertificateRequest".
+    pub kind: String,
 }
 
 /// The names that identify a certificate.
@@ -297,12 +310,13 @@ impl Conversation {
             ja4: client_hello.and_then(|m| fingerprint::ja4(&m.hello_body)),
             outcome: self.outcome(),
             what_could_not_be_seen: self.unseen(),
+            messages: self.messages.clone(),
         }
     }
 
     fn on_message(&mut self, direction: Direction, message: Cow<'_, HandshakeMessage>) {
-        let kind = message.kind.clone();
-        let kind = kind.as_str();
+        let name = message.kind.clone();
+        let kind = name.as_str();
         let from_server = direction == Direction::ServerToClient;
         if from_server
             && self.server_hello.is_some()
@@ -339,6 +353,10 @@ impl Conversation {
             *slot = Some(message.into_owned());
         }
         self.last = Some((direction, step(direction, kind)));
+        self.messages.push(Message {
+            direction,
+            kind: name,
+        });
     }
 
     fn on_opaque(&mut self, direction: Direction, content_type: &str, length: u16) {

@@ -286,7 +286,7 @@ fn decode_body(
         16 => client_key_exchange(&mut r, ctx, fields)?,
         FINISHED => {
             let verify_data = r.rest();
-            let value = format!("{} ({} bytes)", names::hex(&verify_data), verify_data.len());
+            let value = format!("{} ({} bytes)", names::hex(verify_data), verify_data.len());
             fields.push(Field::new("verify_data", value));
         }
         22 => {
@@ -316,7 +316,7 @@ fn decode_body(
                 bytes_len(r.vec24("body")?),
             ));
         }
-        254 => fields.push(Field::new("hash", names::hex(&r.rest()))),
+        254 => fields.push(Field::new("hash", names::hex(r.rest()))),
         // HelloRequest, EndOfEarlyData, ServerHelloDone: empty bodies.
         0 | 5 | 14 => {}
         _ => fields.push(Field::new("body", bytes_len(r.rest()))),
@@ -781,7 +781,7 @@ fn pre_shared_key_offer(r: &mut Reader<'_>) -> Decoded<(String, Vec<Field>)> {
     let identity_count = children.len();
     let mut binders = Reader::new(r.vec16("binders")?);
     while !binders.is_empty() {
-        children.push(Field::new("binder", names::hex(&binders.vec8("binder")?)));
+        children.push(Field::new("binder", names::hex(binders.vec8("binder")?)));
     }
     let binder_count = children.len() - identity_count;
     Ok((
@@ -885,11 +885,11 @@ fn general_name(name: &GeneralName<'_>) -> String {
                     .map(std::net::IpAddr::from)
                     .or_else(|_| <[u8; 16]>::try_from(*bytes).map(std::net::IpAddr::from));
                 ip.map_or_else(
-                    |_| format!("IP:{}", names::hex(&bytes)),
+                    |_| format!("IP:{}", names::hex(bytes)),
                     |ip| format!("IP:{ip}"),
                 )
             }
-            _ => format!("IP:{}", names::hex(&bytes)),
+            _ => format!("IP:{}", names::hex(bytes)),
         },
         GeneralName::DirectoryName(dn) => format!("DirName:{dn}"),
         other => format!("{other:?}"),
@@ -938,7 +938,7 @@ fn bytes_len(data: &[u8]) -> String {
 fn hex_or_empty(data: &[u8]) -> String {
     match data.len() {
         0 => "(empty)".to_owned(),
-        n => format!("{} ({n} bytes)", names::hex(&data)),
+        n => format!("{} ({n} bytes)", names::hex(data)),
     }
 }
 

@@ -89,8 +89,8 @@ mod dissector;
 mod names;
 
 pub use conversation::{
-    Alert, Certificate, CertificateRequest, ClientCertificate, Close, Conversation, Outcome,
-    Summary,
+    Alert, Certificate, CertificateRequest, ClientCertificate, Close, Conversation, Message,
+    Outcome, Summary,
 };
 pub use dissector::{Direction, Dissector, Event, Item, RecordInfo};
 pub use fingerprint::{Ja3, ja3, ja3s, ja4};

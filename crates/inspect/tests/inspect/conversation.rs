@@ -22,7 +22,13 @@ fn summarise(name: &str, keylog: KeyLog, close: Close) -> Summary {
 fn brief_rendering_sums_up_the_same() {
     for name in crate::util::FIXTURES {
         for with_keys in [true, false] {
-            let keys = || if with_keys { keylog(name) } else { KeyLog::empty() };
+            let keys = || {
+                if with_keys {
+                    keylog(name)
+                } else {
+                    KeyLog::empty()
+                }
+            };
             let full = summarise(name, keys(), SERVER_CLOSED);
             let mut dissector = Dissector::new(keys()).with_detail(Detail::Summary);
             let mut conversation = Conversation::new();
