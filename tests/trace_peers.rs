@@ -1,0 +1,314 @@
+//! `mtls trace` on the failures real peers make: each verdict sentence of docs/trace.md
+//! comes from a real client or server failing on loopback, captured by tcpdump (each test
+//! its own port), and the test asserts the end of that connection's line, word for word.
+//!
+//! Clients: Python's `ssl` (`tests/peers/python_client.py`), curl and `openssl s_client`
+//! against the gateway. Servers: the gateway, a TCP server that resets after the
+//! ClientHello (`tests/peers/reset_after_hello.py`), `openssl s_server` refusing a
+//! server name, and nginx.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::util::{Server, Tcpdump, Work, free_port, localhost_pki};
+
+const NO_CERTIFICATE: &str = "FAILED: the server asked for a client certificate (accepting \
+                              CN=mtls CA) and the client sent none";
+const MALLORY_REFUSED: &str = "FAILED: the server refused the client certificate CN=mallory \
+                               (issued by CN=Other CA) with alert unknown_ca: the server \
+                               accepts CN=mtls CA";
+const ONLY_CBC: &str = "FAILED: no cipher suite in common: the client offered only CBC suites";
+const ONLY_TLS11: &str = "FAILED: the server refused the ClientHello with alert \
+                          handshake_failure: the client offered only TLS 1.0/1.1";
+const SERVER_REJECTED: &str = "FAILED: the client rejected the server's certificate \
+                               CN=localhost (issued by CN=mtls CA) with alert unknown_ca";
+
+/// For `python_client.py`: mallory's certificate, from another CA.
+const MALLORY: &[&str] = &[
+    "--cert",
+    "other/certs/mallory.crt",
+    "other/private/mallory.key",
+];
+/// For `python_client.py`: write the session keys to `keys.log`.
+const KEYLOG: &[&str] = &["--keylog", "keys.log"];
+
+/// Python's `ssl` as the client of the gateway: no certificate over TLS 1.2, and a
+/// certificate from another CA over TLS 1.3 with the key log `keylog_filename` writes.
+#[test]
+fn python_ssl_clients_refused_by_the_gateway() {
+    let work = pki_with_mallory();
+    let gateway = mutual_gateway(&work);
+    let capture = Tcpdump::start(&work, gateway.port);
+    let none = python_client(&work, gateway.port, "1.2", &[]);
+    let mallory = python_client(&work, gateway.port, "1.3", &[MALLORY, KEYLOG].concat());
+    let file = capture.stop();
+    let none = mtls_test_support::text(&none);
+    assert!(none.contains("CERTIFICATE_REQUIRED"), "{none}");
+    let mallory = mtls_test_support::text(&mallory);
+    assert!(mallory.contains("UNKNOWN_CA"), "{mallory}");
+
+    let lines = trace_lines(&work, &file, &["--keylog", "keys.log"]);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let line = line_ending_with(&lines, NO_CERTIFICATE);
+    assert!(line.contains(" TLSv1.2 "), "{line}");
+    let line = line_ending_with(&lines, MALLORY_REFUSED);
+    assert!(
+        line.contains(" TLSv1.3 ") && line.contains(" client-cert=CN=mallory (CN=Other CA, "),
+        "{line}"
+    );
+}
+
+/// `openssl s_client` offering what the gateway (rustls: no CBC, nothing before TLS 1.2)
+/// does not speak: only a CBC suite for its P-256 key, and only TLS 1.1.
+#[test]
+fn openssl_clients_offering_nothing_the_gateway_speaks() {
+    let work = localhost_pki();
+    let gateway = mutual_gateway(&work);
+    let capture = Tcpdump::start(&work, gateway.port);
+    let cbc = work.s_client(
+        gateway.port,
+        &[
+            "-servername",
+            "localhost",
+            "-tls1_2",
+            "-cipher",
+            "ECDHE-ECDSA-AES128-SHA",
+        ],
+    );
+    let old = work.s_client(
+        gateway.port,
+        &[
+            "-servername",
+            "localhost",
+            "-tls1_1",
+            "-cipher",
+            "DEFAULT@SECLEVEL=0",
+        ],
+    );
+    let file = capture.stop();
+    assert!(cbc.contains("alert handshake failure"), "{cbc}");
+    assert!(old.contains("alert handshake failure"), "{old}");
+
+    let lines = trace_lines(&work, &file, &[]);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    line_ending_with(&lines, ONLY_CBC);
+    line_ending_with(&lines, ONLY_TLS11);
+}
+
+/// Clients that do not trust the gateway's CA: curl with the system store (no
+/// `--cacert`) and `openssl s_client -verify_return_error` trusting another CA. TLS 1.2,
+/// where the client's alert is in clear.
+#[test]
+fn clients_that_reject_the_gateways_certificate() {
+    let work = pki_with_mallory();
+    let gateway = mutual_gateway(&work);
+    let capture = Tcpdump::start(&work, gateway.port);
+    let resolve = format!("localhost:{}:127.0.0.1", gateway.port);
+    let url = format!("https://localhost:{}/", gateway.port);
+    let (code, _, curl) =
+        work.curl(&["--tlsv1.2", "--tls-max", "1.2", "--resolve", &resolve, &url]);
+    assert_eq!(code, 60, "{curl}");
+    let s_client = work.s_client(
+        gateway.port,
+        &[
+            "-servername",
+            "localhost",
+            "-tls1_2",
+            "-verify_return_error",
+            "-CAfile",
+            "other/ca.crt",
+        ],
+    );
+    assert!(
+        s_client.contains("unable to get local issuer certificate"),
+        "{s_client}"
+    );
+    let file = capture.stop();
+
+    let lines = trace_lines(&work, &file, &[]);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    for line in &lines {
+        assert!(
+            line.contains(" TLSv1.2 ") && line.ends_with(SERVER_REJECTED),
+            "{lines:#?}"
+        );
+    }
+}
+
+/// A server that reads the ClientHello and resets the connection (a firewall, a load
+/// balancer refusing the name, a server that crashes on it).
+#[test]
+fn a_server_that_resets_after_the_client_hello() {
+    let work = Work::new();
+    let port = free_port();
+    let script = peer_script("reset_after_hello.py");
+    let _server = work.spawn_peer("reset", port, "python3", &[&script, &port.to_string()]);
+    let capture = Tcpdump::start(&work, port);
+    let (code, _, curl) = work.curl(&["-k", &format!("https://127.0.0.1:{port}/")]);
+    assert_eq!(code, 35, "{curl}");
+    let file = capture.stop();
+
+    let lines = trace_lines(&work, &file, &[]);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    line_ending_with(&lines, "FAILED: TCP reset by the server after ClientHello");
+}
+
+/// `openssl s_server` serving only another name, with a fatal alert for any other
+/// (`-servername_fatal`, which needs a second certificate to switch to).
+#[test]
+fn openssl_server_that_refuses_the_server_name() {
+    let work = localhost_pki();
+    let port = free_port();
+    let chain = "pki/certs/localhost.chain.pem";
+    let key = "pki/private/localhost.key";
+    let _server = work.s_server(
+        "s_server",
+        port,
+        &[
+            "-cert",
+            chain,
+            "-key",
+            key,
+            "-cert2",
+            chain,
+            "-key2",
+            key,
+            "-servername",
+            "other.example",
+            "-servername_fatal",
+            "-www",
+        ],
+    );
+    let capture = Tcpdump::start(&work, port);
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let url = format!("https://localhost:{port}/");
+    let (code, _, curl) = work.curl(&["--cacert", "pki/ca.crt", "--resolve", &resolve, &url]);
+    assert!(code != 0 && curl.contains("unrecognized name"), "{curl}");
+    let file = capture.stop();
+
+    let lines = trace_lines(&work, &file, &[]);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    line_ending_with(
+        &lines,
+        "FAILED: the server refused the ClientHello with alert unrecognized_name: it does not \
+         serve the name localhost",
+    );
+}
+
+/// nginx with `ssl_verify_client on` and a client without a certificate: unlike the
+/// gateway, nginx completes the handshake and refuses in HTTP (400 "No required SSL
+/// certificate was sent", encrypted). The handshake did complete, so the line says `ok`;
+/// `client-cert=none` (not `not-requested`) says the server asked and got nothing.
+#[test]
+fn nginx_completes_the_handshake_without_a_client_certificate() {
+    let work = localhost_pki();
+    let port = free_port();
+    let _nginx = work.nginx(
+        port,
+        &format!(
+            r#"
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {{dir}}/pki/certs/localhost.chain.pem;
+        ssl_certificate_key {{dir}}/pki/private/localhost.key;
+        ssl_client_certificate {{dir}}/pki/ca.crt;
+        ssl_verify_client on;
+        location / {{
+            return 200 "ok\n";
+        }}
+    }}
+"#
+        ),
+    );
+    let capture = Tcpdump::start(&work, port);
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let url = format!("https://localhost:{port}/");
+    let (code, body, err) = work.curl(&[
+        "--tlsv1.2",
+        "--tls-max",
+        "1.2",
+        "--cacert",
+        "pki/ca.crt",
+        "--resolve",
+        &resolve,
+        &url,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        body.contains("No required SSL certificate was sent"),
+        "{body}"
+    );
+    let file = capture.stop();
+
+    let lines = trace_lines(&work, &file, &[]);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let line = &lines[0];
+    assert!(
+        line.contains(" TLSv1.2 ")
+            && line.contains(" client-cert=none server-cert=CN=localhost (CN=mtls CA, ")
+            && line.ends_with(" ok"),
+        "{line}"
+    );
+}
+
+/// Our CA with a certificate for localhost and one for alice; mallory's from another CA
+/// in `other/`.
+fn pki_with_mallory() -> Work {
+    let work = localhost_pki();
+    work.ok(&["pki", "issue", "client", "alice"]);
+    work.ok(&["pki", "--dir", "other", "init", "--cn", "Other CA"]);
+    work.ok(&["pki", "--dir", "other", "issue", "client", "mallory"]);
+    work
+}
+
+/// The gateway for localhost requiring a client certificate from our CA.
+fn mutual_gateway(work: &Work) -> Server {
+    work.serve(
+        "gw",
+        "[[server]]\nlisten = [\"127.0.0.1:{port}\"]\nserver_name = [\"localhost\"]\n\n\
+         [server.tls]\ncertificate = \"pki/certs/localhost.chain.pem\"\n\
+         key = \"pki/private/localhost.key\"\nverify_client = \"on\"\n\
+         client_ca = \"pki/ca.crt\"\n\n\
+         [[server.location]]\npath = \"/\"\nreturn = \"200 ok\"\n",
+    )
+}
+
+/// The path of `tests/peers/NAME`.
+fn peer_script(name: &str) -> String {
+    format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `python3 tests/peers/python_client.py PORT VERSION pki/ca.crt ARGS...` in the work
+/// directory.
+fn python_client(work: &Work, port: u16, version: &str, args: &[&str]) -> Output {
+    Command::new(mtls_test_support::require_peer("python3"))
+        .current_dir(work.path())
+        .arg(peer_script("python_client.py"))
+        .args([&port.to_string(), version, "pki/ca.crt"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `mtls trace FILE ARGS...`: the connection lines, in the order the connections ended.
+fn trace_lines(work: &Work, file: &Path, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["trace", file.to_str().unwrap()];
+    all.extend_from_slice(args);
+    work.ok(&all)
+        .lines()
+        .filter(|l| l.contains(" -> "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The one line that ends with `ending`.
+fn line_ending_with<'a>(lines: &'a [String], ending: &str) -> &'a str {
+    let found: Vec<&String> = lines.iter().filter(|l| l.ends_with(ending)).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one line ending with:\n{ending}\nthe lines:\n{}",
+        lines.join("\n")
+    );
+    found[0]
+}
