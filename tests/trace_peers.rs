@@ -3,9 +3,13 @@
 //! its own port), and the test asserts the end of that connection's line, word for word.
 //!
 //! Clients: Python's `ssl` (`tests/peers/python_client.py`), curl and `openssl s_client`
-//! against the gateway. Servers: the gateway, a TCP server that resets after the
-//! ClientHello (`tests/peers/reset_after_hello.py`), `openssl s_server` refusing a
+//! against the gateway. Servers: the gateway, a Java `SSLEngine` server that hangs up
+//! without an alert (`tests/peers/NeedClientAuth.java`), a TCP server that resets after
+//! the ClientHello (`tests/peers/reset_after_hello.py`), `openssl s_server` refusing a
 //! server name, and nginx.
+//!
+//! Tests marked `#[ignore]` assert what a user should read where `mtls trace` says
+//! something vaguer or wrong today; the reason is in the attribute.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -251,6 +255,118 @@ fn nginx_completes_the_handshake_without_a_client_certificate() {
     );
 }
 
+/// The Java server that needs a client certificate and, when curl sends none over TLS
+/// 1.2, hangs up without an alert: a close on one port, a reset on the other. The line
+/// should say both that the client sent none and how the server ended it, as `mtls get`
+/// does for its own connection ("it then closed the connection without a TLS alert").
+#[test]
+#[ignore = "trace drops how the server ended it: both lines end \"... (accepting CN=mtls CA) \
+            and the client sent none\", the close and the reset alike"]
+fn java_server_that_hangs_up_on_a_client_without_a_certificate() {
+    let work = pki_with_mallory();
+    let (java, ports) = need_client_auth(&work, &["TLSv1.2/close", "TLSv1.2/reset"]);
+    let endings = [
+        "closed the connection without a TLS alert",
+        "reset the connection",
+    ];
+    // Both ends are checked before the test fails, so that its message shows each.
+    let mut wrong = Vec::new();
+    for (port, ended) in ports.into_iter().zip(endings) {
+        let capture = Tcpdump::start(&work, port);
+        let resolve = format!("localhost:{port}:127.0.0.1");
+        let url = format!("https://localhost:{port}/");
+        let (code, _, err) = work.curl(&[
+            "--tlsv1.2",
+            "--tls-max",
+            "1.2",
+            "--cacert",
+            "pki/ca.crt",
+            "--resolve",
+            &resolve,
+            &url,
+        ]);
+        let file = capture.stop();
+        assert_eq!(code, 35, "{err}\n{}", java.access_log());
+        let lines = trace_lines(&work, &file, &[]);
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        let expected = format!("{NO_CERTIFICATE}; it then {ended}");
+        if !lines[0].ends_with(&expected) {
+            wrong.push(format!("{}\nexpected the end: {expected}", lines[0]));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+/// The same Java server closing on `openssl s_client`, which answers the close with an
+/// alert of its own (decode_error, read here with its key log). The server ended the
+/// handshake; the client's alert came after the server's FIN and is not the cause.
+#[test]
+#[ignore = "trace blames the client: the line ends \"FAILED: the client ended the handshake \
+            with alert decode_error after the client's Finished\" although the server's FIN \
+            came first"]
+fn a_clients_alert_after_the_servers_close_is_not_the_verdict() {
+    let work = pki_with_mallory();
+    let (java, ports) = need_client_auth(&work, &["TLSv1.2/close"]);
+    let capture = Tcpdump::start(&work, ports[0]);
+    let out = work.s_client(
+        ports[0],
+        &[
+            "-servername",
+            "localhost",
+            "-tls1_2",
+            "-CAfile",
+            "pki/ca.crt",
+            "-keylogfile",
+            "keys.log",
+        ],
+    );
+    let file = capture.stop();
+    assert!(
+        out.contains("unexpected eof"),
+        "{out}\n{}",
+        java.access_log()
+    );
+
+    let lines = trace_lines(&work, &file, &["--keylog", "keys.log"]);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    line_ending_with(
+        &lines,
+        &format!("{NO_CERTIFICATE}; it then closed the connection without a TLS alert"),
+    );
+}
+
+/// Without the key log, a TLS 1.3 client the gateway refuses: its only answer to the
+/// client's flight is one alert-sized record. The Python client here sends its request
+/// and its FIN with its Finished (`--half-close`), so its FIN comes before the server's;
+/// a plain Python client does the same when the gateway is slow to close (seen once, on
+/// the first connection to a gateway just started). The line must not say `ok`.
+#[test]
+#[ignore = "trace says the handshake completed: the line ends \" ok\" when the client's FIN \
+            came before the server's"]
+fn a_refused_tls13_client_that_closed_first_is_not_ok() {
+    let work = pki_with_mallory();
+    let gateway = mutual_gateway(&work);
+    let capture = Tcpdump::start(&work, gateway.port);
+    let out = python_client(
+        &work,
+        gateway.port,
+        "1.3",
+        &[MALLORY, &["--half-close"]].concat(),
+    );
+    let file = capture.stop();
+    let out = mtls_test_support::text(&out);
+    assert!(out.contains("UNKNOWN_CA"), "{out}");
+
+    let lines = trace_lines(&work, &file, &[]);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    line_ending_with(
+        &lines,
+        "FAILED: the server answered the client's certificate and Finished with one encrypted \
+         record the size of an alert and nothing else: probably it refused the client \
+         certificate (or its absence)",
+    );
+}
+
 /// Our CA with a certificate for localhost and one for alice; mallory's from another CA
 /// in `other/`.
 fn pki_with_mallory() -> Work {
@@ -288,6 +404,40 @@ fn python_client(work: &Work, port: u16, version: &str, args: &[&str]) -> Output
         .args(args)
         .output()
         .unwrap()
+}
+
+/// `tests/peers/NeedClientAuth.java` with the localhost certificate, one listener per
+/// `PROTOCOL/close|reset` spec, each on a free port: the server and the ports, in order.
+fn need_client_auth(work: &Work, specs: &[&str]) -> (Server, Vec<u16>) {
+    let exported = work.mtls_env(
+        &[
+            "pki",
+            "export",
+            "localhost",
+            "--p12",
+            "--password-env",
+            "P12_PASSWORD",
+            "--out",
+            "server.p12",
+        ],
+        &[("P12_PASSWORD", "changeit")],
+    );
+    assert!(
+        exported.status.success(),
+        "{}",
+        mtls_test_support::text(&exported)
+    );
+    let ports: Vec<u16> = specs.iter().map(|_| free_port()).collect();
+    let listeners: Vec<String> = ports
+        .iter()
+        .zip(specs)
+        .map(|(port, spec)| format!("{port}/{spec}"))
+        .collect();
+    let source = peer_script("NeedClientAuth.java");
+    let mut args = vec![source.as_str(), "server.p12", "changeit", "pki/ca.crt"];
+    args.extend(listeners.iter().map(String::as_str));
+    // Every listener is bound before the first accepts.
+    (work.spawn_peer("java", ports[0], "java", &args), ports)
 }
 
 /// `mtls trace FILE ARGS...`: the connection lines, in the order the connections ended.

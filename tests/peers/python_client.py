@@ -1,11 +1,17 @@
 """A TLS client on Python's ssl (OpenSSL underneath):
 
-    python_client.py PORT VERSION CA [--cert CHAIN KEY] [--keylog FILE]
+    python_client.py PORT VERSION CA [--cert CHAIN KEY] [--keylog FILE] [--half-close]
 
 connects to 127.0.0.1:PORT with the server name localhost, TLS VERSION only (1.2 or 1.3),
 trusting CA, sends one HTTP/1.1 request and prints the answer's status line. --keylog
 writes the session keys (ssl's keylog_filename, the SSLKEYLOGFILE format). On a TLS error
-it prints it and exits 1. It is written as an application would (wrap_socket)."""
+it prints it and exits 1.
+
+Without --half-close it is written as an application would (wrap_socket). With it, the
+request leaves in the same write as the client's last handshake flight and the sending
+side is shut down (FIN) straight after, before anything is read: a client with nothing
+more to say, whose FIN always reaches the server before the server's answer to its
+certificate. That needs ssl's memory BIOs, so the bytes on the wire are ours to order."""
 import argparse
 import socket
 import ssl
@@ -21,6 +27,7 @@ def main():
     parser.add_argument("ca")
     parser.add_argument("--cert", nargs=2, metavar=("CHAIN", "KEY"))
     parser.add_argument("--keylog")
+    parser.add_argument("--half-close", action="store_true")
     args = parser.parse_args()
 
     context = ssl.create_default_context(cafile=args.ca)
@@ -32,7 +39,10 @@ def main():
         context.keylog_filename = args.keylog
     try:
         with socket.create_connection(("127.0.0.1", args.port), timeout=30) as raw:
-            answer = plain(context, raw)
+            if args.half_close:
+                answer = half_close(context, raw)
+            else:
+                answer = plain(context, raw)
     except (ssl.SSLError, OSError) as e:
         print(f"TLS error: {e}", flush=True)
         sys.exit(1)
@@ -46,6 +56,40 @@ def plain(context, raw):
         while data := tls.recv(4096):
             answer += data
         return answer
+
+
+def half_close(context, raw):
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            raw.sendall(outgoing.read())
+            data = raw.recv(65536)
+            if not data:
+                raise OSError("the server closed the connection during the handshake")
+            incoming.write(data)
+    tls.write(REQUEST)
+    # Corked, the flight, the request and the FIN leave in one segment.
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    raw.sendall(outgoing.read())
+    raw.shutdown(socket.SHUT_WR)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+    answer = b""
+    while True:
+        try:
+            answer += tls.read(4096)
+            continue
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLZeroReturnError:
+            return answer
+        data = raw.recv(65536)
+        if not data:
+            return answer
+        incoming.write(data)
 
 
 main()
