@@ -6,13 +6,17 @@
 //! against the gateway. Servers: the gateway, a Java `SSLEngine` server that hangs up
 //! without an alert (`tests/peers/NeedClientAuth.java`), a TCP server that resets after
 //! the ClientHello (`tests/peers/reset_after_hello.py`), `openssl s_server` refusing a
-//! server name, and nginx.
+//! server name, and nginx. The last test reads one capture of several of these with tshark
+//! and the key log, and every connection's `--json` must agree with it.
 //!
 //! Tests marked `#[ignore]` assert what a user should read where `mtls trace` says
 //! something vaguer or wrong today; the reason is in the attribute.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
+
+use serde_json::Value;
 
 use crate::util::{Server, Tcpdump, Work, free_port, localhost_pki};
 
@@ -367,6 +371,152 @@ fn a_refused_tls13_client_that_closed_first_is_not_ok() {
     );
 }
 
+/// One capture of the gateway with mutual TLS that works (TLS 1.3 and 1.2) and fails
+/// (Python without a certificate and with mallory's, a CBC-only and a TLS 1.1 ClientHello,
+/// curl not trusting the CA), every client writing the one key log. For every connection
+/// `mtls trace --json --keylog` must agree with tshark, given the same key log, on the SNI,
+/// the negotiated version and cipher suite, JA3 and JA3S (hash and string), the CA names
+/// the server asked for, and the subjects of both certificates; and each verdict is the
+/// expected one.
+#[test]
+fn trace_json_agrees_with_tshark_on_every_connection() {
+    let work = pki_with_mallory();
+    let gateway = mutual_gateway(&work);
+    let port = gateway.port;
+    let capture = Tcpdump::start(&work, port);
+    let keylog = work.join("keys.log");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let url = format!("https://localhost:{port}/");
+    let curl = |args: &[&str]| {
+        Command::new(mtls_test_support::require_peer("curl"))
+            .current_dir(work.path())
+            .env("SSLKEYLOGFILE", &keylog)
+            .args(["-sS", "-o", "/dev/null", "--resolve", &resolve])
+            .args(args)
+            .arg(&url)
+            .output()
+            .unwrap()
+    };
+    let alice = [
+        "--cert",
+        "pki/certs/alice.crt",
+        "--key",
+        "pki/private/alice.key",
+    ];
+    let trusted = [&["--cacert", "pki/ca.crt"][..], &alice].concat();
+    let tls12 = ["--tlsv1.2", "--tls-max", "1.2"];
+    // In the order of tshark's stream numbers: the order the connections began.
+    let expected = [
+        " ok",
+        " ok",
+        NO_CERTIFICATE,
+        MALLORY_REFUSED,
+        ONLY_CBC,
+        ONLY_TLS11,
+        SERVER_REJECTED,
+    ];
+    let out = curl(&trusted);
+    assert!(out.status.success(), "{}", mtls_test_support::text(&out));
+    let out = curl(&[&trusted[..], &tls12].concat());
+    assert!(out.status.success(), "{}", mtls_test_support::text(&out));
+    python_client(&work, port, "1.2", KEYLOG);
+    python_client(&work, port, "1.3", &[MALLORY, KEYLOG].concat());
+    let s_client = |args: &[&str]| {
+        let all = [
+            &["-servername", "localhost", "-keylogfile", "keys.log"],
+            args,
+        ]
+        .concat();
+        work.s_client(port, &all)
+    };
+    s_client(&["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"]);
+    s_client(&["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"]);
+    let out = curl(&tls12);
+    assert_eq!(
+        out.status.code(),
+        Some(60),
+        "{}",
+        mtls_test_support::text(&out)
+    );
+    let file = capture.stop();
+
+    let json = work.ok(&[
+        "trace",
+        file.to_str().unwrap(),
+        "--keylog",
+        "keys.log",
+        "--json",
+    ]);
+    let ours: BTreeMap<u16, Value> = json
+        .lines()
+        .map(|l| {
+            let line: Value = serde_json::from_str(l).expect("one JSON object per line");
+            (port_of(&line["client"]), line)
+        })
+        .collect();
+    let theirs = tshark_connections(&file, &keylog, port);
+    assert_eq!(ours.len(), expected.len(), "{json}");
+    assert_eq!(theirs.len(), expected.len(), "{theirs:#?}");
+    // The oracle saw what is compared: tshark decrypted both TLS 1.3 handshakes with the
+    // key log, and read the empty Certificate of the client without one.
+    let subjects: Vec<_> = theirs.iter().map(|t| t.client_subject.clone()).collect();
+    let alice = Some(Some("CN=alice".to_owned()));
+    let mallory = Some(Some("CN=mallory".to_owned()));
+    assert_eq!(
+        subjects,
+        [alice.clone(), alice, Some(None), mallory, None, None, None],
+        "{theirs:#?}"
+    );
+    let text = work.ok(&["trace", file.to_str().unwrap(), "--keylog", "keys.log"]);
+    for (they, ending) in theirs.iter().zip(expected) {
+        let Some(line) = ours.get(&they.client_port) else {
+            panic!("tshark's {they:#?} is not in ours:\n{json}");
+        };
+        let what = format!("ours:\n{line:#}\ntshark's:\n{they:#?}");
+        assert_eq!(line["sni"].as_str(), they.sni.as_deref(), "{what}");
+        assert_eq!(line["version"].as_str(), they.version(), "{what}");
+        assert_eq!(line["suite"].as_str(), they.suite(), "{what}");
+        for (key, value) in [
+            ("ja3", &they.ja3),
+            ("ja3_full", &they.ja3_full),
+            ("ja3s", &they.ja3s),
+            ("ja3s_full", &they.ja3s_full),
+        ] {
+            assert_eq!(line[key].as_str(), value.as_deref(), "{key}: {what}");
+        }
+        assert_eq!(
+            line["server_certificate"]["subject"].as_str(),
+            they.server_subject.as_deref(),
+            "{what}"
+        );
+        let request = &line["certificate_request"];
+        match &they.authorities {
+            Some(names) => {
+                assert_eq!(request["type"], "sent", "{what}");
+                assert_eq!(request["authorities"], serde_json::json!(names), "{what}");
+            }
+            None => assert!(
+                request["type"] == "unknown" || request["type"] == "not_sent",
+                "{what}"
+            ),
+        }
+        let client = &line["client_certificate"];
+        match &they.client_subject {
+            Some(Some(subject)) => assert_eq!(client["subject"], subject.as_str(), "{what}"),
+            Some(None) => assert_eq!(client["type"], "none", "{what}"),
+            None => assert!(
+                client["type"] == "unknown" || client["type"] == "none",
+                "{what}"
+            ),
+        }
+        let prefix = format!(":{} -> ", they.client_port);
+        let Some(line) = text.lines().find(|l| l.contains(&prefix)) else {
+            panic!("no line for {prefix}:\n{text}");
+        };
+        assert!(line.ends_with(ending), "{line}\nexpected the end: {ending}");
+    }
+}
+
 /// Our CA with a certificate for localhost and one for alice; mallory's from another CA
 /// in `other/`.
 fn pki_with_mallory() -> Work {
@@ -461,4 +611,214 @@ fn line_ending_with<'a>(lines: &'a [String], ending: &str) -> &'a str {
         lines.join("\n")
     );
     found[0]
+}
+
+fn port_of(address: &Value) -> u16 {
+    let address = address.as_str().unwrap_or_default();
+    address
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .unwrap()
+}
+
+/// What tshark decoded of one TCP connection.
+#[derive(Debug, Default)]
+struct TsharkConnection {
+    client_port: u16,
+    sni: Option<String>,
+    ja3: Option<String>,
+    ja3_full: Option<String>,
+    ja3s: Option<String>,
+    ja3s_full: Option<String>,
+    /// From the ServerHello: supported_versions, else legacy_version (`0x0304`).
+    version_code: Option<String>,
+    /// From the ServerHello (`0x1301`).
+    suite_code: Option<String>,
+    /// The CA names of the server's CertificateRequest, when it sent one.
+    authorities: Option<Vec<String>>,
+    server_subject: Option<String>,
+    /// The first certificate of the client's Certificate message; `Some(None)` for an
+    /// empty one, `None` when no Certificate came from the client.
+    client_subject: Option<Option<String>>,
+}
+
+impl TsharkConnection {
+    fn version(&self) -> Option<&'static str> {
+        Some(match self.version_code.as_deref()? {
+            "0x0304" => "TLS 1.3",
+            "0x0303" => "TLS 1.2",
+            other => panic!("unexpected version {other}"),
+        })
+    }
+
+    fn suite(&self) -> Option<&'static str> {
+        Some(match self.suite_code.as_deref()? {
+            "0x1301" => "TLS_AES_128_GCM_SHA256",
+            "0x1302" => "TLS_AES_256_GCM_SHA384",
+            "0x1303" => "TLS_CHACHA20_POLY1305_SHA256",
+            "0xc02b" => "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            "0xc02c" => "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            "0xcca9" => "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+            other => panic!("unexpected suite {other}"),
+        })
+    }
+
+    /// One handshake message, as tshark's JSON has it.
+    fn read(&mut self, from_client: bool, message: &Value) {
+        let text = |key: &str| {
+            find(message, key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        match (field(message, "tls.handshake.type"), from_client) {
+            ("1", true) => {
+                self.sni = text("tls.handshake.extensions_server_name");
+                self.ja3 = text("tls.handshake.ja3");
+                self.ja3_full = text("tls.handshake.ja3_full");
+            }
+            ("2", false) => {
+                self.suite_code = text("tls.handshake.ciphersuite");
+                self.version_code = text("tls.handshake.extensions.supported_version")
+                    .or_else(|| text("tls.handshake.version"));
+                self.ja3s = text("tls.handshake.ja3s");
+                self.ja3s_full = text("tls.handshake.ja3s_full");
+            }
+            ("13", false) => {
+                self.authorities = Some(
+                    find(message, "tls.handshake.dname")
+                        .map(|names| each(names).map(distinguished_name).collect())
+                        .unwrap_or_default(),
+                );
+            }
+            ("11", _) => {
+                let subject = find(message, "tls.handshake.certificate_tree")
+                    .and_then(|chain| each(chain).next())
+                    .and_then(|leaf| find(leaf, "x509af.subject_tree"))
+                    .map(distinguished_name);
+                if from_client {
+                    self.client_subject = Some(subject);
+                } else {
+                    self.server_subject = subject;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// tshark's reading of `file` with `keylog`, one entry per TCP connection in the order
+/// they began (`tcp.stream`). With `-T json --no-duplicate-keys` a field that repeats in
+/// one place becomes an array, in order.
+fn tshark_connections(file: &Path, keylog: &Path, server_port: u16) -> Vec<TsharkConnection> {
+    let keylog = format!("tls.keylog_file:{}", keylog.display());
+    let out = Command::new(mtls_test_support::require_peer("tshark"))
+        .args(["-o", &keylog, "-T", "json", "--no-duplicate-keys", "-r"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", mtls_test_support::text(&out));
+    let packets: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut connections: BTreeMap<u64, TsharkConnection> = BTreeMap::new();
+    for packet in packets.as_array().unwrap() {
+        let layers = &packet["_source"]["layers"];
+        let tcp = &layers["tcp"];
+        let stream: u64 = field(tcp, "tcp.stream").parse().unwrap();
+        let source: u16 = field(tcp, "tcp.srcport").parse().unwrap();
+        let destination: u16 = field(tcp, "tcp.dstport").parse().unwrap();
+        let from_client = destination == server_port;
+        let connection = connections.entry(stream).or_default();
+        connection.client_port = if from_client { source } else { destination };
+        let mut messages = Vec::new();
+        handshake_messages(&layers["tls"], &mut messages);
+        for message in messages {
+            connection.read(from_client, message);
+        }
+    }
+    connections.into_values().collect()
+}
+
+/// Every object with a `tls.handshake.type` under `value`, in order.
+fn handshake_messages<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|v| handshake_messages(v, out)),
+        Value::Object(map) if map.contains_key("tls.handshake.type") => out.push(value),
+        Value::Object(map) => map.values().for_each(|v| handshake_messages(v, out)),
+        _ => {}
+    }
+}
+
+/// The items of an array, or the one value that is not.
+fn each(value: &Value) -> impl Iterator<Item = &Value> {
+    match value {
+        Value::Array(items) => items.iter().collect::<Vec<_>>().into_iter(),
+        one => vec![one].into_iter(),
+    }
+}
+
+/// The first value of `key` under `value`, depth first.
+fn find<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    match value {
+        Value::Array(items) => items.iter().find_map(|v| find(v, key)),
+        Value::Object(map) => map
+            .get(key)
+            .or_else(|| map.values().find_map(|v| find(v, key))),
+        _ => None,
+    }
+}
+
+fn field<'a>(value: &'a Value, key: &str) -> &'a str {
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {value}"))
+}
+
+/// `CN=alice` from a name in tshark's JSON: each attribute's OID and string.
+fn distinguished_name(name: &Value) -> String {
+    let mut parts = Vec::new();
+    attributes(name, &mut parts);
+    parts.join(", ")
+}
+
+fn attributes(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|v| attributes(v, out)),
+        Value::Object(map) => {
+            let Some(oid) = map.get("x509if.oid").and_then(Value::as_str) else {
+                map.values().for_each(|v| attributes(v, out));
+                return;
+            };
+            let name = match oid {
+                "2.5.4.3" => "CN",
+                "2.5.4.6" => "C",
+                "2.5.4.10" => "O",
+                "2.5.4.11" => "OU",
+                other => other,
+            };
+            let text = map
+                .iter()
+                .find_map(|(k, v)| string_value(k, v))
+                .unwrap_or_else(|| panic!("no string in {value}"));
+            out.push(format!("{name}={text}"));
+        }
+        _ => {}
+    }
+}
+
+/// The text of an attribute value (`x509sat.uTF8String`, `x509sat.printableString`, ...),
+/// at any depth under its key.
+fn string_value(key: &str, value: &Value) -> Option<String> {
+    match value {
+        // `x509sat.DirectoryString` is the number of the CHOICE, not the text.
+        Value::String(s)
+            if key.starts_with("x509sat.")
+                && key.ends_with("String")
+                && key != "x509sat.DirectoryString" =>
+        {
+            Some(s.clone())
+        }
+        Value::Object(map) => map.iter().find_map(|(k, v)| string_value(k, v)),
+        _ => None,
+    }
 }
