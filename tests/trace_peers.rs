@@ -211,7 +211,7 @@ fn openssl_server_that_refuses_the_server_name() {
 fn nginx_completes_the_handshake_without_a_client_certificate() {
     let work = localhost_pki();
     let port = free_port();
-    let _nginx = work.nginx(
+    let nginx = work.nginx(
         port,
         &format!(
             r#"
@@ -247,6 +247,9 @@ fn nginx_completes_the_handshake_without_a_client_certificate() {
         "{body}"
     );
     let file = capture.stop();
+    // SIGTERM, so that the master stops its worker: killed, as when dropped, it leaves the
+    // worker listening.
+    nginx.terminate();
 
     let lines = trace_lines(&work, &file, &[]);
     assert_eq!(lines.len(), 1, "{lines:#?}");
