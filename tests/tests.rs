@@ -10,6 +10,8 @@
 //! compared byte for byte with nginx's, identity headers and log lines are escaped.
 //! `encrypted_keys` reads keys openssl encrypted (both forms) in `pki`, `serve` and `get`,
 //! and has openssl read the keys we encrypt.
+//! `trace_peers` has real peers fail (Python's ssl, curl, openssl, Java, nginx) under
+//! tcpdump and checks each verdict sentence of `mtls trace`, with tshark as the oracle.
 
 #![allow(clippy::unwrap_used)]
 
@@ -30,4 +32,5 @@ mod scanners;
 mod serve;
 mod trace;
 mod trace_oracle;
+mod trace_peers;
 mod util;
