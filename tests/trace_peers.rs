@@ -8,9 +8,6 @@
 //! the ClientHello (`tests/peers/reset_after_hello.py`), `openssl s_server` refusing a
 //! server name, and nginx. The last test reads one capture of several of these with tshark
 //! and the key log, and every connection's `--json` must agree with it.
-//!
-//! Tests marked `#[ignore]` assert what a user should read where `mtls trace` says
-//! something vaguer or wrong today; the reason is in the attribute.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -267,8 +264,6 @@ fn nginx_completes_the_handshake_without_a_client_certificate() {
 /// should say both that the client sent none and how the server ended it, as `mtls get`
 /// does for its own connection ("it then closed the connection without a TLS alert").
 #[test]
-#[ignore = "trace drops how the server ended it: both lines end \"... (accepting CN=mtls CA) \
-            and the client sent none\", the close and the reset alike"]
 fn java_server_that_hangs_up_on_a_client_without_a_certificate() {
     let work = pki_with_mallory();
     let (java, ports) = need_client_auth(&work, &["TLSv1.2/close", "TLSv1.2/reset"]);
@@ -308,9 +303,6 @@ fn java_server_that_hangs_up_on_a_client_without_a_certificate() {
 /// alert of its own (decode_error, read here with its key log). The server ended the
 /// handshake; the client's alert came after the server's FIN and is not the cause.
 #[test]
-#[ignore = "trace blames the client: the line ends \"FAILED: the client ended the handshake \
-            with alert decode_error after the client's Finished\" although the server's FIN \
-            came first"]
 fn a_clients_alert_after_the_servers_close_is_not_the_verdict() {
     let work = pki_with_mallory();
     let (java, ports) = need_client_auth(&work, &["TLSv1.2/close"]);
@@ -348,8 +340,6 @@ fn a_clients_alert_after_the_servers_close_is_not_the_verdict() {
 /// a plain Python client does the same when the gateway is slow to close (seen once, on
 /// the first connection to a gateway just started). The line must not say `ok`.
 #[test]
-#[ignore = "trace says the handshake completed: the line ends \" ok\" when the client's FIN \
-            came before the server's"]
 fn a_refused_tls13_client_that_closed_first_is_not_ok() {
     let work = pki_with_mallory();
     let gateway = mutual_gateway(&work);

@@ -152,6 +152,17 @@ pub enum Event<'a> {
         /// How many bytes are missing.
         missing: u64,
     },
+    /// One side's FIN, once every byte it sent before it was delivered (or reported
+    /// missing): that side sends nothing more. Comes in capture order with the data, so a
+    /// reader can tell what was sent after the other side hung up.
+    Fin {
+        /// The connection.
+        flow: FlowId,
+        /// The direction the FIN travelled.
+        dir: Direction,
+        /// When the segment that completed it was captured.
+        ts_nanos: u64,
+    },
     /// The connection is over; no more events for `flow`.
     Closed {
         /// The connection.
@@ -207,6 +218,15 @@ impl Event<'_> {
                 dir,
                 at,
                 missing,
+            },
+            Event::Fin {
+                flow,
+                dir,
+                ts_nanos,
+            } => Event::Fin {
+                flow,
+                dir,
+                ts_nanos,
             },
             Event::Closed {
                 flow,
@@ -345,6 +365,7 @@ impl Reassembler {
             flow.emit_opened(key, out);
         }
         flow.emit(key, half, ts_nanos, pieces, out);
+        flow.emit_fin(key, half, ts_nanos, out);
 
         if flags.rst {
             let by = flow.direction(key, half);
@@ -393,6 +414,7 @@ impl Reassembler {
             let mut pieces = Pieces::new();
             flow.halves[half].flush(&mut pieces);
             flow.emit(key, half, ts_nanos, pieces, out);
+            flow.emit_fin(key, half, ts_nanos, out);
         }
         flow.emit_opened(key, out);
         let first_fin = flow.first_fin.map(|half| flow.direction(key, half));
@@ -474,6 +496,21 @@ impl Flow {
         } else {
             Direction::ServerToClient
         }
+    }
+
+    /// [`Event::Fin`] for `half`, the first time its FIN is reached.
+    fn emit_fin(&mut self, key: Key, half: usize, ts_nanos: u64, out: &mut Vec<Event<'_>>) {
+        let h = &mut self.halves[half];
+        if h.fin_reported || !h.fin_at.is_some_and(|fin| h.delivered >= fin) {
+            return;
+        }
+        h.fin_reported = true;
+        self.emit_opened(key, out);
+        out.push(Event::Fin {
+            flow: self.id,
+            dir: self.direction(key, half),
+            ts_nanos,
+        });
     }
 
     fn emit_opened(&mut self, key: Key, out: &mut Vec<Event<'_>>) {
@@ -629,6 +666,8 @@ struct Half {
     pending_cost: usize,
     /// Stream offset of the FIN, once seen.
     fin_at: Option<u64>,
+    /// Whether [`Event::Fin`] was emitted.
+    fin_reported: bool,
 }
 
 impl Half {

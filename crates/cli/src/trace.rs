@@ -328,6 +328,11 @@ impl Tracer {
                 ));
                 }
             }
+            Event::Fin { flow, dir, .. } => {
+                if let Some(f) = flows.get_mut(&flow) {
+                    f.conversation.tcp_fin(direction(dir));
+                }
+            }
             Event::Closed {
                 flow,
                 how,

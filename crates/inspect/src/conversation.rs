@@ -240,7 +240,13 @@ impl Conversation {
                 code,
             } => {
                 let fatal = level == "fatal" || self.tls13();
-                if fatal && description != "close_notify" && description != "user_canceled" {
+                // An alert sent after the other side hung up answers the hang-up.
+                let answers_fin = self.side(other(direction)).fin;
+                if fatal
+                    && !answers_fin
+                    && description != "close_notify"
+                    && description != "user_canceled"
+                {
                     self.failure = Some(SeenAlert {
                         direction,
                         alert: Some(Alert {
@@ -261,6 +267,13 @@ impl Conversation {
                     .push(format!("a record from the {who}: {reason}"));
             }
         }
+    }
+
+    /// One side sent its FIN, at this point among the events: it sends nothing more. An
+    /// alert the other side sends after it answers the hang-up and is not the verdict
+    /// (OpenSSL says decode_error to a server that closed on it).
+    pub fn tcp_fin(&mut self, direction: Direction) {
+        self.side(direction).fin = true;
     }
 
     /// Records how TCP ended; call it after the last event.
@@ -366,6 +379,7 @@ impl Conversation {
         self.opaque.push((direction, length));
         let tls13 = self.tls13();
         let done = self.handshake_done();
+        let answers_fin = self.side(other(direction)).fin;
         let side = self.side(direction);
         match content_type {
             // TLS 1.2: the first encrypted handshake record after ChangeCipherSpec is Finished.
@@ -375,7 +389,7 @@ impl Conversation {
             }
             // TLS 1.2 encrypts alerts after ChangeCipherSpec; one before the handshake is
             // done is what ended it, whatever it says.
-            "alert" if !tls13 && !done => {
+            "alert" if !tls13 && !done && !answers_fin => {
                 self.failure = Some(SeenAlert {
                     direction,
                     alert: None,
@@ -525,7 +539,14 @@ impl Conversation {
             return None;
         };
         let Some(cert) = certificate(self.client_certificate.as_ref()?) else {
-            return Some(asked_and_none(&authorities));
+            // Without an alert, how it hung up is part of the answer (Java servers do so),
+            // in `mtls get`'s words.
+            let ended = match how {
+                RESET => "; it then reset the connection",
+                CLOSED => "; it then closed the connection without a TLS alert",
+                _ => "",
+            };
+            return Some(format!("{}{ended}", asked_and_none(&authorities)));
         };
         let mut verdict = format!(
             "the server refused the client certificate {} (issued by {}) {how}",
@@ -550,7 +571,7 @@ impl Conversation {
             Some(Close::Reset {
                 by: Direction::ServerToClient,
             }) if self.tls13() && !server_answered => Outcome::Failed {
-                verdict: self.certificate_refusal("with a TCP reset").unwrap_or_else(|| {
+                verdict: self.certificate_refusal(RESET).unwrap_or_else(|| {
                     "TCP reset by the server right after the client's Finished, without an alert"
                         .to_owned()
                 }),
@@ -569,26 +590,24 @@ impl Conversation {
             .opaque
             .iter()
             .position(|(d, _)| *d == Direction::ClientToServer)?;
-        let answers: Vec<u16> = self
-            .opaque
+        let after = self.opaque.get(first_client..).unwrap_or_default();
+        let answers: Vec<u16> = after
             .iter()
-            .skip(first_client)
             .filter(|(d, _)| *d == Direction::ServerToClient)
             .map(|&(_, length)| length)
             .collect();
-        let closed_by_client = matches!(
-            self.close,
-            Some(
-                Close::Fin {
-                    by: Direction::ClientToServer
-                } | Close::Reset {
-                    by: Direction::ClientToServer
-                }
-            )
-        );
+        // A client that ends a completed handshake says close_notify (alert-sized) first,
+        // and the server's only record is then its own close_notify. A client that closed
+        // without one (its request and FIN sent with its Finished) does not make the
+        // server's lone alert-sized answer a clean close.
+        let client_said_goodbye = after
+            .iter()
+            .take_while(|(d, _)| *d == Direction::ClientToServer)
+            .skip(1)
+            .any(|&(_, length)| length == ENCRYPTED_ALERT_LENGTH);
         match answers.as_slice() {
             [] => None,
-            [ENCRYPTED_ALERT_LENGTH] if !closed_by_client => Some(Outcome::Failed {
+            [ENCRYPTED_ALERT_LENGTH] if !client_said_goodbye => Some(Outcome::Failed {
                 verdict: "the server answered the client's certificate and Finished with one \
                           encrypted record the size of an alert and nothing else: probably it \
                           refused the client certificate (or its absence)"
@@ -614,8 +633,8 @@ impl Conversation {
         // A server that drops the connection after the client's certificate (or its empty
         // Certificate) refused it, alert or not.
         let how = match self.close {
-            Some(Close::Reset { .. }) => "with a TCP reset",
-            _ => "by closing the connection",
+            Some(Close::Reset { .. }) => RESET,
+            _ => CLOSED,
         };
         let server_closed = matches!(
             self.close,
@@ -728,8 +747,15 @@ impl fmt::Display for Certificate {
 const TLS13: u16 = 0x0304;
 const ENCRYPTED_ALERT_LENGTH: u16 = 19;
 
+/// How a server ended a handshake without an alert, as [`Conversation::certificate_refusal`]
+/// words it.
+const RESET: &str = "with a TCP reset";
+const CLOSED: &str = "by closing the connection";
+
 #[derive(Debug, Clone, Copy, Default)]
 struct SideState {
+    /// Its FIN was seen ([`Conversation::tcp_fin`]).
+    fin: bool,
     ccs: bool,
     finished: bool,
     application_data: bool,
@@ -1260,7 +1286,7 @@ mod tests {
             failure(&summary),
             (
                 "the server asked for a client certificate (accepting CN=mtls CA) and the \
-                 client sent none"
+                 client sent none; it then reset the connection"
                     .to_owned(),
                 None,
                 S

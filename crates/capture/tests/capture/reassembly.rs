@@ -100,6 +100,21 @@ fn a_clean_connection() {
             first_fin: Some(Direction::ClientToServer),
         })
     );
+    // Each FIN in capture order, after the bytes before it.
+    let fins: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Fin { dir, ts_nanos, .. } => Some((*dir, *ts_nanos)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        fins,
+        [
+            (Direction::ClientToServer, 7),
+            (Direction::ServerToClient, 8)
+        ]
+    );
     assert_eq!(
         events
             .iter()
