@@ -502,6 +502,21 @@ fn trace_json_agrees_with_tshark_on_every_connection() {
                 "{what}"
             ),
         }
+        // Every handshake message, both ways, in order (ours stop at the alert that ends
+        // a handshake; nothing follows one here).
+        let types: Vec<(bool, u8)> = line["messages"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no messages: {what}"))
+            .iter()
+            .map(|m| {
+                let from_client = m["direction"] == "client_to_server";
+                (
+                    from_client,
+                    handshake_type(m["kind"].as_str().unwrap_or_default()),
+                )
+            })
+            .collect();
+        assert_eq!(types, they.types, "handshake messages: {what}");
         let prefix = format!(":{} -> ", they.client_port);
         let Some(line) = text.lines().find(|l| l.contains(&prefix)) else {
             panic!("no line for {prefix}:\n{text}");
@@ -635,6 +650,8 @@ struct TsharkConnection {
     /// The first certificate of the client's Certificate message; `Some(None)` for an
     /// empty one, `None` when no Certificate came from the client.
     client_subject: Option<Option<String>>,
+    /// Every handshake message's type, in order, and whether the client sent it.
+    types: Vec<(bool, u8)>,
 }
 
 impl TsharkConnection {
@@ -665,6 +682,9 @@ impl TsharkConnection {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         };
+        if let Ok(kind) = field(message, "tls.handshake.type").parse() {
+            self.types.push((from_client, kind));
+        }
         match (field(message, "tls.handshake.type"), from_client) {
             ("1", true) => {
                 self.sni = text("tls.handshake.extensions_server_name");
@@ -730,6 +750,26 @@ fn tshark_connections(file: &Path, keylog: &Path, server_port: u16) -> Vec<Tshar
         }
     }
     connections.into_values().collect()
+}
+
+/// The handshake type number of a message name as `mtls trace --json` lists it.
+fn handshake_type(kind: &str) -> u8 {
+    match kind {
+        "ClientHello" => 1,
+        "ServerHello" | "HelloRetryRequest" => 2,
+        "NewSessionTicket" => 4,
+        "EndOfEarlyData" => 5,
+        "EncryptedExtensions" => 8,
+        "Certificate" => 11,
+        "ServerKeyExchange" => 12,
+        "CertificateRequest" => 13,
+        "ServerHelloDone" => 14,
+        "CertificateVerify" => 15,
+        "ClientKeyExchange" => 16,
+        "Finished" => 20,
+        "KeyUpdate" => 24,
+        other => panic!("unexpected handshake message {other}"),
+    }
 }
 
 /// Every object with a `tls.handshake.type` under `value`, in order.
