@@ -124,6 +124,9 @@ pub struct Server {
     pub port: u16,
     stdout: PathBuf,
     stderr: PathBuf,
+    /// Stop with SIGTERM on drop rather than SIGKILL: nginx's master, killed, leaves its
+    /// worker listening.
+    terminate_on_drop: bool,
 }
 
 impl Work {
@@ -172,7 +175,9 @@ impl Work {
         );
         let conf = self.join("nginx/nginx.conf").display().to_string();
         let prefix = self.join("nginx").display().to_string();
-        self.spawn_peer("nginx", port, "nginx", &["-p", &prefix, "-c", &conf])
+        let mut server = self.spawn_peer("nginx", port, "nginx", &["-p", &prefix, "-c", &conf]);
+        server.terminate_on_drop = true;
+        server
     }
 
     /// Run a real peer (nginx, ...) in the background, waiting for `port`.
@@ -196,6 +201,7 @@ impl Work {
             port,
             stdout,
             stderr,
+            terminate_on_drop: false,
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
@@ -322,6 +328,17 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if self.terminate_on_drop && matches!(self.child.try_wait(), Ok(None)) {
+            let pid = self.child.id().to_string();
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

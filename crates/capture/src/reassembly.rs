@@ -106,6 +106,9 @@ pub enum Close {
     EndOfCapture,
     /// Dropped to stay within [`Limits::max_flows`]; later segments start a new flow.
     Evicted,
+    /// A SYN started another connection on the same addresses and ports before this one
+    /// was seen to end (the capture missed its end, or the ports were reused).
+    Reused,
 }
 
 /// What reassembly reports. Bytes that arrived in order are lent from the segment (no
@@ -303,6 +306,17 @@ impl Reassembler {
             // now stale and is skipped when it comes up).
             self.closed_set.remove(&key);
         }
+        // A SYN with another sequence number on ports still tracked starts a new connection:
+        // gluing its bytes after the old one's would be worse than losing the old one's end.
+        if flags.syn
+            && !flags.ack
+            && self
+                .flows
+                .get(&key)
+                .is_some_and(|flow| flow.halves[half].reused_by(segment.seq))
+        {
+            self.close(key, Close::Reused, None, out);
+        }
         if !self.flows.contains_key(&key) {
             if flags.rst {
                 return;
@@ -344,6 +358,7 @@ impl Reassembler {
             if !h.started || (h.delivered == 0 && h.pending.is_empty() && !h.from_syn) {
                 h.start(data_seq, true);
             }
+            h.syn_seq.get_or_insert(segment.seq);
         }
         if !segment.payload.is_empty() || flags.fin {
             let h = &mut flow.halves[half];
@@ -501,7 +516,7 @@ impl Flow {
     /// [`Event::Fin`] for `half`, the first time its FIN is reached.
     fn emit_fin(&mut self, key: Key, half: usize, ts_nanos: u64, out: &mut Vec<Event<'_>>) {
         let h = &mut self.halves[half];
-        if h.fin_reported || !h.fin_at.is_some_and(|fin| h.delivered >= fin) {
+        if h.fin_reported || h.fin_at.is_none_or(|fin| h.delivered < fin) {
             return;
         }
         h.fin_reported = true;
@@ -668,6 +683,8 @@ struct Half {
     fin_at: Option<u64>,
     /// Whether [`Event::Fin`] was emitted.
     fin_reported: bool,
+    /// The sequence number of its SYN, if one was seen.
+    syn_seq: Option<u32>,
 }
 
 impl Half {
@@ -675,6 +692,18 @@ impl Half {
         self.started = true;
         self.from_syn = from_syn;
         self.next_seq = seq;
+    }
+
+    /// Whether a SYN with sequence number `seq` from this side starts another connection:
+    /// its SYN had another number, or (none seen) it already sent bytes or a FIN.
+    fn reused_by(&self, seq: u32) -> bool {
+        match self.syn_seq {
+            Some(isn) => isn != seq,
+            None => {
+                self.started
+                    && (self.delivered > 0 || !self.pending.is_empty() || self.fin_at.is_some())
+            }
+        }
     }
 
     fn finished(&self) -> bool {

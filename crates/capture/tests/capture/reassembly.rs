@@ -407,3 +407,41 @@ fn one_sided_captures_and_ack_only_flows_close_at_the_end() {
         }
     ));
 }
+
+/// The capture missed how a connection ended and its ports come back with a new SYN: the
+/// old connection ends there (`Close::Reused`) and the new one is followed on its own,
+/// its bytes never glued after the old one's.
+#[test]
+fn a_new_syn_on_ports_still_open_starts_a_new_connection() {
+    let mut segs = handshake(100, 9000);
+    segs.extend([
+        (4, seg(C, S, 101, ACK, b"old")),
+        // No FIN or RST: the capture lost them. The same ports, a new ISN.
+        (5, seg(C, S, 5000, SYN, b"")),
+        (6, seg(S, C, 7000, SYN | ACK, b"")),
+        (7, seg(C, S, 5001, ACK, b"new")),
+        (8, seg(C, S, 5000, SYN, b"")), // a retransmission of the new SYN changes nothing
+    ]);
+    let events = run(Limits::default(), &segs);
+    assert!(events.contains(&Event::Closed {
+        flow: FlowId(0),
+        how: Close::Reused,
+        ts_nanos: 4,
+        first_fin: None,
+    }));
+    assert_eq!(
+        stream(&events, FlowId(0), Direction::ClientToServer),
+        bytes(b"old")
+    );
+    assert_eq!(
+        stream(&events, FlowId(1), Direction::ClientToServer),
+        bytes(b"new")
+    );
+    assert!(!events.iter().any(|e| matches!(
+        e,
+        Event::Opened {
+            flow: FlowId(2),
+            ..
+        }
+    )));
+}
