@@ -166,7 +166,8 @@ fn trace(args: TraceArgs) -> Result<ExitCode> {
     let mut reader = CaptureReader::new(input).with_context(|| format!("reading {what}"))?;
     let mut reassembler = Reassembler::new();
     let mut tracer = Tracer {
-        flows: HashMap::new(),
+        flows: HashMap::default(),
+        scratch: Vec::new(),
         keylog: Arc::new(keylog),
         last_ts: 0,
         counts: Counts::default(),
@@ -232,7 +233,9 @@ struct Counts {
 
 /// The connections being followed, and what the whole capture has shown so far.
 struct Tracer {
-    flows: HashMap<FlowId, Flow>,
+    flows: HashMap<FlowId, Flow, foldhash::fast::RandomState>,
+    /// The dissector's events for one chunk of bytes, one vector for all connections.
+    scratch: Vec<mtls_inspect::Event>,
     keylog: Arc<KeyLog>,
     /// The newest packet's time (ns): when the capture ends.
     last_ts: u64,
@@ -243,6 +246,7 @@ impl Tracer {
     fn handle(&mut self, event: Event<'_>, args: &TraceArgs, out: &mut impl Write) -> Result<()> {
         let Tracer {
             flows,
+            scratch,
             keylog,
             last_ts,
             counts,
@@ -305,7 +309,8 @@ impl Tracer {
                 if f.tls == Some(false) {
                     return Ok(());
                 }
-                for event in f.dissector.feed(direction, &bytes) {
+                f.dissector.feed_into(direction, &bytes, scratch);
+                for event in scratch.drain(..) {
                     if args.verbose {
                         f.trace.push(event.to_string());
                     }

@@ -154,8 +154,15 @@ impl Dissector {
     /// handshake messages may span calls: partial data is kept per direction.
     pub fn feed(&mut self, direction: Direction, bytes: &[u8]) -> Vec<Event> {
         let mut events = Vec::new();
+        self.feed_into(direction, bytes, &mut events);
+        events
+    }
+
+    /// [`Dissector::feed`] appending to `events`, so a caller reading many connections can
+    /// keep one vector for all of them.
+    pub fn feed_into(&mut self, direction: Direction, bytes: &[u8], events: &mut Vec<Event>) {
         if self.side(direction).desynced {
-            return events;
+            return;
         }
         // Records are parsed where they lie: from `bytes` itself when nothing is pending
         // (nearly always), so only an incomplete record's start is ever copied.
@@ -171,7 +178,7 @@ impl Dissector {
             match record::parse_record(rest) {
                 Ok((record, used)) => {
                     offset += used;
-                    self.on_record(direction, &record, &mut events);
+                    self.on_record(direction, &record, events);
                 }
                 Err(ParseError::Incomplete { .. }) => break,
                 Err(ParseError::Malformed(reason)) => {
@@ -192,7 +199,7 @@ impl Dissector {
                     let side = self.side(direction);
                     side.desynced = true;
                     side.handshake.clear();
-                    return events;
+                    return;
                 }
             }
         }
@@ -202,7 +209,6 @@ impl Dissector {
             pending.extend_from_slice(bytes.get(offset..).unwrap_or_default());
         }
         self.side(direction).pending = pending;
-        events
     }
 
     fn side(&mut self, direction: Direction) -> &mut Side {
