@@ -41,7 +41,7 @@ pub struct Conversation {
     /// The alert (or, in TLS 1.2, encrypted alert record) that ended the handshake.
     failure: Option<SeenAlert>,
     /// The last handshake step, worded for "after ..." and "no answer to ...".
-    last: Option<(Direction, String)>,
+    last: Option<(Direction, Cow<'static, str>)>,
     /// Records we could not decrypt, after ServerHello, in order: (direction, length).
     opaque: Vec<(Direction, u16)>,
     malformed: Vec<String>,
@@ -397,8 +397,12 @@ impl Conversation {
             }
             _ if tls13 && !side.finished => {
                 side.encrypted_handshake = true;
-                let what = format!("the {}'s encrypted handshake messages", who(direction));
-                self.last = Some((direction, what));
+                // Every encrypted record says the same: no allocation for it.
+                let what = match direction {
+                    Direction::ClientToServer => "the client's encrypted handshake messages",
+                    Direction::ServerToClient => "the server's encrypted handshake messages",
+                };
+                self.last = Some((direction, Cow::Borrowed(what)));
             }
             _ => {}
         }
@@ -622,7 +626,7 @@ impl Conversation {
     /// No alert and no Finished: how TCP ended says the rest.
     fn close_verdict(&self) -> Outcome {
         let (last_by, last) = match &self.last {
-            Some((direction, what)) => (*direction, what.clone()),
+            Some((direction, what)) => (*direction, what.to_string()),
             None => (Direction::ClientToServer, "ClientHello".to_owned()),
         };
         let failed = |verdict: String, by: Direction| Outcome::Failed {
@@ -927,12 +931,12 @@ fn version_name(version: u16) -> String {
 
 /// How a step reads in a sentence: messages only one side sends by their name, the rest
 /// with their sender.
-fn step(direction: Direction, kind: &str) -> String {
+fn step(direction: Direction, kind: &str) -> Cow<'static, str> {
     match kind {
         "Certificate" | "CertificateVerify" | "Finished" | "KeyUpdate" => {
-            format!("the {}'s {kind}", who(direction))
+            Cow::Owned(format!("the {}'s {kind}", who(direction)))
         }
-        _ => kind.to_owned(),
+        _ => Cow::Owned(kind.to_owned()),
     }
 }
 

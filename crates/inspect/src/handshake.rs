@@ -609,7 +609,13 @@ fn raw_extensions<'a>(list: &mut Reader<'a>) -> Decoded<Vec<(u16, &'a [u8])>> {
 /// One extension; a body that does not decode is shown as such rather than failing the
 /// message, since the rest of the message is still worth seeing.
 fn extension(ext_type: u16, data: &[u8], context: ExtContext) -> Field {
-    let name = format!("extension {}", names::extension(ext_type));
+    let name = names::extension(ext_type);
+    let name = {
+        let mut full = String::with_capacity(10 + name.len());
+        full.push_str("extension ");
+        full.push_str(&name);
+        full
+    };
     let mut r = Reader::new(data);
     let decoded = extension_body(ext_type, &mut r, context).and_then(|field| {
         r.finish()?;
