@@ -33,7 +33,8 @@ pub struct TraceArgs {
     /// a pcapng (`editcap --inject-secrets`) are used without it.
     #[arg(long, value_name = "FILE")]
     keylog: Option<PathBuf>,
-    /// Print every record and handshake message of each connection, like `mtls get --trace`.
+    /// Print every record and handshake message of each connection, like `mtls get --trace`
+    /// (times in ms from the connection's first packet).
     #[arg(short = 'V', long)]
     verbose: bool,
     /// One JSON object per connection (JSON Lines), as each ends.
@@ -111,6 +112,8 @@ struct Flow {
     /// When each side last sent bytes (ns), to tell a stall.
     last_client: Option<u64>,
     last_server: Option<u64>,
+    /// When the connection's first packet was captured (ns): -V's times count from it.
+    first_ts: u64,
     /// Events rendered for -V, printed with the summary so connections do not interleave.
     trace: Vec<String>,
 }
@@ -256,6 +259,7 @@ impl Tracer {
                 flow,
                 client,
                 server,
+                first_ts,
                 syn_ts,
                 syn_ack_ts,
                 ..
@@ -284,6 +288,7 @@ impl Tracer {
                         first_fin: None,
                         last_client: None,
                         last_server: None,
+                        first_ts,
                         trace: Vec::new(),
                     },
                 );
@@ -312,7 +317,8 @@ impl Tracer {
                 f.dissector.feed_into(direction, &bytes, scratch);
                 for event in scratch.drain(..) {
                     if args.verbose {
-                        f.trace.push(event.to_string());
+                        let at_ms = ts_nanos.saturating_sub(f.first_ts) as f64 / 1e6;
+                        f.trace.push(event.framed(at_ms).to_string());
                     }
                     f.conversation.observe_owned(event);
                 }
@@ -421,8 +427,8 @@ fn report(flow: &Flow, args: &TraceArgs, out: &mut impl Write, counts: &mut Coun
         writeln!(out, "    note: {note}")?;
     }
     if args.verbose {
-        for line in &flow.trace {
-            writeln!(out, "    {line}")?;
+        for event in &flow.trace {
+            writeln!(out, "{event}")?;
         }
     }
     Ok(())
