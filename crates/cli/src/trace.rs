@@ -5,9 +5,12 @@
 //! `Dissector` decodes each direction (decrypting TLS 1.3 with the key log: `--keylog`,
 //! or one embedded in the pcapng), and its `Conversation` makes the summary and verdict.
 //! The capture is streamed: memory follows the connections open at once, not the file.
+//! A large file read on a terminal gets a progress line on stderr (`progress`).
+
+mod progress;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -157,13 +160,13 @@ fn trace(args: TraceArgs) -> Result<ExitCode> {
     };
     let keylog = KeyLog::parse(&keylog_text)
         .with_context(|| format!("reading the key log {:?}", args.keylog))?;
-    let input: Box<dyn Read> = if args.input.as_os_str() == "-" {
-        Box::new(std::io::stdin().lock())
+    let (input, mut progress): (Box<dyn Read>, _) = if args.input.as_os_str() == "-" {
+        (Box::new(std::io::stdin().lock()), None)
     } else {
         // The reader keeps its own 1 MiB window: no BufReader (it would be a second copy).
         let file = std::fs::File::open(&args.input)
             .with_context(|| format!("opening {}", args.input.display()))?;
-        Box::new(file)
+        progress::watch(file)
     };
     let what = args.input.display().to_string();
     let mut reader = CaptureReader::new(input).with_context(|| format!("reading {what}"))?;
@@ -180,6 +183,8 @@ fn trace(args: TraceArgs) -> Result<ExitCode> {
     let stdout = std::io::stdout().lock();
     let mut out: Box<dyn Write> = if args.input.as_os_str() == "-" {
         Box::new(std::io::LineWriter::new(stdout))
+    } else if let Some(progress) = progress.as_ref().filter(|_| stdout.is_terminal()) {
+        Box::new(progress.around(stdout))
     } else {
         Box::new(std::io::BufWriter::with_capacity(1 << 16, stdout))
     };
@@ -209,6 +214,9 @@ fn trace(args: TraceArgs) -> Result<ExitCode> {
             }
             _ => {}
         }
+        if let Some(progress) = &mut progress {
+            progress.update(tracer.counts.tls);
+        }
     }
     let mut events = Vec::new();
     reassembler.finish(&mut events);
@@ -216,6 +224,8 @@ fn trace(args: TraceArgs) -> Result<ExitCode> {
         tracer.handle(event, &args, &mut out)?;
     }
     out.flush()?;
+    // Erases the progress line before the count.
+    drop(progress);
     let counts = &tracer.counts;
     if !args.json {
         eprintln!(
