@@ -367,3 +367,247 @@ fn a_gigabyte_capture_is_read_in_bounded_memory() {
         (rounds * per_round) >> 20
     );
 }
+
+/// `-V` frames each event as `mtls get --trace` does: the milliseconds since the
+/// connection's first packet and the direction, then the event's lines indented.
+#[test]
+fn trace_verbose_frames_every_event_as_get_trace_does() {
+    let work = Work::new();
+    work.write("replay.pcap", replayed_capture(1));
+    let text = work.ok(&["trace", "replay.pcap", "-V"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("10.1.0.0:40000 -> 10.0.0.1:8443 "),
+        "{text}"
+    );
+    let hello = lines
+        .iter()
+        .position(|l| l.starts_with('['))
+        .unwrap_or_else(|| panic!("no event in:\n{text}"));
+    // The ClientHello left 1 ms after the SYN, the server answered 1 ms later.
+    assert_eq!(lines[hello], "[     1.000 ms] client -> server", "{text}");
+    assert!(
+        lines[hello + 1].starts_with("    → handshake record TLS 1.0 (0x0301), "),
+        "{text}"
+    );
+    assert!(
+        lines[hello + 2].starts_with("      ClientHello ("),
+        "{text}"
+    );
+    assert!(
+        lines[hello + 3].starts_with("        legacy_version: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n[     2.000 ms] server -> client\n    ← handshake record "),
+        "{text}"
+    );
+    // Every line of the trace is a heading or indented under one.
+    assert!(
+        lines[hello..]
+            .iter()
+            .all(|l| l.starts_with("[ ") || l.starts_with("    ")),
+        "{text}"
+    );
+}
+
+/// `mtls trace FILE` on a file larger than 8 MB draws a progress line on stderr when it is a
+/// terminal, erases it before the count, and leaves stdout as it is; on a pipe, nothing.
+#[test]
+fn trace_progress_line_only_on_a_terminal() {
+    let work = Work::new();
+    let mut connections = 1;
+    let capture = loop {
+        let capture = replayed_capture(connections);
+        if capture.len() > 9_000_000 {
+            break capture;
+        }
+        connections = connections * 9_000_000 / capture.len() + 1;
+    };
+    work.write("big.pcap", capture);
+    let args = ["trace", "big.pcap"];
+
+    let plain = work.mtls(&args);
+    assert!(
+        plain.status.success(),
+        "{}",
+        mtls_test_support::text(&plain)
+    );
+    let count = String::from_utf8(plain.stderr).unwrap();
+    assert_eq!(
+        count,
+        format!(
+            "{connections} TLS connection(s): {connections} completed, 0 failed, 0 incomplete\n"
+        )
+    );
+    let summary = String::from_utf8(plain.stdout).unwrap();
+    assert_eq!(summary.matches(" ok\n").count(), connections, "{summary}");
+
+    // stderr on a terminal, stdout to a pipe.
+    let (stdout, tty) = on_a_terminal(&work, &args, false);
+    assert_eq!(stdout, summary);
+    assert!(
+        tty.contains(" MB/") && tty.contains(" TLS connections"),
+        "no progress line in {tty:?}"
+    );
+    // The count line comes after the last erase, alone.
+    let (drawn, after) = tty.rsplit_once("\x1b[2K").unwrap();
+    assert_eq!(after, count.replace('\n', "\r\n"), "{tty:?}");
+    assert!(drawn.contains(" MB/s, "), "{tty:?}");
+
+    // Both on the terminal: every line of stdout arrives whole, the progress line lifted
+    // out of the way first.
+    let (_, tty) = on_a_terminal(&work, &args, true);
+    let seen: Vec<&str> = tty
+        .split("\r\n")
+        .map(|l| l.rsplit("\x1b[2K").next().unwrap_or(l))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let expected: Vec<&str> = summary.lines().chain(count.lines()).collect();
+    assert_eq!(seen, expected, "{tty:?}");
+}
+
+/// Runs `mtls ARGS...` with stderr (and stdout, when `both`) on a new pseudo-terminal;
+/// returns what it wrote to stdout otherwise, and what the terminal received.
+fn on_a_terminal(work: &Work, args: &[&str], both: bool) -> (String, String) {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::process::Stdio;
+
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let terminal = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
+            .open(name.to_str().unwrap())
+            .unwrap()
+    };
+    let stdout = if both {
+        Stdio::from(terminal())
+    } else {
+        Stdio::piped()
+    };
+    // The command, and with it this process's copies of the terminal, are gone after this
+    // statement: the master then reads an error once the child exits.
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mtls"))
+        .current_dir(work.path())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(terminal())
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(master);
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut chunk = [0; 1 << 16];
+        while let Ok(n @ 1..) = master.read(&mut chunk) {
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        seen
+    });
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "mtls {args:?}: {}", out.status);
+    let seen = reader.join().unwrap();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(seen).unwrap(),
+    )
+}
+
+/// A pcap of `connections` TCP connections, each replaying the TLS 1.3 mutual-TLS handshake
+/// of mtls-inspect's `tls13_mtls` fixture (one segment per recorded read): SYN, SYN-ACK, ACK
+/// 0.1 ms apart, the first bytes 1 ms after the SYN and the rest 1 ms apart, then FINs.
+fn replayed_capture(connections: usize) -> Vec<u8> {
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/inspect/tests/fixtures/tls13_mtls.hex"
+    ))
+    .unwrap();
+    let chunks: Vec<(bool, Vec<u8>)> = fixture
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(way, _)| *way == "c" || *way == "s")
+        .map(|(way, hex)| {
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            (way == "c", bytes)
+        })
+        .collect();
+    // LINKTYPE_RAW (101): each record is a bare IPv4 packet.
+    let mut pcap = Vec::new();
+    for field in [0xa1b2_c3d4_u32, 0x0004_0002, 0, 0, 65535, 101] {
+        pcap.extend_from_slice(&field.to_le_bytes());
+    }
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const PSH_ACK: u8 = 0x18;
+    const FIN_ACK: u8 = 0x11;
+    for i in 0..connections {
+        let client = [10, 1, (i >> 8) as u8, i as u8];
+        let server = [10, 0, 0, 1];
+        let client_port = 40000 + (i >> 16) as u16;
+        let start = 1_000_000 * i as u64; // µs: one connection a second
+        let (mut c_seq, mut s_seq) = (1000_u32, 5000_u32);
+        let mut packet =
+            |at: u64, from_client: bool, flags: u8, seq: u32, ack: u32, data: &[u8]| {
+                let (src, dst, sport, dport) = if from_client {
+                    (client, server, client_port, 8443)
+                } else {
+                    (server, client, 8443, client_port)
+                };
+                let mut ip = vec![0x45, 0];
+                ip.extend_from_slice(&((40 + data.len()) as u16).to_be_bytes());
+                ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
+                ip.extend_from_slice(&src);
+                ip.extend_from_slice(&dst);
+                ip.extend_from_slice(&sport.to_be_bytes());
+                ip.extend_from_slice(&dport.to_be_bytes());
+                ip.extend_from_slice(&seq.to_be_bytes());
+                ip.extend_from_slice(&ack.to_be_bytes());
+                ip.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+                ip.extend_from_slice(data);
+                let at = start + at;
+                for field in [
+                    at / 1_000_000,
+                    at % 1_000_000,
+                    ip.len() as u64,
+                    ip.len() as u64,
+                ] {
+                    pcap.extend_from_slice(&(field as u32).to_le_bytes());
+                }
+                pcap.extend_from_slice(&ip);
+            };
+        packet(0, true, SYN, c_seq - 1, 0, &[]);
+        packet(100, false, SYN | ACK, s_seq - 1, c_seq, &[]);
+        packet(200, true, ACK, c_seq, s_seq, &[]);
+        let mut at = 1000;
+        for (from_client, bytes) in &chunks {
+            let (seq, ack) = if *from_client {
+                (c_seq, s_seq)
+            } else {
+                (s_seq, c_seq)
+            };
+            packet(at, *from_client, PSH_ACK, seq, ack, bytes);
+            let advance = bytes.len() as u32;
+            if *from_client {
+                c_seq += advance;
+            } else {
+                s_seq += advance;
+            }
+            at += 1000;
+        }
+        packet(at, true, FIN_ACK, c_seq, s_seq, &[]);
+        packet(at + 100, false, FIN_ACK, s_seq, c_seq + 1, &[]);
+        packet(at + 200, true, ACK, c_seq + 1, s_seq + 1, &[]);
+    }
+    pcap
+}

@@ -343,14 +343,7 @@ fn trace_text(hop: &Hop) -> String {
         .map_or_else(|| "not connected".to_owned(), |a| a.to_string());
     let _ = writeln!(out, "* Trace of {} ({address}):", hop.url);
     for entry in trace {
-        let arrow = match entry.event.direction {
-            mtls_inspect::Direction::ClientToServer => "client -> server",
-            mtls_inspect::Direction::ServerToClient => "server -> client",
-        };
-        let _ = writeln!(out, "[{:>10.3} ms] {arrow}", entry.at_ms);
-        for line in entry.event.to_string().lines() {
-            let _ = writeln!(out, "    {line}");
-        }
+        let _ = writeln!(out, "{}", entry.event.framed(entry.at_ms));
     }
     out
 }

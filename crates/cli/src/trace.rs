@@ -5,9 +5,12 @@
 //! `Dissector` decodes each direction (decrypting TLS 1.3 with the key log: `--keylog`,
 //! or one embedded in the pcapng), and its `Conversation` makes the summary and verdict.
 //! The capture is streamed: memory follows the connections open at once, not the file.
+//! A large file read on a terminal gets a progress line on stderr (`progress`).
+
+mod progress;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,7 +36,8 @@ pub struct TraceArgs {
     /// a pcapng (`editcap --inject-secrets`) are used without it.
     #[arg(long, value_name = "FILE")]
     keylog: Option<PathBuf>,
-    /// Print every record and handshake message of each connection, like `mtls get --trace`.
+    /// Print every record and handshake message of each connection, like `mtls get --trace`
+    /// (times in ms from the connection's first packet).
     #[arg(short = 'V', long)]
     verbose: bool,
     /// One JSON object per connection (JSON Lines), as each ends.
@@ -111,6 +115,8 @@ struct Flow {
     /// When each side last sent bytes (ns), to tell a stall.
     last_client: Option<u64>,
     last_server: Option<u64>,
+    /// When the connection's first packet was captured (ns): -V's times count from it.
+    first_ts: u64,
     /// Events rendered for -V, printed with the summary so connections do not interleave.
     trace: Vec<String>,
 }
@@ -154,13 +160,13 @@ fn trace(args: TraceArgs) -> Result<ExitCode> {
     };
     let keylog = KeyLog::parse(&keylog_text)
         .with_context(|| format!("reading the key log {:?}", args.keylog))?;
-    let input: Box<dyn Read> = if args.input.as_os_str() == "-" {
-        Box::new(std::io::stdin().lock())
+    let (input, mut progress): (Box<dyn Read>, _) = if args.input.as_os_str() == "-" {
+        (Box::new(std::io::stdin().lock()), None)
     } else {
         // The reader keeps its own 1 MiB window: no BufReader (it would be a second copy).
         let file = std::fs::File::open(&args.input)
             .with_context(|| format!("opening {}", args.input.display()))?;
-        Box::new(file)
+        progress::watch(file)
     };
     let what = args.input.display().to_string();
     let mut reader = CaptureReader::new(input).with_context(|| format!("reading {what}"))?;
@@ -177,6 +183,8 @@ fn trace(args: TraceArgs) -> Result<ExitCode> {
     let stdout = std::io::stdout().lock();
     let mut out: Box<dyn Write> = if args.input.as_os_str() == "-" {
         Box::new(std::io::LineWriter::new(stdout))
+    } else if let Some(progress) = progress.as_ref().filter(|_| stdout.is_terminal()) {
+        Box::new(progress.around(stdout))
     } else {
         Box::new(std::io::BufWriter::with_capacity(1 << 16, stdout))
     };
@@ -206,6 +214,9 @@ fn trace(args: TraceArgs) -> Result<ExitCode> {
             }
             _ => {}
         }
+        if let Some(progress) = &mut progress {
+            progress.update(tracer.counts.tls);
+        }
     }
     let mut events = Vec::new();
     reassembler.finish(&mut events);
@@ -213,6 +224,8 @@ fn trace(args: TraceArgs) -> Result<ExitCode> {
         tracer.handle(event, &args, &mut out)?;
     }
     out.flush()?;
+    // Erases the progress line before the count.
+    drop(progress);
     let counts = &tracer.counts;
     if !args.json {
         eprintln!(
@@ -256,6 +269,7 @@ impl Tracer {
                 flow,
                 client,
                 server,
+                first_ts,
                 syn_ts,
                 syn_ack_ts,
                 ..
@@ -284,6 +298,7 @@ impl Tracer {
                         first_fin: None,
                         last_client: None,
                         last_server: None,
+                        first_ts,
                         trace: Vec::new(),
                     },
                 );
@@ -312,7 +327,8 @@ impl Tracer {
                 f.dissector.feed_into(direction, &bytes, scratch);
                 for event in scratch.drain(..) {
                     if args.verbose {
-                        f.trace.push(event.to_string());
+                        let at_ms = ts_nanos.saturating_sub(f.first_ts) as f64 / 1e6;
+                        f.trace.push(event.framed(at_ms).to_string());
                     }
                     f.conversation.observe_owned(event);
                 }
@@ -421,8 +437,8 @@ fn report(flow: &Flow, args: &TraceArgs, out: &mut impl Write, counts: &mut Coun
         writeln!(out, "    note: {note}")?;
     }
     if args.verbose {
-        for line in &flow.trace {
-            writeln!(out, "    {line}")?;
+        for event in &flow.trace {
+            writeln!(out, "{event}")?;
         }
     }
     Ok(())

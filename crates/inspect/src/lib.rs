@@ -24,7 +24,7 @@
 //!        │      Item = Handshake | ChangeCipherSpec | Alert | ApplicationData
 //!        │           | Encrypted | Malformed
 //!        ▼
-//!  Display (the --trace text) or serde (--json)
+//!  Display, framed by `render` (the text of get --trace and trace -V), or serde (--json)
 //!        │
 //!        ▼
 //!  Conversation::observe + tcp_closed         per connection: what was negotiated, which
@@ -83,6 +83,7 @@ pub mod fingerprint;
 pub mod handshake;
 pub mod keylog;
 pub mod record;
+pub mod render;
 
 mod decrypt;
 mod dissector;
@@ -97,3 +98,4 @@ pub use fingerprint::{Ja3, ja3, ja3s, ja4};
 pub use handshake::{Detail, Field, HandshakeContext, HandshakeMessage, parse_handshake};
 pub use keylog::{KeyLog, KeyLogError};
 pub use record::{ParseError, Record, parse_record};
+pub use render::Framed;
