@@ -22,14 +22,7 @@ fn trace_gives_each_failed_handshake_the_gateways_verdict() {
         )
         .unwrap();
     }
-    let server = work.serve(
-        "gw",
-        "[[server]]\nlisten = [\"127.0.0.1:{port}\"]\nserver_name = [\"localhost\"]\n\n\
-         [server.tls]\ncertificate = \"pki/certs/localhost.chain.pem\"\n\
-         key = \"pki/private/localhost.key\"\nverify_client = \"on\"\n\
-         client_ca = \"pki/ca.crt\"\n\n\
-         [[server.location]]\npath = \"/\"\nreturn = \"200 ok\"\n",
-    );
+    let server = crate::util::mutual_gateway(&work);
     let port = server.port;
     let capture = Tcpdump::start(&work, port);
     let url = format!("https://localhost:{port}/");
@@ -215,14 +208,7 @@ fn a_gigabyte_capture_is_read_in_bounded_memory() {
 
     let work = localhost_pki();
     work.ok(&["pki", "issue", "client", "alice"]);
-    let server = work.serve(
-        "gw",
-        "[[server]]\nlisten = [\"127.0.0.1:{port}\"]\nserver_name = [\"localhost\"]\n\n\
-         [server.tls]\ncertificate = \"pki/certs/localhost.chain.pem\"\n\
-         key = \"pki/private/localhost.key\"\nverify_client = \"on\"\n\
-         client_ca = \"pki/ca.crt\"\n\n\
-         [[server.location]]\npath = \"/\"\nreturn = \"200 ok\"\n",
-    );
+    let server = crate::util::mutual_gateway(&work);
     let port = server.port;
     let capture = Tcpdump::start(&work, port);
     let url = format!("https://localhost:{port}/");

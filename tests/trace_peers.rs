@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::util::{Server, Tcpdump, Work, free_port, localhost_pki};
+use crate::util::{Server, Tcpdump, Work, free_port, localhost_pki, mutual_gateway};
 
 const NO_CERTIFICATE: &str = "FAILED: the server asked for a client certificate (accepting \
                               CN=mtls CA) and the client sent none";
@@ -536,17 +536,6 @@ fn pki_with_mallory() -> Work {
 }
 
 /// The gateway for localhost requiring a client certificate from our CA.
-fn mutual_gateway(work: &Work) -> Server {
-    work.serve(
-        "gw",
-        "[[server]]\nlisten = [\"127.0.0.1:{port}\"]\nserver_name = [\"localhost\"]\n\n\
-         [server.tls]\ncertificate = \"pki/certs/localhost.chain.pem\"\n\
-         key = \"pki/private/localhost.key\"\nverify_client = \"on\"\n\
-         client_ca = \"pki/ca.crt\"\n\n\
-         [[server.location]]\npath = \"/\"\nreturn = \"200 ok\"\n",
-    )
-}
-
 /// The path of `tests/peers/NAME`.
 fn peer_script(name: &str) -> String {
     format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"))

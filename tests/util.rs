@@ -395,6 +395,19 @@ pub fn localhost_pki() -> Work {
 /// CA (`verify_client = "optional"`, so anonymous clients connect and the per-location
 /// rules decide): `top` goes before it (top-level keys), `server_keys` into it, then
 /// `locations`.
+/// The gateway for localhost (`localhost_pki`'s certificate) requiring a client
+/// certificate from its CA, answering `200 ok`.
+pub fn mutual_gateway(work: &Work) -> Server {
+    work.serve(
+        "gw",
+        "[[server]]\nlisten = [\"127.0.0.1:{port}\"]\nserver_name = [\"localhost\"]\n\n\
+         [server.tls]\ncertificate = \"pki/certs/localhost.chain.pem\"\n\
+         key = \"pki/private/localhost.key\"\nverify_client = \"on\"\n\
+         client_ca = \"pki/ca.crt\"\n\n\
+         [[server.location]]\npath = \"/\"\nreturn = \"200 ok\"\n",
+    )
+}
+
 pub fn gateway_config(top: &str, server_keys: &str, locations: &str) -> String {
     format!(
         r#"{top}
