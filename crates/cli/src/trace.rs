@@ -340,6 +340,10 @@ impl Tracer {
                 missing,
             } => {
                 if let Some(f) = flows.get_mut(&flow) {
+                    // Where the next record starts is unknown: that direction is not
+                    // dissected further (the note below says why).
+                    let _ = f.dissector.gap(direction(dir), at, missing);
+                    f.conversation.tcp_gap(direction(dir));
                     let side = match direction(dir) {
                         Direction::ClientToServer => "client",
                         Direction::ServerToClient => "server",

@@ -48,6 +48,9 @@ pub struct Conversation {
     close: Option<Close>,
     events: usize,
     messages: Vec<Message>,
+    /// The side whose bytes the capture lost before the handshake was seen to end, and
+    /// " after <the step before>".
+    gap: Option<(Direction, String)>,
     /// The version the ServerHello selected, read once when it arrives (it is asked for
     /// at every event).
     negotiated: Option<u16>,
@@ -276,6 +279,16 @@ impl Conversation {
         self.side(direction).fin = true;
     }
 
+    /// The capture lost bytes of `direction` here (the dissector stops that direction at a
+    /// gap, [`Dissector::gap`](crate::Dissector::gap)). Lost before the handshake was seen to
+    /// end, they may have held the answer: the outcome is then incomplete rather than a
+    /// guess, unless an alert already said how it ended.
+    pub fn tcp_gap(&mut self, direction: Direction) {
+        if self.gap.is_none() && !self.handshake_done() {
+            self.gap = Some((direction, self.after()));
+        }
+    }
+
     /// Records how TCP ended; call it after the last event.
     pub fn tcp_closed(&mut self, how: Close) {
         self.close = Some(how);
@@ -488,6 +501,14 @@ impl Conversation {
         }
         if self.handshake_done() {
             return self.after_finished();
+        }
+        if let Some((direction, after)) = &self.gap {
+            return Outcome::Incomplete {
+                verdict: format!(
+                    "the capture misses bytes from the {}{after}, before the handshake finished",
+                    who(*direction),
+                ),
+            };
         }
         if self.tls13()
             && self.client.encrypted_handshake

@@ -158,6 +158,35 @@ impl Dissector {
         events
     }
 
+    /// The capture lost `missing` bytes of `direction` at stream offset `at`. Where the next
+    /// record starts after them is unknown, and bytes parsed from a wrong offset would be
+    /// explained with confidence, so the rest of that direction is not dissected; the one
+    /// event returned says so (as [`Item::Malformed`]).
+    pub fn gap(&mut self, direction: Direction, at: u64, missing: u64) -> Option<Event> {
+        let side = self.side(direction);
+        if side.desynced {
+            return None;
+        }
+        side.desynced = true;
+        side.pending.clear();
+        side.handshake.clear();
+        Some(Event {
+            direction,
+            record: RecordInfo {
+                content_type: Cow::Borrowed(""),
+                version: 0,
+                length: 0,
+                decrypted: false,
+            },
+            item: Item::Malformed {
+                reason: format!(
+                    "{missing} byte(s) missing from the capture at stream offset {at}; the rest \
+                     of this direction is not dissected"
+                ),
+            },
+        })
+    }
+
     /// [`Dissector::feed`] appending to `events`, so a caller reading many connections can
     /// keep one vector for all of them.
     pub fn feed_into(&mut self, direction: Direction, bytes: &[u8], events: &mut Vec<Event>) {

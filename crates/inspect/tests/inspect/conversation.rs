@@ -261,3 +261,47 @@ fn tls13_refusal_without_key_log_is_probable() {
         assert_eq!(summary.what_could_not_be_seen, [TLS13_KEYLOG_HINT]);
     }
 }
+
+/// Bytes the capture lost: the dissector stops that direction (where the next record starts
+/// is unknown), and a handshake not seen to end is incomplete, not guessed.
+#[test]
+fn a_gap_stops_the_direction_and_leaves_the_handshake_incomplete() {
+    let name = "tls12_no_client_cert";
+    let reads = crate::util::reads(name);
+    let mut dissector = Dissector::new(keylog(name));
+    let mut conversation = Conversation::new();
+    let (first_direction, first) = &reads[0];
+    assert_eq!(*first_direction, Direction::ClientToServer);
+    for event in dissector.feed(*first_direction, first) {
+        conversation.observe_owned(event);
+    }
+    let notice = dissector
+        .gap(Direction::ServerToClient, 0, 100)
+        .expect("the first gap of a direction is said");
+    assert!(
+        notice.to_string().contains("100 byte(s) missing"),
+        "{notice}"
+    );
+    assert!(dissector.gap(Direction::ServerToClient, 200, 1).is_none());
+    conversation.tcp_gap(Direction::ServerToClient);
+    for (direction, bytes) in &reads[1..] {
+        let events = dissector.feed(*direction, bytes);
+        if *direction == Direction::ServerToClient {
+            assert!(events.is_empty(), "{events:?}");
+        }
+        for event in events {
+            conversation.observe_owned(event);
+        }
+    }
+    conversation.tcp_closed(SERVER_CLOSED);
+    let summary = conversation.summary();
+    assert_eq!(
+        summary.outcome,
+        Outcome::Incomplete {
+            verdict: "the capture misses bytes from the server after ClientHello, before the \
+                      handshake finished"
+                .to_owned()
+        },
+        "{summary:#?}"
+    );
+}
