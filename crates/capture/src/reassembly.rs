@@ -9,7 +9,8 @@
 //!   sequence numbers as 32-bit differences from the next expected one, so wrap-around
 //!   needs no special case.
 //! - A byte is taken from the first segment that carried it: retransmissions and overlaps
-//!   never replace bytes already delivered or buffered.
+//!   never replace bytes already delivered or buffered. Bytes at or after a side's FIN are
+//!   dropped, so nothing of a direction follows its [`Event::Fin`].
 //! - Segments ahead of the next expected byte wait in a per-direction buffer bounded by
 //!   [`Limits::max_buffered`]. When it is full, or the connection ends, the missing range is
 //!   reported as [`Event::Gap`] and the buffered bytes after it are delivered.
@@ -354,12 +355,13 @@ impl Reassembler {
                 flow.client = Some(client_from_payload(key, half, segment.payload));
             }
             let h = &mut flow.halves[half];
-            h.accept(data_seq, segment.payload, max_buffered, &mut pieces);
+            // The FIN first, so buffered bytes beyond it are not drained by this payload.
             if flags.fin && h.fin_at.is_none() {
                 let end = h.offset_of(data_seq) + segment.payload.len() as i64;
-                h.fin_at = Some(u64::try_from(end).unwrap_or(0).max(h.delivered));
+                h.set_fin(u64::try_from(end).unwrap_or(0).max(h.delivered));
                 flow.first_fin.get_or_insert(half);
             }
+            h.accept(data_seq, segment.payload, max_buffered, &mut pieces);
         }
         if flags.syn && flags.ack {
             flow.emit_opened(key, out);
@@ -677,6 +679,31 @@ impl Half {
         self.next_seq = seq;
     }
 
+    /// The FIN is at stream offset `fin`. Bytes at or after it are no part of the stream:
+    /// the receiving TCP never hands them to its application (Linux ignores segment text
+    /// after a FIN), and [`Event::Fin`] tells the caller this side sends nothing more. A
+    /// capture can still show some: a one-byte keep-alive probe sent after the FIN carries
+    /// the FIN's sequence number. Bytes already buffered there are dropped here; `accept`
+    /// cuts later ones.
+    fn set_fin(&mut self, fin: u64) {
+        self.fin_at = Some(fin);
+        while let Some(mut last) = self.pending.last_entry() {
+            let at = *last.key();
+            let len = last.get().len() as u64;
+            if at >= fin {
+                last.remove();
+                self.pending_cost -= len as usize + PIECE_OVERHEAD;
+                continue;
+            }
+            if at + len > fin {
+                // Offsets here are within one piece, so they fit in usize.
+                last.get_mut().truncate((fin - at) as usize);
+                self.pending_cost -= (at + len - fin) as usize;
+            }
+            break;
+        }
+    }
+
     fn finished(&self) -> bool {
         self.fin_at.is_some_and(|fin| self.delivered >= fin) && self.pending.is_empty()
     }
@@ -698,14 +725,19 @@ impl Half {
             return;
         }
         let start = self.offset_of(seq);
-        let end = start + payload.len() as i64;
+        let mut end = start + payload.len() as i64;
+        if let Some(fin) = self.fin_at {
+            // Nothing follows a FIN: see `set_fin`.
+            end = end.min(i64::try_from(fin).unwrap_or(i64::MAX));
+        }
         let delivered = self.delivered as i64;
-        if end <= delivered {
-            return; // a retransmission of bytes already delivered
+        if end <= delivered || end <= start {
+            return; // a retransmission of bytes already delivered, or bytes after the FIN
         }
         let skip = usize::try_from(delivered - start).unwrap_or(0);
+        let take = usize::try_from(end - start).unwrap_or(0);
         let start = u64::try_from(start.max(delivered)).unwrap_or(self.delivered);
-        let bytes = payload.get(skip..).unwrap_or_default();
+        let bytes = payload.get(skip..take).unwrap_or_default();
         if start == self.delivered {
             self.deliver(Cow::Borrowed(bytes), out);
             self.drain(out);

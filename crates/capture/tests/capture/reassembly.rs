@@ -214,6 +214,77 @@ fn bytes_lost_right_before_a_fin_are_a_gap() {
     assert_eq!(stream(&events, FlowId(0), Direction::ClientToServer), want);
 }
 
+/// The client's events after its Fin, which must be none.
+fn after_client_fin<'a>(events: &'a [Event<'a>]) -> Vec<&'a Event<'a>> {
+    events
+        .iter()
+        .skip_while(|e| {
+            !matches!(
+                e,
+                Event::Fin {
+                    dir: Direction::ClientToServer,
+                    ..
+                }
+            )
+        })
+        .skip(1)
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Data {
+                    dir: Direction::ClientToServer,
+                    ..
+                } | Event::Gap {
+                    dir: Direction::ClientToServer,
+                    ..
+                }
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn bytes_after_a_fin_are_not_part_of_the_stream() {
+    let mut segs = handshake(100, 9000);
+    segs.extend([
+        (4, seg(C, S, 101, FIN | ACK, b"hello")),
+        // A one-byte keep-alive probe sent after the FIN has the FIN's sequence number.
+        (5, seg(C, S, 106, ACK, b"k")),
+        (6, seg(C, S, 107, ACK, b"more")),
+        (7, seg(S, C, 9001, FIN | ACK, b"")),
+    ]);
+    let events = run(Limits::default(), &segs);
+    assert_eq!(
+        stream(&events, FlowId(0), Direction::ClientToServer),
+        bytes(b"hello")
+    );
+    assert_eq!(after_client_fin(&events), Vec::<&Event>::new());
+    assert!(matches!(
+        events.last(),
+        Some(Event::Closed {
+            how: Close::Fin,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn bytes_buffered_beyond_a_late_fin_are_dropped() {
+    let mut segs = handshake(100, 9000);
+    segs.extend([
+        (4, seg(C, S, 104, ACK, b"lo!!")),   // offsets 3..7, out of order
+        (5, seg(C, S, 110, ACK, b"far")),    // offsets 9..12, out of order
+        (6, seg(C, S, 106, FIN | ACK, b"")), // the FIN at offset 5 cuts both
+        (7, seg(C, S, 101, ACK, b"hel")),
+    ]);
+    let events = run(Limits::default(), &segs);
+    assert_eq!(
+        stream(&events, FlowId(0), Direction::ClientToServer),
+        bytes(b"hello")
+    );
+    assert_eq!(after_client_fin(&events), Vec::<&Event>::new());
+}
+
 #[test]
 fn a_full_buffer_reports_the_gap_and_moves_on() {
     let limits = Limits {
