@@ -68,9 +68,13 @@
 //!
 //! Bytes the capture never saw cannot be invented: they surface as [`Event::Gap`] with the
 //! stream offset and length, and the bytes after a gap are still delivered, so the caller
-//! knows exactly where its view of a stream is blind. Reassembly never delivers a byte at a
-//! wrong offset. Memory is bounded by the connections open at once: each direction buffers
-//! at most [`Limits::max_buffered`] bytes out of order, and at most [`Limits::max_flows`]
+//! knows exactly where its view of a stream is blind. A loss shows wherever a later segment
+//! or the other side's acknowledgment reaches past it, so a lost first flight (with its
+//! SYN-ACK) or a lost last one (alert and FIN) is a gap too. Reassembly never delivers a
+//! byte at a wrong offset. Where a TLS record starts after a gap is unknown, so a caller
+//! that dissects should stop dissecting that direction at its first gap. Memory is bounded
+//! by the connections open at once: each direction buffers at most
+//! [`Limits::max_buffered`] bytes out of order, and at most [`Limits::max_flows`]
 //! connections are tracked (the least recently active one is closed with
 //! [`Close::Evicted`]).
 //!

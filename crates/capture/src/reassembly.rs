@@ -5,9 +5,10 @@
 //! be parsed as a TLS record and explained confidently. So reassembly is conservative:
 //!
 //! - Each direction counts stream offsets from its initial sequence number (the SYN's plus
-//!   one, or the first segment seen when the capture starts mid-connection), and compares
-//!   sequence numbers as 32-bit differences from the next expected one, so wrap-around
-//!   needs no special case.
+//!   one; without it, the first segment seen or the other side's first acknowledgment,
+//!   whichever is earlier, so bytes lost before the first segment seen are a gap), and
+//!   compares sequence numbers as 32-bit differences from the next expected one, so
+//!   wrap-around needs no special case.
 //! - A byte is taken from the first segment that carried it: retransmissions and overlaps
 //!   never replace bytes already delivered or buffered. Bytes at or after a side's FIN are
 //!   dropped, so nothing of a direction follows its [`Event::Fin`].
@@ -62,6 +63,10 @@ impl Default for Limits {
 
 /// What each buffered out-of-order piece costs beyond its bytes, for [`Limits::max_buffered`].
 pub const PIECE_OVERHEAD: usize = 64;
+
+/// TCP's largest window (2^30 bytes, RFC 7323): no more can be in flight, so a sequence or
+/// acknowledgment number further ahead than this is not about the stream.
+const MAX_WINDOW: u32 = 1 << 30;
 
 /// A connection's number, in the order connections were first seen (from 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -326,6 +331,16 @@ impl Reassembler {
         };
         flow.tick = tick;
         flow.last_ts = ts_nanos;
+        if flags.ack {
+            // The other side's stream reached this far: where it starts should its SYN be
+            // missing, how far it went should its last segments be.
+            let other = &mut flow.halves[1 - half];
+            if other.started {
+                other.reach(segment.ack);
+            } else {
+                other.acked.get_or_insert(segment.ack);
+            }
+        }
 
         let mut pieces = Pieces::new();
         let data_seq = if flags.syn {
@@ -349,7 +364,7 @@ impl Reassembler {
         if !segment.payload.is_empty() || flags.fin {
             let h = &mut flow.halves[half];
             if !h.started {
-                h.start(data_seq, false);
+                h.start_seen(data_seq);
             }
             if flow.client.is_none() && !segment.payload.is_empty() {
                 flow.client = Some(client_from_payload(key, half, segment.payload));
@@ -362,6 +377,11 @@ impl Reassembler {
                 flow.first_fin.get_or_insert(half);
             }
             h.accept(data_seq, segment.payload, max_buffered, &mut pieces);
+        }
+        let h = &mut flow.halves[half];
+        if h.started {
+            // A segment without payload (an ACK, a RST) still says where its sender is.
+            h.reach(data_seq.wrapping_add(segment.payload.len() as u32));
         }
         if flags.syn && flags.ack {
             flow.emit_opened(key, out);
@@ -658,6 +678,12 @@ struct Half {
     started: bool,
     /// Whether it came from a SYN (rather than the first segment seen).
     from_syn: bool,
+    /// The other side's first acknowledgment number, taken while this half had no start.
+    acked: Option<u32>,
+    /// How far the stream is known to go: the furthest offset a segment of this side
+    /// reached or the other side acknowledged. Bytes before it that never arrived are
+    /// reported missing when the connection ends.
+    reached: u64,
     /// Sequence number of the stream byte at offset `delivered`.
     next_seq: u32,
     /// Bytes delivered or reported missing so far: the next stream offset.
@@ -677,6 +703,17 @@ impl Half {
         self.started = true;
         self.from_syn = from_syn;
         self.next_seq = seq;
+        self.reached = 0;
+    }
+
+    /// The stream is known to reach `seq`: a segment of this side starts or ends there, or
+    /// the other side acknowledged it. Only an advance of at most [`MAX_WINDOW`] counts;
+    /// anything else is a retransmission or not about this stream.
+    fn reach(&mut self, seq: u32) {
+        let ahead = seq.wrapping_sub(self.next_seq);
+        if (1..=MAX_WINDOW).contains(&ahead) {
+            self.reached = self.reached.max(self.delivered + u64::from(ahead));
+        }
     }
 
     /// The FIN is at stream offset `fin`. Bytes at or after it are no part of the stream:
@@ -702,6 +739,21 @@ impl Half {
             }
             break;
         }
+    }
+
+    /// Start without a SYN, at the first segment seen (`seq`), or at the other side's first
+    /// acknowledgment when that is earlier: the bytes in between were sent (the other side
+    /// was waiting for them) and the capture missed them, so they are reported as a gap
+    /// instead of the stream seeming to begin after them. A capture that lost a SYN-ACK
+    /// and the server's first flight would otherwise show the server's alert as its first
+    /// word.
+    fn start_seen(&mut self, seq: u32) {
+        // Sequence numbers compare as 32-bit differences, as in `offset_of`.
+        let from = match self.acked {
+            Some(ack) if (1..=MAX_WINDOW).contains(&seq.wrapping_sub(ack)) => ack,
+            _ => seq,
+        };
+        self.start(from, false);
     }
 
     fn finished(&self) -> bool {
@@ -826,13 +878,14 @@ impl Half {
     }
 
     /// The connection ends: report every hole, deliver everything buffered, and report the
-    /// bytes missing before a FIN.
+    /// bytes missing before a FIN, or, when no FIN was seen, before the furthest point a
+    /// segment or an acknowledgment showed (a lost FIN's own sequence number then counts
+    /// as one missing byte: better one too many than a blind spot not reported).
     fn flush(&mut self, out: &mut Pieces<'_>) {
         while self.skip_gap(out) {}
-        if let Some(fin) = self.fin_at
-            && fin > self.delivered
-        {
-            let missing = fin - self.delivered;
+        let end = self.fin_at.unwrap_or(self.reached);
+        if end > self.delivered {
+            let missing = end - self.delivered;
             out.push(Piece::Gap {
                 at: self.delivered,
                 missing,
