@@ -523,7 +523,7 @@ impl Flow {
     /// [`Event::Fin`] for `half`, the first time its FIN is reached.
     fn emit_fin(&mut self, key: Key, half: usize, ts_nanos: u64, out: &mut Vec<Event<'_>>) {
         let h = &mut self.halves[half];
-        if h.fin_reported || !h.fin_at.is_some_and(|fin| h.delivered >= fin) {
+        if h.fin_reported || h.fin_at.is_none_or(|fin| h.delivered < fin) {
             return;
         }
         h.fin_reported = true;
