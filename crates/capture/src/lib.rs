@@ -82,7 +82,24 @@
 //!
 //! Every byte comes from a file someone handed us: nothing here panics on it, lengths above
 //! 256 MiB are errors before anything is allocated, and a truncated file ends with an
-//! error naming the byte offset where it stops.
+//! error naming the byte offset where it stops. Property tests check reassembly on
+//! synthetic streams and on a real capture (`tests/data`, six mTLS handshakes with
+//! `mtls serve`) cut, reordered, duplicated and thinned: every connection still fully shown
+//! sums up as before, every other one reports a gap or sums up the same, and none shows a
+//! value the capture does not. `crates/capture/fuzz` has cargo-fuzz targets: `reader`
+//! (any bytes as a capture, plain and gzip-compressed, which must read alike), `reassembly`
+//! (any segments between four endpoints, checking that each stream's events follow on
+//! and that a flow's events come between its `Opened` and `Closed`) and `trace` (any
+//! packets through reader, reassembly and `mtls-inspect`, as `mtls trace` runs them):
+//!
+//! ```text
+//! cargo install cargo-fuzz
+//! cd crates/capture && RUSTC_BOOTSTRAP=1 cargo fuzz run reassembly -- -max_total_time=180
+//! ```
+//!
+//! (`scripts/fuzz reassembly 180` does the same, seeding the corpus from the real capture
+//! with `fuzz/seed-corpus.sh` first.) The fuzz crate is its own workspace, so the main build
+//! never sees libfuzzer.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
