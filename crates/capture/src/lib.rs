@@ -68,9 +68,13 @@
 //!
 //! Bytes the capture never saw cannot be invented: they surface as [`Event::Gap`] with the
 //! stream offset and length, and the bytes after a gap are still delivered, so the caller
-//! knows exactly where its view of a stream is blind. Reassembly never delivers a byte at a
-//! wrong offset. Memory is bounded by the connections open at once: each direction buffers
-//! at most [`Limits::max_buffered`] bytes out of order, and at most [`Limits::max_flows`]
+//! knows exactly where its view of a stream is blind. A loss shows wherever a later segment
+//! or the other side's acknowledgment reaches past it, so a lost first flight (with its
+//! SYN-ACK) or a lost last one (alert and FIN) is a gap too. Reassembly never delivers a
+//! byte at a wrong offset. Where a TLS record starts after a gap is unknown, so a caller
+//! that dissects should stop dissecting that direction at its first gap. Memory is bounded
+//! by the connections open at once: each direction buffers at most
+//! [`Limits::max_buffered`] bytes out of order, and at most [`Limits::max_flows`]
 //! connections are tracked (the least recently active one is closed with
 //! [`Close::Evicted`]).
 //!
@@ -78,7 +82,24 @@
 //!
 //! Every byte comes from a file someone handed us: nothing here panics on it, lengths above
 //! 256 MiB are errors before anything is allocated, and a truncated file ends with an
-//! error naming the byte offset where it stops.
+//! error naming the byte offset where it stops. Property tests check reassembly on
+//! synthetic streams and on a real capture (`tests/data`, six mTLS handshakes with
+//! `mtls serve`) cut, reordered, duplicated and thinned: every connection still fully shown
+//! sums up as before, every other one reports a gap or sums up the same, and none shows a
+//! value the capture does not. `crates/capture/fuzz` has cargo-fuzz targets: `reader`
+//! (any bytes as a capture, plain and gzip-compressed, which must read alike), `reassembly`
+//! (any segments between four endpoints, checking that each stream's events follow on
+//! and that a flow's events come between its `Opened` and `Closed`) and `trace` (any
+//! packets through reader, reassembly and `mtls-inspect`, as `mtls trace` runs them):
+//!
+//! ```text
+//! cargo install cargo-fuzz
+//! cd crates/capture && RUSTC_BOOTSTRAP=1 cargo fuzz run reassembly -- -max_total_time=180
+//! ```
+//!
+//! (`scripts/fuzz reassembly 180` does the same, seeding the corpus from the real capture
+//! with `fuzz/seed-corpus.sh` first.) The fuzz crate is its own workspace, so the main build
+//! never sees libfuzzer.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

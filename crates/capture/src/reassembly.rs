@@ -5,11 +5,13 @@
 //! be parsed as a TLS record and explained confidently. So reassembly is conservative:
 //!
 //! - Each direction counts stream offsets from its initial sequence number (the SYN's plus
-//!   one, or the first segment seen when the capture starts mid-connection), and compares
-//!   sequence numbers as 32-bit differences from the next expected one, so wrap-around
-//!   needs no special case.
+//!   one; without it, the first segment seen or the other side's first acknowledgment,
+//!   whichever is earlier, so bytes lost before the first segment seen are a gap), and
+//!   compares sequence numbers as 32-bit differences from the next expected one, so
+//!   wrap-around needs no special case.
 //! - A byte is taken from the first segment that carried it: retransmissions and overlaps
-//!   never replace bytes already delivered or buffered.
+//!   never replace bytes already delivered or buffered. Bytes at or after a side's FIN are
+//!   dropped, so nothing of a direction follows its [`Event::Fin`].
 //! - Segments ahead of the next expected byte wait in a per-direction buffer bounded by
 //!   [`Limits::max_buffered`]. When it is full, or the connection ends, the missing range is
 //!   reported as [`Event::Gap`] and the buffered bytes after it are delivered.
@@ -61,6 +63,10 @@ impl Default for Limits {
 
 /// What each buffered out-of-order piece costs beyond its bytes, for [`Limits::max_buffered`].
 pub const PIECE_OVERHEAD: usize = 64;
+
+/// TCP's largest window (2^30 bytes, RFC 7323): no more can be in flight, so a sequence or
+/// acknowledgment number further ahead than this is not about the stream.
+const MAX_WINDOW: u32 = 1 << 30;
 
 /// A connection's number, in the order connections were first seen (from 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -339,6 +345,16 @@ impl Reassembler {
         };
         flow.tick = tick;
         flow.last_ts = ts_nanos;
+        if flags.ack {
+            // The other side's stream reached this far: where it starts should its SYN be
+            // missing, how far it went should its last segments be.
+            let other = &mut flow.halves[1 - half];
+            if other.started {
+                other.reach(segment.ack);
+            } else {
+                other.acked.get_or_insert(segment.ack);
+            }
+        }
 
         let mut pieces = Pieces::new();
         let data_seq = if flags.syn {
@@ -363,18 +379,24 @@ impl Reassembler {
         if !segment.payload.is_empty() || flags.fin {
             let h = &mut flow.halves[half];
             if !h.started {
-                h.start(data_seq, false);
+                h.start_seen(data_seq);
             }
             if flow.client.is_none() && !segment.payload.is_empty() {
                 flow.client = Some(client_from_payload(key, half, segment.payload));
             }
             let h = &mut flow.halves[half];
-            h.accept(data_seq, segment.payload, max_buffered, &mut pieces);
+            // The FIN first, so buffered bytes beyond it are not drained by this payload.
             if flags.fin && h.fin_at.is_none() {
                 let end = h.offset_of(data_seq) + segment.payload.len() as i64;
-                h.fin_at = Some(u64::try_from(end).unwrap_or(0).max(h.delivered));
+                h.set_fin(u64::try_from(end).unwrap_or(0).max(h.delivered));
                 flow.first_fin.get_or_insert(half);
             }
+            h.accept(data_seq, segment.payload, max_buffered, &mut pieces);
+        }
+        let h = &mut flow.halves[half];
+        if h.started {
+            // A segment without payload (an ACK, a RST) still says where its sender is.
+            h.reach(data_seq.wrapping_add(segment.payload.len() as u32));
         }
         if flags.syn && flags.ack {
             flow.emit_opened(key, out);
@@ -690,6 +712,12 @@ struct Half {
     started: bool,
     /// Whether it came from a SYN (rather than the first segment seen).
     from_syn: bool,
+    /// The other side's first acknowledgment number, taken while this half had no start.
+    acked: Option<u32>,
+    /// How far the stream is known to go: the furthest offset a segment of this side
+    /// reached or the other side acknowledged. Bytes before it that never arrived are
+    /// reported missing when the connection ends.
+    reached: u64,
     /// Sequence number of the stream byte at offset `delivered`.
     next_seq: u32,
     /// Bytes delivered or reported missing so far: the next stream offset.
@@ -711,6 +739,57 @@ impl Half {
         self.started = true;
         self.from_syn = from_syn;
         self.next_seq = seq;
+        self.reached = 0;
+    }
+
+    /// The stream is known to reach `seq`: a segment of this side starts or ends there, or
+    /// the other side acknowledged it. Only an advance of at most [`MAX_WINDOW`] counts;
+    /// anything else is a retransmission or not about this stream.
+    fn reach(&mut self, seq: u32) {
+        let ahead = seq.wrapping_sub(self.next_seq);
+        if (1..=MAX_WINDOW).contains(&ahead) {
+            self.reached = self.reached.max(self.delivered + u64::from(ahead));
+        }
+    }
+
+    /// The FIN is at stream offset `fin`. Bytes at or after it are no part of the stream:
+    /// the receiving TCP never hands them to its application (Linux ignores segment text
+    /// after a FIN), and [`Event::Fin`] tells the caller this side sends nothing more. A
+    /// capture can still show some: a one-byte keep-alive probe sent after the FIN carries
+    /// the FIN's sequence number. Bytes already buffered there are dropped here; `accept`
+    /// cuts later ones.
+    fn set_fin(&mut self, fin: u64) {
+        self.fin_at = Some(fin);
+        while let Some(mut last) = self.pending.last_entry() {
+            let at = *last.key();
+            let len = last.get().len() as u64;
+            if at >= fin {
+                last.remove();
+                self.pending_cost -= len as usize + PIECE_OVERHEAD;
+                continue;
+            }
+            if at + len > fin {
+                // Offsets here are within one piece, so they fit in usize.
+                last.get_mut().truncate((fin - at) as usize);
+                self.pending_cost -= (at + len - fin) as usize;
+            }
+            break;
+        }
+    }
+
+    /// Start without a SYN, at the first segment seen (`seq`), or at the other side's first
+    /// acknowledgment when that is earlier: the bytes in between were sent (the other side
+    /// was waiting for them) and the capture missed them, so they are reported as a gap
+    /// instead of the stream seeming to begin after them. A capture that lost a SYN-ACK
+    /// and the server's first flight would otherwise show the server's alert as its first
+    /// word.
+    fn start_seen(&mut self, seq: u32) {
+        // Sequence numbers compare as 32-bit differences, as in `offset_of`.
+        let from = match self.acked {
+            Some(ack) if (1..=MAX_WINDOW).contains(&seq.wrapping_sub(ack)) => ack,
+            _ => seq,
+        };
+        self.start(from, false);
     }
 
     /// Whether a SYN with sequence number `seq` from this side starts another connection:
@@ -746,14 +825,19 @@ impl Half {
             return;
         }
         let start = self.offset_of(seq);
-        let end = start + payload.len() as i64;
+        let mut end = start + payload.len() as i64;
+        if let Some(fin) = self.fin_at {
+            // Nothing follows a FIN: see `set_fin`.
+            end = end.min(i64::try_from(fin).unwrap_or(i64::MAX));
+        }
         let delivered = self.delivered as i64;
-        if end <= delivered {
-            return; // a retransmission of bytes already delivered
+        if end <= delivered || end <= start {
+            return; // a retransmission of bytes already delivered, or bytes after the FIN
         }
         let skip = usize::try_from(delivered - start).unwrap_or(0);
+        let take = usize::try_from(end - start).unwrap_or(0);
         let start = u64::try_from(start.max(delivered)).unwrap_or(self.delivered);
-        let bytes = payload.get(skip..).unwrap_or_default();
+        let bytes = payload.get(skip..take).unwrap_or_default();
         if start == self.delivered {
             self.deliver(Cow::Borrowed(bytes), out);
             self.drain(out);
@@ -842,13 +926,14 @@ impl Half {
     }
 
     /// The connection ends: report every hole, deliver everything buffered, and report the
-    /// bytes missing before a FIN.
+    /// bytes missing before a FIN, or, when no FIN was seen, before the furthest point a
+    /// segment or an acknowledgment showed (a lost FIN's own sequence number then counts
+    /// as one missing byte: better one too many than a blind spot not reported).
     fn flush(&mut self, out: &mut Pieces<'_>) {
         while self.skip_gap(out) {}
-        if let Some(fin) = self.fin_at
-            && fin > self.delivered
-        {
-            let missing = fin - self.delivered;
+        let end = self.fin_at.unwrap_or(self.reached);
+        if end > self.delivered {
+            let missing = end - self.delivered;
             out.push(Piece::Gap {
                 at: self.delivered,
                 missing,

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // tests panic on purpose when something is off
 
+mod damaged_capture;
 mod packet;
 mod properties;
 mod reader;

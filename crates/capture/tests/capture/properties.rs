@@ -146,9 +146,13 @@ proptest! {
                 2 => (endpoints[2], endpoints[3]),
                 _ => (endpoints[3], endpoints[2]),
             };
-            // Keep sequence numbers near each other so data actually lands.
-            let seq = seq_base.wrapping_add(seq % 512);
-            r.feed(i as u64, &seg(src, dst, seq, *flags | ACK, payload), &mut events);
+            // Keep sequence numbers near each other so data actually lands, and
+            // acknowledgments near them as in a real capture.
+            let segment = Segment {
+                ack: seq_base.wrapping_add(seq.rotate_left(16) % 512),
+                ..seg(src, dst, seq_base.wrapping_add(seq % 512), *flags | ACK, payload)
+            };
+            r.feed(i as u64, &segment, &mut events);
         }
         r.finish(&mut events);
         let flows: Vec<FlowId> = events.iter().filter_map(|e| match e {

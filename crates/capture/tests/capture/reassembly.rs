@@ -47,6 +47,10 @@ pub fn stream(events: &[Event], flow: FlowId, want: Direction) -> Vec<Option<u8>
     out
 }
 
+fn with_ack(segment: Segment<'_>, ack: u32) -> Segment<'_> {
+    Segment { ack, ..segment }
+}
+
 fn bytes(s: &[u8]) -> Vec<Option<u8>> {
     s.iter().map(|b| Some(*b)).collect()
 }
@@ -214,6 +218,77 @@ fn bytes_lost_right_before_a_fin_are_a_gap() {
     assert_eq!(stream(&events, FlowId(0), Direction::ClientToServer), want);
 }
 
+/// The client's events after its Fin, which must be none.
+fn after_client_fin<'a>(events: &'a [Event<'a>]) -> Vec<&'a Event<'a>> {
+    events
+        .iter()
+        .skip_while(|e| {
+            !matches!(
+                e,
+                Event::Fin {
+                    dir: Direction::ClientToServer,
+                    ..
+                }
+            )
+        })
+        .skip(1)
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Data {
+                    dir: Direction::ClientToServer,
+                    ..
+                } | Event::Gap {
+                    dir: Direction::ClientToServer,
+                    ..
+                }
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn bytes_after_a_fin_are_not_part_of_the_stream() {
+    let mut segs = handshake(100, 9000);
+    segs.extend([
+        (4, seg(C, S, 101, FIN | ACK, b"hello")),
+        // A one-byte keep-alive probe sent after the FIN has the FIN's sequence number.
+        (5, seg(C, S, 106, ACK, b"k")),
+        (6, seg(C, S, 107, ACK, b"more")),
+        (7, seg(S, C, 9001, FIN | ACK, b"")),
+    ]);
+    let events = run(Limits::default(), &segs);
+    assert_eq!(
+        stream(&events, FlowId(0), Direction::ClientToServer),
+        bytes(b"hello")
+    );
+    assert_eq!(after_client_fin(&events), Vec::<&Event>::new());
+    assert!(matches!(
+        events.last(),
+        Some(Event::Closed {
+            how: Close::Fin,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn bytes_buffered_beyond_a_late_fin_are_dropped() {
+    let mut segs = handshake(100, 9000);
+    segs.extend([
+        (4, seg(C, S, 104, ACK, b"lo!!")),   // offsets 3..7, out of order
+        (5, seg(C, S, 110, ACK, b"far")),    // offsets 9..12, out of order
+        (6, seg(C, S, 106, FIN | ACK, b"")), // the FIN at offset 5 cuts both
+        (7, seg(C, S, 101, ACK, b"hel")),
+    ]);
+    let events = run(Limits::default(), &segs);
+    assert_eq!(
+        stream(&events, FlowId(0), Direction::ClientToServer),
+        bytes(b"hello")
+    );
+    assert_eq!(after_client_fin(&events), Vec::<&Event>::new());
+}
+
 #[test]
 fn a_full_buffer_reports_the_gap_and_moves_on() {
     let limits = Limits {
@@ -252,8 +327,9 @@ fn a_capture_started_mid_connection_finds_the_client_by_its_client_hello() {
     // The "client" here has the lower port, so only the ClientHello can tell.
     let (c, s) = ("10.0.0.9:80", "10.0.0.2:60000");
     let segs = [
-        (1, seg(s, c, 77, ACK, b"")),
-        (2, seg(c, s, 5000, ACK | PSH, CLIENT_HELLO)),
+        // Each acknowledges what the other sends next.
+        (1, with_ack(seg(s, c, 77, ACK, b""), 5000)),
+        (2, with_ack(seg(c, s, 5000, ACK | PSH, CLIENT_HELLO), 77)),
         (3, seg(s, c, 77, ACK | PSH, b"server")),
     ];
     let events = run(Limits::default(), &segs);
@@ -287,6 +363,70 @@ fn a_capture_started_mid_connection_finds_the_client_by_its_client_hello() {
         &events[0],
         Event::Opened { client, client_rule: ClientRule::HigherPort, .. } if *client == addr(C)
     ));
+}
+
+#[test]
+fn without_a_syn_ack_the_clients_acknowledgment_says_where_the_server_starts() {
+    let mut segs = handshake(100, 9000);
+    segs.remove(1); // the SYN-ACK is not in the capture
+    segs[1].1.ack = 9001; // the client's ACK of it
+    segs.extend([
+        // 100 bytes of the server's first flight are not either.
+        (4, seg(S, C, 9101, ACK, b"alert")),
+        (5, seg(S, C, 9106, FIN | ACK, b"")),
+    ]);
+    let events = run(Limits::default(), &segs);
+    let mut want = vec![None; 100];
+    want.extend(bytes(b"alert"));
+    assert_eq!(stream(&events, FlowId(0), Direction::ServerToClient), want);
+
+    // An acknowledgment captured before the bytes it acknowledges does not hide them.
+    let segs = [
+        (1, with_ack(seg(C, S, 101, ACK, b""), 9006)),
+        (2, seg(S, C, 9001, ACK, b"hello")),
+    ];
+    let events = run(Limits::default(), &segs);
+    assert_eq!(
+        stream(&events, FlowId(0), Direction::ServerToClient),
+        bytes(b"hello")
+    );
+}
+
+#[test]
+fn a_lost_tail_is_a_gap_when_a_later_segment_or_acknowledgment_shows_it() {
+    let mut segs = handshake(100, 9000);
+    segs.extend([
+        (4, seg(C, S, 101, ACK, b"hello")),
+        (5, seg(S, C, 9001, ACK, b"hi")),
+        // The server's next 7 bytes and its FIN are lost; its last ACK is not.
+        (6, seg(S, C, 9011, ACK, b"")),
+    ]);
+    let events = run(Limits::default(), &segs);
+    let mut want = bytes(b"hi");
+    want.extend([None; 8]); // 7 bytes and the FIN's sequence number
+    assert_eq!(stream(&events, FlowId(0), Direction::ServerToClient), want);
+
+    // The same loss, shown only by the client's acknowledgment.
+    let mut segs = handshake(100, 9000);
+    segs.extend([
+        (4, seg(C, S, 101, ACK, b"hello")),
+        (5, seg(S, C, 9001, ACK, b"hi")),
+        (6, with_ack(seg(C, S, 106, FIN | ACK, b""), 9011)),
+    ]);
+    let events = run(Limits::default(), &segs);
+    assert_eq!(stream(&events, FlowId(0), Direction::ServerToClient), want);
+
+    // A FIN that was seen bounds it: the ACK after it is one past it.
+    let mut segs = handshake(100, 9000);
+    segs.extend([
+        (4, seg(S, C, 9001, FIN | ACK, b"hi")),
+        (5, seg(S, C, 9004, ACK, b"")),
+    ]);
+    let events = run(Limits::default(), &segs);
+    assert_eq!(
+        stream(&events, FlowId(0), Direction::ServerToClient),
+        bytes(b"hi")
+    );
 }
 
 #[test]
