@@ -597,3 +597,54 @@ fn replayed_capture(connections: usize) -> Vec<u8> {
     }
     pcap
 }
+
+/// A capture that lost a connection's ClientHello still lists that connection (TLS told by
+/// the server's first bytes), says where the bytes are missing and does not guess how the
+/// handshake went. The capture is `mtls-capture`'s real one, the ClientHello's frame cut.
+#[test]
+fn a_lost_client_hello_is_said_not_guessed() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/capture/tests/data");
+    let bytes = std::fs::read(format!("{dir}/mtls-handshakes.pcap")).unwrap();
+    // pcap: a 24-byte header, records of a 16-byte header and an Ethernet frame.
+    let mut out = bytes[..24].to_vec();
+    let mut rest = &bytes[24..];
+    let mut cut = None;
+    while rest.len() >= 16 {
+        let captured = u32::from_le_bytes(rest[8..12].try_into().unwrap()) as usize;
+        let (record, after) = rest.split_at(16 + captured);
+        let ip = &record[16 + 14..];
+        let tcp = &ip[usize::from(ip[0] & 0x0f) * 4..];
+        let payload = &tcp[usize::from(tcp[12] >> 4) * 4..];
+        let client_hello = matches!(payload, [0x16, 0x03, _, _, _, 0x01, ..]);
+        if client_hello && cut.is_none() {
+            cut = Some(u16::from_be_bytes([tcp[0], tcp[1]]));
+        } else {
+            out.extend_from_slice(record);
+        }
+        rest = after;
+    }
+    let port = cut.expect("a ClientHello to cut");
+    let work = Work::new();
+    work.write("cut.pcap", &out);
+    let keys = format!("{dir}/mtls-handshakes.keys");
+    let text = work.ok(&["trace", "cut.pcap", "--keylog", &keys]);
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(" -> ")).collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    // Its line comes when the capture ends: the hole could still have been filled.
+    let (cut_lines, whole): (Vec<&str>, Vec<&str>) = lines
+        .iter()
+        .partition(|l| l.starts_with(&format!("127.0.0.1:{port} ")));
+    assert_eq!(cut_lines.len(), 1, "{text}");
+    assert!(
+        cut_lines[0].ends_with(
+            "INCOMPLETE: the capture starts after the ClientHello, so the handshake cannot be \
+             followed"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("517 byte(s) from the client missing from the capture at stream offset 0"),
+        "{text}"
+    );
+    assert!(whole.iter().all(|l| !l.contains("INCOMPLETE")), "{text}");
+}

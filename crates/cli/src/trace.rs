@@ -108,8 +108,11 @@ struct Flow {
     tcp_handshake_ms: Option<f64>,
     dissector: Dissector,
     conversation: Conversation,
-    /// Whether the client's first bytes were a TLS record; `None` before any.
+    /// Whether the connection is TLS, told by its first bytes (see `Tracer::handle`); `None`
+    /// before they are seen.
     tls: Option<bool>,
+    /// Per direction (client, server): the capture lost bytes of it before any arrived.
+    lost_start: [bool; 2],
     gaps: Vec<String>,
     first_fin: Option<Direction>,
     /// When each side last sent bytes (ns), to tell a stall.
@@ -294,6 +297,7 @@ impl Tracer {
                         ),
                         conversation: Conversation::new(),
                         tls: None,
+                        lost_start: [false; 2],
                         gaps: Vec::new(),
                         first_fin: None,
                         last_client: None,
@@ -317,9 +321,15 @@ impl Tracer {
                     Direction::ClientToServer => f.last_client = Some(ts_nanos),
                     Direction::ServerToClient => f.last_server = Some(ts_nanos),
                 }
-                if f.tls.is_none() && direction == Direction::ClientToServer {
-                    // TLS is told by its bytes, on any port: a handshake record.
-                    f.tls = Some(bytes.first() == Some(&0x16));
+                // TLS is told by its bytes, on any port: the client's first bytes are a
+                // handshake record or not; the server's, when they come first (the capture
+                // lost or has not yet ordered the client's), can only say yes.
+                let side = usize::from(direction == Direction::ServerToClient);
+                if f.tls.is_none() && !f.lost_start[side] {
+                    let handshake = bytes.first() == Some(&0x16);
+                    if direction == Direction::ClientToServer || handshake {
+                        f.tls = Some(handshake);
+                    }
                 }
                 if f.tls == Some(false) {
                     return Ok(());
@@ -342,6 +352,9 @@ impl Tracer {
                 if let Some(f) = flows.get_mut(&flow) {
                     // Where the next record starts is unknown: that direction is not
                     // dissected further (the note below says why).
+                    if at == 0 {
+                        f.lost_start[usize::from(dir == Way::ServerToClient)] = true;
+                    }
                     let _ = f.dissector.gap(direction(dir), at, missing);
                     f.conversation.tcp_gap(direction(dir));
                     let side = match direction(dir) {

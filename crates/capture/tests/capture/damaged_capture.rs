@@ -26,9 +26,10 @@
 //! after it, leaves a capture no different from a conversation that never sent those
 //! bytes: such a connection is held only to "never something else".
 //!
-//! After a gap the pipeline dissects nothing more of that direction ([`AfterGap::Stop`]):
-//! where the next record starts is unknown. `mtls trace` dissects on today; the ignored
-//! test shows what that decodes.
+//! The pipeline is `mtls trace`'s: after a gap the dissector reads nothing more of that
+//! direction (`Dissector::gap`: where the next record starts is unknown; dissected on, a
+//! record cut by the gap was completed with the bytes after it and decoded a JA4 the
+//! capture never showed), and the conversation hears of the gap (`tcp_gap`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -124,7 +125,7 @@ static CAPTURE: LazyLock<Capture> = LazyLock::new(|| {
         }
     }
     let mut baseline = BTreeMap::new();
-    for (tuple, seen) in trace(&segments, &keylog, AfterGap::Stop) {
+    for (tuple, seen) in trace(&segments, &keylog) {
         assert_eq!(seen.len(), 1, "{tuple:?} is one connection");
         assert_eq!(seen[0].gaps, 0, "{tuple:?}: the capture on lo lost nothing");
         baseline.insert(tuple, seen[0].summary.clone());
@@ -221,28 +222,16 @@ proptest! {
     fn a_damaged_capture_is_decoded_the_same_or_reported_broken(
         (window, damages) in damages(),
     ) {
-        check(window, &damages, AfterGap::Stop)?;
-    }
-
-    /// The same, with the bytes after a gap dissected as `mtls trace` does today: a record
-    /// cut by a gap is completed with what follows it, and decodes to values the capture
-    /// never showed (e.g. the JA4 of a TLS 1.2 ClientHello whose middle segment was lost,
-    /// its extension list completed with the client's next records).
-    #[test]
-    #[ignore = "mtls trace dissects across gaps; it must stop at a gap (AfterGap::Stop)"]
-    fn dissecting_across_gaps_decodes_values_never_seen(
-        (window, damages) in damages(),
-    ) {
-        check(window, &damages, AfterGap::Dissect)?;
+        check(window, &damages)?;
     }
 }
 
 /// The property, for one damaged capture.
-fn check(window: usize, damages: &[Damage], after_gap: AfterGap) -> Result<(), TestCaseError> {
+fn check(window: usize, damages: &[Damage]) -> Result<(), TestCaseError> {
     let capture = &*CAPTURE;
     let segments = damaged(&capture.segments, window, damages);
     let status = status(&capture.segments, &segments);
-    let seen = trace(&segments, &capture.keylog, after_gap);
+    let seen = trace(&segments, &capture.keylog);
     for (tuple, baseline) in &capture.baseline {
         let status = status[tuple];
         let Some(flows) = seen.get(tuple) else {
@@ -546,31 +535,14 @@ fn consistent(damaged: &Summary, undamaged: &Summary) -> Result<(), String> {
     }
 }
 
-/// What the pipeline does with a direction's bytes after a gap in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AfterGap {
-    /// Dissects them as if they followed on (crates/cli/src/trace.rs today): a record cut
-    /// by the gap is completed with the bytes after it.
-    Dissect,
-    /// Dissects nothing more of that direction: where a record starts after a gap is not
-    /// known, so nothing after it can be framed safely.
-    Stop,
-}
-
 /// `mtls trace` without -V on `segments`: each connection's summary and gap count, by its
 /// endpoints (several if one 4-tuple made several flows).
-fn trace(
-    segments: &[Seg],
-    keylog: &Arc<KeyLog>,
-    after_gap: AfterGap,
-) -> BTreeMap<Tuple, Vec<Seen>> {
+fn trace(segments: &[Seg], keylog: &Arc<KeyLog>) -> BTreeMap<Tuple, Vec<Seen>> {
     struct Flow {
         tuple: Tuple,
         dissector: Dissector,
         conversation: Conversation,
         gaps: usize,
-        /// Per direction (client, server): a gap was reported in it.
-        blind: [bool; 2],
     }
     let mut reassembler = Reassembler::new();
     let mut flows: BTreeMap<FlowId, Flow> = BTreeMap::new();
@@ -609,7 +581,6 @@ fn trace(
                         dissector: Dissector::new(Arc::clone(keylog)).with_detail(Detail::Summary),
                         conversation: Conversation::new(),
                         gaps: 0,
-                        blind: [false; 2],
                     },
                 );
             }
@@ -617,17 +588,20 @@ fn trace(
                 flow, dir, bytes, ..
             } => {
                 let f = flows.get_mut(&flow).unwrap();
-                if f.blind[dir as usize] && after_gap == AfterGap::Stop {
-                    continue;
-                }
                 for event in f.dissector.feed(direction(dir), &bytes) {
                     f.conversation.observe_owned(event);
                 }
             }
-            Event::Gap { flow, dir, .. } => {
+            Event::Gap {
+                flow,
+                dir,
+                at,
+                missing,
+            } => {
                 let f = flows.get_mut(&flow).unwrap();
                 f.gaps += 1;
-                f.blind[dir as usize] = true;
+                let _ = f.dissector.gap(direction(dir), at, missing);
+                f.conversation.tcp_gap(direction(dir));
             }
             Event::Fin { flow, dir, .. } => {
                 let f = flows.get_mut(&flow).unwrap();
