@@ -243,8 +243,16 @@ impl Conversation {
                 code,
             } => {
                 let fatal = level == "fatal" || self.tls13();
-                // An alert sent after the other side hung up answers the hang-up.
-                let answers_fin = self.side(other(direction)).fin;
+                // An alert sent after the other side hung up may only answer the hang-up
+                // (OpenSSL says decode_error to a server that closed on it); one that names
+                // a reason (unknown_ca, certificate_required, ...) is the verdict whenever
+                // it came: a TLS 1.3 server judges the client's certificate after the
+                // client's Finished, often after the client's close_notify and FIN.
+                let answers_fin = self.side(other(direction)).fin
+                    && matches!(
+                        description.as_str(),
+                        "decode_error" | "unexpected_message" | "internal_error"
+                    );
                 if fatal
                     && !answers_fin
                     && description != "close_notify"
@@ -621,18 +629,13 @@ impl Conversation {
             .filter(|(d, _)| *d == Direction::ServerToClient)
             .map(|&(_, length)| length)
             .collect();
-        // A client that ends a completed handshake says close_notify (alert-sized) first,
-        // and the server's only record is then its own close_notify. A client that closed
-        // without one (its request and FIN sent with its Finished) does not make the
-        // server's lone alert-sized answer a clean close.
-        let client_said_goodbye = after
-            .iter()
-            .take_while(|(d, _)| *d == Direction::ClientToServer)
-            .skip(1)
-            .any(|&(_, length)| length == ENCRYPTED_ALERT_LENGTH);
+        // One alert-sized record and nothing else answered the client's flight: a server
+        // that accepted would have sent session tickets or data. It may also be the
+        // server's own close_notify answering a client that closed at once, which the sizes
+        // cannot tell apart: hence "probably".
         match answers.as_slice() {
             [] => None,
-            [ENCRYPTED_ALERT_LENGTH] if !client_said_goodbye => Some(Outcome::Failed {
+            [ENCRYPTED_ALERT_LENGTH] => Some(Outcome::Failed {
                 verdict: "the server answered the client's certificate and Finished with one \
                           encrypted record the size of an alert and nothing else: probably it \
                           refused the client certificate (or its absence)"

@@ -305,3 +305,34 @@ fn a_gap_stops_the_direction_and_leaves_the_handshake_incomplete() {
         "{summary:#?}"
     );
 }
+
+/// A TLS 1.3 client that sends its Finished and closes at once (`openssl s_client
+/// </dev/null`): the server's certificate_required comes after the client's FIN and is
+/// still the verdict, with the key log and, as a probable refusal, without it.
+#[test]
+fn a_refusal_after_the_clients_fin_is_still_the_verdict() {
+    let name = "tls13_no_client_cert";
+    let reads = crate::util::reads(name);
+    let last_server = reads
+        .iter()
+        .rposition(|(d, _)| *d == Direction::ServerToClient)
+        .expect("a server read");
+    for keys in [keylog(name), KeyLog::empty()] {
+        let mut dissector = Dissector::new(keys);
+        let mut conversation = Conversation::new();
+        for (i, (direction, bytes)) in reads.iter().enumerate() {
+            if i == last_server {
+                conversation.tcp_fin(Direction::ClientToServer);
+            }
+            for event in dissector.feed(*direction, bytes) {
+                conversation.observe_owned(event);
+            }
+        }
+        conversation.tcp_closed(CLIENT_CLOSED);
+        let summary = conversation.summary();
+        assert!(
+            matches!(summary.outcome, Outcome::Failed { .. }),
+            "{summary:#?}"
+        );
+    }
+}
