@@ -648,3 +648,57 @@ fn a_lost_client_hello_is_said_not_guessed() {
     );
     assert!(whole.iter().all(|l| !l.contains("INCOMPLETE")), "{text}");
 }
+
+/// A capture cut short (tcpdump killed, a file still being written) loses nothing read
+/// before the cut: the connections open there are listed as incomplete, with a warning,
+/// exit 0. A link type that is not read, a key log without secrets and a filter are said.
+#[test]
+fn a_cut_capture_loses_nothing_read_before_the_cut() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/capture/tests/data");
+    let bytes = std::fs::read(format!("{dir}/mtls-handshakes.pcap")).unwrap();
+    let work = Work::new();
+    work.write("cut.pcap", &bytes[..12_000]);
+    let out = work.mtls(&["trace", "cut.pcap"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains(" -> ")).count(),
+        3,
+        "{stdout}"
+    );
+    assert!(stdout.contains("INCOMPLETE: "), "{stdout}");
+    assert!(
+        stderr.contains("warning: cut.pcap: capture truncated at byte 12000")
+            && stderr.contains("3 TLS connection(s): 2 completed, 0 failed, 1 incomplete"),
+        "{stderr}"
+    );
+
+    let mut other_link = bytes.clone();
+    other_link[20..24].copy_from_slice(&147u32.to_le_bytes());
+    work.write("link.pcap", &other_link);
+    let out = work.mtls(&["trace", "link.pcap"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("packet(s) of a link type mtls trace does not read were skipped"),
+        "{stderr}"
+    );
+
+    work.write("empty.keys", "# nothing\n");
+    let full = format!("{dir}/mtls-handshakes.pcap");
+    let out = work.mtls(&[
+        "trace",
+        &full,
+        "--keylog",
+        "empty.keys",
+        "--filter",
+        "port=1",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: the key log empty.keys has no TLS secrets")
+            && stderr
+                .contains("6 TLS connection(s): 3 completed, 3 failed, 0 incomplete (0 shown)"),
+        "{stderr}"
+    );
+}

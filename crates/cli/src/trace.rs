@@ -161,8 +161,19 @@ fn trace(args: TraceArgs) -> Result<ExitCode> {
             .with_context(|| format!("reading the key log {}", path.display()))?,
         None => String::new(),
     };
-    let keylog = KeyLog::parse(&keylog_text)
-        .with_context(|| format!("reading the key log {:?}", args.keylog))?;
+    let keylog = KeyLog::parse(&keylog_text).with_context(|| match &args.keylog {
+        Some(path) => format!("reading the key log {}", path.display()),
+        None => "reading the key log".to_owned(),
+    })?;
+    if let Some(path) = &args.keylog
+        && keylog.is_empty()
+    {
+        eprintln!(
+            "warning: the key log {} has no TLS secrets (NSS SSLKEYLOGFILE lines such as \
+             CLIENT_RANDOM or CLIENT_HANDSHAKE_TRAFFIC_SECRET): nothing will be decrypted",
+            path.display()
+        );
+    }
     let (input, mut progress): (Box<dyn Read>, _) = if args.input.as_os_str() == "-" {
         (Box::new(std::io::stdin().lock()), None)
     } else {
@@ -191,7 +202,18 @@ fn trace(args: TraceArgs) -> Result<ExitCode> {
     } else {
         Box::new(std::io::BufWriter::with_capacity(1 << 16, stdout))
     };
-    while let Some(block) = reader.next().with_context(|| format!("reading {what}"))? {
+    // A capture that breaks off (tcpdump killed, a file still being written) or is damaged
+    // mid-way loses nothing read before: the connections open there end with it.
+    let mut stopped = None;
+    loop {
+        let block = match reader.next() {
+            Ok(Some(block)) => block,
+            Ok(None) => break,
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        };
         match block {
             Block::KeyLog(text) => {
                 keylog_text.push_str(&text);
@@ -204,9 +226,13 @@ fn trace(args: TraceArgs) -> Result<ExitCode> {
             }
             Block::Packet(packet) => {
                 tracer.last_ts = tracer.last_ts.max(packet.ts_nanos);
-                let Ok(Decoded::Tcp(segment)) = mtls_capture::decode(packet.link, &packet.data)
-                else {
-                    continue;
+                let segment = match mtls_capture::decode(packet.link, &packet.data) {
+                    Ok(Decoded::Tcp(segment)) => segment,
+                    Ok(Decoded::Skipped(mtls_capture::Skipped::UnsupportedLink(_))) => {
+                        tracer.counts.unsupported_link += 1;
+                        continue;
+                    }
+                    _ => continue,
                 };
                 // The events may borrow the packet: they are handled before the next one.
                 let mut events = Vec::new();
@@ -231,17 +257,46 @@ fn trace(args: TraceArgs) -> Result<ExitCode> {
     drop(progress);
     let counts = &tracer.counts;
     if !args.json {
+        let shown = if args.failed || !args.filter.is_empty() {
+            format!(" ({} shown)", counts.shown)
+        } else {
+            String::new()
+        };
         eprintln!(
-            "{} TLS connection(s): {} completed, {} failed, {} incomplete",
+            "{} TLS connection(s): {} completed, {} failed, {} incomplete{shown}",
             counts.tls, counts.completed, counts.failed, counts.incomplete
         );
     }
-    Ok(ExitCode::SUCCESS)
+    if counts.unsupported_link > 0 {
+        eprintln!(
+            "warning: {} packet(s) of a link type mtls trace does not read were skipped \
+             (it reads Ethernet, Linux cooked SLL/SLL2, loopback/null and raw IP)",
+            counts.unsupported_link
+        );
+    }
+    match stopped {
+        None => Ok(ExitCode::SUCCESS),
+        Some(e @ mtls_capture::CaptureError::Truncated { .. }) => {
+            eprintln!(
+                "warning: {what}: {e}; the connections open there end with it (a capture \
+                 still being written, or cut short)"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(e) => {
+            eprintln!("error: reading {what}: {e}; what came before it is reported above");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 #[derive(Default)]
 struct Counts {
     tls: usize,
+    /// Lines printed (after --failed and --filter).
+    shown: usize,
+    /// Packets skipped because their link type is not read.
+    unsupported_link: usize,
     completed: usize,
     failed: usize,
     incomplete: usize,
@@ -433,6 +488,7 @@ fn report(flow: &Flow, args: &TraceArgs, out: &mut impl Write, counts: &mut Coun
     if args.failed && completed || !args.filter.iter().all(|f| f.matches(flow, &summary)) {
         return Ok(());
     }
+    counts.shown += 1;
     if args.json {
         let line = Line {
             client: flow.client,
