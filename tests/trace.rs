@@ -637,8 +637,8 @@ fn a_lost_client_hello_is_said_not_guessed() {
     assert_eq!(cut_lines.len(), 1, "{text}");
     assert!(
         cut_lines[0].ends_with(
-            "INCOMPLETE: the capture starts after the ClientHello, so the handshake cannot be \
-             followed"
+            "INCOMPLETE: the capture misses the client's first 517 byte(s), where its \
+             ClientHello is, so the handshake cannot be followed"
         ),
         "{text}"
     );

@@ -411,7 +411,7 @@ impl Tracer {
                         f.lost_start[usize::from(dir == Way::ServerToClient)] = true;
                     }
                     let _ = f.dissector.gap(direction(dir), at, missing);
-                    f.conversation.tcp_gap(direction(dir));
+                    f.conversation.tcp_gap(direction(dir), at, missing);
                     let side = match direction(dir) {
                         Direction::ClientToServer => "client",
                         Direction::ServerToClient => "server",

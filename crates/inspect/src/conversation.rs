@@ -48,9 +48,11 @@ pub struct Conversation {
     close: Option<Close>,
     events: usize,
     messages: Vec<Message>,
-    /// The side whose bytes the capture lost before the handshake was seen to end, and
-    /// " after <the step before>".
-    gap: Option<(Direction, String)>,
+    /// The side whose bytes the capture lost before the handshake was seen to end: where
+    /// in its stream, and how many.
+    gap: Option<(Direction, u64, u64)>,
+    /// The capture lost the client's first bytes (this many), where its ClientHello is.
+    lost_client_hello: Option<u64>,
     /// The version the ServerHello selected, read once when it arrives (it is asked for
     /// at every event).
     negotiated: Option<u16>,
@@ -291,9 +293,12 @@ impl Conversation {
     /// gap, [`Dissector::gap`](crate::Dissector::gap)). Lost before the handshake was seen to
     /// end, they may have held the answer: the outcome is then incomplete rather than a
     /// guess, unless an alert already said how it ended.
-    pub fn tcp_gap(&mut self, direction: Direction) {
+    pub fn tcp_gap(&mut self, direction: Direction, at: u64, missing: u64) {
+        if self.client_hello.is_none() && direction == Direction::ClientToServer && at == 0 {
+            self.lost_client_hello = Some(missing);
+        }
         if self.gap.is_none() && !self.handshake_done() {
-            self.gap = Some((direction, self.after()));
+            self.gap = Some((direction, at, missing));
         }
     }
 
@@ -495,14 +500,17 @@ impl Conversation {
 
     fn outcome(&self) -> Outcome {
         let Some(hello) = &self.client_hello else {
-            let verdict = if self.events == 0 {
-                "no TLS records were seen"
-            } else {
-                "the capture starts after the ClientHello, so the handshake cannot be followed"
+            let verdict = match self.lost_client_hello {
+                Some(missing) => format!(
+                    "the capture misses the client's first {missing} byte(s), where its \
+                     ClientHello is, so the handshake cannot be followed"
+                ),
+                None if self.events == 0 => "no TLS records were seen".to_owned(),
+                None => "the capture starts after the ClientHello, so the handshake cannot be \
+                         followed"
+                    .to_owned(),
             };
-            return Outcome::Incomplete {
-                verdict: verdict.to_owned(),
-            };
+            return Outcome::Incomplete { verdict };
         };
         if let Some(failure) = &self.failure {
             return self.alert_verdict(hello, failure);
@@ -510,11 +518,12 @@ impl Conversation {
         if self.handshake_done() {
             return self.after_finished();
         }
-        if let Some((direction, after)) = &self.gap {
+        if let Some((direction, at, missing)) = self.gap {
             return Outcome::Incomplete {
                 verdict: format!(
-                    "the capture misses bytes from the {}{after}, before the handshake finished",
-                    who(*direction),
+                    "the capture misses {missing} byte(s) from the {} at stream offset {at}, \
+                     before the handshake finished",
+                    who(direction),
                 ),
             };
         }

@@ -601,7 +601,7 @@ fn trace(segments: &[Seg], keylog: &Arc<KeyLog>) -> BTreeMap<Tuple, Vec<Seen>> {
                 let f = flows.get_mut(&flow).unwrap();
                 f.gaps += 1;
                 let _ = f.dissector.gap(direction(dir), at, missing);
-                f.conversation.tcp_gap(direction(dir));
+                f.conversation.tcp_gap(direction(dir), at, missing);
             }
             Event::Fin { flow, dir, .. } => {
                 let f = flows.get_mut(&flow).unwrap();

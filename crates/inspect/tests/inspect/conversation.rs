@@ -283,7 +283,7 @@ fn a_gap_stops_the_direction_and_leaves_the_handshake_incomplete() {
         "{notice}"
     );
     assert!(dissector.gap(Direction::ServerToClient, 200, 1).is_none());
-    conversation.tcp_gap(Direction::ServerToClient);
+    conversation.tcp_gap(Direction::ServerToClient, 0, 100);
     for (direction, bytes) in &reads[1..] {
         let events = dissector.feed(*direction, bytes);
         if *direction == Direction::ServerToClient {
@@ -298,8 +298,8 @@ fn a_gap_stops_the_direction_and_leaves_the_handshake_incomplete() {
     assert_eq!(
         summary.outcome,
         Outcome::Incomplete {
-            verdict: "the capture misses bytes from the server after ClientHello, before the \
-                      handshake finished"
+            verdict: "the capture misses 100 byte(s) from the server at stream offset 0, \
+                      before the handshake finished"
                 .to_owned()
         },
         "{summary:#?}"
