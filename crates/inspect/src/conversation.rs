@@ -434,6 +434,13 @@ impl Conversation {
         }
     }
 
+    fn side_state(&self, direction: Direction) -> &SideState {
+        match direction {
+            Direction::ClientToServer => &self.client,
+            Direction::ServerToClient => &self.server,
+        }
+    }
+
     fn side(&mut self, direction: Direction) -> &mut SideState {
         match direction {
             Direction::ClientToServer => &mut self.client,
@@ -667,20 +674,26 @@ impl Conversation {
             alert: None,
             by,
         };
+        // A reset from a side that had already sent its FIN is its kernel answering bytes
+        // that came after (the client's alert to the close): the side closed.
+        let close = match self.close {
+            Some(Close::Reset { by }) if self.side_state(by).fin => Some(Close::Fin { by }),
+            other => other,
+        };
         // A server that drops the connection after the client's certificate (or its empty
         // Certificate) refused it, alert or not.
-        let how = match self.close {
+        let how = match close {
             Some(Close::Reset { .. }) => RESET,
             _ => CLOSED,
         };
         let server_closed = matches!(
-            self.close,
+            close,
             Some(Close::Reset { by } | Close::Fin { by }) if by == Direction::ServerToClient
         );
         if server_closed && let Some(verdict) = self.certificate_refusal(how) {
             return failed(verdict, Direction::ServerToClient);
         }
-        match self.close {
+        match close {
             Some(Close::Reset { by }) => {
                 failed(format!("TCP reset by the {} after {last}", who(by)), by)
             }

@@ -336,3 +336,29 @@ fn a_refusal_after_the_clients_fin_is_still_the_verdict() {
         );
     }
 }
+
+/// A server that closes (FIN) on a ClientHello, then resets when the client's alert
+/// arrives: it closed the connection; the reset is its kernel answering the alert.
+#[test]
+fn a_reset_after_the_servers_fin_is_a_close() {
+    let name = "tls12_no_client_cert";
+    let reads = crate::util::reads(name);
+    let mut dissector = Dissector::new(KeyLog::empty());
+    let mut conversation = Conversation::new();
+    for event in dissector.feed(reads[0].0, &reads[0].1) {
+        conversation.observe_owned(event);
+    }
+    conversation.tcp_fin(Direction::ServerToClient);
+    conversation.tcp_closed(Close::Reset {
+        by: Direction::ServerToClient,
+    });
+    assert_eq!(
+        conversation.summary().outcome,
+        Outcome::Failed {
+            verdict: "the server closed the connection after ClientHello, without an alert"
+                .to_owned(),
+            alert: None,
+            by: Direction::ServerToClient,
+        }
+    );
+}
