@@ -182,6 +182,14 @@ fn a_server_that_never_answers_is_a_stall() {
         text.contains("FAILED: the handshake stalled: no answer to ClientHello for "),
         "{text}"
     );
+    // Below --stall (10 s by default), it is curl that gave up: it closed.
+    let default = work.ok(&["trace", file]);
+    assert!(
+        default.contains(
+            "FAILED: the client closed the connection after ClientHello, without an alert"
+        ),
+        "{default}"
+    );
     let port_filter = format!("port={port}");
     let kept = work.ok(&["trace", file, "--stall", "1", "--filter", &port_filter]);
     assert_eq!(

@@ -100,6 +100,54 @@ fn openssl_clients_offering_nothing_the_gateway_speaks() {
     line_ending_with(&lines, ONLY_TLS11);
 }
 
+/// A TLS 1.3 client asking for an ALPN protocol the gateway does not speak: the gateway
+/// refuses it after its ServerHello, encrypted. With the client's key log the line names the
+/// alert and the protocols; without it, the one alert-sized record where the server's
+/// certificate should be is a probable refusal. Plain HTTP to the same port is counted.
+#[test]
+fn an_alpn_refusal_in_tls13_and_plain_http_to_the_tls_port() {
+    let work = localhost_pki();
+    let gateway = mutual_gateway(&work);
+    let capture = Tcpdump::start(&work, gateway.port);
+    let out = work.s_client(
+        gateway.port,
+        &[
+            "-servername",
+            "localhost",
+            "-tls1_3",
+            "-alpn",
+            "foo",
+            "-keylogfile",
+            "alpn.keys",
+        ],
+    );
+    let (code, _, _) = work.curl(&[&format!("http://127.0.0.1:{}/", gateway.port)]);
+    let file = capture.stop();
+    assert!(out.contains("no application protocol"), "{out}");
+    assert_ne!(code, 0);
+
+    let lines = trace_lines(&work, &file, &["--keylog", "alpn.keys"]);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    line_ending_with(
+        &lines,
+        "FAILED: the server refused the ClientHello with alert no_application_protocol: it \
+         speaks none of the ALPN protocols foo",
+    );
+    let blind = trace_lines(&work, &file, &[]);
+    line_ending_with(
+        &blind,
+        "FAILED: the server answered the ClientHello with its ServerHello and one encrypted \
+         record the size of an alert, no certificate: probably it refused something the \
+         ClientHello asked (an ALPN protocol, the server name); give --keylog to see the alert",
+    );
+    let out = work.mtls(&["trace", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("; 1 TCP connection(s) that did not start with TLS (plain HTTP?)"),
+        "{stderr}"
+    );
+}
+
 /// Clients that do not trust the gateway's CA: curl with the system store (no
 /// `--cacert`) and `openssl s_client -verify_return_error` trusting another CA. TLS 1.2,
 /// where the client's alert is in clear.

@@ -262,8 +262,12 @@ fn trace(args: TraceArgs) -> Result<ExitCode> {
         } else {
             String::new()
         };
+        let not_tls = match counts.not_tls {
+            0 => String::new(),
+            n => format!("; {n} TCP connection(s) that did not start with TLS (plain HTTP?)"),
+        };
         eprintln!(
-            "{} TLS connection(s): {} completed, {} failed, {} incomplete{shown}",
+            "{} TLS connection(s): {} completed, {} failed, {} incomplete{shown}{not_tls}",
             counts.tls, counts.completed, counts.failed, counts.incomplete
         );
     }
@@ -297,6 +301,8 @@ struct Counts {
     shown: usize,
     /// Packets skipped because their link type is not read.
     unsupported_link: usize,
+    /// TCP connections whose first bytes were not TLS.
+    not_tls: usize,
     completed: usize,
     failed: usize,
     incomplete: usize,
@@ -436,6 +442,10 @@ impl Tracer {
                     return Ok(());
                 };
                 if f.tls != Some(true) {
+                    // Plain HTTP to a TLS port, or any other protocol: counted, not dissected.
+                    if f.tls == Some(false) {
+                        counts.not_tls += 1;
+                    }
                     return Ok(());
                 }
                 f.first_fin = first_fin.map(direction);
@@ -458,6 +468,10 @@ impl Tracer {
                         Some(by) => Ending::Fin { by },
                         None => Ending::EndOfCapture,
                     },
+                    // One side closed and the capture ended before the other did.
+                    (Close::EndOfCapture, _) => f
+                        .first_fin
+                        .map_or(Ending::EndOfCapture, |by| Ending::Fin { by }),
                     _ => Ending::EndOfCapture,
                 };
                 f.conversation.tcp_closed(ending);

@@ -540,6 +540,26 @@ impl Conversation {
         {
             return outcome;
         }
+        // TLS 1.3 without the secrets: the server's only record after its ServerHello is
+        // alert-sized, where its encrypted flight (certificate and all) should be.
+        if self.tls13()
+            && !self.client.encrypted_handshake
+            && self
+                .opaque
+                .iter()
+                .all(|(d, _)| *d == Direction::ServerToClient)
+            && self.opaque.as_slice() == [(Direction::ServerToClient, ENCRYPTED_ALERT_LENGTH)]
+        {
+            return Outcome::Failed {
+                verdict: "the server answered the ClientHello with its ServerHello and one \
+                          encrypted record the size of an alert, no certificate: probably it \
+                          refused something the ClientHello asked (an ALPN protocol, the \
+                          server name); give --keylog to see the alert"
+                    .to_owned(),
+                alert: None,
+                by: Direction::ServerToClient,
+            };
+        }
         self.close_verdict()
     }
 
@@ -553,7 +573,12 @@ impl Conversation {
         };
         let name = alert.as_ref().map_or("", |a| a.name.as_str());
         let verdict = match by {
-            Direction::ServerToClient if self.server_hello.is_none() => {
+            // A TLS 1.3 server refuses an ALPN or a name after its ServerHello, encrypted:
+            // still a refusal of what the ClientHello asked.
+            Direction::ServerToClient
+                if self.server_hello.is_none()
+                    || matches!(name, "no_application_protocol" | "unrecognized_name") =>
+            {
                 client_hello_refusal(hello, name, &with_alert)
             }
             Direction::ServerToClient => {
