@@ -27,7 +27,8 @@
 //!  Reassembler::feed ── per 4-tuple, per direction: ISN from SYN (or first segment),
 //!        │              wrap-safe offsets, out-of-order buffer (bounded), first copy wins
 //!        ▼
-//!  Event = Opened | Data { dir, bytes } | Gap { at, missing } | Closed { how, first_fin }
+//!  Event = Opened | Data { dir, bytes } | Gap { at, missing } | Fin { dir }
+//!        | Closed { how (Fin, Reset, EndOfCapture, Evicted, Reused), first_fin }
 //!        │  (in-order bytes lent from the packet, no copy)
 //!        │
 //!        ▼
