@@ -148,6 +148,50 @@ fn an_alpn_refusal_in_tls13_and_plain_http_to_the_tls_port() {
     );
 }
 
+/// A session resumed with `openssl s_client -sess_in` (TLS 1.2 and 1.3): the server does not
+/// ask again; the line says the session is resumed and carries its first handshake's
+/// client certificate, not that none was asked for.
+#[test]
+fn resumed_sessions_carry_the_first_handshakes_certificate() {
+    let work = localhost_pki();
+    work.ok(&["pki", "issue", "client", "alice"]);
+    let gateway = mutual_gateway(&work);
+    let capture = Tcpdump::start(&work, gateway.port);
+    for version in ["-tls1_2", "-tls1_3"] {
+        let session = format!("session{version}.pem");
+        let common = [
+            "-servername",
+            "localhost",
+            version,
+            "-CAfile",
+            "pki/ca.crt",
+            "-cert",
+            "pki/certs/alice.crt",
+            "-key",
+            "pki/private/alice.key",
+        ];
+        let first = work.s_client(
+            gateway.port,
+            &[&common[..], &["-sess_out", &session]].concat(),
+        );
+        assert!(first.contains("Verify return code: 0"), "{first}");
+        let again = work.s_client(
+            gateway.port,
+            &[&common[..], &["-sess_in", &session]].concat(),
+        );
+        assert!(again.contains("Reused,"), "{again}");
+    }
+    let file = capture.stop();
+    let lines = trace_lines(&work, &file, &[]);
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    let resumed: Vec<&String> = lines.iter().filter(|l| l.contains(" resumed ")).collect();
+    assert_eq!(resumed.len(), 2, "{lines:#?}");
+    for line in resumed {
+        assert!(line.contains(" client-cert=resumed "), "{line}");
+        assert!(line.ends_with(" ok"), "{line}");
+    }
+}
+
 /// Clients that do not trust the gateway's CA: curl with the system store (no
 /// `--cacert`) and `openssl s_client -verify_return_error` trusting another CA. TLS 1.2,
 /// where the client's alert is in clear.

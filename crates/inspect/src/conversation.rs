@@ -790,6 +790,13 @@ impl fmt::Display for Summary {
         }
         match (&self.client_certificate, &self.certificate_request) {
             (ClientCertificate::Sent(cert), _) => write!(f, " client-cert={cert}")?,
+            // A resumed session carries the identity its first handshake checked (and a
+            // TLS 1.3 server resuming with a PSK must not ask for a certificate again).
+            (ClientCertificate::None | ClientCertificate::Unknown, _)
+                if self.resumed == Some(true) =>
+            {
+                write!(f, " client-cert=resumed")?;
+            }
             (ClientCertificate::None, CertificateRequest::NotSent) => {
                 write!(f, " client-cert=not-requested")?;
             }
