@@ -90,14 +90,30 @@ fn openssl_clients_offering_nothing_the_gateway_speaks() {
             "DEFAULT@SECLEVEL=0",
         ],
     );
+    // Only a finite-field group, which the gateway (rustls) does not speak.
+    let ffdhe = work.s_client(
+        gateway.port,
+        &[
+            "-servername",
+            "localhost",
+            "-tls1_3",
+            "-groups",
+            "ffdhe2048",
+        ],
+    );
     let file = capture.stop();
     assert!(cbc.contains("alert handshake failure"), "{cbc}");
     assert!(old.contains("alert handshake failure"), "{old}");
+    assert!(ffdhe.contains("alert handshake failure"), "{ffdhe}");
 
     let lines = trace_lines(&work, &file, &[]);
-    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert_eq!(lines.len(), 3, "{lines:#?}");
     line_ending_with(&lines, ONLY_CBC);
     line_ending_with(&lines, ONLY_TLS11);
+    line_ending_with(
+        &lines,
+        "FAILED: no key-exchange group in common: the client offered only ffdhe2048",
+    );
 }
 
 /// A TLS 1.3 client asking for an ALPN protocol the gateway does not speak: the gateway

@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::dissector::{Direction, Event, Item, RecordInfo};
 use crate::fingerprint;
 use crate::handshake::HandshakeMessage;
+use crate::names;
 
 /// One TLS connection, fed the events of a [`Dissector`](crate::Dissector).
 #[derive(Debug, Clone, Default)]
@@ -877,6 +878,13 @@ fn client_hello_refusal(hello: &HandshakeMessage, alert: &str, with_alert: &str)
                 .to_owned();
         }
     }
+    // The groups are read from the hello's bytes here, on a refusal only: the brief
+    // rendering of every ClientHello leaves them out.
+    if no_common_suite
+        && let Some(only) = without_modern_groups(&fingerprint::supported_groups(&hello.hello_body))
+    {
+        return format!("no key-exchange group in common: the client offered only {only}");
+    }
     match alert {
         "unrecognized_name" => match value(hello, "extension server_name") {
             Some(sni) => format!("{refused}: it does not serve the name {sni}"),
@@ -890,6 +898,19 @@ fn client_hello_refusal(hello: &HandshakeMessage, alert: &str, with_alert: &str)
         }
         _ => refused,
     }
+}
+
+/// The client's groups, when none of them is one every modern server speaks (x25519,
+/// P-256, P-384, P-521, x448, or a hybrid with ML-KEM): e.g. only finite-field groups.
+fn without_modern_groups(groups: &[u16]) -> Option<String> {
+    let modern = |g: &u16| matches!(g, 23..=25 | 29 | 30 | 0x11eb..=0x11ed | 0x0200..=0x0202);
+    (!groups.is_empty() && !groups.iter().any(modern)).then(|| {
+        let names: Vec<String> = groups
+            .iter()
+            .map(|&g| without_code(&names::group(g)).to_owned())
+            .collect();
+        names.join(", ")
+    })
 }
 
 /// "TLS 1.0/1.1" when the client offered nothing newer than TLS 1.1.

@@ -64,6 +64,14 @@ pub fn ja3(client_hello: &[u8]) -> Option<Ja3> {
     Some(Ja3::of(full))
 }
 
+/// The groups a ClientHello body offers (supported_groups, GREASE left out); empty when it
+/// does not parse.
+pub(crate) fn supported_groups(client_hello: &[u8]) -> Vec<u16> {
+    ClientHello::parse(client_hello)
+        .map(|hello| hello.supported_groups)
+        .unwrap_or_default()
+}
+
 /// JA3S of a ServerHello body: `legacy_version,suite,extensions`.
 ///
 /// The version is the legacy field, so every TLS 1.3 server says 771 (TLS 1.2) there, as in
