@@ -121,7 +121,8 @@ pub struct Summary {
     /// Parts of the connection the capture does not show, each a sentence.
     pub what_could_not_be_seen: Vec<String>,
     /// Every handshake message seen (decrypted or in the clear), in wire order, up to the
-    /// alert that ended the handshake: what tshark lists as `tls.handshake.type`.
+    /// alert that ended the handshake (at most 256): what tshark lists as
+    /// `tls.handshake.type`.
     pub messages: Vec<Message>,
 }
 
@@ -393,17 +394,21 @@ impl Conversation {
             *slot = Some(message.into_owned());
         }
         self.last = Some((direction, step(direction, kind)));
-        self.messages.push(Message {
-            direction,
-            kind: name,
-        });
+        if self.messages.len() < MAX_KEPT {
+            self.messages.push(Message {
+                direction,
+                kind: name,
+            });
+        }
     }
 
     fn on_opaque(&mut self, direction: Direction, content_type: &str, length: u16) {
         if self.server_hello.is_none() {
             return;
         }
-        self.opaque.push((direction, length));
+        if self.opaque.len() < MAX_KEPT {
+            self.opaque.push((direction, length));
+        }
         let tls13 = self.tls13();
         let done = self.handshake_done();
         let answers_fin = self.side(other(direction)).fin;
@@ -829,6 +834,10 @@ impl fmt::Display for Certificate {
 
 const TLS13: u16 = 0x0304;
 const ENCRYPTED_ALERT_LENGTH: u16 = 19;
+
+/// How many handshake messages and encrypted record sizes a connection keeps: a handshake
+/// has a dozen, and a peer that sends millions must not grow memory with them.
+const MAX_KEPT: usize = 256;
 
 /// How a server ended a handshake without an alert, as [`Conversation::certificate_refusal`]
 /// words it.

@@ -362,3 +362,27 @@ fn a_reset_after_the_servers_fin_is_a_close() {
         }
     );
 }
+
+/// A peer that sends message after message does not grow the conversation without bound:
+/// 10,000 empty HelloRequests are kept as 256.
+#[test]
+fn a_flood_of_messages_is_kept_bounded() {
+    let mut dissector = Dissector::new(KeyLog::empty());
+    let mut conversation = Conversation::new();
+    let name = "tls12_no_client_cert";
+    let reads = crate::util::reads(name);
+    for event in dissector.feed(reads[0].0, &reads[0].1) {
+        conversation.observe_owned(event);
+    }
+    let body = [0u8; 4].repeat(4000);
+    for _ in 0..3 {
+        let mut record = vec![22, 3, 3];
+        record.extend_from_slice(&u16::try_from(body.len()).unwrap().to_be_bytes());
+        record.extend_from_slice(&body);
+        for event in dissector.feed(Direction::ServerToClient, &record) {
+            conversation.observe_owned(event);
+        }
+    }
+    conversation.tcp_closed(SERVER_CLOSED);
+    assert_eq!(conversation.summary().messages.len(), 256);
+}
