@@ -37,7 +37,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use mtls_tls::{
     ClientHello, HandshakeError, HandshakeInfo, ServerTlsSettings, TlsError, TlsServer,
@@ -46,6 +46,7 @@ use mtls_tls::{
 use crate::activity::Mode;
 use crate::body::{self, Body};
 use crate::config::Timeouts;
+use crate::cork::CorkedIo;
 use crate::metrics::Metrics;
 use crate::runtime::{Handler, Runtime, Serve, Slots, Ticket, serve_http};
 
@@ -172,7 +173,7 @@ struct Echo {
 }
 
 impl Serve for Echo {
-    async fn connection(self: Arc<Self>, tcp: TcpStream, remote: SocketAddr, ticket: Ticket) {
+    async fn connection(self: Arc<Self>, tcp: CorkedIo, remote: SocketAddr, ticket: Ticket) {
         let id = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
         let new = |tls| Connection {
             id,
@@ -620,6 +621,7 @@ mod tests {
     use std::time::Instant;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
     use tokio::sync::oneshot;
 
     use mtls_test_support::TestCa;

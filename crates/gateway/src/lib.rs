@@ -8,8 +8,9 @@
 //!
 //! ```text
 //!   runtime: one skeleton for every listener (serve's, the metrics listener, echo-server):
-//!     accept within a cap (limits) -> a task per connection in a `client=` span ->
-//!     Serve::connection -> drain and cut on stop; activity's sweep keeps the deadlines
+//!     accept within a cap (limits) -> a task per connection in a `client=` span, its
+//!     socket corked (cork: a turn's writes in one writev) -> Serve::connection -> drain
+//!     and cut on stop; activity's sweep keeps the deadlines
 //!   serve: TLS handshake (mtls-tls) -> HTTP/1.1 (keepalive: idle buffers released) or
 //!     HTTP/2 / plain (runtime::serve_http)
 //!   handler: Host validated (host) -> virtual host (site::Entrance) -> one normalised
@@ -34,6 +35,7 @@ mod activity;
 pub mod body;
 pub mod config;
 mod context;
+mod cork;
 pub mod echo;
 mod error;
 pub mod files;

@@ -8,7 +8,8 @@
 //!     accepting; clients wait in the kernel's backlog), then accept (EMFILE: back off,
 //!     say so once a second)
 //!   ─► one task per connection, in a tracing span `client=ADDR` (so rustls' own warnings
-//!     name the client), holding its slot and a drain token
+//!     name the client), holding its slot and a drain token; its socket is corked (what
+//!     the task writes in one turn leaves in one writev, see `cork`)
 //!   ─► Serve::connection ─► serve_http / keepalive, both driven by `drive`: deadlines of
 //!     its Activity, and the stop signal
 //!   Runtime::stop ─► Draining: accept loops end, idle connections close at once (HTTP/2: a
@@ -34,12 +35,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::activity::{Activity, Counted, InFlight, Phase, Registry, Watched, close_expired};
+use crate::cork::{self, CorkedIo};
 use crate::limits::Throttle;
 use crate::metrics::Metrics;
 
@@ -49,7 +51,7 @@ pub(crate) trait Serve: Send + Sync + 'static {
     /// the connection's slot and tells [`Runtime::stop`] the connection is still open.
     fn connection(
         self: Arc<Self>,
-        tcp: TcpStream,
+        tcp: CorkedIo,
         remote: SocketAddr,
         ticket: Ticket,
     ) -> impl Future<Output = ()> + Send + 'static;
@@ -333,10 +335,9 @@ impl Accept {
                 _alive: self.alive.clone(),
             };
             let span = tracing::info_span!("connection", client = %remote);
+            let (io, cork) = cork::split(tcp);
             tokio::spawn(
-                service
-                    .clone()
-                    .connection(tcp, remote, ticket)
+                cork.cork(service.clone().connection(io, remote, ticket))
                     .instrument(span),
             );
         }

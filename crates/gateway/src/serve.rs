@@ -17,7 +17,7 @@ use std::task::Poll;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use mtls_tls::{ClientHello, HandshakeError, HandshakeInfo};
 
@@ -26,6 +26,7 @@ use crate::activity::{Activity, Mode, Phase, Registry};
 use crate::body::Body;
 use crate::config::Timeouts;
 use crate::context::Connection;
+use crate::cork::CorkedIo;
 use crate::handler;
 use crate::keepalive;
 use crate::limits;
@@ -158,7 +159,7 @@ struct Gateway {
 }
 
 impl Serve for Gateway {
-    async fn connection(self: Arc<Self>, tcp: TcpStream, remote: SocketAddr, ticket: Ticket) {
+    async fn connection(self: Arc<Self>, tcp: CorkedIo, remote: SocketAddr, ticket: Ticket) {
         let _open = self.metrics.open_connection();
         let site = &self.live.site();
         // A reload that removed this address stops its accept loop; a connection
@@ -533,7 +534,7 @@ struct MetricsEndpoint {
 }
 
 impl Serve for MetricsEndpoint {
-    async fn connection(self: Arc<Self>, tcp: TcpStream, remote: SocketAddr, ticket: Ticket) {
+    async fn connection(self: Arc<Self>, tcp: CorkedIo, remote: SocketAddr, ticket: Ticket) {
         let activity = ticket.registry.add(Mode::Http1, self.timeouts);
         runtime::serve_http(
             tcp,
