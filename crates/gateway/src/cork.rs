@@ -19,9 +19,12 @@
 //! close_notify of a client whose request came with its Finished now leave together.
 //!
 //! Bounds: the buffer holds at most [`HOLD`] bytes (a bigger write goes straight out after
-//! what is held, so a download is not copied); writes made outside the task's turn (an
-//! upgraded connection, which hyper hands to a task of its own) go straight out; shutdown
-//! writes what is held first.
+//! what is held, so a download is not copied) and is freed once written; when the peer
+//! does not read (the end of a turn could not write everything), nothing more is taken
+//! until it has: the writer waits, as it would on the socket, so a slow reader costs at
+//! most one held buffer. Writes made outside the task's turn (an upgraded connection,
+//! which hyper hands to a task of its own) go straight out; shutdown writes what is held
+//! first.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -33,9 +36,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-/// At most this much is held for the end of a turn: a response of a few records with the
-/// tickets before it and close_notify after.
-const HOLD: usize = 32 * 1024;
+/// At most this much is held for the end of a turn: a small response with the tickets
+/// before it and close_notify after. A full 16 KiB record goes straight out: coalescing
+/// saves a wake-up of the peer per write, which only counts for small writes, and a slow
+/// reader's connection then holds no more than this.
+const HOLD: usize = 8 * 1024;
 
 /// The write side, shared by the connection's [`CorkedIo`] and its task's [`Corked`].
 #[derive(Debug)]
@@ -45,6 +50,9 @@ struct Out {
     held: Vec<u8>,
     /// The task is being polled: writes may wait for the end of the turn.
     in_turn: bool,
+    /// The end of a turn could not write everything held (the peer is not reading):
+    /// take nothing more until it has.
+    backlog: bool,
     /// Writing what was held failed at the end of a turn; the next write reports it.
     failed: Option<io::Error>,
     /// Writes that reached the socket, for the tests.
@@ -87,7 +95,31 @@ impl Out {
             }
             self.held.drain(..n);
         }
+        // Written: free it (an idle or hibernating connection keeps no buffer).
+        self.held = Vec::new();
+        self.backlog = false;
         Poll::Ready(Ok(()))
+    }
+
+    /// Hold `bufs` for the end of the turn, if they fit.
+    fn hold(&mut self, bufs: &[IoSlice<'_>], len: usize) -> bool {
+        if !self.in_turn || self.backlog || self.held.len() + len > HOLD {
+            return false;
+        }
+        let needed = self.held.len() + len;
+        if needed > self.held.capacity() {
+            // Never more than HOLD allocated.
+            let room = if self.held.is_empty() {
+                len.max(4096)
+            } else {
+                HOLD
+            };
+            self.held.reserve_exact(room - self.held.len());
+        }
+        for b in bufs {
+            self.held.extend_from_slice(b);
+        }
+        true
     }
 
     fn check(&mut self) -> io::Result<()> {
@@ -132,6 +164,7 @@ pub(crate) fn split(tcp: TcpStream) -> (CorkedIo, Cork) {
         socket: Some(socket),
         held: Vec::new(),
         in_turn: false,
+        backlog: false,
         failed: None,
         #[cfg(test)]
         system_writes: 0,
@@ -166,9 +199,14 @@ impl<F: Future> Future for Corked<F> {
         let done = this.task.poll(cx);
         let mut out = lock(this.out);
         out.in_turn = false;
-        if let Poll::Ready(Err(e)) = out.write_held(cx) {
-            out.held.clear();
-            out.failed = Some(e);
+        match out.write_held(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => {
+                out.held = Vec::new();
+                out.failed = Some(e);
+            }
+            // Woken when the socket can take more.
+            Poll::Pending => out.backlog = true,
         }
         done
     }
@@ -201,10 +239,7 @@ impl AsyncWrite for CorkedIo {
         let mut out = lock(&self.out);
         out.check()?;
         let len: usize = bufs.iter().map(|b| b.len()).sum();
-        if out.in_turn && out.held.len() + len <= HOLD {
-            for b in bufs {
-                out.held.extend_from_slice(b);
-            }
+        if out.hold(bufs, len) {
             return Poll::Ready(Ok(len));
         }
         ready!(out.write_held(cx))?;
@@ -371,6 +406,36 @@ mod tests {
             "the body arrived changed"
         );
         assert_eq!(&got[got.len() - 4..], b"tail");
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_does_not_read_costs_at_most_one_held_buffer() {
+        let (mut io, cork, client) = pair().await;
+        let out = cork.0.clone();
+        let chunk = vec![b'x'; 1000];
+        let writer = tokio::spawn(cork.cork(async move {
+            loop {
+                io.write_all(&chunk).await?;
+                io.flush().await?;
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), io::Error>(())
+        }));
+        // The socket's buffers fill, then the writer must wait instead of holding more.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (held, capacity, backlog) = {
+            let out = lock(&out);
+            (out.held.len(), out.held.capacity(), out.backlog)
+        };
+        assert!(
+            backlog,
+            "the end of the turn should have found the socket full"
+        );
+        assert!(held <= HOLD, "{held} bytes held");
+        assert!(capacity <= HOLD, "{capacity} bytes allocated");
+        assert!(!writer.is_finished(), "the writer should be waiting");
+        writer.abort();
+        drop(client);
     }
 
     #[tokio::test]
