@@ -4,7 +4,7 @@
 
 use mtls_test_support::forge;
 
-use crate::util::{Server, Tcpdump, Work, free_port, localhost_pki};
+use crate::util::{Server, Tcpdump, Work, free_port, localhost_pki, mutual_gateway, python_client};
 
 /// A CA with a server certificate for localhost/127.0.0.1 and a client `alice`.
 fn work_with_pki() -> Work {
@@ -1941,4 +1941,40 @@ fn keylog_writes_the_secrets_that_decrypt_a_capture() {
         "{err}"
     );
     assert_eq!(crate::util::mode(&keys), 0o644, "the mode is not changed");
+}
+
+/// HTTP/1.1 lets a client shut down its sending side once its request is sent, and nginx
+/// answers it. Attack from Python's ssl with memory BIOs (`--half-close`): the client's last
+/// handshake flight, its request and its FIN leave in one segment, with no close_notify.
+/// The answer is still owed, TLS 1.3 and 1.2 alike, and logged; before, the gateway
+/// dropped it (rustls reports TCP's end without close_notify as an error, and hyper ended
+/// the connection at the EOF while the answer was being made).
+#[test]
+fn a_client_that_half_closes_after_its_request_gets_its_answer() {
+    let work = localhost_pki();
+    work.ok(&["pki", "issue", "client", "alice"]);
+    let gateway = mutual_gateway(&work);
+    let alice = ["--cert", "pki/certs/alice.crt", "pki/private/alice.key"];
+    for version in ["1.3", "1.2"] {
+        let out = python_client(
+            &work,
+            gateway.port,
+            version,
+            &[&alice[..], &["--half-close"]].concat(),
+        );
+        let text = mtls_test_support::text(&out);
+        assert!(
+            out.status.success() && text.starts_with("HTTP/1.1 200"),
+            "TLS {version}: {text}"
+        );
+        let log = gateway.wait_access(&format!("tls=TLSv{version}"));
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("tls=TLSv{version}")))
+            .unwrap_or_default();
+        assert!(
+            line.contains("\"GET / HTTP/1.1\" 200") && line.contains("end=ok"),
+            "{line}"
+        );
+    }
 }

@@ -11,11 +11,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{Server, Tcpdump, Work, free_port, localhost_pki, mutual_gateway};
+use crate::util::{
+    Server, Tcpdump, Work, free_port, localhost_pki, mutual_gateway, peer_script, python_client,
+};
 
 const NO_CERTIFICATE: &str = "FAILED: the server asked for a client certificate (accepting \
                               CN=mtls CA) and the client sent none";
@@ -641,24 +643,6 @@ fn pki_with_mallory() -> Work {
     work.ok(&["pki", "--dir", "other", "init", "--cn", "Other CA"]);
     work.ok(&["pki", "--dir", "other", "issue", "client", "mallory"]);
     work
-}
-
-/// The gateway for localhost requiring a client certificate from our CA.
-/// The path of `tests/peers/NAME`.
-fn peer_script(name: &str) -> String {
-    format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `python3 tests/peers/python_client.py PORT VERSION pki/ca.crt ARGS...` in the work
-/// directory.
-fn python_client(work: &Work, port: u16, version: &str, args: &[&str]) -> Output {
-    Command::new(mtls_test_support::require_peer("python3"))
-        .current_dir(work.path())
-        .arg(peer_script("python_client.py"))
-        .args([&port.to_string(), version, "pki/ca.crt"])
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// `tests/peers/NeedClientAuth.java` with the localhost certificate, one listener per

@@ -397,6 +397,24 @@ pub fn localhost_pki() -> Work {
 /// `locations`.
 /// The gateway for localhost (`localhost_pki`'s certificate) requiring a client
 /// certificate from its CA, answering `200 ok`.
+/// The path of `tests/peers/NAME`.
+pub fn peer_script(name: &str) -> String {
+    format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `python3 tests/peers/python_client.py PORT VERSION pki/ca.crt ARGS...` in the work
+/// directory.
+pub fn python_client(work: &Work, port: u16, version: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(mtls_test_support::require_peer("python3"))
+        .current_dir(work.path())
+        .arg(peer_script("python_client.py"))
+        .args([&port.to_string(), version, "pki/ca.crt"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The gateway for localhost requiring a client certificate from our CA.
 pub fn mutual_gateway(work: &Work) -> Server {
     work.serve(
         "gw",

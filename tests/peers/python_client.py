@@ -80,7 +80,11 @@ def half_close(context, raw):
     answer = b""
     while True:
         try:
-            answer += tls.read(4096)
+            data = tls.read(4096)
+            if not data:
+                # ssl's SSLObject reads b"" once the server's close_notify has come.
+                return answer
+            answer += data
             continue
         except ssl.SSLWantReadError:
             pass

@@ -590,7 +590,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
-        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        let polled = match Pin::new(&mut this.io).poll_read(cx, buf) {
+            // rustls: the peer closed TCP without close_notify. To HTTP that is the end of
+            // the stream (its own framing tells a cut message: hyper reports an incomplete
+            // head or body); as an error it would drop a request already read whole.
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(())),
+            polled => polled,
+        };
         if buf.filled().len() != before {
             this.activity.read_some();
         }

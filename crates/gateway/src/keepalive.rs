@@ -68,6 +68,9 @@ pub(crate) async fn serve<S, H>(
     let mut io = Watched::new(stream, activity.clone());
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.writev(true);
+    // A client may shut down its sending side once its request is sent (HTTP/1.1 allows
+    // it; nginx answers it): the answer is still owed.
+    builder.half_close(true);
     // The read buffer never grows past the request-head limit: hyper answers 431 beyond it.
     builder.max_buf_size(head);
     loop {

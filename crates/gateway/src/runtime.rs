@@ -389,6 +389,9 @@ pub(crate) async fn serve_http<IO, H>(
     // hyper's read buffer holds at most the request head (hyper answers 431 past it), so a
     // slow client's partial head costs at most this much.
     builder.http1().max_buf_size(head);
+    // A client that shuts down its sending side after its request still gets the answer
+    // (as in keepalive's HTTP/1.1).
+    builder.http1().half_close(true);
     builder
         .http2()
         .max_header_list_size(u32::try_from(head).unwrap_or(u32::MAX));
@@ -480,7 +483,15 @@ pub(crate) fn connection_error(
              be parsed: {error}"
         );
     } else {
-        tracing::debug!("connection ended: client={remote}: {error}");
+        // hyper's own words ("connection error") name no cause: the chain does.
+        let mut because = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            because.push_str(": ");
+            because.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        tracing::debug!("connection ended: client={remote}: {because}");
     }
 }
 
