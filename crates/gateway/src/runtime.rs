@@ -484,13 +484,7 @@ pub(crate) fn connection_error(
         );
     } else {
         // hyper's own words ("connection error") name no cause: the chain does.
-        let mut because = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            because.push_str(": ");
-            because.push_str(&cause.to_string());
-            source = cause.source();
-        }
+        let because = mtls_tls::cause::describe(error);
         tracing::debug!("connection ended: client={remote}: {because}");
     }
 }
